@@ -1,0 +1,99 @@
+// The `lookahead` binary: git-style command groups `lookahead moe ...` and `lookahead net ...`.
+// Commands live in cli/<group>_<command>.cpp and register themselves (cli/command.h).
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <map>
+#include <vector>
+
+#include "cli/command.h"
+#include "common/error.h"
+
+namespace lookahead::cli {
+
+static std::vector<Command>& registry() {
+  static std::vector<Command> commands;
+  return commands;
+}
+
+bool register_command(Command command) {
+  registry().push_back(std::move(command));
+  return true;
+}
+
+}  // namespace lookahead::cli
+
+int main(int argc, char** argv) {
+  using lookahead::cli::registry;
+  CLI::App app{"lookahead: Read-ME mixture-of-experts serving (moe) and singlepath-vs-spraying network simulation (net)",
+               "lookahead"};
+  app.set_version_flag("--version", "lookahead " LOOKAHEAD_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough(false);
+
+  std::map<std::string, std::string> group_summaries = {
+      {"moe", "Read-ME: run dense Llama-family models, refactor them into router-decoupled MoE, and serve them"},
+      {"net", "Packet-level AI-fabric simulation: singlepath flow splitting (Ethereal) vs packet spraying"},
+  };
+  std::map<std::string, CLI::App*> groups;
+  for (const auto& [name, summary] : group_summaries) {
+    CLI::App* group = app.add_subcommand(name, summary);
+    group->require_subcommand(1);
+    groups[name] = group;
+  }
+  auto& commands = registry();
+  std::sort(commands.begin(), commands.end(),
+            [](const auto& a, const auto& b) { return std::tie(a.group, a.name) < std::tie(b.group, b.name); });
+  for (const auto& command : commands) {
+    auto it = groups.find(command.group);
+    if (it == groups.end()) {
+      std::fprintf(stderr, "lookahead: internal error: command '%s' registered in unknown group '%s'\n",
+                   command.name.c_str(), command.group.c_str());
+      return 2;
+    }
+    CLI::App* sub = it->second->add_subcommand(command.name, command.summary);
+    command.define(*sub);
+  }
+
+  // CLI11 reports a mistyped command as "A subcommand is required"; name it instead.
+  if (argc >= 2 && argv[1][0] != '-' && !groups.count(argv[1])) {
+    std::fprintf(stderr, "lookahead: error: unknown command group '%s' (expected 'moe' or 'net'; see lookahead --help)\n", argv[1]);
+    return 2;
+  }
+  if (argc >= 3 && argv[2][0] != '-' && groups.count(argv[1])) {
+    CLI::App* group = groups[argv[1]];
+    bool known = false;
+    for (const auto* sub : group->get_subcommands([](CLI::App*) { return true; })) known |= sub->get_name() == argv[2];
+    if (!known) {
+      std::fprintf(stderr, "lookahead: error: unknown command '%s %s' (see lookahead %s --help)\n", argv[1], argv[2], argv[1]);
+      return 2;
+    }
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // Includes unknown commands and flags: CLI11 names them; exit non-zero.
+    int code = app.exit(e);
+    return code == 0 ? 2 : code;
+  } catch (const lookahead::Error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "lookahead: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "lookahead: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "lookahead: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
