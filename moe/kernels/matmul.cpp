@@ -1,0 +1,127 @@
+#include "moe/kernels/matmul.h"
+
+#include <omp.h>
+#include <openblas-pthread/cblas.h>
+
+#include <algorithm>
+
+#include "common/error.h"
+#include "moe/kernels/quantize.h"
+
+namespace lookahead::moe {
+
+namespace {
+
+KernelPath g_path = detected_kernel_path();
+int g_threads = 0;  // 0 = OpenMP default
+
+kernels::DotFn dot_fn(TensorType type) {
+  return g_path == KernelPath::Avx2 ? kernels::avx2::dot_for(type) : kernels::scalar::dot_for(type);
+}
+
+void quantize_activation(const float* x, kernels::ActivationBlock* out, int64_t n) {
+  if (g_path == KernelPath::Avx2)
+    kernels::avx2::quantize_activation(x, out, n);
+  else
+    kernels::scalar::quantize_activation(x, out, n);
+}
+
+int threads() { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
+
+// Rows are split in blocks so that each thread streams its own part of W once; token tiles keep
+// a block of weight rows and a tile of activations in L1/L2 for prefill.
+constexpr int64_t kRowBlock = 16;
+constexpr int64_t kTokenTile = 16;
+
+void matmul_dots(const WeightMatrix& w, const void* x, int64_t x_stride_bytes, int64_t n_tokens, float* y,
+                 const int32_t* row_ids, int64_t n_rows) {
+  const kernels::DotFn dot = dot_fn(w.type);
+  const int64_t n_blocks = (n_rows + kRowBlock - 1) / kRowBlock;
+  const auto* xb = static_cast<const uint8_t*>(x);
+  const int nt = n_blocks * n_tokens < 64 ? 1 : threads();  // tiny products are not worth a fork
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const int64_t r0 = b * kRowBlock, r1 = std::min(n_rows, r0 + kRowBlock);
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
+      const int64_t t1 = std::min(n_tokens, t0 + kTokenTile);
+      for (int64_t i = r0; i < r1; ++i) {
+        const int64_t r = row_ids ? row_ids[i] : i;
+        const uint8_t* wr = w.row(r);
+        for (int64_t t = t0; t < t1; ++t) y[t * w.rows + r] = dot(wr, xb + t * x_stride_bytes, w.cols);
+      }
+    }
+  }
+}
+
+void matmul_blas(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, MatmulWorkspace& ws) {
+  openblas_set_num_threads(threads());
+  if (w.type == TensorType::F32) {
+    // Y[T,R] = X[T,C] * W[R,C]^T
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_tokens), static_cast<int>(w.rows),
+                static_cast<int>(w.cols), 1.0f, x, static_cast<int>(w.cols), reinterpret_cast<const float*>(w.data),
+                static_cast<int>(w.cols), 0.0f, y, static_cast<int>(w.rows));
+    return;
+  }
+  // Widen a tile of rows to f32, then sgemm against it; the tile stays cache-sized-ish (~2 MiB).
+  const int64_t tile_rows = std::max<int64_t>(16, std::min<int64_t>(w.rows, (512 * 1024) / std::max<int64_t>(1, w.cols)));
+  if (ws.tile.size() < static_cast<size_t>(tile_rows * w.cols)) ws.tile.resize(static_cast<size_t>(tile_rows * w.cols));
+  for (int64_t r0 = 0; r0 < w.rows; r0 += tile_rows) {
+    const int64_t nr = std::min(tile_rows, w.rows - r0);
+#pragma omp parallel for num_threads(threads()) schedule(static)
+    for (int64_t r = 0; r < nr; ++r) dequantize_row(w.type, w.row(r0 + r), ws.tile.data() + r * w.cols, w.cols);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_tokens), static_cast<int>(nr),
+                static_cast<int>(w.cols), 1.0f, x, static_cast<int>(w.cols), ws.tile.data(), static_cast<int>(w.cols),
+                0.0f, y + r0, static_cast<int>(w.rows));
+  }
+}
+
+}  // namespace
+
+KernelPath detected_kernel_path() {
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  return avx2 ? KernelPath::Avx2 : KernelPath::Scalar;
+}
+KernelPath kernel_path() { return g_path; }
+void set_kernel_path(KernelPath path) {
+  LOOKAHEAD_CHECK(path == KernelPath::Scalar || detected_kernel_path() == KernelPath::Avx2);
+  g_path = path;
+}
+void set_kernel_threads(int n) { g_threads = n; }
+int kernel_threads() { return threads(); }
+
+void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, MatmulWorkspace& ws,
+            const int32_t* row_ids, int64_t n_row_ids) {
+  const int64_t n_rows = row_ids ? n_row_ids : w.rows;
+  if (kernels::wants_quantized_activation(w.type)) {
+    LOOKAHEAD_CHECK(w.cols % 32 == 0);
+    const int64_t nb = w.cols / 32;
+    if (ws.xq.size() < static_cast<size_t>(n_tokens * nb)) ws.xq.resize(static_cast<size_t>(n_tokens * nb));
+    const int nt = n_tokens < 4 ? 1 : threads();
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t t = 0; t < n_tokens; ++t) quantize_activation(x + t * w.cols, ws.xq.data() + t * nb, w.cols);
+    matmul_dots(w, ws.xq.data(), nb * static_cast<int64_t>(sizeof(kernels::ActivationBlock)), n_tokens, y, row_ids,
+                n_rows);
+    return;
+  }
+  if (n_tokens >= kBlasMinTokens && !row_ids) {
+    matmul_blas(w, x, n_tokens, y, ws);
+    return;
+  }
+  matmul_dots(w, x, w.cols * static_cast<int64_t>(sizeof(float)), n_tokens, y, row_ids, n_rows);
+}
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+  return g_path == KernelPath::Avx2 ? kernels::avx2::dot_f32(a, b, n) : kernels::scalar::dot_f32(a, b, n);
+}
+
+float dot_row(TensorType type, const void* row, const float* x, int64_t n) { return dot_fn(type)(row, x, n); }
+
+void axpy(TensorType type, float a, const void* row, float* out, int64_t n) {
+  if (g_path == KernelPath::Avx2)
+    kernels::avx2::axpy(type, a, row, out, n);
+  else
+    kernels::scalar::axpy(type, a, row, out, n);
+}
+
+}  // namespace lookahead::moe

@@ -1,0 +1,60 @@
+#pragma once
+// y = W x for a weight matrix in any supported type, for one token (decode) or a batch of tokens
+// (prefill), multithreaded with OpenMP.
+//
+// Contract:
+//   - W is `rows` x `cols` (GGML order: each row is one output's `cols` input weights, stored as
+//     row_bytes(type, cols) bytes). x is [n_tokens][cols] f32, y is [n_tokens][rows] f32.
+//   - Quantized W: each x row is quantized to 8-bit blocks first and the dot products are integer
+//     (llama.cpp's method), so results differ from the f32 product by that rounding.
+//   - Float W with n_tokens >= kBlasMinTokens: OpenBLAS sgemm (F16/BF16 are widened tile by tile).
+//   - `row_ids` (optional) restricts the product to those output rows; other y entries are left
+//     untouched. This is the seam for running only a subset of FFN neurons.
+//   - MatmulWorkspace holds the quantized activations and conversion tiles; it grows on first use
+//     and then is reused, so steady-state decode allocates nothing.
+//   - The kernel path (scalar reference or AVX2) is picked at run time from the CPU; tests can force
+//     one with set_kernel_path().
+#include <cstdint>
+#include <vector>
+
+#include "moe/format/tensor_type.h"
+#include "moe/kernels/dot.h"
+
+namespace lookahead::moe {
+
+struct WeightMatrix {
+  TensorType type = TensorType::F32;
+  const uint8_t* data = nullptr;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  int64_t row_stride() const { return row_bytes(type, cols); }
+  const uint8_t* row(int64_t r) const { return data + r * row_stride(); }
+};
+
+enum class KernelPath { Scalar, Avx2 };
+
+// Best path this CPU supports (AVX2+FMA+F16C, else scalar).
+KernelPath detected_kernel_path();
+KernelPath kernel_path();
+void set_kernel_path(KernelPath path);  // forcing Avx2 on a CPU without it is a programming error
+// Threads used by kernels (OpenMP and OpenBLAS). Default: OpenMP's default (all cores).
+void set_kernel_threads(int n);
+int kernel_threads();
+
+constexpr int64_t kBlasMinTokens = 32;
+
+struct MatmulWorkspace {
+  std::vector<kernels::ActivationBlock> xq;  // [n_tokens][cols/32]
+  std::vector<float> tile;                   // widened F16/BF16 rows for sgemm
+};
+
+void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, MatmulWorkspace& ws,
+            const int32_t* row_ids = nullptr, int64_t n_row_ids = 0);
+
+// Dispatched vector helpers used by attention.
+float dot_f32(const float* a, const float* b, int64_t n);
+// Dot of one row of `type` (F32/F16) with f32 x.
+float dot_row(TensorType type, const void* row, const float* x, int64_t n);
+void axpy(TensorType type, float a, const void* row, float* out, int64_t n);
+
+}  // namespace lookahead::moe
