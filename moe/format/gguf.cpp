@@ -92,16 +92,28 @@ GgufValue read_value(Reader& r, GgufValueType type, const std::string& key, cons
 }  // namespace
 
 GgufFile::GgufFile(const std::string& path) : file_(std::make_unique<MappedFile>(path)) {
-  Reader r(file_->data(), file_->size(), file_->path());
-  if (file_->size() < 4 || std::memcmp(file_->data(), "GGUF", 4) != 0)
+  path_ = file_->path();
+  data_ = file_->data();
+  size_ = file_->size();
+  parse();
+}
+
+GgufFile::GgufFile(std::string name, const uint8_t* data, size_t size) : path_(std::move(name)), data_(data), size_(size) {
+  parse();
+}
+
+void GgufFile::parse() {
+  const std::string& path = path_;
+  Reader r(data_, size_, path_);
+  if (size_ < 4 || std::memcmp(data_, "GGUF", 4) != 0)
     fail("{}: not a GGUF file (wrong magic; expected 'GGUF')", path);
   r.read<uint32_t>("magic");
   version_ = r.read<uint32_t>("version");
   if (version_ != 2 && version_ != 3) fail("{}: unsupported GGUF version {} (expected 2 or 3)", path, version_);
   uint64_t tensor_count = r.read<uint64_t>("tensor count");
   uint64_t kv_count = r.read<uint64_t>("metadata count");
-  if (kv_count > r.remaining() / 12) fail("{}: metadata count {} exceeds the file", path, kv_count);
-  if (tensor_count > r.remaining() / 24) fail("{}: tensor count {} exceeds the file", path, tensor_count);
+  if (kv_count > r.remaining() / 12) fail("{}: truncated or corrupt GGUF: metadata count {} exceeds the file", path, kv_count);
+  if (tensor_count > r.remaining() / 24) fail("{}: truncated or corrupt GGUF: tensor count {} exceeds the file", path, tensor_count);
 
   for (uint64_t i = 0; i < kv_count; ++i) {
     std::string key = r.read_string("metadata key");
@@ -154,19 +166,20 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_unique<MappedFile>
     if (info.shape[0] % t->block_size != 0)
       fail("{}: tensor '{}' row length {} is not a multiple of the {} block size {}", path, info.name, info.shape[0],
            t->name, t->block_size);
+    // Bounded so bytes cannot wrap around (a wrapped size would pass the end-of-file check).
+    if (elements > (uint64_t{1} << 60)) fail("{}: tensor '{}' is too large ({} elements)", path, info.name, elements);
     uint64_t bytes = elements / t->block_size * t->type_size;
     if (info.offset % alignment_ != 0)
       fail("{}: tensor '{}' data offset {} is not aligned to {}", path, info.name, info.offset, alignment_);
-    if (data_offset_ > file_->size() || info.offset > file_->size() - data_offset_ ||
-        bytes > file_->size() - data_offset_ - info.offset)
+    if (data_offset_ > size_ || info.offset > size_ - data_offset_ || bytes > size_ - data_offset_ - info.offset)
       fail("{}: tensor '{}' data ({} bytes at offset {}) lies past the end of the file ({} bytes)", path, info.name,
-           bytes, data_offset_ + info.offset, file_->size());
+           bytes, data_offset_ + info.offset, size_);
     TensorView view;
     view.name = info.name;
     view.type = t->type;
     view.shape = info.shape;
     view.file_offset = data_offset_ + info.offset;
-    view.data = file_->data() + view.file_offset;
+    view.data = data_ + view.file_offset;
     view.bytes = bytes;
     if (tensor_index_.count(view.name)) fail("{}: duplicate tensor '{}'", path, view.name);
     tensor_index_[view.name] = tensors_.size();

@@ -59,8 +59,14 @@ class GgufFile {
  public:
   // Opens, maps and validates `path`. Throws lookahead::Error on any malformed content.
   explicit GgufFile(const std::string& path);
+  // Parses an in-memory image (fuzzing, tests). `name` stands for the path in error messages;
+  // `data` must outlive the GgufFile (tensor views point into it).
+  GgufFile(std::string name, const uint8_t* data, size_t size);
 
-  const std::string& path() const { return file_->path(); }
+  const std::string& path() const { return path_; }
+  // The whole file image (mapping or caller's buffer).
+  const uint8_t* image() const { return data_; }
+  size_t image_size() const { return size_; }
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }
@@ -86,7 +92,12 @@ class GgufFile {
   const TensorView& tensor(const std::string& name) const;
 
  private:
-  std::unique_ptr<MappedFile> file_;
+  void parse();
+
+  std::unique_ptr<MappedFile> file_;  // null for an in-memory image
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;
