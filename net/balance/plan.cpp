@@ -1,0 +1,190 @@
+#include "net/balance/plan.h"
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+#include <random>
+
+#include "common/error.h"
+#include "net/balance/split_plan.h"
+
+namespace lookahead::net::balance {
+
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+uint64_t mix(uint64_t a, uint64_t b) { return splitmix64(a ^ splitmix64(b)); }
+
+void check_flow(const Topology& topo, const FlowDemand& f, size_t i) {
+  if (f.src_host < 0 || f.src_host >= topo.hosts() || f.dst_host < 0 || f.dst_host >= topo.hosts())
+    fail("flow {}: host out of range ({} -> {}, the topology has {} hosts)", i, f.src_host, f.dst_host, topo.hosts());
+  if (f.src_host == f.dst_host) fail("flow {}: source and destination are the same host {}", i, f.src_host);
+  if (f.bytes == 0) fail("flow {}: 0 bytes", i);
+}
+
+std::vector<int> live_up_ports(const Topology& topo, int node) {
+  std::vector<int> live;
+  const auto& ports = topo.up_ports[node];
+  for (int i = 0; i < static_cast<int>(ports.size()); ++i)
+    if (topo.links[ports[i]].up) live.push_back(i);
+  return live;
+}
+
+}  // namespace
+
+std::string Scheme::name() const {
+  switch (kind) {
+    case SchemeKind::ecmp: return "ecmp";
+    case SchemeKind::mprdma: return "mprdma-" + std::to_string(subflows);
+    case SchemeKind::spray: return "spray";
+    case SchemeKind::ethereal: return "ethereal";
+    case SchemeKind::ethereal_min: return "ethereal-min";
+  }
+  return "?";
+}
+
+Scheme parse_scheme(std::string_view name, std::string_view parameter) {
+  if (name == "ecmp") return {SchemeKind::ecmp, 1};
+  if (name == "spray") return {SchemeKind::spray, 1};
+  if (name == "ethereal") return {SchemeKind::ethereal, 1};
+  if (name == "ethereal-min") return {SchemeKind::ethereal_min, 1};
+  if (name.starts_with("mprdma-")) {
+    std::string_view x = name.substr(7);
+    int subflows = 0;
+    auto [ptr, ec] = std::from_chars(x.data(), x.data() + x.size(), subflows);
+    if (ec == std::errc() && ptr == x.data() + x.size() && subflows >= 1 && subflows <= 1024)
+      return {SchemeKind::mprdma, subflows};
+  }
+  fail("{}: unknown scheme '{}' (expected ecmp, mprdma-X with X in 1..1024, spray, ethereal or ethereal-min)",
+       parameter, name);
+}
+
+std::vector<Scheme> all_schemes() {
+  return {{SchemeKind::ecmp, 1},  {SchemeKind::mprdma, 2},   {SchemeKind::mprdma, 4},
+          {SchemeKind::mprdma, 8}, {SchemeKind::spray, 1},   {SchemeKind::ethereal, 1},
+          {SchemeKind::ethereal_min, 1}};
+}
+
+std::vector<int> Plan::qps_per_host(int hosts) const {
+  std::vector<int> count(hosts, 0);
+  for (const auto& qp : qps) ++count[qp.src_host];
+  return count;
+}
+
+int ecmp_port(uint64_t entropy, int switch_node, int ports, uint64_t seed) {
+  // Each switch has its own hash seed (as real switches do, to avoid polarisation).
+  return static_cast<int>(mix(mix(seed, static_cast<uint64_t>(switch_node) + 1), entropy) % static_cast<uint64_t>(ports));
+}
+
+int ecmp_path(const Topology& topo, int src, int dst, uint64_t entropy, uint64_t seed) {
+  int count = topo.path_count(src, dst);
+  if (count == 1) return 0;
+  int tor = topo.tor_of(src);
+  auto live_tor = live_up_ports(topo, tor);
+  if (live_tor.empty()) fail("ecmp: switch {} has no live up-port", tor);
+  SourceRoute route;
+  route.port[0] = static_cast<uint16_t>(live_tor[ecmp_port(entropy, tor, static_cast<int>(live_tor.size()), seed)]);
+  if (topo.three_tier() && topo.pod_of(src) != topo.pod_of(dst)) {
+    int agg = topo.links[topo.up_ports[tor][route.port[0]]].to;
+    auto live_agg = live_up_ports(topo, agg);
+    if (live_agg.empty()) fail("ecmp: switch {} has no live up-port", agg);
+    route.port[1] = static_cast<uint16_t>(live_agg[ecmp_port(entropy, agg, static_cast<int>(live_agg.size()), seed)]);
+  }
+  return topo.path_index(src, dst, route);
+}
+
+namespace {
+
+Plan hashed_plan(const Topology& topo, const std::vector<FlowDemand>& flows, const Scheme& scheme, uint64_t seed) {
+  Plan plan{scheme, {}};
+  const int x = scheme.kind == SchemeKind::mprdma ? scheme.subflows : 1;
+  plan.qps.reserve(flows.size() * static_cast<size_t>(x));
+  for (size_t i = 0; i < flows.size(); ++i) {
+    const auto& f = flows[i];
+    if (f.bytes < static_cast<uint64_t>(x))
+      fail("flow {}: {} bytes cannot be cut into {} subflows (message smaller than the number of pieces)", i, f.bytes,
+           x);
+    uint64_t offset = 0;
+    for (int j = 0; j < x; ++j) {
+      Qp qp;
+      qp.flow = static_cast<int>(i);
+      qp.src_host = f.src_host;
+      qp.dst_host = f.dst_host;
+      qp.offset = offset;
+      qp.bytes = f.bytes / static_cast<uint64_t>(x) + (static_cast<uint64_t>(j) < f.bytes % static_cast<uint64_t>(x));
+      qp.routing = Routing::hashed;
+      // A fresh random source port per QP, as a NIC would pick: derived from the seed and the QP.
+      qp.entropy = mix(mix(seed, (static_cast<uint64_t>(f.src_host) << 32) | static_cast<uint32_t>(f.dst_host)),
+                       (static_cast<uint64_t>(i) << 16) | static_cast<uint64_t>(j));
+      qp.path = ecmp_path(topo, f.src_host, f.dst_host, qp.entropy, seed);
+      offset += qp.bytes;
+      plan.qps.push_back(qp);
+    }
+  }
+  return plan;
+}
+
+Plan ethereal_plan(const Topology& topo, const std::vector<FlowDemand>& flows, const Scheme& scheme, uint64_t seed) {
+  Plan plan{scheme, {}};
+  // Batches: per source host, per destination leaf/ToR (node id), flows in input order.
+  std::map<int, std::map<int, std::vector<int>>> batches;
+  for (size_t i = 0; i < flows.size(); ++i)
+    batches[flows[i].src_host][topo.tor_of(flows[i].dst_host)].push_back(static_cast<int>(i));
+  for (auto& [src, by_leaf] : batches) {
+    std::mt19937_64 rng(mix(seed, static_cast<uint64_t>(src)));
+    // Destination order shuffled per host (which leaf's batch goes first does not change loads, but
+    // keeps the RNG stream per batch independent of how many leaves there are).
+    std::vector<int> leaves;
+    for (const auto& entry : by_leaf) leaves.push_back(entry.first);
+    std::shuffle(leaves.begin(), leaves.end(), rng);
+    for (int leaf : leaves) {
+      std::vector<int>& batch = by_leaf[leaf];
+      if (leaf == topo.tor_of(src)) {  // same leaf: one path, nothing to balance
+        for (int i : batch)
+          plan.qps.push_back({i, src, flows[i].dst_host, 0, flows[i].bytes, Routing::pinned, 0, 0});
+        continue;
+      }
+      std::shuffle(batch.begin(), batch.end(), rng);  // which flows go whole and which are split
+      std::vector<int> paths = topo.live_paths(src, flows[batch[0]].dst_host);
+      if (paths.empty()) fail("{}: no live path from host {} to leaf node {}", scheme.name(), src, leaf);
+      std::shuffle(paths.begin(), paths.end(), rng);
+      std::vector<uint64_t> sizes;
+      for (int i : batch) sizes.push_back(flows[i].bytes);
+      auto pieces = scheme.kind == SchemeKind::ethereal_min ? split_batch_min_pieces(sizes, paths)
+                                                            : split_batch_equal(sizes, paths);
+      for (const auto& piece : pieces) {
+        int i = batch[piece.flow];
+        plan.qps.push_back({i, src, flows[i].dst_host, piece.offset, piece.bytes, Routing::pinned, piece.path, 0});
+      }
+    }
+  }
+  return plan;
+}
+
+}  // namespace
+
+Plan make_plan(const Topology& topo, const std::vector<FlowDemand>& flows, const Scheme& scheme, uint64_t seed) {
+  for (size_t i = 0; i < flows.size(); ++i) check_flow(topo, flows[i], i);
+  switch (scheme.kind) {
+    case SchemeKind::ecmp:
+    case SchemeKind::mprdma: return hashed_plan(topo, flows, scheme, seed);
+    case SchemeKind::spray: {
+      Plan plan{scheme, {}};
+      for (size_t i = 0; i < flows.size(); ++i)
+        plan.qps.push_back({static_cast<int>(i), flows[i].src_host, flows[i].dst_host, 0, flows[i].bytes,
+                            Routing::sprayed, -1, 0});
+      return plan;
+    }
+    case SchemeKind::ethereal:
+    case SchemeKind::ethereal_min: return ethereal_plan(topo, flows, scheme, seed);
+  }
+  return {};
+}
+
+}  // namespace lookahead::net::balance

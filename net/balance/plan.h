@@ -1,0 +1,81 @@
+#pragma once
+// Load-balancing schemes as plans: how each flow of a batch becomes queue pairs (QPs) and which
+// path each QP's bytes take. One plan type serves the fluid congestion checker (it adds QP bytes
+// onto path links) and a simulator (it opens one QP per entry, routed as `routing` says).
+//
+// Schemes (the paper's baselines and Ethereal):
+//   ecmp        one QP per flow; every switch on the way up hashes the QP's entropy (a seeded
+//               per-switch hash over its live up-ports, ecmp_port()); `path` is that outcome.
+//   mprdma-X    every flow cut into X equal subflows (QPs), each with its own entropy, each hashed.
+//   spray       one QP per flow, sprayed per packet; fluid view: bytes split evenly over live paths.
+//   ethereal    the paper's splitting planner (split_plan.h): per source host and destination
+//               leaf/ToR, q whole flows round-robin and r flows cut into s/gcd(r,s) equal pieces,
+//               each a QP pinned to one live path by source routing. Seeded per-host shuffle of
+//               destination order and path order. Flows under the same leaf/ToR bypass it.
+//   ethereal-min  beyond the paper, for unequal flow sizes: the same batches, each path gets exactly
+//               spraying's share of the batch with at most n + s - 1 pieces (split_batch_min_pieces).
+//
+// Failed links: ethereal, ethereal-min and spray use only live paths (the source knows, as after
+// Ethereal's QP timeout). ECMP switches only skip their own dead up-ports; a path through a dead link
+// further on is taken anyway and its bytes are black-holed (`path` still names it).
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "net/topo/topology.h"
+
+namespace lookahead::net::balance {
+
+enum class SchemeKind { ecmp, mprdma, spray, ethereal, ethereal_min };
+
+struct Scheme {
+  SchemeKind kind = SchemeKind::ethereal;
+  int subflows = 1;  // mprdma-X: X
+  std::string name() const;
+};
+
+// ecmp | mprdma-X (X >= 1) | spray | ethereal | ethereal-min. Throws naming the parameter.
+Scheme parse_scheme(std::string_view name, std::string_view parameter = "--scheme");
+// The schemes `--scheme all` means, in report order.
+std::vector<Scheme> all_schemes();
+
+enum class Routing : uint8_t {
+  pinned,   // source-routed on `path`
+  hashed,   // ECMP on `entropy`; `path` is where the hash lands
+  sprayed,  // per-packet spraying; `path` is -1
+};
+
+struct FlowDemand {
+  int src_host = 0;
+  int dst_host = 0;
+  uint64_t bytes = 0;
+};
+
+struct Qp {
+  int flow = 0;  // index into the planned flows
+  int src_host = 0, dst_host = 0;
+  uint64_t offset = 0;  // first byte of the flow this QP carries
+  uint64_t bytes = 0;
+  Routing routing = Routing::pinned;
+  int path = -1;         // Topology path index between src_host and dst_host
+  uint64_t entropy = 0;  // hashed: the header entropy (e.g. UDP source port) the switches hash
+};
+
+struct Plan {
+  Scheme scheme;
+  std::vector<Qp> qps;
+  std::vector<int> qps_per_host(int hosts) const;  // QPs each host opens (as a source)
+};
+
+// Up-port index an ECMP switch picks for `entropy` among `ports` up-ports (seeded hash).
+int ecmp_port(uint64_t entropy, int switch_node, int ports, uint64_t seed);
+// The path index ECMP takes between two hosts for `entropy` (dead local up-ports skipped).
+int ecmp_path(const Topology& topo, int src, int dst, uint64_t entropy, uint64_t seed);
+
+// Plans a batch of flows that arrive together. Flows between distinct hosts only. Deterministic for
+// a seed. Throws lookahead::Error on bad input (host out of range, src == dst, a flow smaller than
+// its pieces, no live path).
+Plan make_plan(const Topology& topo, const std::vector<FlowDemand>& flows, const Scheme& scheme, uint64_t seed);
+
+}  // namespace lookahead::net::balance

@@ -1,0 +1,78 @@
+#pragma once
+// Collective communication expanded into dependent point-to-point flows (ASTRA-sim's view of a
+// collective: algorithm -> steps -> sends).
+//
+// Contract:
+// - expand() returns every flow a collective sends between distinct ranks, with byte counts that
+//   add up exactly to the message (chunks of M/p differ by at most one byte; no byte is lost).
+// - Flow::deps are data dependencies: a rank forwards or reduces data only after receiving it, so a
+//   flow depends on the flows that bring its data into its source rank. No other ordering is implied;
+//   a simulator may start a flow as soon as its deps have completed.
+// - Flow::step is the length of the longest dependency chain before the flow; the flows of one
+//   step are the batch that arrives together (observation (i) of the paper) and is what the fluid
+//   congestion checker and the splitting planner look at.
+// - Bad input (more ranks than hosts, a message smaller than its chunk count, halving-doubling on a
+//   non-power-of-two rank count, an algorithm the collective does not have) throws lookahead::Error.
+//
+// Message size M means: all-reduce / reduce-scatter: each rank's input buffer; all-gather: each
+// rank's output buffer (every rank contributes M/p); all-to-all: each rank's send buffer, M/p to
+// every rank (its own share stays local).
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lookahead::net::collective {
+
+enum class Kind { all_reduce, all_gather, reduce_scatter, all_to_all };
+enum class Algorithm { ring, direct, halving_doubling, double_binary_tree };
+
+Kind parse_kind(std::string_view name);            // allreduce|allgather|reducescatter|alltoall
+Algorithm parse_algorithm(std::string_view name);  // ring|direct|hd|dbt (long names accepted too)
+std::string_view kind_name(Kind kind);
+std::string_view algorithm_name(Algorithm algorithm);  // short names: ring, direct, hd, dbt
+
+struct Flow {
+  int id = 0;  // index in Collective::flows
+  int src_rank = 0, dst_rank = 0;
+  int src_host = 0, dst_host = 0;
+  uint64_t bytes = 0;
+  int step = 0;           // longest chain of deps before this flow
+  std::vector<int> deps;  // ids of flows that must finish before this one starts
+};
+
+struct CollectiveSpec {
+  Kind kind = Kind::all_reduce;
+  Algorithm algorithm = Algorithm::ring;
+  int ranks = 0;
+  uint64_t message_bytes = 0;
+  // Double binary tree only: each tree's half of the message is pipelined in this many chunks.
+  int chunks = 4;
+};
+
+struct Collective {
+  CollectiveSpec spec;
+  std::vector<int> rank_host;               // rank -> host
+  std::vector<Flow> flows;                  // in id order; deps always point to smaller ids
+  std::vector<std::vector<int>> steps;      // flow ids per step
+
+  // Bytes each rank sends in total (index = rank).
+  std::vector<uint64_t> bytes_sent_per_rank() const;
+};
+
+enum class Placement { linear, random };
+Placement parse_placement(std::string_view name);  // linear|random
+
+// Ranks -> hosts: linear puts rank i on host i; random picks a seeded random set of distinct hosts
+// in random order. Throws if ranks > hosts or ranks < 2.
+std::vector<int> place_ranks(int ranks, int hosts, Placement placement, uint64_t seed);
+
+Collective expand(const CollectiveSpec& spec, const std::vector<int>& rank_host);
+
+// Size of part `index` when `total` bytes are cut into `parts` nearly equal parts (the first
+// total % parts parts get one byte more).
+inline uint64_t part_bytes(uint64_t total, uint64_t parts, uint64_t index) {
+  return total / parts + (index < total % parts ? 1 : 0);
+}
+
+}  // namespace lookahead::net::collective
