@@ -52,7 +52,11 @@ struct TensorView {
     for (auto d : shape) n *= d;
     return n;
   }
-  int64_t rows() const { return shape.empty() ? 1 : elements() / shape[0]; }
+  int64_t rows() const {  // product of all dimensions but the first (safe for empty tensors)
+    int64_t n = 1;
+    for (size_t i = 1; i < shape.size(); ++i) n *= shape[i];
+    return n;
+  }
 };
 
 class GgufFile {
