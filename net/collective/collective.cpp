@@ -1,6 +1,7 @@
 #include "net/collective/collective.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <random>
 
@@ -353,6 +354,34 @@ Collective expand(const CollectiveSpec& spec, const std::vector<int>& rank_host)
   }
   c.steps.assign(max_step + 1, {});
   for (const auto& f : c.flows) c.steps[f.step].push_back(f.id);
+  return c;
+}
+
+Collective skewed_all_to_all(const std::vector<int>& rank_host, uint64_t tokens_per_rank, uint64_t bytes_per_token,
+                             double zipf_skew, uint64_t seed) {
+  const int p = static_cast<int>(rank_host.size());
+  if (p < 2) fail("--ranks: a collective needs at least 2 ranks (got {})", p);
+  if (tokens_per_rank == 0 || bytes_per_token == 0) fail("skewed all-to-all: tokens per rank and bytes per token must be > 0");
+  if (!(zipf_skew >= 0)) fail("--skew: must be >= 0 (got {})", zipf_skew);
+  std::mt19937_64 rng(seed);
+  std::vector<int> popularity(p);
+  std::iota(popularity.begin(), popularity.end(), 0);
+  std::shuffle(popularity.begin(), popularity.end(), rng);
+  std::vector<double> weight(p);
+  for (int e = 0; e < p; ++e) weight[e] = 1.0 / std::pow(static_cast<double>(popularity[e] + 1), zipf_skew);
+  std::discrete_distribution<int> expert(weight.begin(), weight.end());
+  Collective c;
+  c.spec = {Kind::all_to_all, Algorithm::direct, p, tokens_per_rank * bytes_per_token, 1};
+  c.rank_host = rank_host;
+  Builder b(c);
+  for (int i = 0; i < p; ++i) {
+    std::vector<uint64_t> tokens(p, 0);
+    for (uint64_t t = 0; t < tokens_per_rank; ++t) ++tokens[expert(rng)];
+    for (int j = 0; j < p; ++j)
+      if (j != i && tokens[j] > 0) b.add(i, j, tokens[j] * bytes_per_token, {});
+  }
+  c.steps.assign(1, {});
+  for (const auto& f : c.flows) c.steps[0].push_back(f.id);
   return c;
 }
 

@@ -69,6 +69,14 @@ std::vector<int> place_ranks(int ranks, int hosts, Placement placement, uint64_t
 
 Collective expand(const CollectiveSpec& spec, const std::vector<int>& rank_host);
 
+// Expert-parallel MoE dispatch: an all-to-all whose flow sizes differ. Rank j hosts expert j; each
+// rank routes `tokens_per_rank` tokens, a token to expert e with probability proportional to
+// 1/(rank_of(e)+1)^zipf_skew, where rank_of is a seeded random popularity order of the experts
+// (skew 0: uniform). Flow i->j carries tokens(i->j) * bytes_per_token bytes; empty flows are
+// dropped. One step, no deps. Deterministic for a seed.
+Collective skewed_all_to_all(const std::vector<int>& rank_host, uint64_t tokens_per_rank, uint64_t bytes_per_token,
+                             double zipf_skew, uint64_t seed);
+
 // Size of part `index` when `total` bytes are cut into `parts` nearly equal parts (the first
 // total % parts parts get one byte more).
 inline uint64_t part_bytes(uint64_t total, uint64_t parts, uint64_t index) {
