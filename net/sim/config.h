@@ -1,0 +1,49 @@
+#pragma once
+// Parameters of a simulated network: packets, switch buffers, ECN, PFC, transport, load balancing.
+// Defaults follow the paper's setting where it gives one (DCTCP-style ECN, shared buffers, PFC
+// optional) with a 4096-byte payload.
+#include <cstdint>
+
+#include "net/route/path_selection.h"
+#include "net/sim/event_list.h"
+
+namespace lookahead::net {
+
+enum class CongestionControl : uint8_t { dctcp = 0, dcqcn = 1, none = 2 };
+enum class ReceiverMode : uint8_t { automatic = 0, in_order = 1, selective = 2 };  // automatic: in_order for ecmp/source
+
+struct NetworkConfig {
+  uint32_t mtu_bytes = 4096;    // payload per packet
+  uint32_t header_bytes = 64;   // per-packet overhead on the wire; ACKs are header-only
+  // Buffers: a per-port limit, or (shared_buffer_bytes > 0) one pool per switch shared by its ports.
+  uint64_t port_buffer_bytes = 1 << 20;
+  uint64_t shared_buffer_bytes = 0;
+  // ECN marking on enqueue: above kmax always, between kmin and kmax with probability rising
+  // linearly to pmax (RED-style); kmin == kmax is a plain threshold. 0 disables marking.
+  // Default: DCTCP's single threshold K = 100 KB.
+  uint64_t ecn_kmin_bytes = 100 * 1024;
+  uint64_t ecn_kmax_bytes = 100 * 1024;
+  double ecn_pmax = 0.2;
+  // PFC: a switch pauses an ingress link when the bytes it has buffered from it exceed xoff, and
+  // resumes it below xon. Lossless mode never drops for lack of buffer (the pause is trusted).
+  bool pfc = false;
+  uint64_t pfc_xoff_bytes = 256 * 1024;
+  uint64_t pfc_xon_bytes = 128 * 1024;
+  // Transport.
+  CongestionControl cc = CongestionControl::dctcp;
+  LoadBalancing lb = LoadBalancing::ecmp;
+  ReceiverMode receiver = ReceiverMode::automatic;
+  uint32_t ack_every = 1;             // ACK coalescing: one ACK per this many data packets
+  uint64_t init_cwnd_bytes = 0;       // 0: one bandwidth-delay product of the longest path
+  SimTime rto_ps = 200'000'000;       // 200 us
+  SimTime reps_freeze_ps = 0;         // 0: one RTO
+  double dctcp_g = 1.0 / 16;
+  double dcqcn_g = 1.0 / 16;
+  SimTime dcqcn_period_ps = 55'000'000;      // rate-increase / alpha-decay timer (55 us)
+  SimTime dcqcn_cnp_interval_ps = 50'000'000;  // at most one rate cut per 50 us
+  double dcqcn_rai_fraction = 0.005;  // additive increase as a fraction of line rate
+  double dcqcn_min_rate_fraction = 0.001;
+  uint64_t seed = 1;
+};
+
+}  // namespace lookahead::net

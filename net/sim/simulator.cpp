@@ -1,0 +1,807 @@
+// The simulator's elements and their event handlers (contract in simulator.h).
+//
+// Elements, each with one job, all in flat arrays indexed by id:
+//   Port      (one per directed link) serialises packets from its queues onto the link.
+//   Link      delays a packet by its latency; a failed link loses what is on it.
+//   Switch    routes an arriving packet to an output port (down by destination, up by the
+//             packet's load-balancing mode), applies buffer limits, ECN and PFC.
+//   Host NIC  a port that pulls the next packet round-robin from the host's active queue pairs.
+//   QueuePair sender (window/rate, retransmission, entropy choice) and receiver (in-order or
+//             selective) of one flow.
+// Events carry (kind, target, arg) and are dispatched by a switch statement.
+#include "net/sim/simulator.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/error.h"
+#include "net/sim/event_list.h"
+#include "net/sim/packet.h"
+
+namespace lookahead::net {
+
+namespace {
+
+enum EventKind : uint8_t { kTxDone, kArrive, kFlowStart, kQpWake, kRto, kDcqcnTimer, kLinkState, kPause };
+
+constexpr int kHistBuckets = 64;
+
+inline SimTime serialisation_ps(uint32_t bytes, uint64_t rate_bps) {
+  return (static_cast<uint64_t>(bytes) * 8 * 1'000'000'000'000ull + rate_bps - 1) / rate_bps;
+}
+
+struct PacketFifo {
+  uint32_t head = kNoPacket, tail = kNoPacket;
+  bool empty() const { return head == kNoPacket; }
+};
+
+struct Port {
+  PacketFifo data, ctrl;
+  uint64_t queued_bytes = 0;
+  bool busy = false;
+  bool paused = false;
+  // Statistics.
+  uint64_t tx_bytes = 0, tx_packets = 0, busy_ps = 0, max_queue = 0, drops = 0, ecn_marks = 0, pauses = 0;
+  SimTime paused_since = 0, paused_ps = 0, last_change = 0;
+};
+
+struct Bits {
+  std::vector<uint64_t> words;
+  void resize(uint64_t n) { words.assign((n + 63) / 64, 0); }
+  bool get(uint64_t i) const { return (words[i >> 6] >> (i & 63)) & 1; }
+  void set(uint64_t i) { words[i >> 6] |= uint64_t{1} << (i & 63); }
+  void clear(uint64_t i) { words[i >> 6] &= ~(uint64_t{1} << (i & 63)); }
+};
+
+struct QueuePair {
+  // Message.
+  int src = 0, dst = 0;
+  uint32_t packets = 0;
+  uint32_t last_payload = 0;
+  LoadBalancing lb = LoadBalancing::ecmp;
+  bool selective = false;
+  uint32_t entropy = 0;
+  SourceRoute route;
+  Rng rng{1};
+  RepsEntropies reps;
+  SimTime reps_frozen_until = 0;
+  // Lifecycle.
+  bool started = false, sender_done = false, receiver_done = false;
+  int deps_left = 0;
+  SimTime start = kNever, finish = kNever;
+  // Sender.
+  uint32_t snd_una = 0;    // every packet below is acknowledged
+  uint32_t next_send = 0;  // in-order: next packet number to (re)send
+  uint32_t high_sent = 0;  // one past the highest packet number ever sent
+  uint32_t rtx_cursor = 0; // selective: where the scan for lost packets resumes
+  uint32_t inflight = 0;   // selective: packets sent and neither acknowledged nor timed out
+  Bits acked, outstanding;
+  SimTime last_progress = 0;
+  bool rto_pending = false, wake_pending = false, dcqcn_pending = false;
+  // Congestion control.
+  double cwnd = 0;          // bytes
+  double alpha = 1.0;
+  uint64_t window_acked = 0, window_marked = 0;
+  uint32_t window_end = 0;
+  double rate = 0, target_rate = 0;  // DCQCN, bits/s
+  SimTime next_tx = 0, last_cut = 0;
+  bool cnp_in_period = false;
+  int stage = 0;
+  // Receiver.
+  uint32_t expected = 0;
+  uint32_t nack_for = 0xffffffffu;
+  uint32_t received = 0;
+  uint32_t since_ack = 0;
+  Bits got;
+  // Statistics.
+  uint64_t sent_packets = 0, retransmits = 0, delivered = 0, duplicates = 0, dropped = 0, ecn_acks = 0, timeouts = 0;
+};
+
+}  // namespace
+
+struct Simulator::Impl {
+  Topology topo;
+  Workload workload;
+  NetworkConfig cfg;
+  EventList events;
+  PacketPool pool;
+  Rng rng;
+  SimTime now = 0;
+  uint64_t processed = 0;
+
+  std::vector<Port> ports;
+  std::vector<uint64_t> hist;  // kHistBuckets per port, time-weighted queue occupancy (ps)
+  uint32_t hist_bucket_bytes = 1;
+  std::vector<uint64_t> switch_seed;
+  std::vector<std::vector<int>> live_up;
+  std::vector<uint64_t> shared_used;
+  std::vector<uint64_t> ingress_bytes;
+  std::vector<uint8_t> pause_sent;
+  std::vector<std::vector<int>> active;  // per host: flows with data to send
+  std::vector<size_t> rr;                // per host: round-robin position
+  std::vector<QueuePair> qps;
+  std::vector<std::vector<int>> dependents;
+  int finished = 0;
+  SimTime base_rtt = 0;
+  double max_cwnd = 0;
+  std::function<void(SimTime, int)> progress;
+  uint64_t progress_interval = 1 << 20;
+
+  Impl(Topology t, Workload w, NetworkConfig c) : topo(std::move(t)), workload(std::move(w)), cfg(c), rng(c.seed ^ 0x6e6574ull) {
+    if (cfg.mtu_bytes < 64 || cfg.mtu_bytes + cfg.header_bytes > 65535)
+      fail("network config: 'mtu' must be in [64, {}], got {}", 65535 - cfg.header_bytes, cfg.mtu_bytes);
+    if (cfg.ack_every < 1) fail("network config: 'ack_every' must be at least 1");
+    if (cfg.pfc && cfg.pfc_xon_bytes > cfg.pfc_xoff_bytes) fail("network config: 'pfc_xon_bytes' must not exceed 'pfc_xoff_bytes'");
+    if (cfg.ecn_kmax_bytes < cfg.ecn_kmin_bytes) fail("network config: 'ecn_kmax_bytes' must be at least 'ecn_kmin_bytes'");
+    if (cfg.rto_ps == 0) fail("network config: 'rto' must be positive");
+    workload.validate(topo);
+    size_t nlinks = topo.links.size(), nnodes = topo.nodes.size();
+    ports.resize(nlinks);
+    hist.assign(nlinks * kHistBuckets, 0);
+    hist_bucket_bytes = cfg.mtu_bytes + cfg.header_bytes;
+    switch_seed.resize(nnodes);
+    for (size_t n = 0; n < nnodes; ++n) switch_seed[n] = splitmix64(cfg.seed * 0x9e3779b97f4a7c15ull + n);
+    live_up.resize(nnodes);
+    for (size_t n = 0; n < nnodes; ++n) rebuild_live(static_cast<int>(n));
+    shared_used.assign(nnodes, 0);
+    ingress_bytes.assign(nlinks, 0);
+    pause_sent.assign(nlinks, 0);
+    active.resize(topo.hosts());
+    rr.assign(topo.hosts(), 0);
+    compute_base_rtt();
+    setup_flows();
+  }
+
+  void rebuild_live(int n) {
+    live_up[n].clear();
+    for (int l : topo.up_ports[n])
+      if (topo.links[l].up) live_up[n].push_back(l);
+  }
+
+  void compute_base_rtt() {
+    base_rtt = 0;
+    if (topo.hosts() < 2) return;
+    int far = topo.hosts() - 1;
+    auto path = topo.path_links(0, far, 0);
+    for (int l : path) {
+      const Link& link = topo.links[l];
+      base_rtt += 2 * link.latency_ps + serialisation_ps(cfg.mtu_bytes + cfg.header_bytes, link.rate_bps) +
+                  serialisation_ps(cfg.header_bytes, link.rate_bps);
+    }
+    double host_bps = static_cast<double>(topo.links[topo.host_uplink(0)].rate_bps);
+    double bdp = host_bps * static_cast<double>(base_rtt) / 8e12;
+    max_cwnd = cfg.init_cwnd_bytes ? static_cast<double>(cfg.init_cwnd_bytes) : bdp + 2.0 * cfg.mtu_bytes;
+  }
+
+  void setup_flows() {
+    size_t n = workload.flows.size();
+    qps.resize(n);
+    dependents.assign(n, {});
+    for (size_t i = 0; i < n; ++i) {
+      const FlowSpec& f = workload.flows[i];
+      QueuePair& q = qps[i];
+      q.src = f.src;
+      q.dst = f.dst;
+      q.packets = static_cast<uint32_t>((f.bytes + cfg.mtu_bytes - 1) / cfg.mtu_bytes);
+      q.last_payload = static_cast<uint32_t>(f.bytes - uint64_t{q.packets - 1} * cfg.mtu_bytes);
+      q.lb = f.lb ? *f.lb : cfg.lb;
+      q.selective = cfg.receiver == ReceiverMode::selective ||
+                    (cfg.receiver == ReceiverMode::automatic && (q.lb == LoadBalancing::spray || q.lb == LoadBalancing::reps));
+      q.rng = Rng(cfg.seed * 0x100000001b3ull + i);
+      q.entropy = f.entropy >= 0 ? static_cast<uint32_t>(f.entropy) : static_cast<uint32_t>(q.rng.next() >> 40);
+      if (q.lb == LoadBalancing::source) {
+        int count = topo.path_count(f.src, f.dst);
+        int path = f.path >= 0 ? f.path : static_cast<int>(q.entropy % static_cast<uint32_t>(count));
+        q.route = topo.source_route(f.src, f.dst, path);
+      }
+      q.acked.resize(q.packets);
+      q.outstanding.resize(q.packets);
+      q.got.resize(q.packets);
+      q.cwnd = max_cwnd;
+      q.rate = q.target_rate = static_cast<double>(topo.links[topo.host_uplink(f.src)].rate_bps);
+      q.deps_left = static_cast<int>(f.deps.size());
+      for (int d : f.deps) dependents[d].push_back(static_cast<int>(i));
+    }
+    for (size_t i = 0; i < n; ++i)
+      if (qps[i].deps_left == 0) events.schedule(workload.flows[i].start_ps, kFlowStart, static_cast<uint32_t>(i));
+  }
+
+  // ---- Ports -------------------------------------------------------------------------------
+
+  void hist_account(uint32_t port) {
+    Port& p = ports[port];
+    uint64_t bucket = std::min<uint64_t>(p.queued_bytes / hist_bucket_bytes, kHistBuckets - 1);
+    hist[port * kHistBuckets + bucket] += now - p.last_change;
+    p.last_change = now;
+  }
+
+  static void push(PacketPool& pool, PacketFifo& q, uint32_t id) {
+    pool[id].next = kNoPacket;
+    if (q.tail == kNoPacket) q.head = id;
+    else pool[q.tail].next = id;
+    q.tail = id;
+  }
+  static uint32_t pop(PacketPool& pool, PacketFifo& q) {
+    uint32_t id = q.head;
+    q.head = pool[id].next;
+    if (q.head == kNoPacket) q.tail = kNoPacket;
+    return id;
+  }
+
+  void drop(uint32_t id, uint32_t link) {
+    ports[link].drops++;
+    const Packet& p = pool[id];
+    if (p.type == PacketType::data) qps[p.flow].dropped++;
+    pool.free(id);
+  }
+
+  void enqueue(uint32_t link, uint32_t id) {
+    Port& port = ports[link];
+    Packet& p = pool[id];
+    if (!topo.links[link].up) return drop(id, link);
+    if (p.type != PacketType::data) {
+      push(pool, port.ctrl, id);
+      if (!port.busy) start_tx(link);
+      return;
+    }
+    int node = topo.links[link].from;
+    if (!cfg.pfc) {
+      bool full = cfg.shared_buffer_bytes > 0 ? shared_used[node] + p.size > cfg.shared_buffer_bytes
+                                              : port.queued_bytes + p.size > cfg.port_buffer_bytes;
+      if (full) return drop(id, link);
+    }
+    if (cfg.ecn_kmax_bytes > 0 && !p.ecn) {
+      uint64_t q = port.queued_bytes;
+      bool mark = false;
+      if (q > cfg.ecn_kmax_bytes) mark = true;
+      else if (q > cfg.ecn_kmin_bytes)
+        mark = rng.uniform() < cfg.ecn_pmax * static_cast<double>(q - cfg.ecn_kmin_bytes) /
+                                   static_cast<double>(cfg.ecn_kmax_bytes - cfg.ecn_kmin_bytes);
+      if (mark) {
+        p.ecn = true;
+        port.ecn_marks++;
+      }
+    }
+    hist_account(link);
+    port.queued_bytes += p.size;
+    port.max_queue = std::max(port.max_queue, port.queued_bytes);
+    shared_used[node] += p.size;
+    if (p.in_link >= 0) {
+      uint64_t& in = ingress_bytes[p.in_link];
+      in += p.size;
+      if (cfg.pfc && !pause_sent[p.in_link] && in > cfg.pfc_xoff_bytes) {
+        pause_sent[p.in_link] = 1;
+        events.schedule(now + topo.links[p.in_link].latency_ps, kPause, static_cast<uint32_t>(p.in_link), 1);
+      }
+    }
+    push(pool, port.data, id);
+    if (!port.busy) start_tx(link);
+  }
+
+  // Picks the next packet for an idle port and starts serialising it.
+  void start_tx(uint32_t link) {
+    Port& port = ports[link];
+    const Link& l = topo.links[link];
+    while (true) {
+      uint32_t id = kNoPacket;
+      if (!port.ctrl.empty()) {
+        id = pop(pool, port.ctrl);
+      } else if (!port.paused && !port.data.empty()) {
+        id = pop(pool, port.data);
+        Packet& p = pool[id];
+        hist_account(link);
+        port.queued_bytes -= p.size;
+        shared_used[l.from] -= p.size;
+        if (p.in_link >= 0) {
+          uint64_t& in = ingress_bytes[p.in_link];
+          in -= p.size;
+          if (pause_sent[p.in_link] && in <= cfg.pfc_xon_bytes) {
+            pause_sent[p.in_link] = 0;
+            events.schedule(now + topo.links[p.in_link].latency_ps, kPause, static_cast<uint32_t>(p.in_link), 0);
+          }
+        }
+      } else if (!port.paused && l.from < topo.hosts()) {
+        id = nic_pull(l.from);
+      }
+      if (id == kNoPacket) return;
+      if (!l.up) {
+        drop(id, link);
+        continue;
+      }
+      uint32_t size = pool[id].size;
+      SimTime ser = serialisation_ps(size, l.rate_bps);
+      port.busy = true;
+      port.tx_bytes += size;
+      port.tx_packets++;
+      port.busy_ps += ser;
+      events.schedule(now + ser, kTxDone, link, id);
+      return;
+    }
+  }
+
+  void on_tx_done(uint32_t link, uint32_t id) {
+    ports[link].busy = false;
+    events.schedule(now + topo.links[link].latency_ps, kArrive, link, id);
+    start_tx(link);
+  }
+
+  void on_pause(uint32_t link, bool pause) {
+    Port& port = ports[link];
+    if (pause == port.paused) return;
+    port.paused = pause;
+    if (pause) {
+      port.pauses++;
+      port.paused_since = now;
+    } else {
+      port.paused_ps += now - port.paused_since;
+      if (!port.busy) start_tx(link);
+    }
+  }
+
+  // ---- Switches ------------------------------------------------------------------------------
+
+  void on_arrive(uint32_t link, uint32_t id) {
+    const Link& l = topo.links[link];
+    if (!l.up) return drop(id, link);  // lost on a failed link
+    if (l.to < topo.hosts()) return host_receive(l.to, id);
+    Packet& p = pool[id];
+    p.in_link = static_cast<int32_t>(link);
+    int node = l.to;
+    Tier tier = topo.nodes[node].tier;
+    int out;
+    if (topo.is_below(node, p.dst)) {
+      int parallel = tier == Tier::spine && topo.three_tier() ? p.parallel[1] : p.parallel[0];
+      out = topo.down_link(node, p.dst, parallel);
+    } else {
+      int t = tier == Tier::leaf ? 0 : 1;
+      if (p.lb == static_cast<uint8_t>(LoadBalancing::source)) {
+        const auto& ups = topo.up_ports[node];
+        if (p.route.port[t] >= ups.size()) return drop(id, link);
+        out = ups[p.route.port[t]];
+      } else {
+        const auto& live = live_up[node];
+        if (live.empty()) return drop(id, link);
+        out = live[ecmp_choice(switch_seed[node], p.entropy, p.src, p.dst, static_cast<uint32_t>(live.size()))];
+      }
+      p.parallel[t] = static_cast<uint8_t>(topo.links[out].parallel);
+    }
+    enqueue(static_cast<uint32_t>(out), id);
+  }
+
+  void on_link_state(uint32_t link, bool up) {
+    topo.set_link_up(static_cast<int>(link), up);
+    rebuild_live(topo.links[link].from);
+    if (up && !ports[link].busy) start_tx(link);
+  }
+
+  // ---- Hosts and queue pairs -----------------------------------------------------------------
+
+  void poke_nic(int host) {
+    uint32_t link = static_cast<uint32_t>(topo.host_uplink(host));
+    if (!ports[link].busy) start_tx(link);
+  }
+
+  uint32_t payload_of(const QueuePair& q, uint32_t seq) const { return seq + 1 == q.packets ? q.last_payload : cfg.mtu_bytes; }
+
+  // Next packet number the sender would send, or packets if none.
+  uint32_t next_seq(QueuePair& q) {
+    if (!q.selective) return q.next_send;
+    while (q.rtx_cursor < q.high_sent && (q.acked.get(q.rtx_cursor) || q.outstanding.get(q.rtx_cursor))) ++q.rtx_cursor;
+    if (q.rtx_cursor < q.high_sent) return q.rtx_cursor;
+    return q.high_sent;
+  }
+
+  uint32_t nic_pull(int host) {
+    auto& list = active[host];
+    size_t n = list.size();
+    for (size_t k = 0; k < n && !list.empty(); ++k) {
+      size_t i = rr[host] % list.size();
+      int f = list[i];
+      QueuePair& q = qps[f];
+      if (q.sender_done) {
+        list.erase(list.begin() + static_cast<long>(i));
+        continue;
+      }
+      rr[host] = i + 1;
+      uint32_t seq = next_seq(q);
+      if (seq >= q.packets) continue;
+      uint64_t inflight = q.selective ? q.inflight : q.next_send - q.snd_una;
+      double limit = cfg.cc == CongestionControl::dctcp ? q.cwnd : max_cwnd;
+      if (inflight > 0 && static_cast<double>((inflight + 1) * cfg.mtu_bytes) > limit) continue;
+      if (cfg.cc == CongestionControl::dcqcn && q.next_tx > now) {
+        if (!q.wake_pending) {
+          q.wake_pending = true;
+          events.schedule(q.next_tx, kQpWake, static_cast<uint32_t>(f));
+        }
+        continue;
+      }
+      return send_data(f, seq);
+    }
+    return kNoPacket;
+  }
+
+  uint32_t send_data(int f, uint32_t seq) {
+    QueuePair& q = qps[f];
+    uint32_t id = pool.alloc();
+    Packet& p = pool[id];
+    p = Packet{};
+    p.flow = static_cast<uint32_t>(f);
+    p.seq = seq;
+    p.src = q.src;
+    p.dst = q.dst;
+    p.size = static_cast<uint16_t>(payload_of(q, seq) + cfg.header_bytes);
+    p.type = PacketType::data;
+    p.lb = static_cast<uint8_t>(q.lb);
+    switch (q.lb) {
+      case LoadBalancing::ecmp: p.entropy = q.entropy; break;
+      case LoadBalancing::source: p.entropy = q.entropy; p.route = q.route; break;
+      case LoadBalancing::spray: p.entropy = static_cast<uint32_t>(q.rng.next() >> 40); break;
+      case LoadBalancing::reps: p.entropy = q.reps.next(q.rng, now < q.reps_frozen_until); break;
+    }
+    q.sent_packets++;
+    if (seq < q.high_sent) q.retransmits++;
+    if (q.selective) {
+      q.outstanding.set(seq);
+      q.inflight++;
+      if (seq == q.high_sent) q.high_sent++;
+    } else {
+      q.next_send = seq + 1;
+      q.high_sent = std::max(q.high_sent, q.next_send);
+    }
+    if (cfg.cc == CongestionControl::dcqcn) {
+      q.next_tx = now + static_cast<SimTime>(static_cast<double>(p.size) * 8e12 / q.rate);
+      if (!q.dcqcn_pending) {
+        // The DCQCN timer runs while the flow sends; it recovers rate and decays alpha.
+        q.dcqcn_pending = true;
+        events.schedule(now + cfg.dcqcn_period_ps, kDcqcnTimer, static_cast<uint32_t>(f));
+      }
+    }
+    if (!q.rto_pending) {
+      q.rto_pending = true;
+      q.last_progress = now;
+      events.schedule(now + cfg.rto_ps, kRto, static_cast<uint32_t>(f));
+    }
+    return id;
+  }
+
+  void send_ctrl(int f, const Packet& data, PacketType type, uint32_t cum, bool ecn) {
+    const QueuePair& q = qps[f];
+    uint32_t id = pool.alloc();
+    Packet& a = pool[id];
+    a = Packet{};
+    a.flow = static_cast<uint32_t>(f);
+    a.seq = data.seq;
+    a.cum = cum;
+    a.entropy = data.entropy;
+    a.src = q.dst;
+    a.dst = q.src;
+    a.size = static_cast<uint16_t>(cfg.header_bytes);
+    a.type = type;
+    a.lb = data.lb;
+    a.ecn = ecn;
+    a.route = data.route;
+    enqueue(static_cast<uint32_t>(topo.host_uplink(q.dst)), id);
+  }
+
+  void host_receive(int host, uint32_t id) {
+    Packet p = pool[id];
+    pool.free(id);
+    (void)host;
+    if (p.type == PacketType::data) receive_data(static_cast<int>(p.flow), p);
+    else receive_ack(static_cast<int>(p.flow), p);
+  }
+
+  void receive_data(int f, const Packet& p) {
+    QueuePair& q = qps[f];
+    bool fresh = false;
+    if (q.selective) {
+      if (!q.got.get(p.seq)) {
+        q.got.set(p.seq);
+        fresh = true;
+        while (q.expected < q.packets && q.got.get(q.expected)) ++q.expected;
+      }
+    } else if (p.seq == q.expected) {
+      fresh = true;
+      ++q.expected;
+    } else if (p.seq > q.expected) {
+      // Go-back-N: discard and ask once per gap for a resend from `expected`.
+      q.duplicates++;
+      if (q.nack_for != q.expected) {
+        q.nack_for = q.expected;
+        send_ctrl(f, p, PacketType::nack, q.expected, p.ecn);
+      }
+      return;
+    }
+    if (!fresh) {
+      q.duplicates++;
+      send_ctrl(f, p, PacketType::ack, q.expected, p.ecn);
+      return;
+    }
+    q.delivered++;
+    q.received++;
+    bool complete = q.received == q.packets;
+    if (++q.since_ack >= cfg.ack_every || p.ecn || complete) {
+      q.since_ack = 0;
+      send_ctrl(f, p, PacketType::ack, q.expected, p.ecn);
+    }
+    if (complete && !q.receiver_done) {
+      q.receiver_done = true;
+      q.finish = now;
+      ++finished;
+      for (int d : dependents[f])
+        if (--qps[d].deps_left == 0)
+          events.schedule(std::max(now, workload.flows[d].start_ps), kFlowStart, static_cast<uint32_t>(d));
+    }
+  }
+
+  void mark_acked(QueuePair& q, uint32_t seq, uint64_t& newly) {
+    if (q.acked.get(seq)) return;
+    q.acked.set(seq);
+    newly += payload_of(q, seq);
+    if (q.outstanding.get(seq)) {
+      q.outstanding.clear(seq);
+      q.inflight--;
+    }
+  }
+
+  void receive_ack(int f, const Packet& a) {
+    QueuePair& q = qps[f];
+    if (q.sender_done) return;
+    if (a.ecn) q.ecn_acks++;
+    uint64_t newly = 0;
+    if (q.selective) {
+      if (a.seq < q.packets) mark_acked(q, a.seq, newly);
+      while (q.snd_una < a.cum) mark_acked(q, q.snd_una++, newly);
+      while (q.snd_una < q.packets && q.acked.get(q.snd_una)) ++q.snd_una;
+    } else {
+      if (a.cum > q.snd_una) {
+        for (uint32_t s = q.snd_una; s < a.cum; ++s) newly += payload_of(q, s);
+        q.snd_una = a.cum;
+        if (q.next_send < q.snd_una) q.next_send = q.snd_una;
+      }
+      if (a.type == PacketType::nack && q.next_send > q.snd_una) q.next_send = q.snd_una;  // go back N
+    }
+    if (q.lb == LoadBalancing::reps) q.reps.on_ack(a.entropy, a.ecn);
+    if (newly > 0) q.last_progress = now;
+    congestion_on_ack(q, newly, a.ecn);
+    if (q.snd_una >= q.packets) {
+      q.sender_done = true;
+      return;
+    }
+    poke_nic(q.src);
+  }
+
+  void congestion_on_ack(QueuePair& q, uint64_t newly, bool marked) {
+    if (cfg.cc == CongestionControl::dctcp) {
+      q.window_acked += newly;
+      if (marked) q.window_marked += newly;
+      if (q.snd_una >= q.window_end) {
+        // One window of data acknowledged: update alpha, cut once if anything was marked.
+        double frac = q.window_acked ? static_cast<double>(q.window_marked) / static_cast<double>(q.window_acked) : 0;
+        q.alpha = (1 - cfg.dctcp_g) * q.alpha + cfg.dctcp_g * frac;
+        if (q.window_marked > 0) q.cwnd = std::max<double>(cfg.mtu_bytes, q.cwnd * (1 - q.alpha / 2));
+        q.window_acked = q.window_marked = 0;
+        q.window_end = q.high_sent;
+      }
+      if (!marked && newly > 0) q.cwnd = std::min(max_cwnd, q.cwnd + static_cast<double>(cfg.mtu_bytes) * newly / q.cwnd);
+    } else if (cfg.cc == CongestionControl::dcqcn && marked) {
+      q.cnp_in_period = true;
+      if (now >= q.last_cut + cfg.dcqcn_cnp_interval_ps || q.last_cut == 0) {
+        double line = static_cast<double>(topo.links[topo.host_uplink(q.src)].rate_bps);
+        q.alpha = (1 - cfg.dcqcn_g) * q.alpha + cfg.dcqcn_g;
+        q.target_rate = q.rate;
+        q.rate = std::max(line * cfg.dcqcn_min_rate_fraction, q.rate * (1 - q.alpha / 2));
+        q.last_cut = now;
+        q.stage = 0;
+      }
+    }
+  }
+
+  void on_dcqcn_timer(int f) {
+    QueuePair& q = qps[f];
+    q.dcqcn_pending = false;
+    if (q.sender_done) return;
+    double line = static_cast<double>(topo.links[topo.host_uplink(q.src)].rate_bps);
+    if (!q.cnp_in_period) q.alpha *= (1 - cfg.dcqcn_g);
+    q.cnp_in_period = false;
+    if (q.rate < line) {
+      ++q.stage;
+      double rai = line * cfg.dcqcn_rai_fraction;
+      if (q.stage > 5) q.target_rate = std::min(line, q.target_rate + (q.stage > 10 ? rai * (q.stage - 10) : rai));
+      q.rate = std::min(line, (q.rate + q.target_rate) / 2);
+      if (q.target_rate - q.rate < line * 1e-4) q.rate = q.target_rate;
+    }
+    q.dcqcn_pending = true;
+    events.schedule(now + cfg.dcqcn_period_ps, kDcqcnTimer, static_cast<uint32_t>(f));
+  }
+
+  void on_rto(int f) {
+    QueuePair& q = qps[f];
+    q.rto_pending = false;
+    if (q.sender_done) return;
+    uint32_t outstanding = q.selective ? q.inflight : q.next_send - q.snd_una;
+    if (outstanding == 0 && q.high_sent == q.snd_una) return;  // nothing in flight: the next send rearms
+    if (now < q.last_progress + cfg.rto_ps) {
+      q.rto_pending = true;
+      events.schedule(q.last_progress + cfg.rto_ps, kRto, static_cast<uint32_t>(f));
+      return;
+    }
+    q.timeouts++;
+    if (q.selective) {
+      for (uint32_t s = q.snd_una; s < q.high_sent; ++s) q.outstanding.clear(s);
+      q.inflight = 0;
+      q.rtx_cursor = q.snd_una;
+    } else {
+      q.next_send = q.snd_una;
+    }
+    if (q.lb == LoadBalancing::reps) q.reps_frozen_until = now + (cfg.reps_freeze_ps ? cfg.reps_freeze_ps : cfg.rto_ps);
+    q.cwnd = std::max<double>(cfg.mtu_bytes, q.cwnd / 2);
+    q.last_progress = now;
+    q.rto_pending = true;
+    events.schedule(now + cfg.rto_ps, kRto, static_cast<uint32_t>(f));
+    poke_nic(q.src);
+  }
+
+  void on_flow_start(int f) {
+    QueuePair& q = qps[f];
+    q.started = true;
+    q.start = now;
+    active[q.src].push_back(f);
+    poke_nic(q.src);
+  }
+
+  void dispatch(const Event& e) {
+    switch (e.kind) {
+      case kTxDone: on_tx_done(e.target, e.arg); break;
+      case kArrive: on_arrive(e.target, e.arg); break;
+      case kFlowStart: on_flow_start(static_cast<int>(e.target)); break;
+      case kQpWake:
+        qps[e.target].wake_pending = false;
+        poke_nic(qps[e.target].src);
+        break;
+      case kRto: on_rto(static_cast<int>(e.target)); break;
+      case kDcqcnTimer: on_dcqcn_timer(static_cast<int>(e.target)); break;
+      case kLinkState: on_link_state(e.target, e.arg != 0); break;
+      case kPause: on_pause(e.target, e.arg != 0); break;
+    }
+  }
+
+  SimResult run(SimTime until) {
+    int total = static_cast<int>(qps.size());
+    while (!events.empty() && finished < total) {
+      if (events.top().time > until) {
+        now = until;
+        break;
+      }
+      Event e = events.pop();
+      now = e.time;
+      dispatch(e);
+      if ((++processed % progress_interval) == 0 && progress) progress(now, finished);
+    }
+    return collect();
+  }
+
+  SimResult collect() {
+    SimResult r;
+    r.end_ps = now;
+    r.events = processed;
+    r.all_finished = finished == static_cast<int>(qps.size());
+    // Data packets still in the network: in port queues and in events (serialising or on a link).
+    std::vector<uint64_t> in_net(qps.size(), 0);
+    auto count = [&](uint32_t id) {
+      if (pool[id].type == PacketType::data) in_net[pool[id].flow]++;
+    };
+    for (const Port& p : ports)
+      for (uint32_t id = p.data.head; id != kNoPacket; id = pool[id].next) count(id);
+    events.for_each([&](const Event& e) {
+      if (e.kind == kTxDone || e.kind == kArrive) count(e.arg);
+    });
+    r.flows.resize(qps.size());
+    for (size_t i = 0; i < qps.size(); ++i) {
+      const QueuePair& q = qps[i];
+      FlowResult& f = r.flows[i];
+      f.id = static_cast<int>(i);
+      f.src = q.src;
+      f.dst = q.dst;
+      f.group = workload.flows[i].group;
+      f.bytes = workload.flows[i].bytes;
+      f.start_ps = q.start;
+      f.finish_ps = q.finish;
+      f.packets = q.packets;
+      f.sent_packets = q.sent_packets;
+      f.retransmits = q.retransmits;
+      f.delivered = q.delivered;
+      f.duplicates = q.duplicates;
+      f.dropped = q.dropped;
+      f.in_network = in_net[i];
+      f.ecn_acks = q.ecn_acks;
+      f.timeouts = q.timeouts;
+      f.lb = load_balancing_name(q.lb);
+      r.retransmits += q.retransmits;
+      r.timeouts += q.timeouts;
+    }
+    r.links.resize(ports.size());
+    for (size_t l = 0; l < ports.size(); ++l) {
+      hist_account(static_cast<uint32_t>(l));
+      const Port& p = ports[l];
+      LinkResult& o = r.links[l];
+      o.id = static_cast<int>(l);
+      o.from = topo.links[l].from;
+      o.to = topo.links[l].to;
+      o.rate_bps = topo.links[l].rate_bps;
+      o.tx_bytes = p.tx_bytes;
+      o.tx_packets = p.tx_packets;
+      o.utilisation = now > 0 ? static_cast<double>(p.busy_ps) / static_cast<double>(now) : 0;
+      o.max_queue_bytes = p.max_queue;
+      const uint64_t* h = &hist[l * kHistBuckets];
+      uint64_t total = 0;
+      for (int b = 0; b < kHistBuckets; ++b) total += h[b];
+      auto pct = [&](double frac) {
+        uint64_t acc = 0;
+        for (int b = 0; b < kHistBuckets; ++b) {
+          acc += h[b];
+          if (total > 0 && static_cast<double>(acc) >= frac * static_cast<double>(total))
+            return static_cast<double>(b) * hist_bucket_bytes;
+        }
+        return 0.0;
+      };
+      o.p50_queue_bytes = pct(0.5);
+      o.p99_queue_bytes = pct(0.99);
+      o.drops = p.drops;
+      o.ecn_marks = p.ecn_marks;
+      o.pauses = p.pauses;
+      o.paused_ps = p.paused_ps + (p.paused ? now - p.paused_since : 0);
+      r.drops += p.drops;
+      r.ecn_marks += p.ecn_marks;
+      r.pauses += p.pauses;
+    }
+    r.groups.resize(workload.groups.size());
+    for (size_t g = 0; g < r.groups.size(); ++g) r.groups[g].name = workload.groups[g];
+    for (const FlowResult& f : r.flows) {
+      if (f.group < 0) continue;
+      GroupResult& g = r.groups[f.group];
+      g.flows++;
+      g.start_ps = std::min(g.start_ps, f.start_ps);
+      if (f.finish_ps != kNever) g.finished++;
+    }
+    for (const FlowResult& f : r.flows) {
+      if (f.group < 0) continue;
+      GroupResult& g = r.groups[f.group];
+      if (g.finished == g.flows) g.finish_ps = g.finish_ps == kNever ? f.finish_ps : std::max(g.finish_ps, f.finish_ps);
+    }
+    return r;
+  }
+};
+
+Simulator::Simulator(Topology topology, Workload workload, NetworkConfig config)
+    : impl_(new Impl(std::move(topology), std::move(workload), config)) {}
+
+Simulator::~Simulator() { delete impl_; }
+
+void Simulator::fail_link(int link, SimTime down_ps, SimTime up_ps, bool both) {
+  if (link < 0 || link >= static_cast<int>(impl_->topo.links.size()))
+    fail("link failure: link {} does not exist ({} links)", link, impl_->topo.links.size());
+  if (up_ps != kNever && up_ps <= down_ps) fail("link failure: link {} comes back up before it fails", link);
+  std::vector<int> targets{link};
+  if (both) targets.push_back(impl_->topo.reverse_link(link));
+  for (int l : targets) {
+    impl_->events.schedule(down_ps, kLinkState, static_cast<uint32_t>(l), 0);
+    if (up_ps != kNever) impl_->events.schedule(up_ps, kLinkState, static_cast<uint32_t>(l), 1);
+  }
+}
+
+void Simulator::on_progress(std::function<void(SimTime, int)> callback, uint64_t interval_events) {
+  impl_->progress = std::move(callback);
+  impl_->progress_interval = std::max<uint64_t>(1, interval_events);
+}
+
+SimResult Simulator::run(SimTime until_ps) { return impl_->run(until_ps); }
+const Topology& Simulator::topology() const { return impl_->topo; }
+SimTime Simulator::base_rtt_ps() const { return impl_->base_rtt; }
+
+SimResult simulate(const Topology& topology, const Workload& workload, const NetworkConfig& config, SimTime until_ps) {
+  Simulator sim(topology, workload, config);
+  return sim.run(until_ps);
+}
+
+}  // namespace lookahead::net

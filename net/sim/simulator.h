@@ -1,0 +1,101 @@
+#pragma once
+// The packet-level simulator: ports (output queues that serialise onto links), links (propagation
+// delay, failures), switches (routing per LoadBalancing, buffers, ECN, PFC), host NICs and RDMA-like
+// queue pairs (transport), driven by one EventList.
+//
+// Contract:
+// - Simulator(topology, workload, config) validates the workload against the topology (throws
+//   lookahead::Error); run() simulates until every flow has completed or `until_ps` passes, and
+//   returns SimResult. The same inputs and seed give identical results.
+// - Each directed link has one output port at its `from` node. A port serialises one packet at a
+//   time at the link rate (store-and-forward); the packet arrives at `to` one latency later.
+// - ACKs/NACKs travel in a strict-priority control queue, are not buffered against the data
+//   buffer, and follow the flow's path selection (same entropy or source route, reversed).
+// - A flow's completion time is when its receiver holds every byte; dependents start then.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "net/sim/config.h"
+#include "net/topo/topology.h"
+#include "net/workload/workload.h"
+
+namespace lookahead::net {
+
+inline constexpr SimTime kNever = ~SimTime{0};
+
+struct FlowResult {
+  int id = 0, src = 0, dst = 0, group = -1;
+  uint64_t bytes = 0;
+  SimTime start_ps = kNever, finish_ps = kNever;  // kNever: did not start / finish
+  uint64_t packets = 0;         // packets of the message
+  uint64_t sent_packets = 0;    // data transmissions including retransmissions
+  uint64_t retransmits = 0;
+  uint64_t delivered = 0;       // distinct packets the receiver accepted
+  uint64_t duplicates = 0;      // data packets that arrived but were not new (or discarded out of order)
+  uint64_t dropped = 0;         // data packets of this flow lost in the network
+  uint64_t in_network = 0;      // data packets still in flight when the run ended
+  uint64_t ecn_acks = 0;        // marked ACKs the sender saw
+  uint64_t timeouts = 0;
+  std::string lb;
+  bool conserved() const { return sent_packets == delivered + duplicates + dropped + in_network; }
+};
+
+struct LinkResult {
+  int id = 0, from = 0, to = 0;
+  uint64_t rate_bps = 0;
+  uint64_t tx_bytes = 0, tx_packets = 0;
+  double utilisation = 0;  // busy time / run time
+  uint64_t max_queue_bytes = 0;
+  double p50_queue_bytes = 0, p99_queue_bytes = 0;  // time-weighted, bucketed to one packet size
+  uint64_t drops = 0, ecn_marks = 0, pauses = 0;
+  SimTime paused_ps = 0;
+};
+
+struct GroupResult {
+  std::string name;
+  int flows = 0, finished = 0;
+  SimTime start_ps = kNever, finish_ps = kNever;
+};
+
+struct SimResult {
+  SimTime end_ps = 0;       // simulated time when the run stopped
+  bool all_finished = false;
+  uint64_t events = 0;
+  uint64_t drops = 0, ecn_marks = 0, pauses = 0, retransmits = 0, timeouts = 0;
+  std::vector<FlowResult> flows;
+  std::vector<LinkResult> links;
+  std::vector<GroupResult> groups;
+  bool conserved() const {
+    for (const auto& f : flows)
+      if (!f.conserved()) return false;
+    return true;
+  }
+};
+
+class Simulator {
+ public:
+  Simulator(Topology topology, Workload workload, NetworkConfig config);
+  ~Simulator();
+  Simulator(const Simulator&) = delete;
+  Simulator& operator=(const Simulator&) = delete;
+
+  // A link fails at `down_ps` (both directions if `both`), and comes back at `up_ps` (kNever: stays down).
+  void fail_link(int link, SimTime down_ps, SimTime up_ps = kNever, bool both = true);
+  // Called about every `interval_events` events with the simulated time (for progress bars).
+  void on_progress(std::function<void(SimTime now, int finished_flows)> callback, uint64_t interval_events = 1 << 20);
+  SimResult run(SimTime until_ps = kNever);
+
+  const Topology& topology() const;
+  SimTime base_rtt_ps() const;  // longest-path round trip of a full packet and its ACK, no queueing
+
+ private:
+  struct Impl;
+  Impl* impl_;
+};
+
+// Convenience: build, run, return.
+SimResult simulate(const Topology& topology, const Workload& workload, const NetworkConfig& config, SimTime until_ps = kNever);
+
+}  // namespace lookahead::net

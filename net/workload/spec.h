@@ -1,0 +1,61 @@
+#pragma once
+// Scenario files for `lookahead net run`: a JSON spec (topology + network + workload + failures)
+// and a connection-matrix text format for flows.
+//
+// JSON spec (every key optional except topology.kind; unknown keys are errors naming their path):
+//   {"topology": {"kind": "leaf_spine", "leaves": 16, "spines": 16, "hosts_per_leaf": 16, ...},
+//    "network": {"mtu": 4096, "cc": "dctcp", "lb": "ecmp", "pfc": false, "rto_us": 200, ...},
+//    "seed": 1, "until_us": 10000,
+//    "workload": {"kind": "permutation", "bytes": 2000000, "seed": 1},
+//    "flows": [{"id": "a", "src": 0, "dst": 5, "bytes": 1000000, "start_us": 0, "deps": ["b"],
+//               "group": "step0", "lb": "source", "path": 3, "entropy": 7}],
+//    "matrix": "flows.cm",
+//    "failures": [{"from": "leaf0", "to": "spine1", "parallel": 0, "at_us": 50, "up_us": 80}]}
+// Topology keys are the fields of LeafSpineSpec / FatTreeSpec; network keys those of
+// NetworkConfig with times in us (rto_us, reps_freeze_us, dcqcn_period_us, ...).
+//
+// Connection matrix (one flow per line, '#' comments; ids default to the line's flow index):
+//   [id NAME] SRC->DST size BYTES [start_us T] [after ID[,ID...]] [group G] [lb MODE] [path P]
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "net/sim/config.h"
+#include "net/sim/simulator.h"
+#include "net/topo/topology.h"
+#include "net/workload/workload.h"
+
+namespace lookahead::net {
+
+struct LinkFailure {
+  int link = -1;
+  SimTime down_ps = 0;
+  SimTime up_ps = kNever;
+  bool both = true;
+};
+
+struct Scenario {
+  Topology topology;
+  NetworkConfig network;
+  Workload workload;
+  std::vector<LinkFailure> failures;
+  SimTime until_ps = kNever;
+};
+
+// Parses a JSON spec file. Throws lookahead::Error naming the file and the key (or line).
+Scenario load_scenario(const std::string& path);
+Scenario parse_scenario(const std::string& text, const std::string& where, const std::string& base_dir = ".");
+
+// Reads connection-matrix flows into `workload`. Throws naming "file:line".
+void load_connection_matrix(const std::string& path, const Topology& topology, Workload& workload);
+void parse_connection_matrix(const std::string& text, const std::string& where, const Topology& topology, Workload& workload);
+
+// Node names used by specs: host<N>, leaf<N> (tor<N>), agg<N>, spine<N> (core<N>).
+int node_by_name(const Topology& topology, const std::string& name, const std::string& key);
+std::string node_name(const Topology& topology, int node);
+
+// Adds a generated workload: kind permutation | all_to_all | incast.
+void add_generated(Workload& w, const Topology& topology, const std::string& kind, uint64_t bytes, uint64_t seed, int receiver,
+                   int senders, const std::string& key);
+
+}  // namespace lookahead::net

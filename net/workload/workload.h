@@ -1,0 +1,54 @@
+#pragma once
+// Workloads: flows (messages between two hosts) with start times and dependencies.
+//
+// Contract:
+// - A flow starts at max(start_ps, the completion of its last dependency). A flow completes when
+//   its receiver holds every byte. Dependencies name earlier or later flows by id; cycles are
+//   rejected by validate().
+// - group: flows sharing a group id report one completion time (the latest member); collectives
+//   use one group per step or per collective.
+// - lb / path: per-flow override of the network's load balancing; with LoadBalancing::source and
+//   path >= 0 the flow (QP) is pinned to Topology path `path` between its hosts.
+// - entropy: fixed ECMP entropy; -1 draws one from the seed.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "net/route/path_selection.h"
+#include "net/topo/topology.h"
+
+namespace lookahead::net {
+
+struct FlowSpec {
+  int src = 0;
+  int dst = 0;
+  uint64_t bytes = 0;
+  uint64_t start_ps = 0;
+  std::vector<int> deps;  // flow ids that must complete first
+  int group = -1;
+  std::optional<LoadBalancing> lb;
+  int path = -1;
+  int64_t entropy = -1;
+};
+
+class Workload {
+ public:
+  int add_flow(const FlowSpec& flow);  // returns the flow id (dense, from 0)
+  int add_flow(int src, int dst, uint64_t bytes, uint64_t start_ps = 0, std::vector<int> deps = {}, int group = -1);
+  int add_group(std::string name);     // returns the group id
+  int group_id(const std::string& name);  // existing or new
+  // Throws lookahead::Error: hosts out of range or equal, zero bytes, unknown dependency, cycle,
+  // source path out of range. `where` prefixes messages (e.g. the spec file name).
+  void validate(const Topology& topology, const std::string& where = "workload") const;
+
+  std::vector<FlowSpec> flows;
+  std::vector<std::string> groups;
+};
+
+// Generators for common patterns (seeded).
+void add_permutation(Workload& w, int hosts, uint64_t bytes, uint64_t seed);  // each host sends to one, receives from one
+void add_all_to_all(Workload& w, int hosts, uint64_t bytes);
+void add_incast(Workload& w, int senders, int receiver, uint64_t bytes);
+
+}  // namespace lookahead::net
