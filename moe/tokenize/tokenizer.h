@@ -37,7 +37,9 @@ class Tokenizer {
 
   virtual std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const = 0;
   virtual std::string token_bytes(int32_t id) const = 0;
-  std::string decode(const std::vector<int32_t>& ids) const;
+  // Concatenated token_bytes; SentencePiece also drops the space its prefix added (as
+  // llama.cpp's detokenize does), so decode(encode(x, false, false)) == x.
+  virtual std::string decode(const std::vector<int32_t>& ids) const;
 
   virtual int32_t vocab_size() const = 0;
   virtual int32_t bos() const = 0;  // -1 if none
