@@ -244,10 +244,4 @@ const Tokenizer& HfCheckpoint::tokenizer() const {
 
 std::unique_ptr<ModelSource> open_hf_checkpoint(const std::string& dir) { return std::make_unique<HfCheckpoint>(dir); }
 
-// Fallback used only while moe/tokenize has no implementation linked in; the real definition
-// (strong symbol) replaces it.
-__attribute__((weak)) std::unique_ptr<Tokenizer> Tokenizer::from_hf_dir(const std::string& dir) {
-  fail("{}: tokenizer not available in this build (moe/tokenize is missing)", dir);
-}
-
 }  // namespace lookahead::moe

@@ -111,11 +111,4 @@ std::unique_ptr<ModelSource> open_model(const std::string& path) {
   return std::make_unique<GgufModelSource>(path);
 }
 
-// Fallback used only while moe/tokenize has no implementation linked in; the real definition
-// (strong symbol) replaces it.
-__attribute__((weak)) std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& file) {
-  fail("{}: tokenizer not available in this build (text prompts need moe/tokenize); pass token ids instead",
-       file.path());
-}
-
 }  // namespace lookahead::moe
