@@ -26,6 +26,10 @@ inline bool wants_quantized_activation(TensorType t) {
 }
 
 using DotFn = float (*)(const void* w_row, const void* x, int64_t n);
+// y[t * y_stride] = dot(w_row, x + t * x_stride bytes) for t < n_tok: one weight row against several
+// activation rows at once (prefill); only for quantized types (nullptr otherwise).
+using DotMultiFn = void (*)(const void* w_row, const void* x, int64_t x_stride, int64_t n_tok, int64_t n, float* y,
+                            int64_t y_stride);
 using QuantizeActivationFn = void (*)(const float* x, ActivationBlock* out, int64_t n);
 
 namespace scalar {
@@ -38,6 +42,7 @@ void axpy(TensorType type, float a, const void* row, float* out, int64_t n);
 
 namespace avx2 {
 DotFn dot_for(TensorType type);
+DotMultiFn dot_multi_for(TensorType type);
 void quantize_activation(const float* x, ActivationBlock* out, int64_t n);
 float dot_f32(const float* a, const float* b, int64_t n);
 void axpy(TensorType type, float a, const void* row, float* out, int64_t n);

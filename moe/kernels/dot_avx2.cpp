@@ -75,46 +75,112 @@ float dot_half_row(const void* w, const void* x, int64_t n) {
   return sum;
 }
 
-float dot_q8_0(const void* w, const void* x, int64_t n) {
-  const auto* wb = static_cast<const BlockQ8_0*>(w);
-  const auto* xb = static_cast<const ActivationBlock*>(x);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t i = 0; i < n / 32; ++i) {
-    const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb[i].qs));
-    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[i].qs));
-    // signed x signed via |w| * (x with w's sign): maddubs needs one unsigned operand.
-    const __m256 p = mul_sum_us8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(half(wb[i].d) * xb[i].d), p, acc);
+// One weight row against NT activation rows (tokens): each weight block is unpacked once and
+// reused for all NT tokens, and the NT accumulators are independent chains (prefill's GEMM core).
+// Kind 0 = Q8_0, 1 = Q4_0, 2 = Q4_1.
+template <int Kind, int NT>
+inline void dot_rows(const void* w, const uint8_t* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride) {
+  __m256 acc[NT];
+  float offsets[NT];
+  for (int t = 0; t < NT; ++t) {
+    acc[t] = _mm256_setzero_ps();
+    offsets[t] = 0;
   }
-  return hsum(acc);
+  for (int64_t i = 0; i < n / 32; ++i) {
+    __m256i qw;
+    float d, m = 0;
+    if constexpr (Kind == 0) {
+      const auto* b = static_cast<const BlockQ8_0*>(w) + i;
+      qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs));
+      d = half(b->d);
+    } else if constexpr (Kind == 1) {
+      const auto* b = static_cast<const BlockQ4_0*>(w) + i;
+      qw = bytes_from_nibbles(b->qs);
+      d = half(b->d);
+      m = -8.0f * d;  // Q4_0 as Q4_1 with m = -8d
+    } else {
+      const auto* b = static_cast<const BlockQ4_1*>(w) + i;
+      qw = bytes_from_nibbles(b->qs);
+      d = half(b->d);
+      m = half(b->m);
+    }
+    // signed x signed (Q8_0) via |w| * (x with w's sign): maddubs needs one unsigned operand.
+    const __m256i qw_abs = Kind == 0 ? _mm256_sign_epi8(qw, qw) : qw;
+    for (int t = 0; t < NT; ++t) {
+      const auto* xb = reinterpret_cast<const ActivationBlock*>(x + t * x_stride) + i;
+      __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->qs));
+      if constexpr (Kind == 0) qx = _mm256_sign_epi8(qx, qw);
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb->d), mul_sum_us8(qw_abs, qx), acc[t]);
+      if constexpr (Kind != 0) offsets[t] += m * xb->s;
+    }
+  }
+  for (int t = 0; t < NT; ++t) y[t * y_stride] = hsum(acc[t]) + offsets[t];
 }
 
-// Q4_0 as Q4_1 with m = -8d: sum (d(q-8)) x = d*dx*sum(q*qx) - 8d*s.
-float dot_q4_0(const void* w, const void* x, int64_t n) {
-  const auto* wb = static_cast<const BlockQ4_0*>(w);
-  const auto* xb = static_cast<const ActivationBlock*>(x);
-  __m256 acc = _mm256_setzero_ps();
-  float offsets = 0;
-  for (int64_t i = 0; i < n / 32; ++i) {
-    const float d = half(wb[i].d);
-    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[i].qs));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d * xb[i].d), mul_sum_us8(bytes_from_nibbles(wb[i].qs), qx), acc);
-    offsets -= 8.0f * d * xb[i].s;
+// Single token (decode): two blocks per step in two accumulators for instruction-level parallelism.
+template <int Kind>
+float dot_quant(const void* w, const void* x, int64_t n) {
+  const int64_t nb = n / 32;
+  if (nb % 2 != 0) {
+    float y;
+    dot_rows<Kind, 1>(w, static_cast<const uint8_t*>(x), 0, n, &y, 0);
+    return y;
   }
-  return hsum(acc) + offsets;
+  float y[2];
+  // Split the row in two interleaved halves: even blocks and odd blocks, each its own chain.
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  float off0 = 0, off1 = 0;
+  const auto* xb = static_cast<const ActivationBlock*>(x);
+  for (int64_t i = 0; i < nb; i += 2) {
+    __m256i qw0, qw1;
+    float d0, d1, m0 = 0, m1 = 0;
+    if constexpr (Kind == 0) {
+      const auto* b = static_cast<const BlockQ8_0*>(w) + i;
+      qw0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs));
+      qw1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].qs));
+      d0 = half(b[0].d);
+      d1 = half(b[1].d);
+    } else if constexpr (Kind == 1) {
+      const auto* b = static_cast<const BlockQ4_0*>(w) + i;
+      qw0 = bytes_from_nibbles(b[0].qs);
+      qw1 = bytes_from_nibbles(b[1].qs);
+      d0 = half(b[0].d);
+      d1 = half(b[1].d);
+      m0 = -8.0f * d0;
+      m1 = -8.0f * d1;
+    } else {
+      const auto* b = static_cast<const BlockQ4_1*>(w) + i;
+      qw0 = bytes_from_nibbles(b[0].qs);
+      qw1 = bytes_from_nibbles(b[1].qs);
+      d0 = half(b[0].d);
+      d1 = half(b[1].d);
+      m0 = half(b[0].m);
+      m1 = half(b[1].m);
+    }
+    __m256i qx0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[i].qs));
+    __m256i qx1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[i + 1].qs));
+    if constexpr (Kind == 0) {
+      qx0 = _mm256_sign_epi8(qx0, qw0);
+      qx1 = _mm256_sign_epi8(qx1, qw1);
+      qw0 = _mm256_sign_epi8(qw0, qw0);
+      qw1 = _mm256_sign_epi8(qw1, qw1);
+    }
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * xb[i].d), mul_sum_us8(qw0, qx0), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d1 * xb[i + 1].d), mul_sum_us8(qw1, qx1), acc1);
+    off0 += m0 * xb[i].s;
+    off1 += m1 * xb[i + 1].s;
+  }
+  y[0] = hsum(_mm256_add_ps(acc0, acc1));
+  y[1] = off0 + off1;
+  return y[0] + y[1];
 }
 
-float dot_q4_1(const void* w, const void* x, int64_t n) {
-  const auto* wb = static_cast<const BlockQ4_1*>(w);
-  const auto* xb = static_cast<const ActivationBlock*>(x);
-  __m256 acc = _mm256_setzero_ps();
-  float offsets = 0;
-  for (int64_t i = 0; i < n / 32; ++i) {
-    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[i].qs));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(half(wb[i].d) * xb[i].d), mul_sum_us8(bytes_from_nibbles(wb[i].qs), qx), acc);
-    offsets += half(wb[i].m) * xb[i].s;
-  }
-  return hsum(acc) + offsets;
+template <int Kind>
+void dot_multi_quant(const void* w, const void* x, int64_t x_stride, int64_t n_tok, int64_t n, float* y, int64_t y_stride) {
+  const auto* xb = static_cast<const uint8_t*>(x);
+  int64_t t = 0;
+  for (; t + 4 <= n_tok; t += 4) dot_rows<Kind, 4>(w, xb + t * x_stride, x_stride, n, y + t * y_stride, y_stride);
+  for (; t < n_tok; ++t) dot_rows<Kind, 1>(w, xb + t * x_stride, x_stride, n, y + t * y_stride, y_stride);
 }
 
 }  // namespace
@@ -140,11 +206,20 @@ DotFn dot_for(TensorType type) {
     case TensorType::F32: return dot_f32_row;
     case TensorType::F16: return dot_half_row<false>;
     case TensorType::BF16: return dot_half_row<true>;
-    case TensorType::Q8_0: return dot_q8_0;
-    case TensorType::Q4_0: return dot_q4_0;
-    case TensorType::Q4_1: return dot_q4_1;
+    case TensorType::Q8_0: return dot_quant<0>;
+    case TensorType::Q4_0: return dot_quant<1>;
+    case TensorType::Q4_1: return dot_quant<2>;
   }
   LOOKAHEAD_CHECK(false);
+}
+
+DotMultiFn dot_multi_for(TensorType type) {
+  switch (type) {
+    case TensorType::Q8_0: return dot_multi_quant<0>;
+    case TensorType::Q4_0: return dot_multi_quant<1>;
+    case TensorType::Q4_1: return dot_multi_quant<2>;
+    default: return nullptr;
+  }
 }
 
 void quantize_activation(const float* x, ActivationBlock* out, int64_t n) {

@@ -36,6 +36,7 @@ constexpr int64_t kTokenTile = 16;
 void matmul_dots(const WeightMatrix& w, const void* x, int64_t x_stride_bytes, int64_t n_tokens, float* y,
                  const int32_t* row_ids, int64_t n_rows) {
   const kernels::DotFn dot = dot_fn(w.type);
+  const kernels::DotMultiFn multi = g_path == KernelPath::Avx2 ? kernels::avx2::dot_multi_for(w.type) : nullptr;
   const int64_t n_blocks = (n_rows + kRowBlock - 1) / kRowBlock;
   const auto* xb = static_cast<const uint8_t*>(x);
   const int nt = n_blocks * n_tokens < 64 ? 1 : threads();  // tiny products are not worth a fork
@@ -47,7 +48,10 @@ void matmul_dots(const WeightMatrix& w, const void* x, int64_t x_stride_bytes, i
       for (int64_t i = r0; i < r1; ++i) {
         const int64_t r = row_ids ? row_ids[i] : i;
         const uint8_t* wr = w.row(r);
-        for (int64_t t = t0; t < t1; ++t) y[t * w.rows + r] = dot(wr, xb + t * x_stride_bytes, w.cols);
+        if (multi && t1 - t0 > 1)
+          multi(wr, xb + t0 * x_stride_bytes, x_stride_bytes, t1 - t0, w.cols, y + t0 * w.rows + r, w.rows);
+        else
+          for (int64_t t = t0; t < t1; ++t) y[t * w.rows + r] = dot(wr, xb + t * x_stride_bytes, w.cols);
       }
     }
   }

@@ -1,0 +1,102 @@
+// `lookahead moe chat`: an interactive conversation on stdin/stdout with the model's chat template.
+// Each line of stdin is one user message; the reply streams to stdout. The KV cache keeps the
+// conversation: each turn re-renders the template and only feeds tokens past the common prefix.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "cli/command.h"
+#include "common/error.h"
+#include "moe/format/model_source.h"
+#include "moe/kernels/matmul.h"
+#include "moe/model/generate.h"
+#include "moe/model/llama.h"
+
+namespace {
+
+using namespace lookahead::moe;
+
+struct ChatOptions {
+  std::string model;
+  std::string system;
+  int64_t tokens = 512;
+  uint64_t seed = 0;
+  float temp = 0.7f;
+  int32_t top_k = 40;
+  float top_p = 0.95f;
+  int threads = 0;
+  int64_t ctx = 4096;
+};
+
+void run_chat(const ChatOptions& o) {
+  if (o.threads > 0) set_kernel_threads(o.threads);
+  auto source = open_model(o.model);
+  LlamaModel model(*source);
+  const Tokenizer& tok = source->tokenizer();
+  ContextOptions copt;
+  copt.n_ctx = std::min<int64_t>(o.ctx, model.hparams().n_ctx_train);
+  LlamaContext ctx(model, copt);
+  Sampler sampler({o.temp, o.top_k, o.top_p, o.seed}, model.hparams().n_vocab);
+  std::vector<ChatMessage> messages;
+  if (!o.system.empty()) messages.push_back({"system", o.system});
+  std::vector<int32_t> cached;  // tokens whose K/V are in the cache, in order
+  const bool interactive = isatty(STDIN_FILENO) != 0;
+  std::string line;
+  while (true) {
+    if (interactive) std::fprintf(stderr, "> ");
+    if (!std::getline(std::cin, line)) break;
+    if (line.empty()) continue;
+    messages.push_back({"user", line});
+    const std::string rendered = tok.apply_chat_template(messages, true);
+    std::vector<int32_t> all = tok.encode(rendered, true, true);
+    size_t common = 0;
+    while (common < cached.size() && common < all.size() && cached[common] == all[common]) ++common;
+    if (common == all.size()) --common;  // always feed at least one token to get logits
+    ctx.truncate(static_cast<int64_t>(common));
+    cached.resize(common);
+    std::vector<int32_t> fresh(all.begin() + static_cast<std::ptrdiff_t>(common), all.end());
+    if (ctx.n_past() + static_cast<int64_t>(fresh.size()) >= ctx.n_ctx())
+      lookahead::fail("the conversation ({} tokens) no longer fits the context of {} tokens; raise --ctx", all.size(),
+                      ctx.n_ctx());
+    cached.insert(cached.end(), fresh.begin(), fresh.end());
+    std::string reply;
+    auto on_token = [&](int32_t id) {
+      const std::string bytes = tok.token_bytes(id);
+      reply += bytes;
+      cached.push_back(id);
+      std::fwrite(bytes.data(), 1, bytes.size(), stdout);
+      std::fflush(stdout);
+      return true;
+    };
+    const GenerationStats s =
+        generate(ctx, sampler, fresh, o.tokens, [&tok](int32_t id) { return tok.is_end_of_generation(id); }, on_token);
+    // The last sampled token was not fed back; keep `cached` equal to what the cache holds.
+    if (static_cast<int64_t>(cached.size()) > ctx.n_past()) cached.resize(static_cast<size_t>(ctx.n_past()));
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+    messages.push_back({"assistant", reply});
+    if (s.hit_context_limit) {
+      std::fprintf(stderr, "lookahead: context of %lld tokens is full\n", static_cast<long long>(ctx.n_ctx()));
+      break;
+    }
+  }
+}
+
+const bool registered = lookahead::cli::register_command(
+    {"moe", "chat", "Chat with a model on stdin/stdout (chat template, streaming)", [](CLI::App& cmd) {
+       auto o = std::make_shared<ChatOptions>();
+       cmd.add_option("--model", o->model, "GGUF file or Hugging Face checkpoint directory")->required();
+       cmd.add_option("--system", o->system, "system message");
+       cmd.add_option("--tokens,-n", o->tokens, "most tokens per reply")->capture_default_str();
+       cmd.add_option("--seed", o->seed, "sampling seed")->capture_default_str();
+       cmd.add_option("--temp", o->temp, "temperature (0 = greedy)")->capture_default_str();
+       cmd.add_option("--top-k", o->top_k, "keep the k most likely tokens (0 = all)")->capture_default_str();
+       cmd.add_option("--top-p", o->top_p, "nucleus sampling mass")->capture_default_str();
+       cmd.add_option("--threads,-t", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
+       cmd.add_option("--ctx,-c", o->ctx, "context size in tokens")->capture_default_str();
+       cmd.callback([o] { run_chat(*o); });
+     }});
+
+}  // namespace
