@@ -5,7 +5,9 @@
 // fragment into words with the vocabulary's regexes, maps each word's bytes to the GPT-2
 // byte-to-unicode alphabet and applies merges lowest rank first (ties: leftmost). Merge results
 // that are not tokens fall back to single-character tokens, as in llama.cpp. token_bytes() maps
-// NORMAL tokens back to raw bytes, so decode(encode(x)) == x for every x, valid UTF-8 or not.
+// NORMAL tokens back to raw bytes, so decode(encode(x)) == x for every x, valid UTF-8 or not, made
+// of bytes the vocabulary has tokens for (a byte without one is dropped, as llama.cpp drops it;
+// SmolLM2 lacks e.g. 0x04 and 0xF5-0xFF).
 // Immutable after construction; encode() may be called from many threads at once.
 #include <cstdint>
 #include <string>
