@@ -2,7 +2,7 @@
 # Speed of the packet-level simulator (docs/results/net-sim.md). Usage:
 #   bench/net_sim_bench.sh [BINARY] [BASELINE_BINARY]
 # Prints one line per scenario: wall s, user CPU s, events, M events/s (wall), peak RSS.
-# With a second binary, every scenario runs on both, back to back (side-by-side ratio).
+# With a second binary, the two 1024-host scenarios also run on it, back to back (side-by-side ratio).
 set -euo pipefail
 BIN=${1:-build/release/lookahead}
 BASE=${2:-}
@@ -12,12 +12,13 @@ trap 'rm -rf "$TMP"' EXIT
 measure() {  # label binary args...
   local label=$1 bin=$2
   shift 2
-  /usr/bin/time -f "%e %U %M" -o "$TMP/time" "$bin" net run "$@" --perf --json >"$TMP/out.json" 2>"$TMP/err" || { cat "$TMP/err"; return 1; }
+  /usr/bin/time -f "%e %U %M" -o "$TMP/time" "$bin" net run "$@" --perf >"$TMP/out.txt" 2>"$TMP/err" || { cat "$TMP/err"; return 1; }
   read -r wall user rss <"$TMP/time"
-  local events fin sim
-  events=$(python3 -c "import json;d=json.load(open('$TMP/out.json'))['summary'];print(d['events'],d['finished'],d['flows'],d['last_finish_us'])" )
-  printf "%-44s %-10s wall %7.2f s  user %7.2f s  events/flows/sim: %s  Mev/s(user) %.2f  RSS %d MiB\n" "$label" "$(basename "$bin")" \
-    "$wall" "$user" "$events" "$(python3 -c "print(${events%% *}/max($user,1e-3)/1e6)")" "$((rss / 1024))"
+  local events finished
+  events=$(sed -n 's/.*s, \([0-9]*\) events.*/\1/p' "$TMP/err")
+  finished=$(sed -n 's/.*: \([0-9]* of [0-9]* finished by [0-9.]* us\).*/\1/p' "$TMP/out.txt")
+  printf "%-40s | %-16s | wall %7.2f s | user %7.2f s | %9d events | %5.2f M ev/s (user) | RSS %4d MiB | %s\n" "$label" "$(basename "$bin")" \
+    "$wall" "$user" "$events" "$(python3 -c "print($events / max($user, 1e-3) / 1e6)")" "$((rss / 1024))" "$finished"
 }
 
 run_both() {
@@ -34,8 +35,8 @@ run_both "fat-tree 1024 perm 2MB ecmp" $FT --workload permutation --bytes 200000
 for shape in "4 4 4 4 16" "8 8 4 4 32" "16 8 8 8 64" "16 16 16 16 256"; do
   read -r pods tors hpt aggs cores <<<"$shape"
   hosts=$((pods * tors * hpt))
-  run_both "fat-tree $hosts hosts perm 2MB spray" --topology fat_tree --pods $pods --tors-per-pod $tors --hosts-per-tor $hpt \
+  measure "fat-tree $hosts hosts perm 2MB spray" "$BIN" --topology fat_tree --pods $pods --tors-per-pod $tors --hosts-per-tor $hpt \
     --aggs-per-pod $aggs --cores $cores --gbps 100 --workload permutation --bytes 2000000 --lb spray
 done
 python3 bench/net_ring_matrix.py 256 67108864 >"$TMP/ring.cm"
-run_both "leaf-spine 256x400G ring all-reduce 64MB" --leaves 16 --spines 16 --hosts-per-leaf 16 --gbps 400 --matrix "$TMP/ring.cm" --lb ecmp
+measure "leaf-spine 256x400G ring all-reduce 64MB" "$BIN" --leaves 16 --spines 16 --hosts-per-leaf 16 --gbps 400 --matrix "$TMP/ring.cm" --lb ecmp

@@ -1,10 +1,17 @@
 #pragma once
-// The event list: a 4-ary min-heap of timed events in integer picoseconds.
+// The event list: timed events in integer picoseconds.
 //
 // Contract: pop() returns events in (time, insertion sequence) order, so two events at the same
-// picosecond run in the order they were scheduled; runs are therefore deterministic. An event is a
-// small POD (kind, target, arg) that the simulator dispatches with a switch: no virtual call and
-// no allocation per event once the heap has grown to its working size.
+// picosecond run in the order they were scheduled; runs are therefore deterministic. Events may
+// not be scheduled before the time of the last popped event. An event is a small POD (kind,
+// target, arg) that the simulator dispatches with a switch: no virtual call and no allocation per
+// event once the pools have grown to their working size.
+//
+// Implementation: a calendar queue (timing wheel) of 2^18 buckets of 2^10 ps (~262 us horizon)
+// holding unsorted lists; the current bucket is sorted when reached. Events beyond the horizon
+// wait in a 4-ary heap. Packet-level simulations schedule almost everything within a microsecond,
+// so this beats a plain heap, whose working set no longer fits in cache at fabric scale.
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -20,33 +27,13 @@ struct Event {
   uint8_t kind = 0;
 };
 
-class EventList {
+// 4-ary min-heap on (time, seq): the overflow store of the calendar queue.
+class EventHeap {
  public:
-  void schedule(SimTime time, uint8_t kind, uint32_t target, uint32_t arg = 0) {
-    heap_.push_back(Event{time, next_seq_++, target, arg, kind});
-    sift_up(heap_.size() - 1);
-  }
-  bool empty() const { return heap_.empty(); }
-  size_t size() const { return heap_.size(); }
-  const Event& top() const { return heap_.front(); }
-  Event pop() {
-    Event out = heap_.front();
-    Event last = heap_.back();
-    heap_.pop_back();
-    if (!heap_.empty()) sift_down(last);
-    return out;
-  }
-  uint64_t scheduled() const { return next_seq_; }
-  // Visits pending events in no particular order (end-of-run accounting).
-  template <typename F>
-  void for_each(F&& visit) const {
-    for (const Event& e : heap_) visit(e);
-  }
-
- private:
   static bool before(const Event& a, const Event& b) { return a.time < b.time || (a.time == b.time && a.seq < b.seq); }
-  void sift_up(size_t i) {
-    Event e = heap_[i];
+  void push(const Event& e) {
+    heap_.push_back(e);
+    size_t i = heap_.size() - 1;
     while (i > 0) {
       size_t parent = (i - 1) / 4;
       if (!before(e, heap_[parent])) break;
@@ -55,9 +42,14 @@ class EventList {
     }
     heap_[i] = e;
   }
-  // Places `e` (the former last element) starting from the root.
-  void sift_down(const Event& e) {
+  bool empty() const { return heap_.empty(); }
+  const Event& top() const { return heap_.front(); }
+  Event pop() {
+    Event out = heap_.front();
+    Event last = heap_.back();
+    heap_.pop_back();
     size_t n = heap_.size(), i = 0;
+    if (n == 0) return out;
     while (true) {
       size_t first = 4 * i + 1;
       if (first >= n) break;
@@ -65,13 +57,113 @@ class EventList {
       size_t end = first + 4 < n ? first + 4 : n;
       for (size_t c = first + 1; c < end; ++c)
         if (before(heap_[c], heap_[best])) best = c;
-      if (!before(heap_[best], e)) break;
+      if (!before(heap_[best], last)) break;
       heap_[i] = heap_[best];
       i = best;
     }
-    heap_[i] = e;
+    heap_[i] = last;
+    return out;
   }
+  const std::vector<Event>& items() const { return heap_; }
+
+ private:
   std::vector<Event> heap_;
+};
+
+class EventList {
+ public:
+  static constexpr int kShift = 10;
+  static constexpr uint64_t kBuckets = uint64_t{1} << 18;
+
+  EventList() : head_(kBuckets, kNil) {}
+
+  void schedule(SimTime time, uint8_t kind, uint32_t target, uint32_t arg = 0) {
+    Event e{time, next_seq_++, target, arg, kind};
+    ++count_;
+    uint64_t b = time >> kShift;
+    if (b <= cur_bucket_) {
+      // The current bucket (sorted descending, smallest at the back): insert in place.
+      auto pos = std::upper_bound(cur_.begin(), cur_.end(), e, [](const Event& x, const Event& y) { return EventHeap::before(y, x); });
+      cur_.insert(pos, e);
+    } else if (b < cur_bucket_ + kBuckets) {
+      uint32_t id;
+      if (free_.empty()) {
+        id = static_cast<uint32_t>(nodes_.size());
+        nodes_.push_back(Node{});
+      } else {
+        id = free_.back();
+        free_.pop_back();
+      }
+      uint32_t& head = head_[b & (kBuckets - 1)];
+      nodes_[id] = Node{e, head};
+      head = id;
+      ++wheel_count_;
+    } else {
+      overflow_.push(e);
+    }
+  }
+  bool empty() const { return count_ == 0; }
+  size_t size() const { return count_; }
+  // Requires !empty().
+  const Event& top() {
+    load();
+    return cur_.back();
+  }
+  Event pop() {
+    load();
+    Event e = cur_.back();
+    cur_.pop_back();
+    --count_;
+    return e;
+  }
+  uint64_t scheduled() const { return next_seq_; }
+  // Visits pending events in no particular order (end-of-run accounting).
+  template <typename F>
+  void for_each(F&& visit) const {
+    for (const Event& e : cur_) visit(e);
+    for (uint64_t b = 0; b < kBuckets; ++b)
+      for (uint32_t id = head_[b]; id != kNil; id = nodes_[id].next) visit(nodes_[id].e);
+    for (const Event& e : overflow_.items()) visit(e);
+  }
+
+ private:
+  static constexpr uint32_t kNil = 0xffffffffu;
+  struct Node {
+    Event e;
+    uint32_t next = kNil;
+  };
+
+  // Makes cur_ hold the earliest pending bucket.
+  void load() {
+    while (cur_.empty()) {
+      if (wheel_count_ == 0) {
+        if (overflow_.empty()) return;
+        cur_bucket_ = overflow_.top().time >> kShift;
+      } else {
+        ++cur_bucket_;
+      }
+      uint32_t& head = head_[cur_bucket_ & (kBuckets - 1)];
+      for (uint32_t id = head; id != kNil;) {
+        cur_.push_back(nodes_[id].e);
+        uint32_t next = nodes_[id].next;
+        free_.push_back(id);
+        --wheel_count_;
+        id = next;
+      }
+      head = kNil;
+      while (!overflow_.empty() && (overflow_.top().time >> kShift) == cur_bucket_) cur_.push_back(overflow_.pop());
+      std::sort(cur_.begin(), cur_.end(), [](const Event& x, const Event& y) { return EventHeap::before(y, x); });
+    }
+  }
+
+  std::vector<uint32_t> head_;
+  std::vector<Node> nodes_;
+  std::vector<uint32_t> free_;
+  std::vector<Event> cur_;
+  EventHeap overflow_;
+  uint64_t cur_bucket_ = 0;
+  size_t wheel_count_ = 0;
+  size_t count_ = 0;
   uint64_t next_seq_ = 0;
 };
 

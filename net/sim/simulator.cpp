@@ -17,6 +17,8 @@
 #include "common/error.h"
 #include "net/sim/event_list.h"
 #include "net/sim/packet.h"
+#include "net/transport/congestion.h"
+#include "net/transport/queue_pair.h"
 
 namespace lookahead::net {
 
@@ -43,58 +45,6 @@ struct Port {
   // Statistics.
   uint64_t tx_bytes = 0, tx_packets = 0, busy_ps = 0, max_queue = 0, drops = 0, ecn_marks = 0, pauses = 0;
   SimTime paused_since = 0, paused_ps = 0, last_change = 0;
-};
-
-struct Bits {
-  std::vector<uint64_t> words;
-  void resize(uint64_t n) { words.assign((n + 63) / 64, 0); }
-  bool get(uint64_t i) const { return (words[i >> 6] >> (i & 63)) & 1; }
-  void set(uint64_t i) { words[i >> 6] |= uint64_t{1} << (i & 63); }
-  void clear(uint64_t i) { words[i >> 6] &= ~(uint64_t{1} << (i & 63)); }
-};
-
-struct QueuePair {
-  // Message.
-  int src = 0, dst = 0;
-  uint32_t packets = 0;
-  uint32_t last_payload = 0;
-  LoadBalancing lb = LoadBalancing::ecmp;
-  bool selective = false;
-  uint32_t entropy = 0;
-  SourceRoute route;
-  Rng rng{1};
-  RepsEntropies reps;
-  SimTime reps_frozen_until = 0;
-  // Lifecycle.
-  bool started = false, sender_done = false, receiver_done = false;
-  int deps_left = 0;
-  SimTime start = kNever, finish = kNever;
-  // Sender.
-  uint32_t snd_una = 0;    // every packet below is acknowledged
-  uint32_t next_send = 0;  // in-order: next packet number to (re)send
-  uint32_t high_sent = 0;  // one past the highest packet number ever sent
-  uint32_t rtx_cursor = 0; // selective: where the scan for lost packets resumes
-  uint32_t inflight = 0;   // selective: packets sent and neither acknowledged nor timed out
-  Bits acked, outstanding;
-  SimTime last_progress = 0;
-  bool rto_pending = false, wake_pending = false, dcqcn_pending = false;
-  // Congestion control.
-  double cwnd = 0;          // bytes
-  double alpha = 1.0;
-  uint64_t window_acked = 0, window_marked = 0;
-  uint32_t window_end = 0;
-  double rate = 0, target_rate = 0;  // DCQCN, bits/s
-  SimTime next_tx = 0, last_cut = 0;
-  bool cnp_in_period = false;
-  int stage = 0;
-  // Receiver.
-  uint32_t expected = 0;
-  uint32_t nack_for = 0xffffffffu;
-  uint32_t received = 0;
-  uint32_t since_ack = 0;
-  Bits got;
-  // Statistics.
-  uint64_t sent_packets = 0, retransmits = 0, delivered = 0, duplicates = 0, dropped = 0, ecn_acks = 0, timeouts = 0;
 };
 
 }  // namespace
@@ -572,45 +522,16 @@ struct Simulator::Impl {
   }
 
   void congestion_on_ack(QueuePair& q, uint64_t newly, bool marked) {
-    if (cfg.cc == CongestionControl::dctcp) {
-      q.window_acked += newly;
-      if (marked) q.window_marked += newly;
-      if (q.snd_una >= q.window_end) {
-        // One window of data acknowledged: update alpha, cut once if anything was marked.
-        double frac = q.window_acked ? static_cast<double>(q.window_marked) / static_cast<double>(q.window_acked) : 0;
-        q.alpha = (1 - cfg.dctcp_g) * q.alpha + cfg.dctcp_g * frac;
-        if (q.window_marked > 0) q.cwnd = std::max<double>(cfg.mtu_bytes, q.cwnd * (1 - q.alpha / 2));
-        q.window_acked = q.window_marked = 0;
-        q.window_end = q.high_sent;
-      }
-      if (!marked && newly > 0) q.cwnd = std::min(max_cwnd, q.cwnd + static_cast<double>(cfg.mtu_bytes) * newly / q.cwnd);
-    } else if (cfg.cc == CongestionControl::dcqcn && marked) {
-      q.cnp_in_period = true;
-      if (now >= q.last_cut + cfg.dcqcn_cnp_interval_ps || q.last_cut == 0) {
-        double line = static_cast<double>(topo.links[topo.host_uplink(q.src)].rate_bps);
-        q.alpha = (1 - cfg.dcqcn_g) * q.alpha + cfg.dcqcn_g;
-        q.target_rate = q.rate;
-        q.rate = std::max(line * cfg.dcqcn_min_rate_fraction, q.rate * (1 - q.alpha / 2));
-        q.last_cut = now;
-        q.stage = 0;
-      }
-    }
+    if (cfg.cc == CongestionControl::dctcp) dctcp_on_ack(q, cfg, newly, marked, max_cwnd);
+    else if (cfg.cc == CongestionControl::dcqcn && marked)
+      dcqcn_on_marked_ack(q, cfg, static_cast<double>(topo.links[topo.host_uplink(q.src)].rate_bps), now);
   }
 
   void on_dcqcn_timer(int f) {
     QueuePair& q = qps[f];
     q.dcqcn_pending = false;
     if (q.sender_done) return;
-    double line = static_cast<double>(topo.links[topo.host_uplink(q.src)].rate_bps);
-    if (!q.cnp_in_period) q.alpha *= (1 - cfg.dcqcn_g);
-    q.cnp_in_period = false;
-    if (q.rate < line) {
-      ++q.stage;
-      double rai = line * cfg.dcqcn_rai_fraction;
-      if (q.stage > 5) q.target_rate = std::min(line, q.target_rate + (q.stage > 10 ? rai * (q.stage - 10) : rai));
-      q.rate = std::min(line, (q.rate + q.target_rate) / 2);
-      if (q.target_rate - q.rate < line * 1e-4) q.rate = q.target_rate;
-    }
+    dcqcn_on_timer(q, cfg, static_cast<double>(topo.links[topo.host_uplink(q.src)].rate_bps));
     q.dcqcn_pending = true;
     events.schedule(now + cfg.dcqcn_period_ps, kDcqcnTimer, static_cast<uint32_t>(f));
   }
