@@ -43,35 +43,36 @@ CONVERSATIONS = [
 ]
 
 
-def main():
-    gguf_path, out_path = sys.argv[1], sys.argv[2]
+def build_reference_tokenizer(gguf_path, with_specials):
+    """HF `tokenizers` BPE over the GGUF's vocabulary with SmolLM2's pre-tokenizer; also returns
+    the GGUF fields. with_specials: CONTROL tokens are added tokens (parse_special = true)."""
     reader = gguf.GGUFReader(gguf_path)
     fields = reader.fields
     tokens = fields["tokenizer.ggml.tokens"].contents()
     types = fields["tokenizer.ggml.token_type"].contents()
     merges = fields["tokenizer.ggml.merges"].contents()
-    template = fields["tokenizer.chat_template"].contents()
     assert fields["tokenizer.ggml.pre"].contents() == "smollm"
-
     vocab = {t: i for i, t in enumerate(tokens)}
     pairs = [tuple(m.split(" ", 1)) for m in merges]
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=pairs))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    if with_specials:
+        tok.add_special_tokens([AddedToken(tokens[i], special=True, normalized=False)
+                                for i in range(len(tokens)) if types[i] == 3])
+    return tok, fields
 
-    def build(with_specials):
-        tok = Tokenizer(models.BPE(vocab=vocab, merges=pairs))
-        tok.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Digits(individual_digits=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True),
-        ])
-        tok.decoder = decoders.ByteLevel()
-        if with_specials:
-            tok.add_special_tokens([AddedToken(tokens[i], special=True, normalized=False)
-                                    for i in range(len(tokens)) if types[i] == 3])
-        return tok
 
+def main():
+    gguf_path, out_path = sys.argv[1], sys.argv[2]
     # parse_special = false: special tokens in the text are ordinary text, so the reference
     # tokenizer must not know them as added tokens.
-    plain_tok = build(False)
-    tok = build(True)
+    plain_tok, fields = build_reference_tokenizer(gguf_path, False)
+    tok, _ = build_reference_tokenizer(gguf_path, True)
+    template = fields["tokenizer.chat_template"].contents()
 
     cases = []
     for text in SAMPLES:
