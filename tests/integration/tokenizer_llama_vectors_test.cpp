@@ -67,6 +67,7 @@ std::string show(const std::vector<int32_t>& ids) {
 
 struct Outcome {
   size_t passed = 0;
+  size_t round_trips = 0;  // decode(encode(text)) == text
   size_t total = 0;
   std::string first_mismatches;
 };
@@ -84,6 +85,7 @@ Outcome run_vectors(const std::string& name) {
   for (const auto& c : read_cases(vocab)) {
     ++outcome.total;
     auto ids = tokenizer->encode(c.text, /*add_special=*/false, /*parse_special=*/false);
+    if (tokenizer->decode(ids) == c.text) ++outcome.round_trips;
     if (ids == c.ids) {
       ++outcome.passed;
     } else if (shown++ < 5) {
@@ -102,6 +104,7 @@ TEST_P(LlamaCppVectors, EveryCaseMatches) {
   RecordProperty("total", static_cast<int>(o.total));
   EXPECT_EQ(o.passed, o.total) << GetParam() << ": " << o.passed << "/" << o.total << " cases pass; first mismatches:"
                                << o.first_mismatches;
+  EXPECT_EQ(o.round_trips, o.total) << GetParam() << ": decode(encode(x)) != x for some cases";
   std::printf("[vectors] %s: %zu/%zu\n", GetParam(), o.passed, o.total);
 }
 
