@@ -90,7 +90,8 @@ std::string ChatTemplate::apply(const std::vector<ChatMessage>& messages, bool a
     if (m.role == "system") fail("chat message {}: Llama-2 allows a system message only first", i);
     std::string content = m.content;
     if (i == first && has_system) content = "<<SYS>>\n" + system + "\n<</SYS>>\n\n" + m.content;
-    if (m.role == "user") out += bos_text_ + "[INST] " + std::string(strip(content)) + " [/INST]";
+    // The first BOS is left to encode(add_special = true), as llama.cpp's llama2 template does.
+    if (m.role == "user") out += (out.empty() ? "" : bos_text_) + "[INST] " + std::string(strip(content)) + " [/INST]";
     else out += " " + std::string(strip(content)) + " " + eos_text_;
   }
   return out;

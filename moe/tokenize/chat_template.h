@@ -6,14 +6,16 @@
 //   - ChatML (SmolLM2, Qwen): "<|im_start|>{role}\n{content}<|im_end|>\n" per message, and
 //     "<|im_start|>assistant\n" as the generation prompt. If the template inserts a default
 //     system message when the conversation has none (SmolLM2 does), the same text is inserted.
-//   - Llama-2: "<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {answer} </s><s>[INST] ..."
-//     (contents stripped of surrounding whitespace, as the Hugging Face template does); there is no
-//     separate generation prompt. The BOS/EOS texts come from the vocabulary.
+//   - Llama-2: "[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {answer} </s><s>[INST] ..."
+//     (the Hugging Face template's text without its first "<s>", which encode() adds as BOS;
+//     turns stripped of surrounding whitespace as that template does); there is no separate
+//     generation prompt. The BOS/EOS texts come from the vocabulary.
 //   - The format is ChatML when the template mentions <|im_start|>, Llama-2 when it mentions
 //     [INST]; with no template (or an unrecognised one) SentencePiece vocabularies get Llama-2 and
 //     byte-level BPE vocabularies get ChatML.
 // The rendered text contains special tokens as text: encode it with parse_special = true and
-// add_special = false (Llama-2's "<s>" is already in the text).
+// add_special = true (BOS, where the vocabulary wants one, is not in the text), which gives the
+// ids of the Hugging Face template's output.
 #include <string>
 #include <vector>
 

@@ -38,7 +38,7 @@ struct Vocabulary {
   void index(const std::string& source);
 
   int32_t find(std::string_view text) const {
-    auto it = ids_.find(std::string(text));
+    auto it = ids_.find(text);  // heterogeneous lookup: no string is built per query
     return it == ids_.end() ? -1 : it->second;
   }
   int32_t size() const { return static_cast<int32_t>(tokens.size()); }
@@ -49,7 +49,11 @@ struct Vocabulary {
   const std::vector<int32_t>& special_tokens() const { return special_; }
 
  private:
-  std::unordered_map<std::string, int32_t> ids_;
+  struct TextHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, int32_t, TextHash, std::equal_to<>> ids_;
   std::vector<int32_t> special_;
 };
 

@@ -49,9 +49,9 @@ TEST(TokenizeChat, Llama2FoldsTheSystemPromptIntoTheFirstTurn) {
   EXPECT_EQ(chat.apply({{"system", "Be brief."}, {"user", " Hi "}, {"assistant", "Hello."}, {"user", "Bye"}}, true),
             // As the Hugging Face template: the joined first turn is stripped, so " Hi " keeps its
             // leading space.
-            "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n Hi [/INST] Hello. </s><s>[INST] Bye [/INST]");
-  EXPECT_EQ(chat.apply({{"user", " Hi "}}, true), "<s>[INST] Hi [/INST]");
-  EXPECT_EQ(chat.apply({{"user", "Q"}}, true), "<s>[INST] Q [/INST]");
+            "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n Hi [/INST] Hello. </s><s>[INST] Bye [/INST]");
+  EXPECT_EQ(chat.apply({{"user", " Hi "}}, true), "[INST] Hi [/INST]");
+  EXPECT_EQ(chat.apply({{"user", "Q"}}, true), "[INST] Q [/INST]");
 }
 
 TEST(TokenizeChat, FallsBackByVocabularyTypeAndRejectsBadRoles) {
