@@ -153,6 +153,8 @@ StepResult check_step(const Topology& topo, const std::vector<balance::FlowDeman
   balance::Scheme spray{balance::SchemeKind::spray, 1};
   LinkLoads spray_loads = link_loads(topo, balance::make_plan(topo, flows, spray, seed));
   MaxLoad spray_max = max_load(topo, spray_loads, true);
+  result.spray_max_bytes = spray_max.bytes;
+  result.spray_step_us = max_load(topo, spray_loads, false).drain_us;
   for (const auto& scheme : schemes) {
     balance::Plan plan = balance::make_plan(topo, flows, scheme, seed);
     LinkLoads loads = scheme.kind == balance::SchemeKind::spray ? spray_loads : link_loads(topo, plan);
@@ -161,6 +163,7 @@ StepResult check_step(const Topology& topo, const std::vector<balance::FlowDeman
     r.scheme = scheme.name();
     r.max_bytes = m.bytes;
     r.max_drain_us = m.drain_us;
+    r.step_us = max_load(topo, loads, false).drain_us;
     r.ratio_to_spray = spray_max.bytes > 0 ? m.bytes / spray_max.bytes : (m.bytes > 0 ? INFINITY : 1.0);
     r.qps = static_cast<int>(plan.qps.size());
     auto per_host = plan.qps_per_host(topo.hosts());

@@ -43,7 +43,8 @@ MaxLoad max_load(const Topology& topo, const LinkLoads& loads, bool fabric_only)
 struct SchemeResult {
   std::string scheme;
   double max_bytes = 0;      // max over fabric links (switch-to-switch)
-  double max_drain_us = 0;
+  double max_drain_us = 0;  // fabric links
+  double step_us = 0;       // largest drain time over all links, NICs included: the fluid step time
   double ratio_to_spray = 0; // max_bytes / spraying's max_bytes (1 when both are 0)
   int qps = 0;
   int max_qps_per_host = 0;
@@ -57,6 +58,8 @@ struct StepResult {
   int flows = 0;
   uint64_t bytes = 0;
   int cross_leaf_flows = 0;
+  double spray_max_bytes = 0;  // the reference: ideal spraying's max fabric link bytes
+  double spray_step_us = 0;    // and its fluid step time
   std::vector<SchemeResult> schemes;  // in the order given; spraying is always computed
 };
 

@@ -7,19 +7,13 @@
 
 #include "common/error.h"
 #include "net/balance/split_plan.h"
+#include "net/route/path_selection.h"
 
 namespace lookahead::net::balance {
 
 namespace {
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-uint64_t mix(uint64_t a, uint64_t b) { return splitmix64(a ^ splitmix64(b)); }
+uint64_t mix(uint64_t a, uint64_t b) { return net::splitmix64(a ^ net::splitmix64(b)); }
 
 void check_flow(const Topology& topo, const FlowDemand& f, size_t i) {
   if (f.src_host < 0 || f.src_host >= topo.hosts() || f.dst_host < 0 || f.dst_host >= topo.hosts())
@@ -77,24 +71,26 @@ std::vector<int> Plan::qps_per_host(int hosts) const {
   return count;
 }
 
-int ecmp_port(uint64_t entropy, int switch_node, int ports, uint64_t seed) {
-  // Each switch has its own hash seed (as real switches do, to avoid polarisation).
-  return static_cast<int>(mix(mix(seed, static_cast<uint64_t>(switch_node) + 1), entropy) % static_cast<uint64_t>(ports));
+int ecmp_port(uint32_t entropy, int switch_node, int src, int dst, int ports, uint64_t seed) {
+  // Each switch has its own hash seed (as real switches do, to avoid polarisation); derived exactly
+  // as net/sim/simulator.cpp does.
+  uint64_t switch_seed = net::splitmix64(seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(switch_node));
+  return static_cast<int>(ecmp_choice(switch_seed, entropy, src, dst, static_cast<uint32_t>(ports)));
 }
 
-int ecmp_path(const Topology& topo, int src, int dst, uint64_t entropy, uint64_t seed) {
+int ecmp_path(const Topology& topo, int src, int dst, uint32_t entropy, uint64_t seed) {
   int count = topo.path_count(src, dst);
   if (count == 1) return 0;
   int tor = topo.tor_of(src);
   auto live_tor = live_up_ports(topo, tor);
   if (live_tor.empty()) fail("ecmp: switch {} has no live up-port", tor);
   SourceRoute route;
-  route.port[0] = static_cast<uint16_t>(live_tor[ecmp_port(entropy, tor, static_cast<int>(live_tor.size()), seed)]);
+  route.port[0] = static_cast<uint16_t>(live_tor[ecmp_port(entropy, tor, src, dst, static_cast<int>(live_tor.size()), seed)]);
   if (topo.three_tier() && topo.pod_of(src) != topo.pod_of(dst)) {
     int agg = topo.links[topo.up_ports[tor][route.port[0]]].to;
     auto live_agg = live_up_ports(topo, agg);
     if (live_agg.empty()) fail("ecmp: switch {} has no live up-port", agg);
-    route.port[1] = static_cast<uint16_t>(live_agg[ecmp_port(entropy, agg, static_cast<int>(live_agg.size()), seed)]);
+    route.port[1] = static_cast<uint16_t>(live_agg[ecmp_port(entropy, agg, src, dst, static_cast<int>(live_agg.size()), seed)]);
   }
   return topo.path_index(src, dst, route);
 }
@@ -120,8 +116,8 @@ Plan hashed_plan(const Topology& topo, const std::vector<FlowDemand>& flows, con
       qp.bytes = f.bytes / static_cast<uint64_t>(x) + (static_cast<uint64_t>(j) < f.bytes % static_cast<uint64_t>(x));
       qp.routing = Routing::hashed;
       // A fresh random source port per QP, as a NIC would pick: derived from the seed and the QP.
-      qp.entropy = mix(mix(seed, (static_cast<uint64_t>(f.src_host) << 32) | static_cast<uint32_t>(f.dst_host)),
-                       (static_cast<uint64_t>(i) << 16) | static_cast<uint64_t>(j));
+      qp.entropy = static_cast<uint32_t>(mix(mix(seed, (static_cast<uint64_t>(f.src_host) << 32) | static_cast<uint32_t>(f.dst_host)),
+                       (static_cast<uint64_t>(i) << 16) | static_cast<uint64_t>(j)));
       qp.path = ecmp_path(topo, f.src_host, f.dst_host, qp.entropy, seed);
       offset += qp.bytes;
       plan.qps.push_back(qp);

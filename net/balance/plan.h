@@ -59,7 +59,7 @@ struct Qp {
   uint64_t bytes = 0;
   Routing routing = Routing::pinned;
   int path = -1;         // Topology path index between src_host and dst_host
-  uint64_t entropy = 0;  // hashed: the header entropy (e.g. UDP source port) the switches hash
+  uint32_t entropy = 0;  // hashed: the header entropy (e.g. UDP source port) the switches hash
 };
 
 struct Plan {
@@ -68,10 +68,12 @@ struct Plan {
   std::vector<int> qps_per_host(int hosts) const;  // QPs each host opens (as a source)
 };
 
-// Up-port index an ECMP switch picks for `entropy` among `ports` up-ports (seeded hash).
-int ecmp_port(uint64_t entropy, int switch_node, int ports, uint64_t seed);
+// Up-port index an ECMP switch picks for `entropy` among `ports` live up-ports: the packet
+// simulator's hash (net/route ecmp_choice with its per-switch seed derived from the network seed),
+// so a fluid ECMP plan lands where the simulator's packets go for the same seed.
+int ecmp_port(uint32_t entropy, int switch_node, int src, int dst, int ports, uint64_t seed);
 // The path index ECMP takes between two hosts for `entropy` (dead local up-ports skipped).
-int ecmp_path(const Topology& topo, int src, int dst, uint64_t entropy, uint64_t seed);
+int ecmp_path(const Topology& topo, int src, int dst, uint32_t entropy, uint64_t seed);
 
 // Plans a batch of flows that arrive together. Flows between distinct hosts only. Deterministic for
 // a seed. Throws lookahead::Error on bad input (host out of range, src == dst, a flow smaller than

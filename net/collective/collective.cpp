@@ -1,6 +1,8 @@
 #include "net/collective/collective.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -44,6 +46,25 @@ std::string_view algorithm_name(Algorithm algorithm) {
     case Algorithm::double_binary_tree: return "dbt";
   }
   return "?";
+}
+
+uint64_t parse_bytes(std::string_view text, std::string_view parameter) {
+  size_t i = 0;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
+  std::string number(text.substr(0, i));
+  std::string_view unit = text.substr(i);
+  static const std::pair<std::string_view, double> units[] = {
+      {"", 1}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0},
+      {"K", 1024.0}, {"M", 1048576.0}, {"G", 1073741824.0}};
+  double scale = 0;
+  for (const auto& [name, factor] : units)
+    if (unit == name) scale = factor;
+  char* end = nullptr;
+  double value = number.empty() ? 0 : std::strtod(number.c_str(), &end);
+  if (scale == 0 || number.empty() || end != number.c_str() + number.size() || !(value * scale >= 1) ||
+      value * scale > 1e15)
+    fail("{}: expected a byte size like 64MiB, 1MB or 4096, got '{}'", parameter, text);
+  return static_cast<uint64_t>(value * scale + 0.5);
 }
 
 Placement parse_placement(std::string_view name) {

@@ -77,6 +77,10 @@ Collective expand(const CollectiveSpec& spec, const std::vector<int>& rank_host)
 Collective skewed_all_to_all(const std::vector<int>& rank_host, uint64_t tokens_per_rank, uint64_t bytes_per_token,
                              double zipf_skew, uint64_t seed);
 
+// "64MiB", "1MB", "4096", "2GiB", "512KiB", "1.5MB": bytes (KB/MB/GB are powers of 10, KiB/MiB/GiB of 2).
+// Throws naming `parameter` on anything else or on 0.
+uint64_t parse_bytes(std::string_view text, std::string_view parameter);
+
 // Size of part `index` when `total` bytes are cut into `parts` nearly equal parts (the first
 // total % parts parts get one byte more).
 inline uint64_t part_bytes(uint64_t total, uint64_t parts, uint64_t index) {

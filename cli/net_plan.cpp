@@ -1,0 +1,204 @@
+// `lookahead net plan`: what a load-balancing scheme makes of a batch of flows, without simulating:
+// the QPs (pieces, their bytes and pinned paths), QPs per host, and bytes per leaf uplink. Flows come
+// from --flow SRC:DST:BYTES (repeatable), a JSON file (--flows FILE: [{"src":0,"dst":17,"bytes":...}]),
+// or one step of a collective (--collective ... --step N); --qp-table prints QPs per host for every
+// scheme and every step of the collective instead.
+#include <fmt/format.h>
+
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "cli/net_collective_flags.h"
+#include "cli/net_topology_flags.h"
+#include "net/analysis/congestion.h"
+
+namespace {
+
+using namespace lookahead::net;
+using lookahead::fail;
+
+struct PlanOptions {
+  lookahead::cli::TopologyFlags topo;
+  lookahead::cli::CollectiveFlags coll;
+  std::vector<std::string> flow;
+  std::string flows_file;
+  int step = -1;
+  std::string scheme = "ethereal";
+  std::vector<std::string> fail;
+  bool qp_table = false;
+  bool list_qps = false;
+  bool json = false;
+};
+
+std::vector<balance::FlowDemand> read_flows(const PlanOptions& o) {
+  std::vector<balance::FlowDemand> flows;
+  for (const auto& text : o.flow) {
+    auto a = text.find(':'), b = text.rfind(':');
+    if (a == std::string::npos || a == b) fail("--flow: expected SRC:DST:BYTES (e.g. 0:17:1MiB), got '{}'", text);
+    try {
+      flows.push_back({std::stoi(text.substr(0, a)), std::stoi(text.substr(a + 1, b - a - 1)),
+                       collective::parse_bytes(text.substr(b + 1), "--flow")});
+    } catch (const std::logic_error&) {
+      fail("--flow: expected SRC:DST:BYTES with integer hosts, got '{}'", text);
+    }
+  }
+  if (!o.flows_file.empty()) {
+    std::ifstream in(o.flows_file);
+    if (!in) fail("--flows: cannot open '{}'", o.flows_file);
+    nlohmann::json j;
+    try {
+      in >> j;
+    } catch (const nlohmann::json::exception& e) {
+      fail("--flows: '{}' is not valid JSON: {}", o.flows_file, e.what());
+    }
+    if (j.is_object() && j.contains("flows")) j = j["flows"];
+    if (!j.is_array()) fail("--flows: '{}' must hold an array of {{\"src\", \"dst\", \"bytes\"}} objects", o.flows_file);
+    for (size_t i = 0; i < j.size(); ++i) {
+      const auto& f = j[i];
+      if (!f.is_object() || !f.contains("src") || !f.contains("dst") || !f.contains("bytes") || !f["src"].is_number_integer() ||
+          !f["dst"].is_number_integer() || !(f["bytes"].is_number_unsigned() || f["bytes"].is_string()))
+        fail("--flows: '{}' flow {}: expected {{\"src\": int, \"dst\": int, \"bytes\": int or \"64MiB\"}}", o.flows_file, i);
+      uint64_t bytes = f["bytes"].is_string()
+                           ? collective::parse_bytes(f["bytes"].get<std::string>(), fmt::format("--flows flow {}", i))
+                           : f["bytes"].get<uint64_t>();
+      flows.push_back({f["src"].get<int>(), f["dst"].get<int>(), bytes});
+    }
+  }
+  return flows;
+}
+
+void print_plan(const Topology& topo, const std::vector<balance::FlowDemand>& flows, const balance::Scheme& scheme,
+                const PlanOptions& o) {
+  auto plan = balance::make_plan(topo, flows, scheme, o.coll.seed);
+  auto loads = analysis::link_loads(topo, plan);
+  auto per_host = plan.qps_per_host(topo.hosts());
+  // Uplinks of the leaves/ToRs that send something.
+  std::map<int, std::vector<std::pair<int, double>>> uplinks;  // tor node -> (link, bytes)
+  for (const auto& f : flows) uplinks[topo.tor_of(f.src_host)];
+  for (auto& [tor, list] : uplinks)
+    for (int l : topo.up_ports[tor]) list.push_back({l, loads.bytes[l]});
+  if (o.json) {
+    nlohmann::json j;
+    j["scheme"] = scheme.name();
+    j["flows"] = flows.size();
+    for (const auto& qp : plan.qps)
+      j["qps"].push_back({{"flow", qp.flow}, {"src", qp.src_host}, {"dst", qp.dst_host}, {"offset", qp.offset},
+                          {"bytes", qp.bytes}, {"path", qp.path},
+                          {"routing", qp.routing == balance::Routing::pinned   ? "source"
+                                      : qp.routing == balance::Routing::hashed ? "ecmp"
+                                                                               : "spray"}});
+    for (int h = 0; h < topo.hosts(); ++h)
+      if (per_host[h] > 0) j["qps_per_host"][std::to_string(h)] = per_host[h];
+    for (const auto& [tor, list] : uplinks)
+      for (const auto& [l, bytes] : list) j["uplink_bytes"][analysis::link_name(topo, l)] = bytes;
+    j["blackholed_bytes"] = loads.blackholed_bytes;
+    fmt::print("{}\n", j.dump(2));
+    return;
+  }
+  fmt::print("{}: {} flows -> {} QPs\n", scheme.name(), flows.size(), plan.qps.size());
+  if (o.list_qps || plan.qps.size() <= 64) {
+    fmt::print("  {:>5} {:>5} {:>5} {:>12} {:>12} {:>7}  {}\n", "flow", "src", "dst", "offset", "bytes", "path", "route");
+    for (const auto& qp : plan.qps) {
+      std::string route = "-";
+      if (qp.path >= 0) {
+        auto r = topo.source_route(qp.src_host, qp.dst_host, qp.path);
+        route = fmt::format("up-ports ({}, {}){}", r.port[0], r.port[1],
+                            qp.routing == balance::Routing::hashed ? " by ECMP hash" : "");
+      } else {
+        route = "sprayed per packet";
+      }
+      fmt::print("  {:>5} {:>5} {:>5} {:>12} {:>12} {:>7}  {}\n", qp.flow, qp.src_host, qp.dst_host, qp.offset, qp.bytes,
+                 qp.path, route);
+    }
+  } else {
+    fmt::print("  ({} QPs; --list-qps prints them all)\n", plan.qps.size());
+  }
+  int max_qps = 0;
+  for (int q : per_host) max_qps = std::max(max_qps, q);
+  fmt::print("QPs per sending host: max {}\n", max_qps);
+  for (int h = 0, shown = 0; h < topo.hosts() && shown < 16; ++h)
+    if (per_host[h] > 0) fmt::print("  host {:>4}: {}\n", h, per_host[h]), ++shown;
+  fmt::print("bytes per uplink of each sending leaf/ToR:\n");
+  for (const auto& [tor, list] : uplinks) {
+    double lo = 1e300, hi = 0;
+    for (const auto& [l, bytes] : list) lo = std::min(lo, bytes), hi = std::max(hi, bytes);
+    fmt::print("  {}: min {:.0f} max {:.0f} bytes over {} uplinks\n", analysis::link_name(topo, topo.up_ports[tor][0]).substr(0, analysis::link_name(topo, topo.up_ports[tor][0]).find("->")), lo, hi, list.size());
+    if (list.size() <= 32)
+      for (const auto& [l, bytes] : list) fmt::print("    {:<22} {:>14.0f}\n", analysis::link_name(topo, l), bytes);
+  }
+  if (loads.blackholed_bytes > 0) fmt::print("black-holed (path crosses a failed link): {:.0f} bytes\n", loads.blackholed_bytes);
+}
+
+void print_qp_table(const Topology& topo, const collective::Collective& c, const PlanOptions& o) {
+  auto schemes = balance::all_schemes();
+  std::vector<int> max_per_host(schemes.size(), 0);
+  std::vector<double> mean_per_host(schemes.size(), 0);
+  for (int s = 0; s < static_cast<int>(c.steps.size()); ++s) {
+    auto flows = analysis::step_flows(c, s);
+    for (size_t i = 0; i < schemes.size(); ++i) {
+      auto per_host = balance::make_plan(topo, flows, schemes[i], o.coll.seed).qps_per_host(topo.hosts());
+      int senders = 0, total = 0;
+      for (int q : per_host) max_per_host[i] = std::max(max_per_host[i], q), senders += q > 0, total += q;
+      mean_per_host[i] = std::max(mean_per_host[i], senders ? static_cast<double>(total) / senders : 0.0);
+    }
+  }
+  if (o.json) {
+    nlohmann::json j;
+    j["collective"] = o.coll.describe(c);
+    for (size_t i = 0; i < schemes.size(); ++i)
+      j["schemes"].push_back({{"scheme", schemes[i].name()}, {"max_qps_per_host", max_per_host[i]},
+                              {"mean_qps_per_host", mean_per_host[i]}});
+    fmt::print("{}\n", j.dump(2));
+    return;
+  }
+  fmt::print("{}: QPs a host opens in one step (worst step)\n", o.coll.describe(c));
+  fmt::print("  {:<13} {:>9} {:>16}\n", "scheme", "max/host", "mean/sender");
+  for (size_t i = 0; i < schemes.size(); ++i)
+    fmt::print("  {:<13} {:>9} {:>16.1f}\n", schemes[i].name(), max_per_host[i], mean_per_host[i]);
+}
+
+void run_plan(PlanOptions& o) {
+  Topology topo = o.topo.build();
+  for (const auto& f : o.fail)
+    for (int l : analysis::parse_failed_cable(topo, f, "--fail")) topo.set_link_up(l, false);
+  const bool explicit_flows = !o.flow.empty() || !o.flows_file.empty();
+  if (explicit_flows && o.qp_table) fail("--qp-table: works on a collective (--collective ...), not on --flow/--flows");
+  if (explicit_flows) {
+    auto flows = read_flows(o);
+    if (flows.empty()) fail("--flows: no flows given");
+    print_plan(topo, flows, balance::parse_scheme(o.scheme), o);
+    return;
+  }
+  auto c = o.coll.build(topo.hosts());
+  if (o.qp_table) {
+    print_qp_table(topo, c, o);
+    return;
+  }
+  int step = o.step < 0 ? 0 : o.step;
+  if (step >= static_cast<int>(c.steps.size()))
+    fail("--step: {} out of range (the collective has {} steps)", step, c.steps.size());
+  if (!o.json) fmt::print("{}, step {} of {}\n", o.coll.describe(c), step, c.steps.size());
+  print_plan(topo, analysis::step_flows(c, step), balance::parse_scheme(o.scheme), o);
+}
+
+const bool registered = lookahead::cli::register_command(
+    {"net", "plan", "Print a load-balancing plan (QPs, pinned paths, bytes per uplink) without simulating",
+     [](CLI::App& cmd) {
+       auto o = std::make_shared<PlanOptions>();
+       o->topo.add(cmd);
+       o->coll.add(cmd);
+       cmd.add_option("--flow", o->flow, "a flow SRC:DST:BYTES, e.g. 0:17:1MiB (repeatable)");
+       cmd.add_option("--flows", o->flows_file, "JSON file: [{\"src\": 0, \"dst\": 17, \"bytes\": 1048576}, ...]");
+       cmd.add_option("--step", o->step, "collective step to plan (default 0)");
+       cmd.add_option("--scheme", o->scheme, "ecmp, mprdma-X, spray, ethereal, ethereal-min (default ethereal)");
+       cmd.add_option("--fail", o->fail, "fail a cable first, e.g. leaf0-spine3 (repeatable)");
+       cmd.add_flag("--qp-table", o->qp_table, "QPs per host for every scheme over every step of the collective");
+       cmd.add_flag("--list-qps", o->list_qps, "list every QP even when there are many");
+       cmd.add_flag("--json", o->json, "print JSON");
+       cmd.callback([o] { run_plan(*o); });
+     }});
+
+}  // namespace

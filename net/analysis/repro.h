@@ -1,0 +1,57 @@
+#pragma once
+// The paper's packet-level experiment: a collective under a load-balancing scheme on the packet
+// simulator (net/sim), and a grid of such points run in parallel.
+//
+// Contract:
+// - collective_workload(): every collective flow becomes the QPs its scheme plans for its step
+//   (balance::make_plan on the step's flows as one batch); a QP depends on every QP of the flows its
+//   flow depends on, so a rank forwards data only after all of it arrived. ECMP/MP-RDMA QPs carry
+//   their entropy, ethereal QPs their source-routed path, spray/REPS QPs spray per packet. All QPs
+//   are in one group, whose finish time is the collective completion time (CCT).
+// - Ethereal and spraying plan around failed links known at the start (as after Ethereal's QP
+//   timeout marked the path in an earlier iteration); ECMP does not know them.
+// - run_point() is deterministic for its seed; run_grid() runs points on `threads` threads and
+//   returns results in point order.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "net/balance/plan.h"
+#include "net/collective/collective.h"
+#include "net/sim/config.h"
+#include "net/topo/topology.h"
+#include "net/workload/workload.h"
+
+namespace lookahead::net::analysis {
+
+// Scheme names of the packet-level grid: the plan schemes plus reps (planned like spray).
+std::vector<std::string> repro_schemes();
+
+Workload collective_workload(const Topology& topo, const collective::Collective& c, const std::string& scheme,
+                             uint64_t seed, int* max_qps_per_host = nullptr);
+
+struct ReproPoint {
+  std::string fabric;        // "leaf_spine" | "fat_tree" (label)
+  Topology topology;         // built, with nothing failed
+  std::vector<int> fail;     // directed link ids failed at time 0
+  std::string failed_label;  // "" or e.g. "leaf0-spine0"
+  collective::CollectiveSpec collective;
+  std::string scheme;
+  NetworkConfig config;
+  uint64_t seed = 1;
+  double until_us = 0;       // give up after this much simulated time (0: 100 x the fluid estimate)
+};
+
+struct ReproResult {
+  bool finished = false;
+  double cct_us = 0;         // group finish time (if finished)
+  double end_us = 0;         // simulated time when the run stopped
+  int qps = 0, max_qps_per_host = 0;
+  uint64_t drops = 0, retransmits = 0, timeouts = 0, events = 0;
+  double wall_s = 0;
+};
+
+ReproResult run_point(const ReproPoint& point);
+std::vector<ReproResult> run_grid(const std::vector<ReproPoint>& points, int threads, bool progress);
+
+}  // namespace lookahead::net::analysis
