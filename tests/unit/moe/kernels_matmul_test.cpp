@@ -67,7 +67,7 @@ TEST(KernelsMatmul, ScalarAndAvx2AgreeWithReference) {
   if (detected_kernel_path() != KernelPath::Avx2) GTEST_SKIP() << "CPU without AVX2";
   for (TensorType type : kTypes) {
     const bool quant = kernels::wants_quantized_activation(type);
-    for (int64_t cols : quant ? std::vector<int64_t>{32, 96, 608} : std::vector<int64_t>{1, 7, 37, 130}) {
+    for (int64_t cols : quant ? std::vector<int64_t>{32, 64, 96, 608} : std::vector<int64_t>{1, 7, 37, 130}) {
       const int64_t rows = 13, n_tokens = 3;
       Matrix m = random_matrix(type, rows, cols, 11 + static_cast<uint64_t>(cols));
       std::vector<float> x = random_vector(n_tokens * cols, 5);
