@@ -75,7 +75,7 @@ class EventList {
   static constexpr int kShift = 10;
   static constexpr uint64_t kBuckets = uint64_t{1} << 18;
 
-  EventList() : head_(kBuckets, kNil) {}
+  EventList() : head_(kBuckets, kNil), occupied_(kBuckets / 64, 0) {}
 
   void schedule(SimTime time, uint8_t kind, uint32_t target, uint32_t arg = 0) {
     Event e{time, next_seq_++, target, arg, kind};
@@ -94,9 +94,10 @@ class EventList {
         id = free_.back();
         free_.pop_back();
       }
-      uint32_t& head = head_[b & (kBuckets - 1)];
-      nodes_[id] = Node{e, head};
-      head = id;
+      uint64_t slot = b & (kBuckets - 1);
+      nodes_[id] = Node{e, head_[slot]};
+      head_[slot] = id;
+      occupied_[slot >> 6] |= uint64_t{1} << (slot & 63);
       ++wheel_count_;
     } else {
       overflow_.push(e);
@@ -140,9 +141,13 @@ class EventList {
         if (overflow_.empty()) return;
         cur_bucket_ = overflow_.top().time >> kShift;
       } else {
-        ++cur_bucket_;
+        uint64_t next = next_occupied(cur_bucket_ + 1);
+        if (!overflow_.empty()) next = std::min(next, overflow_.top().time >> kShift);
+        cur_bucket_ = next;
       }
-      uint32_t& head = head_[cur_bucket_ & (kBuckets - 1)];
+      uint64_t slot = cur_bucket_ & (kBuckets - 1);
+      occupied_[slot >> 6] &= ~(uint64_t{1} << (slot & 63));
+      uint32_t& head = head_[slot];
       for (uint32_t id = head; id != kNil;) {
         cur_.push_back(nodes_[id].e);
         uint32_t next = nodes_[id].next;
@@ -156,7 +161,20 @@ class EventList {
     }
   }
 
+  // First bucket >= from whose wheel slot holds events (requires wheel_count_ > 0): skips empty
+  // stretches 64 buckets at a time, so sparse phases (only timers left) stay cheap.
+  uint64_t next_occupied(uint64_t from) const {
+    uint64_t b = from;
+    while (true) {
+      uint64_t slot = b & (kBuckets - 1);
+      uint64_t bits = occupied_[slot >> 6] >> (slot & 63);
+      if (bits) return b + static_cast<uint64_t>(__builtin_ctzll(bits));
+      b += 64 - (slot & 63);
+    }
+  }
+
   std::vector<uint32_t> head_;
+  std::vector<uint64_t> occupied_;  // one bit per wheel slot
   std::vector<Node> nodes_;
   std::vector<uint32_t> free_;
   std::vector<Event> cur_;

@@ -37,6 +37,37 @@ TEST(SimEventList, OrdersByTimeThenInsertion) {
   EXPECT_EQ(order, (std::vector<uint32_t>{5, 2, 4, 1, 3}));
 }
 
+TEST(SimEventList, CalendarMatchesHeapOrder) {
+  // Random times near and far (beyond the wheel's horizon), many ties, interleaved with pops.
+  EventList cal;
+  EventHeap heap;
+  Rng rng(42);
+  uint64_t seq = 0;
+  SimTime now = 0;
+  for (int round = 0; round < 20000; ++round) {
+    int adds = static_cast<int>(rng.next() % 3);
+    for (int a = 0; a < adds; ++a) {
+      uint64_t r = rng.next();
+      SimTime dt = (r & 3) == 0 ? (r >> 8) % 1'000'000'000 : (r >> 8) % 4096;
+      cal.schedule(now + dt, 0, static_cast<uint32_t>(seq));
+      heap.push(Event{now + dt, seq, static_cast<uint32_t>(seq), 0, 0});
+      ++seq;
+    }
+    if (!heap.empty() && (rng.next() & 1)) {
+      Event a = cal.pop(), b = heap.pop();
+      ASSERT_EQ(a.time, b.time);
+      ASSERT_EQ(a.target, b.target);
+      now = a.time;
+    }
+  }
+  while (!heap.empty()) {
+    Event a = cal.pop(), b = heap.pop();
+    ASSERT_EQ(a.time, b.time);
+    ASSERT_EQ(a.target, b.target);
+  }
+  EXPECT_TRUE(cal.empty());
+}
+
 TEST(SimCore, OneFlowAtLineRateIsExact) {
   Topology t = small_leaf_spine();
   for (uint64_t bytes : {uint64_t{4096}, uint64_t{100'000}, uint64_t{1'000'000}}) {
