@@ -93,7 +93,13 @@ void run_repro(ReproOptions& o) {
   auto algo_names = split(!o.algos.empty() ? o.algos : "direct,hd,ring,dbt");
   auto scheme_names = split(!o.schemes.empty() ? o.schemes : "ecmp,mprdma-2,mprdma-4,mprdma-8,spray,reps,ethereal");
   for (const auto& s : scheme_names)
-    if (s != "reps") balance::parse_scheme(s, "--schemes");
+    if (s != "reps") {
+      try {
+        balance::parse_scheme(s, "--schemes");
+      } catch (const lookahead::Error&) {
+        fail("--schemes: unknown scheme '{}' (expected ecmp, mprdma-X, spray, reps, ethereal or ethereal-min)", s);
+      }
+    }
   std::vector<Fabric> fabrics;
   for (const auto& n : fabric_names) fabrics.push_back(make_fabric(n, o.quick));
   std::vector<analysis::ReproPoint> points;
