@@ -1,0 +1,80 @@
+// Collective -> packet-simulator workload, and one small grid point per scheme on the simulator.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "common/error.h"
+#include "net/analysis/repro.h"
+
+using namespace lookahead::net;
+
+namespace {
+
+Topology small_leaf_spine() {
+  LeafSpineSpec spec;
+  spec.leaves = 4;
+  spec.spines = 4;
+  spec.hosts_per_leaf = 4;
+  return build_leaf_spine(spec);
+}
+
+collective::Collective hd(const Topology& topo, uint64_t bytes) {
+  collective::CollectiveSpec spec;
+  spec.algorithm = collective::Algorithm::halving_doubling;
+  spec.ranks = topo.hosts();
+  spec.message_bytes = bytes;
+  return collective::expand(spec, collective::place_ranks(spec.ranks, topo.hosts(), collective::Placement::linear, 0));
+}
+
+}  // namespace
+
+TEST(AnalysisRepro, WorkloadCarriesPlansAndDependencies) {
+  auto topo = small_leaf_spine();
+  auto c = hd(topo, 1 << 20);
+  int max_qps = 0;
+  Workload w = analysis::collective_workload(topo, c, "ethereal", 1, &max_qps);
+  // hd on 16 ranks, 4 per leaf: steps at distance 8 and 4 cross leaves (n = 1 -> 4 pieces), 2 and 1 do not.
+  EXPECT_EQ(max_qps, 4);
+  uint64_t bytes = 0;
+  for (const auto& f : w.flows) {
+    bytes += f.bytes;
+    ASSERT_TRUE(f.lb.has_value());
+    EXPECT_EQ(*f.lb, LoadBalancing::source);
+    EXPECT_GE(f.path, 0);
+    for (int d : f.deps) EXPECT_EQ(w.flows[d].dst, f.src);  // data arrives at the sender first
+  }
+  uint64_t total = 0;
+  for (const auto& f : c.flows) total += f.bytes;
+  EXPECT_EQ(bytes, total);
+  EXPECT_NO_THROW(w.validate(topo));
+  Workload e = analysis::collective_workload(topo, c, "mprdma-4", 1);
+  EXPECT_EQ(e.flows.size(), 4 * c.flows.size());
+  for (const auto& f : e.flows) EXPECT_EQ(*f.lb, LoadBalancing::ecmp);
+  Workload r = analysis::collective_workload(topo, c, "reps", 1);
+  for (const auto& f : r.flows) EXPECT_EQ(*f.lb, LoadBalancing::reps);
+  EXPECT_THROW(analysis::collective_workload(topo, c, "nope", 1), lookahead::Error);
+}
+
+TEST(AnalysisRepro, SmallPointsFinishOnTheSimulator) {
+  analysis::ReproPoint p;
+  p.fabric = "leaf_spine";
+  p.topology = small_leaf_spine();
+  p.collective.algorithm = collective::Algorithm::halving_doubling;
+  p.collective.ranks = 16;
+  p.collective.message_bytes = 256 << 10;
+  p.config.mtu_bytes = 9000;
+  std::vector<analysis::ReproPoint> points;
+  for (const char* s : {"ecmp", "spray", "ethereal"}) {
+    p.scheme = s;
+    points.push_back(p);
+  }
+  auto results = analysis::run_grid(points, 2, false);
+  for (size_t i = 0; i < results.size(); ++i) {
+    EXPECT_TRUE(results[i].finished) << points[i].scheme;
+    // Lower bound: every rank sends 2(p-1)/p of 256 KiB through its 400 Gbit/s NIC.
+    EXPECT_GT(results[i].cct_us, 2.0 * 15 / 16 * (256 << 10) * 8 / 400e9 * 1e6) << points[i].scheme;
+  }
+  // The same seed gives the same simulated CCT.
+  auto again = analysis::run_point(points[2]);
+  EXPECT_EQ(again.cct_us, results[2].cct_us);
+}
