@@ -8,7 +8,7 @@
 # x tg tokens/s) against this machine's read bandwidth (bench/membw.c), and peak RSS after loading
 # and after 1k tokens of context (bench/rss_probe.py). Writes docs/results/engine-speed.md.
 #
-# Usage: bench/engine_vs_llama_cpp.sh            (env: THREADS=2 REPS=5 ROUNDS=2 LOOKAHEAD=build/release/lookahead)
+# Usage: bench/engine_vs_llama_cpp.sh            (env: THREADS=2 REPS=5 ROUNDS=2 MODELS="q4_1 f16" LOOKAHEAD=build/release/lookahead)
 # Prerequisites: bench/llama_cpp_build.sh (run here if its binaries are missing), a built lookahead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,7 @@ ROOT=$PWD
 THREADS=${THREADS:-2}
 REPS=${REPS:-5}
 ROUNDS=${ROUNDS:-2}
+MODELS=${MODELS:-q4_1 f16}
 LOOKAHEAD=${LOOKAHEAD:-$ROOT/build/release/lookahead}
 LLAMA_BIN=${LLAMA_BIN:-$ROOT/.cache/llama.cpp-build/bin}
 Q4=$ROOT/models/SmolLM2-135M-Instruct.Q4_1.gguf
@@ -54,7 +55,7 @@ run_ours() {
   "$LOOKAHEAD" moe bench --model "$1" --threads "$THREADS" -p 512 -n 128 -r "$REPS" --json > "$WORK/ours_$2_$3.json" 2>"$WORK/ours_$2_$3.log"
 }
 for round in $(seq 1 "$ROUNDS"); do
-  for tag in q4_1 f16; do
+  for tag in $MODELS; do
     model=$Q4; [ $tag = f16 ] && model=$F16
     echo "round $round: $tag" >&2
     # Alternate who goes first, so a drift in the machine's load does not favour one side.
@@ -66,7 +67,7 @@ done
 
 # Peak RSS: after loading (1-token prompt) and with 1k tokens of context (1024-token prompt).
 ids1k=$(python3 -c "import random; r=random.Random(1); print(','.join(str(r.randrange(100, 49000)) for _ in range(1024)))")
-for tag in q4_1 f16; do
+for tag in $MODELS; do
   model=$Q4; [ $tag = f16 ] && model=$F16
   python3 bench/rss_probe.py -- "$LOOKAHEAD" moe logits --model "$model" --threads "$THREADS" --prompt-ids 1 --json \
     >/dev/null 2>"$WORK/rss_ours_${tag}_load.json"
@@ -78,10 +79,11 @@ for tag in q4_1 f16; do
     >/dev/null 2>"$WORK/rss_llama_${tag}_1k.json"
 done
 
-python3 - "$WORK" "$OUTMD" "$THREADS" "$REPS" "$ROUNDS" "$(cat "$F16_MAKER_FILE")" "$(cat "$ROOT/.cache/llama.cpp-src/.from" 2>/dev/null || echo unknown)" <<'EOF'
+MODELS="$MODELS" python3 - "$WORK" "$OUTMD" "$THREADS" "$REPS" "$ROUNDS" "$(cat "$F16_MAKER_FILE")" "$(cat "$ROOT/.cache/llama.cpp-src/.from" 2>/dev/null || echo unknown)" <<'EOF'
 import json, os, platform, subprocess, sys, datetime
 work, out, threads, reps, rounds, f16_maker, llama_from = sys.argv[1:8]
 rounds = int(rounds)
+tags = [(t, t.upper()) for t in os.environ["MODELS"].split()]
 
 def last_json_line(path):  # rss_probe writes its JSON as the last stderr line
     lines = [l for l in open(path).read().splitlines() if l.startswith("{")]
@@ -103,7 +105,7 @@ bw_best = max(b["best_gbps"] for b in bw)
 load = open("/proc/loadavg").read().split()[:3]
 
 rows, bw_rows = [], []
-for tag, label in (("q4_1", "Q4_1"), ("f16", "F16")):
+for tag, label in tags:
     per = {"pp512": ([], []), "tg128": ([], [])}
     wbytes = None
     for r in range(1, rounds + 1):
@@ -124,7 +126,7 @@ for tag, label in (("q4_1", "Q4_1"), ("f16", "F16")):
                        f"| {tl:.1f} | {wbytes*tl/1e9:.2f} GB/s ({wbytes*tl/1e9/bw_best:.0%}) |")
 
 rss_rows = []
-for tag, label in (("q4_1", "Q4_1"), ("f16", "F16")):
+for tag, label in tags:
     for who, name in (("ours", "lookahead"), ("llama", "llama.cpp")):
         a = last_json_line(os.path.join(work, f"rss_{who}_{tag}_load.json"))
         b = last_json_line(os.path.join(work, f"rss_{who}_{tag}_1k.json"))
