@@ -11,7 +11,7 @@
 #include "moe/format/gguf.h"
 #include "moe/format/gguf_writer.h"
 #include "moe/format/hf_checkpoint.h"
-#include "moe/format/hf_tokenizer.h"
+#include "moe/format/gguf_tokenizer_keys.h"
 #include "moe/kernels/quantize.h"
 
 namespace lookahead::moe {

@@ -1,4 +1,4 @@
-#include "moe/format/hf_tokenizer.h"
+#include "moe/format/gguf_tokenizer_keys.h"
 
 #include <filesystem>
 #include <fstream>
