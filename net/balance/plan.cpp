@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <map>
+#include <numeric>
 #include <random>
 
 #include "common/error.h"
@@ -39,6 +40,7 @@ std::string Scheme::name() const {
     case SchemeKind::spray: return "spray";
     case SchemeKind::ethereal: return "ethereal";
     case SchemeKind::ethereal_min: return "ethereal-min";
+    case SchemeKind::ethereal_tiered: return "ethereal-tiered";
   }
   return "?";
 }
@@ -48,6 +50,7 @@ Scheme parse_scheme(std::string_view name, std::string_view parameter) {
   if (name == "spray") return {SchemeKind::spray, 1};
   if (name == "ethereal") return {SchemeKind::ethereal, 1};
   if (name == "ethereal-min") return {SchemeKind::ethereal_min, 1};
+  if (name == "ethereal-tiered") return {SchemeKind::ethereal_tiered, 1};
   if (name.starts_with("mprdma-")) {
     std::string_view x = name.substr(7);
     int subflows = 0;
@@ -55,7 +58,7 @@ Scheme parse_scheme(std::string_view name, std::string_view parameter) {
     if (ec == std::errc() && ptr == x.data() + x.size() && subflows >= 1 && subflows <= 1024)
       return {SchemeKind::mprdma, subflows};
   }
-  fail("{}: unknown scheme '{}' (expected ecmp, mprdma-X with X in 1..1024, spray, ethereal or ethereal-min)",
+  fail("{}: unknown scheme '{}' (expected ecmp, mprdma-X with X in 1..1024, spray, ethereal, ethereal-min or ethereal-tiered)",
        parameter, name);
 }
 
@@ -126,6 +129,15 @@ Plan hashed_plan(const Topology& topo, const std::vector<FlowDemand>& flows, con
   return plan;
 }
 
+// Splits one batch (flows of one source towards one destination) over `paths` in the scheme's way.
+std::vector<Piece> split_batch(const std::vector<uint64_t>& sizes, const std::vector<int>& paths, SchemeKind kind) {
+  bool equal = std::all_of(sizes.begin(), sizes.end(), [&](uint64_t b) { return b == sizes[0]; });
+  // The tiered second stage may see pieces one byte apart: the equal scheme would not balance them.
+  if (kind == SchemeKind::ethereal_min || (kind == SchemeKind::ethereal_tiered && !equal))
+    return split_batch_min_pieces(sizes, paths);
+  return split_batch_equal(sizes, paths);
+}
+
 Plan ethereal_plan(const Topology& topo, const std::vector<FlowDemand>& flows, const Scheme& scheme, uint64_t seed) {
   Plan plan{scheme, {}};
   // Batches: per source host, per destination leaf/ToR (node id), flows in input order.
@@ -134,6 +146,12 @@ Plan ethereal_plan(const Topology& topo, const std::vector<FlowDemand>& flows, c
     batches[flows[i].src_host][topo.tor_of(flows[i].dst_host)].push_back(static_cast<int>(i));
   for (auto& [src, by_leaf] : batches) {
     std::mt19937_64 rng(mix(seed, static_cast<uint64_t>(src)));
+    // Tiered fat-tree plan, stage 2 input: pieces already on ToR up-port u, per (destination pod, u).
+    struct StagePiece {
+      int flow;
+      uint64_t offset, bytes;
+    };
+    std::map<std::pair<int, int>, std::vector<StagePiece>> on_uplink;
     // Destination order shuffled per host (which leaf's batch goes first does not change loads, but
     // keeps the RNG stream per batch independent of how many leaves there are).
     std::vector<int> leaves;
@@ -147,16 +165,45 @@ Plan ethereal_plan(const Topology& topo, const std::vector<FlowDemand>& flows, c
         continue;
       }
       std::shuffle(batch.begin(), batch.end(), rng);  // which flows go whole and which are split
-      std::vector<int> paths = topo.live_paths(src, flows[batch[0]].dst_host);
+      const int dst = flows[batch[0]].dst_host;
+      std::vector<int> paths = topo.live_paths(src, dst);
       if (paths.empty()) fail("{}: no live path from host {} to leaf node {}", scheme.name(), src, leaf);
-      std::shuffle(paths.begin(), paths.end(), rng);
       std::vector<uint64_t> sizes;
       for (int i : batch) sizes.push_back(flows[i].bytes);
-      auto pieces = scheme.kind == SchemeKind::ethereal_min ? split_batch_min_pieces(sizes, paths)
-                                                            : split_batch_equal(sizes, paths);
-      for (const auto& piece : pieces) {
+      const bool tiered = scheme.kind == SchemeKind::ethereal_tiered && topo.three_tier() &&
+                          topo.pod_of(src) != topo.pod_of(dst) &&
+                          static_cast<int>(paths.size()) == topo.path_count(src, dst);
+      if (tiered) {
+        // Stage 1: balance this batch over the ToR up-ports only (the agg -> destination ToR downlinks
+        // need exactly that); the core choice is balanced per destination pod in stage 2.
+        std::vector<int> ports(topo.up_ports[topo.tor_of(src)].size());
+        std::iota(ports.begin(), ports.end(), 0);
+        std::shuffle(ports.begin(), ports.end(), rng);
+        for (const auto& piece : split_batch(sizes, ports, scheme.kind))
+          on_uplink[{topo.pod_of(dst), piece.path}].push_back({batch[piece.flow], piece.offset, piece.bytes});
+        continue;
+      }
+      std::shuffle(paths.begin(), paths.end(), rng);
+      for (const auto& piece : split_batch(sizes, paths, scheme.kind)) {
         int i = batch[piece.flow];
         plan.qps.push_back({i, src, flows[i].dst_host, piece.offset, piece.bytes, Routing::pinned, piece.path, 0});
+      }
+    }
+    // Stage 2: per (destination pod, ToR up-port u), the pieces on u split over the aggregation
+    // up-ports (cores): every agg -> core and core -> destination-agg link then gets spraying's share.
+    const int tor_up = static_cast<int>(topo.up_ports[topo.tor_of(src)].size());
+    for (auto& [key, pieces] : on_uplink) {
+      const int u = key.second;
+      const int agg = topo.links[topo.up_ports[topo.tor_of(src)][u]].to;
+      std::vector<int> cores(topo.up_ports[agg].size());
+      std::iota(cores.begin(), cores.end(), 0);
+      std::shuffle(cores.begin(), cores.end(), rng);
+      std::vector<uint64_t> sizes;
+      for (const auto& p : pieces) sizes.push_back(p.bytes);
+      for (const auto& sub : split_batch(sizes, cores, scheme.kind)) {
+        const auto& p = pieces[sub.flow];
+        plan.qps.push_back({p.flow, src, flows[p.flow].dst_host, p.offset + sub.offset, sub.bytes, Routing::pinned,
+                            u + tor_up * sub.path, 0});
       }
     }
   }
@@ -178,7 +225,8 @@ Plan make_plan(const Topology& topo, const std::vector<FlowDemand>& flows, const
       return plan;
     }
     case SchemeKind::ethereal:
-    case SchemeKind::ethereal_min: return ethereal_plan(topo, flows, scheme, seed);
+    case SchemeKind::ethereal_min:
+    case SchemeKind::ethereal_tiered: return ethereal_plan(topo, flows, scheme, seed);
   }
   return {};
 }

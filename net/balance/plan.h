@@ -14,6 +14,11 @@
 //               destination order and path order. Flows under the same leaf/ToR bypass it.
 //   ethereal-min  beyond the paper, for unequal flow sizes: the same batches, each path gets exactly
 //               spraying's share of the batch with at most n + s - 1 pieces (split_batch_min_pieces).
+//   ethereal-tiered  beyond the paper, fat-tree across pods: balance each (host, destination ToR) batch
+//               over the ToR up-ports only, then, per (destination pod, ToR up-port), the pieces over the
+//               aggregation up-ports (cores). Every link still gets spraying's load, with far fewer
+//               QPs than the flat (ToR uplink x agg uplink) product when flows per ToR < paths. Falls
+//               back to the flat plan for batches with a failed path. Elsewhere: as ethereal.
 //
 // Failed links: ethereal, ethereal-min and spray use only live paths (the source knows, as after
 // Ethereal's QP timeout). ECMP switches only skip their own dead up-ports; a path through a dead link
@@ -27,7 +32,7 @@
 
 namespace lookahead::net::balance {
 
-enum class SchemeKind { ecmp, mprdma, spray, ethereal, ethereal_min };
+enum class SchemeKind { ecmp, mprdma, spray, ethereal, ethereal_min, ethereal_tiered };
 
 struct Scheme {
   SchemeKind kind = SchemeKind::ethereal;
@@ -35,7 +40,7 @@ struct Scheme {
   std::string name() const;
 };
 
-// ecmp | mprdma-X (X >= 1) | spray | ethereal | ethereal-min. Throws naming the parameter.
+// ecmp | mprdma-X (X >= 1) | spray | ethereal | ethereal-min | ethereal-tiered. Throws naming the parameter.
 Scheme parse_scheme(std::string_view name, std::string_view parameter = "--scheme");
 // The schemes `--scheme all` means, in report order.
 std::vector<Scheme> all_schemes();

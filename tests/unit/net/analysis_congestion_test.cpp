@@ -56,13 +56,13 @@ collective::Collective make(const Topology& topo, Case c, uint64_t bytes, collec
 // Every step: ethereal's max fabric link load == spraying's; every scheme >= spraying's.
 // Message sizes are powers of two, so the equality is exact, not just within rounding.
 void expect_theorem(const Topology& topo, collective::Placement placement, int ranks) {
-  const std::vector<Scheme> schemes = {{SchemeKind::ecmp, 1}, {SchemeKind::ethereal, 1}};
+  const std::vector<Scheme> schemes = {{SchemeKind::ecmp, 1}, {SchemeKind::ethereal, 1}, {SchemeKind::ethereal_tiered, 1}};
   for (const Case& c : kCases) {
     auto coll = make(topo, c, 1 << 20, placement, ranks);
     for (int s = 0; s < static_cast<int>(coll.steps.size()); ++s) {
       auto r = check_step(topo, step_flows(coll, s), schemes, 1);
       for (const auto& sr : r.schemes) {
-        if (sr.scheme == "ethereal") {
+        if (sr.scheme == "ethereal" || sr.scheme == "ethereal-tiered") {
           EXPECT_TRUE(sr.matches_spray) << collective::kind_name(c.kind) << "/" << collective::algorithm_name(c.algo)
                                         << " step " << s << " ratio " << sr.ratio_to_spray;
           EXPECT_DOUBLE_EQ(sr.ratio_to_spray, 1.0);
@@ -87,6 +87,19 @@ TEST(AnalysisCongestion, TheoremOnFatTreeEveryStepEveryCollective) {
   EXPECT_EQ(topo.path_count(0, topo.hosts() - 1), 16);
   expect_theorem(topo, collective::Placement::linear, 64);   // pods 0-3
   expect_theorem(topo, collective::Placement::random, 32);   // scattered over all pods
+}
+
+TEST(AnalysisCongestion, TieredFatTreePlanNeedsFewerQps) {
+  // Direct all-reduce on the k = 8 fat-tree: 4 flows per (host, remote-pod ToR) batch over 16 paths.
+  // Flat: r = 4, g = 4 -> 16 QPs per batch. Tiered: 4 flows over 4 ToR uplinks, then per (pod, uplink)
+  // one flow per destination ToR (4) over 4 cores: no split at all.
+  auto topo = fat_tree_k8();
+  auto coll = make(topo, {Kind::all_reduce, Algorithm::direct}, 1 << 20, collective::Placement::linear);
+  auto r = check_step(topo, step_flows(coll, 0), {{SchemeKind::ethereal, 1}, {SchemeKind::ethereal_tiered, 1}}, 1);
+  EXPECT_TRUE(r.schemes[0].matches_spray);
+  EXPECT_TRUE(r.schemes[1].matches_spray);
+  EXPECT_EQ(r.schemes[1].max_qps_per_host, topo.hosts() - 1);  // one QP per peer
+  EXPECT_GT(r.schemes[0].max_qps_per_host, 2 * r.schemes[1].max_qps_per_host);
 }
 
 TEST(AnalysisCongestion, PaperFabricHalvingDoublingStepIsExact) {
