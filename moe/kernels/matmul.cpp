@@ -1,5 +1,6 @@
 #include "moe/kernels/matmul.h"
 
+#include <cpuid.h>
 #include <omp.h>
 #include <openblas-pthread/cblas.h>
 
@@ -83,7 +84,10 @@ void matmul_blas(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
 
 KernelPath detected_kernel_path() {
   __builtin_cpu_init();
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  // F16C via cpuid: clang 14's __builtin_cpu_supports does not know "f16c" (the fuzz build uses clang).
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
   return avx2 ? KernelPath::Avx2 : KernelPath::Scalar;
 }
 KernelPath kernel_path() { return g_path; }
