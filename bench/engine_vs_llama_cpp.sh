@@ -43,6 +43,8 @@ if [ ! -f "$F16" ]; then
 fi
 [ -f "$F16_MAKER_FILE" ] || echo "(existing file $F16)" > "$F16_MAKER_FILE"
 
+# RENDER_ONLY=1 only rewrites the table from the outputs of an earlier run in .cache/bench/speed/.
+if [ "${RENDER_ONLY:-0}" != 1 ]; then
 # Memory read bandwidth of this machine, same thread count, before and after the runs.
 MEMBW=$WORK/membw
 [ "$MEMBW" -nt bench/membw.c ] || cc -O3 -march=native -fopenmp bench/membw.c -o "$MEMBW"
@@ -79,6 +81,8 @@ for tag in $MODELS; do
     >/dev/null 2>"$WORK/rss_llama_${tag}_1k.json"
 done
 
+fi
+
 MODELS="$MODELS" python3 - "$WORK" "$OUTMD" "$THREADS" "$REPS" "$ROUNDS" "$(cat "$F16_MAKER_FILE")" "$(cat "$ROOT/.cache/llama.cpp-src/.from" 2>/dev/null || echo unknown)" <<'EOF'
 import json, os, platform, subprocess, sys, datetime
 work, out, threads, reps, rounds, f16_maker, llama_from = sys.argv[1:8]
@@ -100,7 +104,9 @@ def tests(path):
 cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
 model_name = next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswith("Model name")), "?")
 ncpu = os.cpu_count()
-bw = [last_json_line(os.path.join(work, f)) for f in ("membw_before.json", "membw_after.json")]
+bw = [last_json_line(os.path.join(work, f)) for f in ("membw_before.json", "membw_after.json")
+      if os.path.exists(os.path.join(work, f))]
+bw = bw + bw[:1] if len(bw) == 1 else bw
 bw_best = max(b["best_gbps"] for b in bw)
 load = open("/proc/loadavg").read().split()[:3]
 
@@ -128,8 +134,11 @@ for tag, label in tags:
 rss_rows = []
 for tag, label in tags:
     for who, name in (("ours", "lookahead"), ("llama", "llama.cpp")):
-        a = last_json_line(os.path.join(work, f"rss_{who}_{tag}_load.json"))
-        b = last_json_line(os.path.join(work, f"rss_{who}_{tag}_1k.json"))
+        fa, fb = (os.path.join(work, f"rss_{who}_{tag}_{k}.json") for k in ("load", "1k"))
+        if not (os.path.exists(fa) and os.path.exists(fb)):
+            rss_rows.append(f"| {label} | {name} | not measured | not measured |")
+            continue
+        a, b = last_json_line(fa), last_json_line(fb)
         rss_rows.append(f"| {label} | {name} | {a['peak_rss_mib']:.0f} ({a['peak_anon_mib']:.0f} anon + {a['peak_file_mib']:.0f} file) "
                         f"| {b['peak_rss_mib']:.0f} ({b['peak_anon_mib']:.0f} anon + {b['peak_file_mib']:.0f} file) |")
 
