@@ -139,7 +139,7 @@ void run_congestion(CongestionOptions& o) {
   fmt::print("{}: {} hosts, oversubscription {:g}:1, up to {} paths{}\n", summary.kind, summary.hosts, summary.oversubscription,
              summary.max_paths, failures ? fmt::format(", failed: {}", fmt::join(failed_names, " ")) : "");
   fmt::print("{}: {} flows in {} steps\n\n", o.coll.describe(c), c.flows.size(), c.steps.size());
-  fmt::print("{:>9} {:>7} {:>6}  {:<13} {:>12} {:>8} {:>9} {:>8}  {}\n", "step", "flows", "cross", "scheme", "max link MiB",
+  fmt::print("{:>9} {:>7} {:>6}  {:<15} {:>12} {:>8} {:>9} {:>8}  {}\n", "step", "flows", "cross", "scheme", "max link MiB",
              "x spray", "QPs/host", "step us", "most loaded link");
   // Consecutive steps with identical numbers print as one row (ring has 2(p-1) alike steps).
   for (size_t a = 0; a < results.size();) {
@@ -150,7 +150,7 @@ void run_congestion(CongestionOptions& o) {
     const auto& r = results[a];
     for (size_t i = 0; i < r.schemes.size(); ++i) {
       const auto& sr = r.schemes[i];
-      fmt::print("{:>9} {:>7} {:>6}  {:<13} {:>12.3f} {:>8.3f} {:>9} {:>8.1f}  {}{}\n", i == 0 ? steps : "",
+      fmt::print("{:>9} {:>7} {:>6}  {:<15} {:>12.3f} {:>8.3f} {:>9} {:>8.1f}  {}{}\n", i == 0 ? steps : "",
                  i == 0 ? std::to_string(r.flows) : "", i == 0 ? std::to_string(r.cross_leaf_flows) : "", sr.scheme,
                  sr.max_bytes / 1048576.0, sr.ratio_to_spray, sr.max_qps_per_host, sr.step_us, sr.max_link,
                  sr.blackholed_bytes > 0 ? fmt::format("  black-holed {:.1f} MiB", sr.blackholed_bytes / 1048576.0) : "");
@@ -158,10 +158,10 @@ void run_congestion(CongestionOptions& o) {
     a = b;
   }
   fmt::print("\nwhole collective (fluid time = sum over steps of the slowest link's drain time):\n");
-  fmt::print("  {:<13} {:>14} {:>9} {:>15} {:>9} {:>14}\n", "scheme", "fluid time us", "x spray", "worst step ratio",
+  fmt::print("  {:<15} {:>14} {:>9} {:>15} {:>9} {:>14}\n", "scheme", "fluid time us", "x spray", "worst step ratio",
              "QPs/host", "= spray steps");
   for (size_t i = 0; i < schemes.size(); ++i)
-    fmt::print("  {:<13} {:>14.1f} {:>9.3f} {:>15.3f} {:>9} {:>8}/{}{}\n", schemes[i].name(), totals[i].time_us,
+    fmt::print("  {:<15} {:>14.1f} {:>9.3f} {:>15.3f} {:>9} {:>8}/{}{}\n", schemes[i].name(), totals[i].time_us,
                spray_time_us > 0 ? totals[i].time_us / spray_time_us : 1.0, totals[i].worst_ratio, totals[i].max_qps_per_host,
                totals[i].steps_matching, results.size(),
                totals[i].blackholed > 0 ? fmt::format("  black-holed {:.1f} MiB (never finishes)", totals[i].blackholed / 1048576.0)
