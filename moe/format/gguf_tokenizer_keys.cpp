@@ -35,7 +35,7 @@ bool is_type(const json& j, const char* type) {
 std::string pre_tokenizer_name(const json& tok) {
   if (!tok.contains("pre_tokenizer")) return "default";
   const json& pre = tok["pre_tokenizer"];
-  if (is_type(pre, "ByteLevel")) return "gpt2";
+  if (is_type(pre, "ByteLevel")) return "gpt-2";  // llama.cpp's name for the plain GPT-2 pre-tokenizer
   if (is_type(pre, "Sequence") && pre.contains("pretokenizers") && pre["pretokenizers"].is_array()) {
     const json& seq = pre["pretokenizers"];
     if (seq.size() == 2 && is_type(seq[0], "Digits") && seq[0].value("individual_digits", false) &&
