@@ -222,7 +222,9 @@ TEST(ModelLlama, BatchedPrefillEqualsTokenByTokenDecode) {
       const float* ls = stepped.forward(&kTokens[static_cast<size_t>(t)], 1);
       for (int64_t v = 0; v < V; ++v) {
         ASSERT_NEAR(b[t * V + v], ls[v], tol) << "pos " << t << " " << tensor_type_name(wtype);
-        if (t >= 2) ASSERT_NEAR(c[(t - 2) * V + v], ls[v], tol) << "pos " << t;
+        if (t >= 2) {
+          ASSERT_NEAR(c[(t - 2) * V + v], ls[v], tol) << "pos " << t;
+        }
       }
     }
     EXPECT_EQ(stepped.n_past(), n);
@@ -266,7 +268,9 @@ TEST(ModelLlama, FfnHookObservesAndRestrictsNeurons) {
     for (int32_t v = 0; v < V; ++v) ASSERT_NEAR(part[t * V + v], ref_part[t][v], 1e-3);
   for (int64_t i = 0; i < src.hp_.n_ff; ++i) {
     const bool kept = i == 1 || i == 2 || i == 10 || i == 50 || i == 95;
-    if (!kept) ASSERT_EQ(hook.last[static_cast<size_t>(i)], 0.0f);
+    if (!kept) {
+      ASSERT_EQ(hook.last[static_cast<size_t>(i)], 0.0f);
+    }
   }
 }
 
