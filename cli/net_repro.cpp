@@ -3,6 +3,7 @@
 // parallel over the cores; writes <out>/net-repro.csv and <out>/net-repro.md and prints the table.
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -87,6 +88,10 @@ Fabric make_fabric(const std::string& name, bool quick) {
 }
 
 void run_repro(ReproOptions& o) {
+  // Create the output directory before hours of simulation, not after.
+  std::error_code ec;
+  std::filesystem::create_directories(o.out, ec);
+  if (ec || !std::filesystem::is_directory(o.out)) lookahead::fail("--out: cannot create directory '{}'", o.out);
   auto fabric_names = split(!o.fabrics.empty() ? o.fabrics : (o.quick ? "leaf_spine,leaf_spine_fail" : "leaf_spine,leaf_spine_fail,fat_tree"));
   auto size_names = split(!o.sizes.empty() ? o.sizes
                                            : (o.quick ? "1MiB,4MiB" : "1MiB,2MiB,4MiB,8MiB,16MiB,32MiB,64MiB,128MiB,256MiB"));
