@@ -10,7 +10,7 @@
 //
 // .pre: llama.cpp identifies the pre-tokenizer by hashing the tokenization of a test string with
 // the HF library; without it we read the pre_tokenizer structure instead: Digits(individual) +
-// ByteLevel -> "smollm", plain ByteLevel -> "gpt2", anything else -> "default".
+// ByteLevel -> "smollm", plain ByteLevel -> "gpt-2", anything else -> "default".
 //
 // Contract: returns false and writes nothing when the directory has no tokenizer.json or the
 // model is not byte-level BPE (SentencePiece tokenizer.model is not converted yet); malformed
