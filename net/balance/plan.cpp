@@ -75,10 +75,7 @@ std::vector<int> Plan::qps_per_host(int hosts) const {
 }
 
 int ecmp_port(uint32_t entropy, int switch_node, int src, int dst, int ports, uint64_t seed) {
-  // Each switch has its own hash seed (as real switches do, to avoid polarisation); derived exactly
-  // as net/sim/simulator.cpp does.
-  uint64_t switch_seed = net::splitmix64(seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(switch_node));
-  return static_cast<int>(ecmp_choice(switch_seed, entropy, src, dst, static_cast<uint32_t>(ports)));
+  return static_cast<int>(ecmp_choice(ecmp_switch_seed(seed, switch_node), entropy, src, dst, static_cast<uint32_t>(ports)));
 }
 
 int ecmp_path(const Topology& topo, int src, int dst, uint32_t entropy, uint64_t seed) {

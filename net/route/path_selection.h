@@ -25,6 +25,13 @@ inline uint64_t splitmix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// Each switch's own ECMP hash seed (real switches seed per switch to avoid polarisation), from the
+// run's seed and the switch's node id. The simulator (net/sim) and the planner's ECMP/MP-RDMA plans
+// (net/balance) both call this, so a plan predicts exactly the path the simulator takes.
+inline uint64_t ecmp_switch_seed(uint64_t seed, int switch_node) {
+  return splitmix64(seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(switch_node));
+}
+
 // The up-port a switch with `switch_seed` picks among `ports` live up-ports.
 inline uint32_t ecmp_choice(uint64_t switch_seed, uint32_t entropy, int32_t src, int32_t dst, uint32_t ports) {
   uint64_t key = switch_seed ^ (static_cast<uint64_t>(entropy) << 32) ^ (static_cast<uint64_t>(static_cast<uint32_t>(src)) << 16) ^

@@ -90,7 +90,7 @@ struct Simulator::Impl {
     hist.assign(nlinks * kHistBuckets, 0);
     hist_bucket_bytes = cfg.mtu_bytes + cfg.header_bytes;
     switch_seed.resize(nnodes);
-    for (size_t n = 0; n < nnodes; ++n) switch_seed[n] = splitmix64(cfg.seed * 0x9e3779b97f4a7c15ull + n);
+    for (size_t n = 0; n < nnodes; ++n) switch_seed[n] = ecmp_switch_seed(cfg.seed, static_cast<int>(n));
     live_up.resize(nnodes);
     for (size_t n = 0; n < nnodes; ++n) rebuild_live(static_cast<int>(n));
     shared_used.assign(nnodes, 0);

@@ -2,7 +2,10 @@
 // PFC pauses instead of drops, conservation, determinism, dependencies and failures.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "common/error.h"
+#include "net/balance/plan.h"
 #include "net/sim/event_list.h"
 #include "net/sim/simulator.h"
 
@@ -126,7 +129,7 @@ TEST(SimCore, EcmpCollisionDoublesCompletionTime) {
   Topology t = small_leaf_spine(2, 2, 4);
   uint64_t leaf0 = static_cast<uint64_t>(t.first_leaf);
   NetworkConfig cfg;
-  uint64_t seed0 = lookahead::net::splitmix64(cfg.seed * 0x9e3779b97f4a7c15ull + leaf0);
+  uint64_t seed0 = ecmp_switch_seed(cfg.seed, static_cast<int>(leaf0));
   auto spine_of = [&](uint32_t entropy, int src, int dst) { return ecmp_choice(seed0, entropy, src, dst, 2); };
   // Find entropies: a pair on the same uplink and a pair on different uplinks.
   int e_same = -1, e_apart = -1;
@@ -150,6 +153,40 @@ TEST(SimCore, EcmpCollisionDoublesCompletionTime) {
   };
   double together = run(e_same), apart = run(e_apart);
   EXPECT_NEAR(together / apart, 2.0, 0.1);
+}
+
+TEST(SimCore, PlannerEcmpPathIsTheSimulatorsPath) {
+  // The planner's ECMP/MP-RDMA plans predict where the simulator's hash sends a flow: both use
+  // net/route's ecmp_switch_seed + ecmp_choice. On a k=4 fat-tree across pods both tiers hash.
+  FatTreeSpec spec;
+  spec.k = 4;
+  Topology t = build_fat_tree(spec);
+  NetworkConfig cfg;
+  cfg.seed = 7;
+  int src = 0, dst = t.hosts() - 1;
+  ASSERT_EQ(t.path_count(src, dst), 4);
+  std::set<int> seen;
+  for (uint32_t entropy = 0; entropy < 12; ++entropy) {
+    int path = lookahead::net::balance::ecmp_path(t, src, dst, entropy, cfg.seed);
+    seen.insert(path);
+    Workload w;
+    FlowSpec f;
+    f.src = src, f.dst = dst, f.bytes = 40'000, f.entropy = entropy;
+    w.add_flow(f);
+    SimResult r = simulate(t, w, cfg);
+    ASSERT_TRUE(r.all_finished);
+    for (int p = 0; p < t.path_count(src, dst); ++p) {
+      auto links = t.path_links(src, dst, p);
+      // links[1]: ToR -> agg, links[2]: agg -> core; the planned path carries the data, others none.
+      uint64_t bytes = r.links[links[1]].tx_bytes + r.links[links[2]].tx_bytes;
+      if (p == path) {
+        EXPECT_GE(bytes, 80'000u) << "entropy " << entropy << " path " << p;
+      } else {
+        EXPECT_EQ(r.links[links[2]].tx_bytes, 0u) << "entropy " << entropy << " path " << p;
+      }
+    }
+  }
+  EXPECT_GT(seen.size(), 1u);  // the hash spreads entropies over paths
 }
 
 TEST(SimCore, PfcPausesInsteadOfDropping) {
