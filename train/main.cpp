@@ -1,0 +1,153 @@
+// `lookahead-train`: the libtorch side of Read-ME (docs/readme-model.md). A separate binary so the
+// inference engine (`lookahead`) never links libtorch.
+//   lookahead-train router        --data router_targets.safetensors --out router.safetensors ...
+//   lookahead-train router-logits --router router.safetensors --tokens 1,2,3 [--json]
+// Errors in input print one line "lookahead-train: error: ..." and exit 1.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "train/router.h"
+
+namespace {
+
+using namespace lookahead;
+
+std::vector<int32_t> parse_tokens(const std::string& text) {
+  std::vector<int32_t> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t comma = text.find(',', pos);
+    if (comma == std::string::npos) comma = text.size();
+    const std::string item = text.substr(pos, comma - pos);
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size() || v < 0 || v > INT32_MAX)
+      fail("--tokens: expected comma-separated token ids, got '{}'", item);
+    out.push_back(static_cast<int32_t>(v));
+    pos = comma + 1;
+  }
+  if (out.empty()) fail("--tokens: need at least one token id");
+  return out;
+}
+
+void run_router(const train::RouterTrainOptions& o, bool json) {
+  auto r = train::train_router(o);
+  const auto& c = r.config;
+  if (json) {
+    nlohmann::json j = {{"out", o.out},
+                        {"router_config", c.to_json()},
+                        {"parameters", r.parameters},
+                        {"steps", o.steps},
+                        {"seconds", r.seconds},
+                        {"ms_per_step", r.ms_per_step},
+                        {"loss_first", r.loss_first},
+                        {"loss_last", r.loss_last},
+                        {"loss", r.loss},
+                        {"eval_tokens", r.eval_tokens},
+                        {"accuracy_targets", r.accuracy_targets},
+                        {"accuracy_domain", r.accuracy_domain},
+                        {"confusion", r.confusion}};
+    std::printf("%s\n", j.dump().c_str());
+    return;
+  }
+  std::printf("router: %lld params (N %lld, heads %lld, d_r %lld, inter %lld, %s, normalizer %g)\n",
+              static_cast<long long>(r.parameters), static_cast<long long>(c.n_expert), static_cast<long long>(c.n_head),
+              static_cast<long long>(c.embedding_dim), static_cast<long long>(c.inter_dim), c.hidden_act.c_str(), c.normalizer);
+  std::printf("router: %lld steps in %.1f s (%.1f ms/step), loss %.4f -> %.4f (mean of first/last 10%% of steps)\n",
+              static_cast<long long>(o.steps), r.seconds, r.ms_per_step, r.loss_first, r.loss_last);
+  std::printf("router: training accuracy %.2f%% vs argmax of summed targets, %.2f%% vs domain labels (%lld tokens); wrote %s\n",
+              100.0 * r.accuracy_targets, 100.0 * r.accuracy_domain, static_cast<long long>(r.eval_tokens), o.out.c_str());
+}
+
+void run_router_logits(const std::string& path, const std::string& tokens_text, int threads, bool json) {
+  const auto tokens = parse_tokens(tokens_text);
+  auto r = train::router_logits(path, tokens, threads);
+  const int64_t n = r.config.n_expert;
+  if (json) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (size_t i = 0; i < tokens.size(); ++i)
+      rows.push_back(std::vector<float>(r.logits.begin() + static_cast<int64_t>(i) * n, r.logits.begin() + static_cast<int64_t>(i + 1) * n));
+    nlohmann::json j = {{"tokens", tokens}, {"experts", r.experts}, {"logits", rows}};
+    std::printf("%s\n", j.dump().c_str());
+    return;
+  }
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    std::string line = fmt::format("{}\t{}\texpert {}\t", i, tokens[i], r.experts[i]);
+    for (int64_t e = 0; e < n; ++e) line += fmt::format("{}{:.9g}", e ? " " : "", r.logits[i * n + e]);
+    std::printf("%s\n", line.c_str());
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"lookahead-train: libtorch training for Read-ME (router; expert fine-tuning)", "lookahead-train"};
+  app.set_version_flag("--version", "lookahead-train " LOOKAHEAD_VERSION);
+  app.require_subcommand(1);
+
+  auto router_opts = std::make_shared<train::RouterTrainOptions>();
+  auto json = std::make_shared<bool>(false);
+  {
+    auto& o = *router_opts;
+    CLI::App* cmd = app.add_subcommand("router", "Train the pre-gating router on router_targets.safetensors");
+    cmd->add_option("--data", o.data, "router_targets.safetensors (docs/readme-model.md)")->required();
+    cmd->add_option("--out", o.out, "output router.safetensors (cluster_predictor.* + router_config)")->required();
+    cmd->add_option("--steps", o.steps, "optimizer steps")->capture_default_str();
+    cmd->add_option("--lr", o.lr, "peak learning rate (cosine decay to 0)")->capture_default_str();
+    cmd->add_option("--weight-decay", o.weight_decay, "AdamW weight decay (matrices only)")->capture_default_str();
+    cmd->add_option("--batch", o.batch, "windows per step")->capture_default_str();
+    cmd->add_option("--seq-len", o.seq_len, "window length in tokens (each window starts at router position 0)")->capture_default_str();
+    cmd->add_option("--seed", o.seed, "seed for init and window sampling")->capture_default_str();
+    cmd->add_option("--warmup", o.warmup, "linear warm-up steps before the cosine decay")->capture_default_str();
+    cmd->add_option("--heads", o.heads, "attention heads (default: data's router_config, else 4)");
+    cmd->add_option("--width", o.width, "router width d_r (default: the init embedding's width)");
+    cmd->add_option("--inter", o.inter, "MLP inner size (default: data's router_config, else d_r)");
+    cmd->add_option("--normalizer", o.normalizer, "score divisor: released (1), paper (sqrt(d_r/heads)) or a number");
+    cmd->add_option("--mlp", o.mlp, "silu (released: proj_2(silu(proj_1 x))) or swiglu (paper)");
+    cmd->add_option("--threads", o.threads, "libtorch intra-op threads (results are reproducible per thread count)")
+        ->capture_default_str();
+    cmd->add_flag("--json", *json, "one JSON object on stdout (with the per-step loss curve)");
+    cmd->callback([router_opts, json] {
+      router_opts->progress = !*json;
+      run_router(*router_opts, *json);
+    });
+  }
+  {
+    auto path = std::make_shared<std::string>();
+    auto tokens = std::make_shared<std::string>();
+    auto threads = std::make_shared<int>(1);
+    CLI::App* cmd = app.add_subcommand("router-logits", "Print a trained router's logits at every position");
+    cmd->add_option("--router", *path, "router.safetensors written by `lookahead-train router`")->required();
+    cmd->add_option("--tokens", *tokens, "comma-separated token ids, fed from position 0")->required();
+    cmd->add_option("--threads", *threads, "libtorch intra-op threads")->capture_default_str();
+    cmd->add_flag("--json", *json, "JSON: tokens, experts, logits [T][N]");
+    cmd->callback([path, tokens, threads, json] { run_router_logits(*path, *tokens, *threads, *json); });
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "lookahead-train: error: %s\n", e.what());
+    return 2;
+  } catch (const lookahead::Error& e) {
+    std::fprintf(stderr, "lookahead-train: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lookahead-train: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
