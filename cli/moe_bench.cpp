@@ -15,6 +15,7 @@
 #include "moe/format/model_source.h"
 #include "moe/kernels/matmul.h"
 #include "moe/model/llama.h"
+#include "moe/model/loaded_model.h"
 
 namespace {
 
@@ -22,6 +23,7 @@ using namespace lookahead::moe;
 
 struct BenchOptions {
   std::string model;
+  std::string route;
   int threads = 0;
   int64_t n_prompt = 512;
   int64_t n_gen = 128;
@@ -49,13 +51,14 @@ void run_bench(const BenchOptions& o) {
   if (o.reps < 1) lookahead::fail("--reps must be >= 1 (got {})", o.reps);
   if (o.n_prompt < 0 || o.n_gen < 0) lookahead::fail("-p and -n must be >= 0");
   if (o.threads > 0) set_kernel_threads(o.threads);
-  auto source = open_model(o.model);
-  LlamaModel model(*source);
+  LoadedModel loaded(o.model, o.route);
+  const LlamaModel& model = loaded.llama();
   const LlamaHparams& hp = model.hparams();
   ContextOptions copt;
   copt.n_ctx = std::max<int64_t>({o.n_prompt, o.n_gen, 1});
   copt.n_batch = std::max<int64_t>(o.n_prompt, 1);
   LlamaContext ctx(model, copt);
+  loaded.attach(ctx);
   std::mt19937_64 rng(o.seed);
   auto random_token = [&] { return static_cast<int32_t>(rng() % static_cast<uint64_t>(hp.n_vocab)); };
 
@@ -114,7 +117,7 @@ void run_bench(const BenchOptions& o) {
                      {"n_threads", kernel_threads()}, {"test", r.name}, {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen},
                      {"avg_ts", lookahead::mean(r.samples_ts)}, {"stddev_ts", stddev(r.samples_ts)},
                      {"samples_ts", r.samples_ts},
-                     {"weight_bytes_per_token", model.weight_bytes_per_token()}});
+                     {"weight_bytes_per_token", loaded.weight_bytes_per_token()}, {"route", loaded.route()}});
     fmt::print("{}\n", arr.dump(2));
     return;
   }
@@ -127,7 +130,8 @@ void run_bench(const BenchOptions& o) {
 const bool registered = lookahead::cli::register_command(
     {"moe", "bench", "Measure prefill (pp512) and decode (tg128) speed like llama-bench", [](CLI::App& cmd) {
        auto o = std::make_shared<BenchOptions>();
-       cmd.add_option("--model", o->model, "GGUF file or Hugging Face checkpoint directory")->required();
+       cmd.add_option("--model", o->model, "GGUF file, Hugging Face checkpoint directory or Read-ME model directory")->required();
+       cmd.add_option("--route", o->route, "Read-ME routing: router (default), oracle:DOMAIN, random[:SEED], dense");
        cmd.add_option("--threads,-t", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
        cmd.add_option("--n-prompt,-p", o->n_prompt, "prompt tokens for the pp test (0 = skip)")->capture_default_str();
        cmd.add_option("--n-gen,-n", o->n_gen, "generated tokens for the tg test (0 = skip)")->capture_default_str();

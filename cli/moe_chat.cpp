@@ -13,6 +13,7 @@
 #include "moe/kernels/matmul.h"
 #include "moe/model/generate.h"
 #include "moe/model/llama.h"
+#include "moe/model/loaded_model.h"
 
 namespace {
 
@@ -20,6 +21,7 @@ using namespace lookahead::moe;
 
 struct ChatOptions {
   std::string model;
+  std::string route;
   std::string system;
   int64_t tokens = 512;
   uint64_t seed = 0;
@@ -32,12 +34,14 @@ struct ChatOptions {
 
 void run_chat(const ChatOptions& o) {
   if (o.threads > 0) set_kernel_threads(o.threads);
-  auto source = open_model(o.model);
-  LlamaModel model(*source);
+  LoadedModel loaded(o.model, o.route);
+  const ModelSource* source = &loaded.source();
+  const LlamaModel& model = loaded.llama();
   const Tokenizer& tok = source->tokenizer();
   ContextOptions copt;
   copt.n_ctx = std::min<int64_t>(o.ctx, model.hparams().n_ctx_train);
   LlamaContext ctx(model, copt);
+  loaded.attach(ctx);
   Sampler sampler({o.temp, o.top_k, o.top_p, o.seed}, model.hparams().n_vocab);
   std::vector<ChatMessage> messages;
   if (!o.system.empty()) messages.push_back({"system", o.system});
@@ -87,7 +91,8 @@ void run_chat(const ChatOptions& o) {
 const bool registered = lookahead::cli::register_command(
     {"moe", "chat", "Chat with a model on stdin/stdout (chat template, streaming)", [](CLI::App& cmd) {
        auto o = std::make_shared<ChatOptions>();
-       cmd.add_option("--model", o->model, "GGUF file or Hugging Face checkpoint directory")->required();
+       cmd.add_option("--model", o->model, "GGUF file, Hugging Face checkpoint directory or Read-ME model directory")->required();
+       cmd.add_option("--route", o->route, "Read-ME routing: router (default), oracle:DOMAIN, random[:SEED], dense");
        cmd.add_option("--system", o->system, "system message");
        cmd.add_option("--tokens,-n", o->tokens, "most tokens per reply")->capture_default_str();
        cmd.add_option("--seed", o->seed, "sampling seed")->capture_default_str();

@@ -10,6 +10,7 @@
 #include "moe/kernels/matmul.h"
 #include "moe/model/generate.h"
 #include "moe/model/llama.h"
+#include "moe/model/loaded_model.h"
 
 namespace {
 
@@ -17,6 +18,7 @@ using namespace lookahead::moe;
 
 struct GenerateOptions {
   std::string model;
+  std::string route;
   std::string prompt;
   std::string prompt_ids;
   int64_t tokens = 128;
@@ -34,8 +36,9 @@ void run_generate(const GenerateOptions& o) {
   if (o.tokens < 0) lookahead::fail("--tokens must be >= 0 (got {})", o.tokens);
   if (o.threads > 0) set_kernel_threads(o.threads);
   if (o.prompt.empty() == o.prompt_ids.empty()) lookahead::fail("give exactly one of --prompt or --prompt-ids");
-  auto source = open_model(o.model);
-  LlamaModel model(*source);
+  LoadedModel loaded(o.model, o.route);
+  const ModelSource* source = &loaded.source();
+  const LlamaModel& model = loaded.llama();
   std::vector<int32_t> prompt;
   const Tokenizer* tok = nullptr;
   if (!o.prompt_ids.empty()) {
@@ -56,6 +59,7 @@ void run_generate(const GenerateOptions& o) {
   ContextOptions copt;
   copt.n_ctx = o.ctx;
   LlamaContext ctx(model, copt);
+  loaded.attach(ctx);
   Sampler sampler({o.temp, o.top_k, o.top_p, o.seed}, model.hparams().n_vocab);
   auto is_end = [tok](int32_t id) { return tok && tok->is_end_of_generation(id); };
   auto on_token = [tok](int32_t id) {
@@ -81,7 +85,8 @@ void run_generate(const GenerateOptions& o) {
 const bool registered = lookahead::cli::register_command(
     {"moe", "generate", "Generate text from a prompt (streams to stdout)", [](CLI::App& cmd) {
        auto o = std::make_shared<GenerateOptions>();
-       cmd.add_option("--model", o->model, "GGUF file or Hugging Face checkpoint directory")->required();
+       cmd.add_option("--model", o->model, "GGUF file, Hugging Face checkpoint directory or Read-ME model directory")->required();
+       cmd.add_option("--route", o->route, "Read-ME routing: router (default), oracle:DOMAIN, random[:SEED], dense");
        cmd.add_option("--prompt", o->prompt, "prompt text (special tokens like <|im_start|> are parsed)");
        cmd.add_option("--prompt-ids", o->prompt_ids, "prompt as comma-separated token ids instead of text");
        cmd.add_option("--tokens,-n", o->tokens, "most tokens to generate")->capture_default_str();

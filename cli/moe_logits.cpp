@@ -11,6 +11,7 @@
 #include "moe/kernels/matmul.h"
 #include "moe/model/generate.h"
 #include "moe/model/llama.h"
+#include "moe/model/loaded_model.h"
 #include "moe/model/sampling.h"
 
 namespace {
@@ -19,6 +20,7 @@ using namespace lookahead::moe;
 
 struct LogitsOptions {
   std::string model;
+  std::string route;
   std::string prompt;
   std::string prompt_ids;
   bool no_special = false;
@@ -31,8 +33,9 @@ struct LogitsOptions {
 void run_logits(const LogitsOptions& o) {
   if (o.threads > 0) set_kernel_threads(o.threads);
   if (o.prompt.empty() == o.prompt_ids.empty()) lookahead::fail("give exactly one of --prompt or --prompt-ids");
-  auto source = open_model(o.model);
-  LlamaModel model(*source);
+  LoadedModel loaded(o.model, o.route);
+  const ModelSource* source = &loaded.source();
+  const LlamaModel& model = loaded.llama();
   std::vector<int32_t> tokens = o.prompt_ids.empty() ? source->tokenizer().encode(o.prompt, !o.no_special, true)
                                                      : parse_token_ids(o.prompt_ids, "--prompt-ids");
   if (tokens.empty()) lookahead::fail("the prompt has no tokens");
@@ -43,6 +46,7 @@ void run_logits(const LogitsOptions& o) {
   if (copt.n_ctx > model.hparams().n_ctx_train)
     lookahead::fail("prompt of {} tokens is longer than the model's context of {}", tokens.size(), model.hparams().n_ctx_train);
   LlamaContext ctx(model, copt);
+  loaded.attach(ctx);
   const int64_t n = static_cast<int64_t>(tokens.size());
   const int32_t vocab = model.hparams().n_vocab;
   const float* logits = ctx.forward(tokens.data(), n, o.all_positions ? 0 : n - 1);
@@ -75,7 +79,8 @@ void run_logits(const LogitsOptions& o) {
 const bool registered = lookahead::cli::register_command(
     {"moe", "logits", "Print a prompt's token ids and its last-position logits", [](CLI::App& cmd) {
        auto o = std::make_shared<LogitsOptions>();
-       cmd.add_option("--model", o->model, "GGUF file or Hugging Face checkpoint directory")->required();
+       cmd.add_option("--model", o->model, "GGUF file, Hugging Face checkpoint directory or Read-ME model directory")->required();
+       cmd.add_option("--route", o->route, "Read-ME routing: router (default), oracle:DOMAIN, random[:SEED], dense");
        cmd.add_option("--prompt", o->prompt, "prompt text (BOS added when the vocabulary asks for it)");
        cmd.add_option("--prompt-ids", o->prompt_ids, "prompt as comma-separated token ids instead of text");
        cmd.add_flag("--no-special", o->no_special, "do not add BOS/special tokens when tokenizing");

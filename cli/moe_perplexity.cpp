@@ -19,6 +19,7 @@
 #include "moe/format/model_source.h"
 #include "moe/kernels/matmul.h"
 #include "moe/model/llama.h"
+#include "moe/model/loaded_model.h"
 
 namespace {
 
@@ -26,6 +27,7 @@ using namespace lookahead::moe;
 
 struct PerplexityOptions {
   std::string model;
+  std::string route;
   std::string file;
   int64_t ctx = 512;
   int64_t chunks = -1;
@@ -42,8 +44,9 @@ void run_perplexity(const PerplexityOptions& o) {
   buf << in.rdbuf();
   const std::string text = buf.str();
 
-  auto source = open_model(o.model);
-  LlamaModel model(*source);
+  LoadedModel loaded(o.model, o.route);
+  const ModelSource* source = &loaded.source();
+  const LlamaModel& model = loaded.llama();
   const Tokenizer& tok = source->tokenizer();
   std::vector<int32_t> tokens = tok.encode(text, true, false);
   // Whether the vocabulary adds BOS (llama_vocab_get_add_bos): encode() with add_special shows it.
@@ -62,6 +65,7 @@ void run_perplexity(const PerplexityOptions& o) {
   copt.n_ctx = o.ctx;
   copt.n_batch = o.ctx;
   LlamaContext ctx(model, copt);
+  loaded.attach(ctx);
   double nll = 0, nll2 = 0;
   int64_t count = 0;
   std::vector<double> chunk_ppl;
@@ -110,7 +114,8 @@ void run_perplexity(const PerplexityOptions& o) {
 const bool registered = lookahead::cli::register_command(
     {"moe", "perplexity", "Perplexity of a text file (same method as llama-perplexity)", [](CLI::App& cmd) {
        auto o = std::make_shared<PerplexityOptions>();
-       cmd.add_option("--model", o->model, "GGUF file or Hugging Face checkpoint directory")->required();
+       cmd.add_option("--model", o->model, "GGUF file, Hugging Face checkpoint directory or Read-ME model directory")->required();
+       cmd.add_option("--route", o->route, "Read-ME routing: router (default), oracle:DOMAIN, random[:SEED], dense");
        cmd.add_option("--file,-f", o->file, "UTF-8 text file")->required();
        cmd.add_option("--ctx,-c", o->ctx, "window size in tokens")->capture_default_str();
        cmd.add_option("--chunks", o->chunks, "evaluate at most this many windows (-1 = all)")->capture_default_str();

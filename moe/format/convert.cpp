@@ -37,6 +37,7 @@ uint32_t llama_file_type(TensorType type) {
     case TensorType::Q4_1: return 3;  // LLAMA_FTYPE_MOSTLY_Q4_1
     case TensorType::Q8_0: return 7;  // LLAMA_FTYPE_MOSTLY_Q8_0
     case TensorType::BF16: return 32; // LLAMA_FTYPE_MOSTLY_BF16
+    case TensorType::I32: break;      // never a weight type
   }
   return 0;
 }

@@ -104,6 +104,19 @@ std::string gguf_name_of_hf(const std::string& hf) {
   return "";
 }
 
+std::string hf_name_of_gguf(const std::string& g) {
+  if (g == "token_embd.weight") return "model.embed_tokens.weight";
+  if (g == "output_norm.weight") return "model.norm.weight";
+  if (g == "output.weight") return "lm_head.weight";
+  if (g.rfind("blk.", 0) != 0) return "";
+  const size_t dot = g.find('.', 4);
+  if (dot == std::string::npos) return "";
+  const std::string layer = g.substr(4, dot - 4), rest = g.substr(dot + 1);
+  for (const auto& [from, to] : kLayerNames)
+    if (rest == to) return "model.layers." + layer + "." + from;
+  return "";
+}
+
 HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) fail("{}: not a directory", dir);
@@ -150,8 +163,12 @@ HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
   // Every checkpoint tensor must have a GGUF name; the rotary inverse frequencies some old
   // checkpoints store are recomputed from rope_theta, so they are skipped.
   std::map<std::string, std::string> hf_of;  // gguf -> hf
+  // A Read-ME directory (config.json has N_cluster; docs/readme-model.md) also holds experts and
+  // the router; those are read by ReadMeModel through raw_tensor(), and its dense FFN is optional.
+  readme_ = config.present("N_cluster");
   for (const auto& [hf, view] : weights_->tensors()) {
     if (hf.find("rotary_emb.inv_freq") != std::string::npos) continue;
+    if (readme_ && (hf.rfind("cluster_predictor.", 0) == 0 || hf.find(".moe.") != std::string::npos)) continue;
     if (hf == "lm_head.weight" && tie) continue;  // transformers ties it to embed_tokens
     std::string g = gguf_name_of_hf(hf);
     if (g.empty())
@@ -209,6 +226,9 @@ HfCheckpoint::HfCheckpoint(const std::string& dir) : dir_(dir) {
     add(b + "attn_v.weight", {kv, d});
     add(b + "attn_output.weight", {d, q});
     add(b + "ffn_norm.weight", {d});
+    if (readme_ && !hf_of.count(b + "ffn_gate.weight") && !hf_of.count(b + "ffn_up.weight") &&
+        !hf_of.count(b + "ffn_down.weight"))
+      continue;  // an exported Read-ME model without the dense FFN: experts only
     add(b + "ffn_gate.weight", {ff, d});
     add(b + "ffn_up.weight", {ff, d});
     add(b + "ffn_down.weight", {d, ff});
@@ -225,6 +245,10 @@ const TensorView* HfCheckpoint::find_tensor(const std::string& gguf_name) const 
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
+const TensorView* HfCheckpoint::raw_tensor(const std::string& hf_name) const { return weights_->find_tensor(hf_name); }
+
+std::string HfCheckpoint::file_of(const std::string& hf_name) const { return weights_->file_of(hf_name); }
+
 const std::string& HfCheckpoint::hf_name(const std::string& gguf_name) const {
   auto it = index_.find(gguf_name);
   if (it == index_.end()) fail("{}: missing tensor '{}'", dir_, gguf_name);
@@ -234,11 +258,15 @@ const std::string& HfCheckpoint::hf_name(const std::string& gguf_name) const {
 const Tokenizer& HfCheckpoint::tokenizer() const {
   std::call_once(tokenizer_once_, [this] {
     std::error_code ec;
-    if (!fs::exists(fs::path(dir_) / "tokenizer.json", ec) && !fs::exists(fs::path(dir_) / "tokenizer.model", ec))
-      return;
-    tokenizer_ = Tokenizer::from_hf_dir(dir_);
+    if (fs::exists(fs::path(dir_) / "tokenizer.json", ec) || fs::exists(fs::path(dir_) / "tokenizer.model", ec)) {
+      tokenizer_ = Tokenizer::from_hf_dir(dir_);
+    } else if (fs::exists(fs::path(dir_) / "tokenizer.gguf", ec)) {
+      // A model refactored from a GGUF file keeps its vocabulary as GGUF tokenizer keys.
+      GgufFile vocab((fs::path(dir_) / "tokenizer.gguf").string());
+      tokenizer_ = Tokenizer::from_gguf(vocab);
+    }
   });
-  if (!tokenizer_) fail("{}: missing tokenizer: neither tokenizer.json nor tokenizer.model is in the directory", dir_);
+  if (!tokenizer_) fail("{}: missing tokenizer: none of tokenizer.json, tokenizer.model, tokenizer.gguf is in the directory", dir_);
   return *tokenizer_;
 }
 

@@ -40,12 +40,20 @@ class HfCheckpoint : public ModelSource {
   const std::vector<TensorView>& tensors() const { return tensors_; }
   // The HF name a GGUF-named tensor came from.
   const std::string& hf_name(const std::string& gguf_name) const;
+  // A checkpoint tensor by its Hugging Face name (Read-ME experts and router included).
+  const TensorView* raw_tensor(const std::string& hf_name) const;
+  // The safetensors file holding a tensor (by Hugging Face name); empty if unknown.
+  std::string file_of(const std::string& hf_name) const;
+  // config.json has the Read-ME keys (N_cluster): experts and router tensors are allowed, the dense
+  // FFN is optional.
+  bool is_readme() const { return readme_; }
   // config.json's "architectures"[0], e.g. "LlamaForCausalLM".
   const std::string& architecture() const { return architecture_; }
 
  private:
   std::string dir_;
   std::string architecture_;
+  bool readme_ = false;
   LlamaHparams hp_;
   std::unique_ptr<SafetensorsCheckpoint> weights_;
   std::vector<TensorView> tensors_;
@@ -60,5 +68,7 @@ std::unique_ptr<ModelSource> open_hf_checkpoint(const std::string& dir);
 
 // GGUF name of an HF tensor name, or "" when it has none.
 std::string gguf_name_of_hf(const std::string& hf_name);
+// The inverse: "" for a name with no Hugging Face counterpart.
+std::string hf_name_of_gguf(const std::string& gguf_name);
 
 }  // namespace lookahead::moe

@@ -44,7 +44,7 @@ struct Dtype {
   TensorType type;
   uint64_t size;
 };
-constexpr Dtype kDtypes[] = {{"F32", TensorType::F32, 4}, {"F16", TensorType::F16, 2}, {"BF16", TensorType::BF16, 2}};
+constexpr Dtype kDtypes[] = {{"F32", TensorType::F32, 4}, {"F16", TensorType::F16, 2}, {"BF16", TensorType::BF16, 2}, {"I32", TensorType::I32, 4}};
 
 }  // namespace
 
@@ -102,7 +102,7 @@ void SafetensorsFile::parse() {
     for (const auto& d : kDtypes)
       if (dtype_name == d.name) dtype = &d;
     if (!dtype)
-      fail("{}: tensor '{}' has dtype {}, which lookahead does not support (F32, F16, BF16)", path, name, dtype_name);
+      fail("{}: tensor '{}' has dtype {}, which lookahead does not support (F32, F16, BF16, I32)", path, name, dtype_name);
 
     auto shape_it = entry.find("shape");
     if (shape_it == entry.end() || !shape_it->is_array()) fail("{}: tensor '{}': missing array field 'shape'", path, name);

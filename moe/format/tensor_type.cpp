@@ -8,6 +8,7 @@ namespace {
 constexpr TensorTypeTraits kTraits[] = {
     {TensorType::F32, "F32", 1, 4},    {TensorType::F16, "F16", 1, 2},    {TensorType::Q4_0, "Q4_0", 32, 18},
     {TensorType::Q4_1, "Q4_1", 32, 20}, {TensorType::Q8_0, "Q8_0", 32, 34}, {TensorType::BF16, "BF16", 1, 2},
+    {TensorType::I32, "I32", 1, 4},
 };
 }  // namespace
 
@@ -35,6 +36,8 @@ std::string_view ggml_type_name(uint32_t ggml_type) {
   if (ggml_type < std::size(names)) return names[ggml_type];
   return "unknown";
 }
+
+bool is_weight_type(TensorType type) { return type != TensorType::I32; }
 
 int64_t row_bytes(TensorType type, int64_t n) {
   const auto& t = traits(type);

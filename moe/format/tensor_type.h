@@ -16,6 +16,7 @@ enum class TensorType : uint32_t {
   Q4_0 = 2,
   Q4_1 = 3,
   Q8_0 = 8,
+  I32 = 26,   // index tensors (Read-ME expert neuron lists, token ids); never a weight
   BF16 = 30,
 };
 
@@ -32,6 +33,8 @@ const TensorTypeTraits& traits(TensorType type);
 std::string_view tensor_type_name(TensorType type);
 // Name of any GGML type id (including unsupported ones), for error messages.
 std::string_view ggml_type_name(uint32_t ggml_type);
+// True for the types a weight matrix or norm vector may have (everything but I32).
+bool is_weight_type(TensorType type);
 // Bytes for a row of `n` values; n must be a multiple of the block size.
 int64_t row_bytes(TensorType type, int64_t n);
 

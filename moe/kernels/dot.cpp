@@ -90,6 +90,7 @@ DotFn dot_for(TensorType type) {
     case TensorType::Q8_0: return dot_q8_0;
     case TensorType::Q4_0: return dot_q4_0;
     case TensorType::Q4_1: return dot_q4_1;
+    case TensorType::I32: break;  // not a weight type
   }
   LOOKAHEAD_CHECK(false);
 }

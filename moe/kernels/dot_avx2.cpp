@@ -209,6 +209,7 @@ DotFn dot_for(TensorType type) {
     case TensorType::Q8_0: return dot_quant<0>;
     case TensorType::Q4_0: return dot_quant<1>;
     case TensorType::Q4_1: return dot_quant<2>;
+    case TensorType::I32: break;  // not a weight type
   }
   LOOKAHEAD_CHECK(false);
 }

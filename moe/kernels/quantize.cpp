@@ -72,6 +72,7 @@ void quantize_q4_1(const float* x, BlockQ4_1* y, int64_t nb) {
 }  // namespace
 
 void dequantize_row(TensorType type, const void* src, float* dst, int64_t n) {
+  if (!is_weight_type(type)) fail("{} tensors hold indices, not weights; they cannot be dequantized", tensor_type_name(type));
   switch (type) {
     case TensorType::F32:
       std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
@@ -119,11 +120,13 @@ void dequantize_row(TensorType type, const void* src, float* dst, int64_t n) {
       }
       return;
     }
+    case TensorType::I32: break;  // rejected above
   }
   LOOKAHEAD_CHECK(false);
 }
 
 void quantize_row(TensorType type, const float* src, void* dst, int64_t n) {
+  if (!is_weight_type(type)) fail("cannot quantize weights to {}", tensor_type_name(type));
   switch (type) {
     case TensorType::F32:
       std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
@@ -150,6 +153,7 @@ void quantize_row(TensorType type, const float* src, void* dst, int64_t n) {
       LOOKAHEAD_CHECK(n % kQK == 0);
       quantize_q4_1(src, static_cast<BlockQ4_1*>(dst), n / kQK);
       return;
+    case TensorType::I32: break;  // rejected above
   }
   LOOKAHEAD_CHECK(false);
 }

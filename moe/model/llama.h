@@ -18,12 +18,17 @@
 //     that would exceed n_ctx throws lookahead::Error ("context of N tokens exceeded").
 //   - forward() returns logits for tokens [logits_from, n_tokens) (default: only the last), row-major
 //     [n][n_vocab], valid until the next call.
+//   - Read-ME (set_routing): each chunk's tokens are routed first (the router runs before the
+//     backbone), then in every layer each token's FFN is its expert's. Tokens of one expert are
+//     gathered so each expert's FFN is one matrix multiply over its tokens. Without routing, or for
+//     tokens routed to kDenseFfn, the dense FFN runs (a model without dense FFN weights then fails).
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 #include "moe/format/model_source.h"
 #include "moe/kernels/matmul.h"
+#include "moe/model/experts.h"
 #include "moe/model/ffn_hook.h"
 
 namespace lookahead::moe {
@@ -50,6 +55,8 @@ class LlamaModel {
   const LlamaWeights& weights() const { return w_; }
   // Bytes of weights one decode step reads (all matrices; the embedding contributes one row).
   uint64_t weight_bytes_per_token() const;
+  // False for an exported Read-ME model that carries experts only.
+  bool has_dense_ffn() const { return !w_.layers.empty() && w_.layers[0].w_gate.data != nullptr; }
 
  private:
   const ModelSource& source_;
@@ -73,16 +80,30 @@ class LlamaContext {
   // Forget the cache from position `pos` on (0 = start over).
   void truncate(int64_t pos);
   void set_ffn_hook(FfnHook* hook) { hook_ = hook; }
+  // Read-ME routing; both borrowed, both null = dense. The router sees every token fed to forward().
+  void set_routing(TokenRouter* router, const ExpertWeights* experts);
+  // Experts of the tokens of the last forward() call (empty when dense).
+  const std::vector<int32_t>& last_experts() const { return experts_; }
   const LlamaModel& model() const { return model_; }
 
  private:
-  void forward_chunk(const int32_t* tokens, int64_t n, int64_t logits_from, float* logits);
+  void forward_chunk(const int32_t* tokens, int64_t n, int64_t logits_from, float* logits, const int32_t* experts);
+  // x[t] += FFN_{expert of t}(h[t]) for the chunk's n tokens (experts null: all dense).
+  void ffn_block(int layer, int64_t n, const int32_t* experts);
+  // out[m][d] = FFN(in[m][d]) of one expert, or of the dense FFN (with the hook's neuron subset).
+  void ffn_rows(int layer, const float* in, int64_t m, float* out, int32_t expert);
   uint8_t* cache_row(std::vector<uint8_t>& cache, int layer, int64_t pos);
 
   const LlamaModel& model_;
   ContextOptions opt_;
   int64_t n_past_ = 0;
   FfnHook* hook_ = nullptr;
+  TokenRouter* router_ = nullptr;
+  const ExpertWeights* expert_weights_ = nullptr;
+  std::vector<int32_t> experts_;          // [n_tokens] of the current forward()
+  std::vector<int32_t> expert_order_;     // chunk token indices grouped by expert
+  std::vector<int64_t> group_start_, group_fill_;
+  std::vector<float> gathered_;           // [n_batch][d] FFN inputs / outputs of one expert's tokens
   int n_threads_ = 1;
 
   // KV cache: [layer][position][n_head_kv * head_dim] of opt_.kv_type.

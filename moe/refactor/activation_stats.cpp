@@ -29,23 +29,6 @@ std::vector<float> ActivationRecorder::means(int64_t tokens) const {
   return out;
 }
 
-namespace {
-// Tokenizes only as much of `text` as `want` tokens need: a prefix cut at a document boundary
-// (blank line), doubled until it yields enough tokens. Encoding a whole multi-MB split to use a few
-// thousand tokens would dominate the run time.
-std::vector<int32_t> tokenize_prefix(const Tokenizer& tokenizer, const std::string& text, int64_t want) {
-  size_t limit = static_cast<size_t>(want) * 8;
-  while (true) {
-    if (limit >= text.size()) return tokenizer.encode(text, false, false);
-    size_t cut = text.rfind("\n\n", limit);
-    if (cut == std::string::npos || cut == 0) cut = text.find("\n\n", limit);
-    if (cut == std::string::npos) return tokenizer.encode(text, false, false);
-    std::vector<int32_t> ids = tokenizer.encode(std::string_view(text).substr(0, cut), false, false);
-    if (static_cast<int64_t>(ids.size()) >= want) return ids;
-    limit *= 2;
-  }
-}
-}  // namespace
 
 ActivationStats collect_activation_stats(const LlamaModel& model, const std::vector<CorpusDomain>& domains,
                                          const StatsOptions& options) {

@@ -1,0 +1,241 @@
+#include "moe/refactor/readme_export.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "moe/format/convert.h"
+#include "moe/format/gguf.h"
+#include "moe/format/gguf_writer.h"
+#include "moe/format/hf_checkpoint.h"
+#include "moe/format/safetensors_writer.h"
+#include "moe/kernels/quantize.h"
+
+namespace lookahead::moe {
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+namespace {
+
+// Removes the temporary directory unless released.
+struct TempDir {
+  fs::path path;
+  bool keep = false;
+  ~TempDir() {
+    if (!keep) {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  }
+};
+
+// Row r of a tensor (GGML order: shape[0] = row length), widened to f32.
+void row_f32(const TensorView& t, int64_t r, float* out) {
+  const int64_t cols = t.shape.at(0);
+  dequantize_row(t.type, t.data + r * row_bytes(t.type, cols), out, cols);
+}
+
+std::vector<int64_t> hf_shape(const TensorView& t) { return {t.shape.rbegin(), t.shape.rend()}; }
+
+json dense_config(const LlamaHparams& hp, const Tokenizer* tok, TensorType dtype) {
+  json j;
+  j["architectures"] = {"LlamaForCausalLM"};
+  j["model_type"] = "llama";
+  j["hidden_size"] = hp.n_embd;
+  j["intermediate_size"] = hp.n_ff;
+  j["num_hidden_layers"] = hp.n_layer;
+  j["num_attention_heads"] = hp.n_head;
+  j["num_key_value_heads"] = hp.n_head_kv;
+  j["head_dim"] = hp.head_dim;
+  j["vocab_size"] = hp.n_vocab;
+  j["max_position_embeddings"] = hp.n_ctx_train > 0 ? hp.n_ctx_train : 2048;
+  j["rms_norm_eps"] = hp.rms_eps;
+  j["rope_theta"] = hp.rope_theta;
+  j["tie_word_embeddings"] = hp.tied_embeddings;
+  j["hidden_act"] = "silu";
+  j["attention_bias"] = false;
+  j["mlp_bias"] = false;
+  j["torch_dtype"] = dtype == TensorType::F32 ? "float32" : dtype == TensorType::BF16 ? "bfloat16" : "float16";
+  if (tok && tok->bos() >= 0) j["bos_token_id"] = tok->bos();
+  if (tok && tok->eos() >= 0) j["eos_token_id"] = tok->eos();
+  return j;
+}
+
+void write_tokenizer(const ModelSource& dense, const fs::path& dir) {
+  std::error_code ec;
+  if (fs::is_directory(dense.path(), ec)) {
+    bool any = false;
+    for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+                             "generation_config.json"}) {
+      const fs::path from = fs::path(dense.path()) / name;
+      if (!fs::exists(from, ec)) continue;
+      fs::copy_file(from, dir / name, ec);
+      if (ec) fail("{}: cannot copy to {}: {}", from.string(), (dir / name).string(), ec.message());
+      any = any || std::string(name) == "tokenizer.json" || std::string(name) == "tokenizer.model";
+    }
+    if (!any) fail("{}: missing tokenizer (tokenizer.json or tokenizer.model)", dense.path());
+    return;
+  }
+  // GGUF source: keep its tokenizer.* keys in a tensor-less GGUF file.
+  GgufFile src(dense.path());
+  GgufWriter w;
+  w.set("general.architecture", gguf_string("llama"));
+  int n = 0;
+  for (const auto& [key, value] : src.metadata())
+    if (key.rfind("tokenizer.", 0) == 0) w.set(key, value), ++n;
+  if (n == 0) fail("{}: no tokenizer.* keys to export", dense.path());
+  w.write((dir / "tokenizer.gguf").string());
+}
+
+}  // namespace
+
+void write_readme_model(const ModelSource& dense, const ExpertSets& sets, const ReadMeConfig& config,
+                        const TensorLookup& router, const std::string& out, const ReadMeExportOptions& options) {
+  const LlamaHparams& hp = dense.hparams();
+  const TensorType dtype = options.dtype;
+  if (dtype != TensorType::F32 && dtype != TensorType::F16 && dtype != TensorType::BF16)
+    fail("Read-ME export: dtype must be F32, F16 or BF16 (got {})", tensor_type_name(dtype));
+  if (sets.n_layer != hp.n_layer || sets.n_ff != hp.n_ff)
+    fail("Read-ME export: expert sets are for {} layers x {} neurons, the model has {} x {}", sets.n_layer, sets.n_ff,
+         hp.n_layer, hp.n_ff);
+  const int32_t N = static_cast<int32_t>(sets.experts.size());
+  if (N != config.router.n_expert)
+    fail("Read-ME export: {} expert sets but the router has {} outputs", N, config.router.n_expert);
+  std::error_code ec;
+  if (fs::exists(out, ec)) fail("{}: already exists; choose a new output directory or remove it", out);
+
+  TempDir tmp{fs::path(out + ".tmp." + std::to_string(::getpid()))};
+  fs::remove_all(tmp.path, ec);
+  if (!fs::create_directories(tmp.path, ec) || ec) fail("{}: cannot create: {}", tmp.path.string(), ec.message());
+
+  // config.json: the dense config plus the Read-ME keys.
+  const Tokenizer* tok = nullptr;
+  try {
+    tok = &dense.tokenizer();
+  } catch (const Error&) {
+    tok = nullptr;  // write_tokenizer below names what is missing
+  }
+  json config_json = dense_config(hp, tok, dtype);
+  {
+    nlohmann::json readme;
+    config.to_config(readme);
+    for (auto& [k, v] : readme.items()) config_json[k] = v;
+  }
+  write_file_atomic((tmp.path / "config.json").string(), config_json.dump(2) + "\n");
+  write_tokenizer(dense, tmp.path);
+
+  SafetensorsWriter w;
+  w.set_metadata("format", "pt");
+  w.set_metadata("readme.experts", [&] {
+    std::string s;
+    for (const auto& e : sets.experts) s += (s.empty() ? "" : ",") + e;
+    return s;
+  }());
+  const bool gguf_layout = !hp.rope_neox;
+  // A whole tensor converted to dtype (q/k permuted back to HF's rotate_half layout when needed).
+  auto add_dense = [&](const std::string& gguf_name) {
+    const TensorView& t = dense.tensor(gguf_name);
+    const std::string hf = hf_name_of_gguf(gguf_name);
+    LOOKAHEAD_CHECK(!hf.empty());
+    const bool is_vector = t.shape.size() == 1;
+    const TensorType to = is_vector ? TensorType::F32 : dtype;
+    std::vector<int64_t> rows_from;  // hf row r comes from GGUF row rows_from[r]
+    if (gguf_layout && (gguf_name.ends_with(".attn_q.weight") || gguf_name.ends_with(".attn_k.weight"))) {
+      const int64_t heads = gguf_name.ends_with(".attn_q.weight") ? hp.n_head : hp.n_head_kv;
+      const std::vector<int64_t> src = hf_to_gguf_rope_rows(t.rows(), heads);  // gguf row g <- hf row src[g]
+      rows_from.assign(src.size(), 0);
+      for (size_t g = 0; g < src.size(); ++g) rows_from[static_cast<size_t>(src[g])] = static_cast<int64_t>(g);
+    }
+    const TensorView* tp = &t;
+    w.add_tensor(hf, to, hf_shape(t), [tp, to, rows_from](uint8_t* dst) {
+      const int64_t cols = tp->shape.at(0), rows = tp->rows();
+      std::vector<float> row(static_cast<size_t>(cols));
+      const int64_t stride = row_bytes(to, cols);
+      for (int64_t r = 0; r < rows; ++r) {
+        row_f32(*tp, rows_from.empty() ? r : rows_from[static_cast<size_t>(r)], row.data());
+        quantize_row(to, row.data(), dst + r * stride, cols);
+      }
+    });
+  };
+
+  add_dense("token_embd.weight");
+  for (int l = 0; l < hp.n_layer; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    for (const char* n : {"attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
+                          "ffn_norm.weight"})
+      add_dense(b + n);
+    if (options.dense_ffn)
+      for (const char* n : {"ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"}) add_dense(b + n);
+    // Experts: gate/up are row subsets, down a column subset of the dense matrices.
+    const TensorView* gate = &dense.tensor(b + "ffn_gate.weight");
+    const TensorView* up = &dense.tensor(b + "ffn_up.weight");
+    const TensorView* down = &dense.tensor(b + "ffn_down.weight");
+    const int64_t d = hp.n_embd;
+    for (int32_t e = 0; e < N; ++e) {
+      const std::vector<int32_t>* ids = &sets.neurons.at(static_cast<size_t>(l)).at(static_cast<size_t>(e));
+      const auto s = static_cast<int64_t>(ids->size());
+      if (s == 0) fail("Read-ME export: expert '{}' has no neurons in layer {}", sets.experts[static_cast<size_t>(e)], l);
+      for (const TensorView* m : {gate, up}) {
+        w.add_tensor(expert_tensor_name(l, m == gate ? "gate" : "up", e), dtype, {s, d}, [m, ids, dtype, d](uint8_t* dst) {
+          std::vector<float> row(static_cast<size_t>(d));
+          const int64_t stride = row_bytes(dtype, d);
+          for (size_t i = 0; i < ids->size(); ++i) {
+            row_f32(*m, (*ids)[i], row.data());
+            quantize_row(dtype, row.data(), dst + static_cast<int64_t>(i) * stride, d);
+          }
+        });
+      }
+      w.add_tensor(expert_tensor_name(l, "down", e), dtype, {d, s}, [down, ids, dtype, s](uint8_t* dst) {
+        const int64_t ff = down->shape.at(0), rows = down->rows();
+        std::vector<float> row(static_cast<size_t>(ff)), picked(static_cast<size_t>(s));
+        const int64_t stride = row_bytes(dtype, s);
+        for (int64_t r = 0; r < rows; ++r) {
+          row_f32(*down, r, row.data());
+          for (int64_t i = 0; i < s; ++i) picked[static_cast<size_t>(i)] = row[static_cast<size_t>((*ids)[static_cast<size_t>(i)])];
+          quantize_row(dtype, picked.data(), dst + r * stride, s);
+        }
+      });
+      w.add_tensor(expert_neurons_name(l, e), TensorType::I32, {s}, ids->data());
+    }
+  }
+  add_dense("output_norm.weight");
+  if (!hp.tied_embeddings) add_dense("output.weight");
+
+  // Router, F32.
+  const RouterConfig& rc = config.router;
+  const int64_t dr = rc.d_model, mid = rc.swiglu ? 2 * int64_t{rc.d_inter} : rc.d_inter;
+  const std::vector<std::pair<std::string, std::vector<int64_t>>> router_tensors = {
+      {"embed.weight", {rc.n_vocab, dr}},
+      {"input_layernorm_0.weight", {dr}},
+      {"q_proj_0.weight", {dr, dr}}, {"q_proj_0.bias", {dr}},
+      {"k_proj_0.weight", {dr, dr}}, {"k_proj_0.bias", {dr}},
+      {"v_proj_0.weight", {dr, dr}}, {"v_proj_0.bias", {dr}},
+      {"o_proj_0.weight", {dr, dr}}, {"o_proj_0.bias", {dr}},
+      {"post_attention_layernorm_0.weight", {dr}},
+      {"proj_1_0.weight", {mid, dr}}, {"proj_1_0.bias", {mid}},
+      {"proj_2_0.weight", {dr, rc.d_inter}}, {"proj_2_0.bias", {dr}},
+      {"out_layernorm.weight", {dr}},
+      {"proj_out.weight", {rc.n_expert, dr}}, {"proj_out.bias", {rc.n_expert}},
+  };
+  for (const auto& [short_name, shape] : router_tensors) {
+    const std::string name = "cluster_predictor." + short_name;
+    const TensorView* t = router(name);
+    if (!t) fail("Read-ME export: the trained router lacks '{}'", name);
+    if (hf_shape(*t) != shape) fail("Read-ME export: router tensor '{}' has the wrong shape", name);
+    w.add_tensor(name, TensorType::F32, shape, [t](uint8_t* dst) {
+      const int64_t cols = t->shape.at(0);
+      for (int64_t r = 0; r < t->rows(); ++r) row_f32(*t, r, reinterpret_cast<float*>(dst) + r * cols);
+    });
+  }
+
+  w.write((tmp.path / "model.safetensors").string(), options.progress ? "writing Read-ME model" : "");
+  fs::rename(tmp.path, out, ec);
+  if (ec) fail("{}: cannot move the finished model into place: {}", out, ec.message());
+  tmp.keep = true;
+}
+
+}  // namespace lookahead::moe

@@ -1,0 +1,34 @@
+#pragma once
+// Writes a Read-ME model directory (docs/readme-model.md) from a dense model, its expert neuron
+// sets and a trained router: `lookahead moe refactor`'s last step.
+//
+// Contract:
+//   - Backbone tensors get Hugging Face names and layout (q/k rows of a GGUF source are permuted
+//     back to rotate_half order), every weight in `dtype` (F32/F16/BF16), norms in F32.
+//   - Expert e of layer l holds rows S_e of the dense gate/up and columns S_e of down, written
+//     adjacently (gate, up, down) so one (layer, expert) is one contiguous read; its neuron list is
+//     stored beside it. The dense FFN is written too unless `dense_ffn` is false.
+//   - Router tensors are the `cluster_predictor.*` tensors `router` returns, converted to F32.
+//   - The tokenizer travels with the model: tokenizer.json / tokenizer.model (and their configs)
+//     copied from an HF source, or tokenizer.gguf (the source's tokenizer.* keys) from a GGUF one.
+//   - Atomic: the directory is assembled under "<out>.tmp.<pid>" and renamed to `out` at the end;
+//     `out` must not exist. On any error nothing is left behind.
+#include <string>
+
+#include "moe/format/model_source.h"
+#include "moe/format/tensor_type.h"
+#include "moe/model/readme_model.h"
+#include "moe/refactor/expert_extraction.h"
+
+namespace lookahead::moe {
+
+struct ReadMeExportOptions {
+  TensorType dtype = TensorType::F16;
+  bool dense_ffn = true;
+  bool progress = true;
+};
+
+void write_readme_model(const ModelSource& dense, const ExpertSets& sets, const ReadMeConfig& config,
+                        const TensorLookup& router, const std::string& out, const ReadMeExportOptions& options);
+
+}  // namespace lookahead::moe

@@ -1,0 +1,47 @@
+#pragma once
+// `lookahead moe refactor` end to end (Read-ME section 3): activation statistics on each domain's
+// calibration split -> expert neuron sets -> router training targets on the training split ->
+// router training (libtorch, in a separate program: the engine never links it) -> a Read-ME
+// model directory (docs/readme-model.md).
+//
+// Contract: options are validated before any work (keep in (0, 1], domains present and non-empty,
+// the model has an FFN of the expected shape); the output directory appears only when everything
+// succeeded. Intermediate files (stats.gguf, router_targets.safetensors, router.safetensors) live
+// in `work_dir`, so a re-run with the same work dir reuses the statistics and targets it finds.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "moe/format/tensor_type.h"
+#include "moe/model/router.h"
+
+namespace lookahead::moe {
+
+struct RefactorOptions {
+  std::string model, corpus, out, work_dir;
+  std::vector<std::string> domains;   // empty = every domain of the corpus
+  double keep = 0.5;
+  int64_t ctx = 512;
+  int64_t stats_tokens = 8192;        // per domain, calibration split
+  int64_t router_tokens = 16384;      // per domain, training split
+  int64_t router_ctx = 256;
+  RouterConfig router;                // n_expert / n_vocab are filled in
+  TensorType dtype = TensorType::F16;
+  bool dense_ffn = true;
+  bool progress = true;
+};
+
+// Trains the router: reads `targets_path`, writes `router_path` (cluster_predictor.* tensors).
+using RouterTrainer = std::function<void(const std::string& targets_path, const std::string& router_path)>;
+
+struct RefactorSummary {
+  std::vector<std::string> experts;
+  std::vector<double> permanent_share;  // per layer
+  std::vector<double> expert_share;     // per expert: mean S_e / n_ff
+  int64_t stats_tokens = 0, router_tokens = 0;
+};
+
+RefactorSummary refactor_to_readme(const RefactorOptions& options, const RouterTrainer& train_router);
+
+}  // namespace lookahead::moe
