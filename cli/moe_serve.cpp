@@ -1,0 +1,185 @@
+// `lookahead moe serve`: an OpenAI-compatible HTTP server (moe/serve/http_server.h) on a serving
+// engine. Today the engine is SequentialEngine (a few sequences time-sliced on the dense engine);
+// the Read-ME serving engine of issue #5 (expert-aware batching, expert cache) replaces it behind
+// the same interface, and with it --scheduler/--cache/--budget start to mean something.
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <thread>
+
+#include "cli/command.h"
+#include "common/error.h"
+#include "moe/format/model_source.h"
+#include "moe/kernels/matmul.h"
+#include "moe/model/llama.h"
+#include "moe/serve/engine_choice.h"
+#include "moe/serve/http_server.h"
+#include "moe/serve/sequential_engine.h"
+
+namespace {
+
+using namespace lookahead::moe;
+using namespace lookahead::moe::serve;
+
+struct ServeOptions {
+  std::string model;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string scheduler = "sequential";
+  std::string cache = "none";
+  std::string budget;
+  int64_t max_queue = 32;
+  int64_t max_running = 4;
+  int64_t ctx = 2048;
+  std::string api_key;
+  std::string model_name;
+  size_t max_body = 1 << 20;
+  double drain_timeout = 10;
+  int threads = 0;
+};
+
+// SIGTERM / SIGINT: the handler only writes the signal number to a pipe; a waiter thread reads it
+// and runs the graceful shutdown. (Blocking the signals and sigwait()ing is not enough: libraries
+// such as OpenBLAS start threads before main() that would still take them.)
+int g_signal_pipe[2] = {-1, -1};
+
+extern "C" void on_shutdown_signal(int sig) {
+  const unsigned char b = static_cast<unsigned char>(sig);
+  [[maybe_unused]] const ssize_t n = write(g_signal_pipe[1], &b, 1);
+}
+
+class SignalWaiter {
+ public:
+  explicit SignalWaiter(std::function<void(int)> on_signal) : on_signal_(std::move(on_signal)) {
+    if (pipe(g_signal_pipe) != 0) lookahead::fail("cannot create the signal pipe");
+    struct sigaction sa {};
+    sa.sa_handler = on_shutdown_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+    thread_ = std::thread([this] {
+      pollfd pfd{g_signal_pipe[0], POLLIN, 0};
+      while (!stop_) {
+        if (poll(&pfd, 1, 100) <= 0) continue;
+        unsigned char sig = 0;
+        if (read(g_signal_pipe[0], &sig, 1) == 1) {
+          on_signal_(sig);
+          return;
+        }
+      }
+    });
+  }
+  ~SignalWaiter() {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  std::function<void(int)> on_signal_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+void run_serve(const ServeOptions& o) {
+  // Validate everything before loading the model.
+  const SchedulerKind scheduler = parse_scheduler(o.scheduler);
+  const CachePolicy cache = parse_cache_policy(o.cache);
+  const Budget budget = o.budget.empty() ? Budget{} : parse_budget(o.budget);
+  if (const std::string why = engine_unavailable_reason(scheduler, cache, budget); !why.empty()) lookahead::fail("{}", why);
+  if (o.port < 0 || o.port > 65535) lookahead::fail("--port: {} is not a TCP port (0..65535; 0 = any free port)", o.port);
+  if (o.max_queue < 0) lookahead::fail("--max-queue must be >= 0 (got {})", o.max_queue);
+  if (o.max_running < 1) lookahead::fail("--max-running must be >= 1 (got {})", o.max_running);
+  if (o.ctx < 16) lookahead::fail("--ctx must be >= 16 tokens (got {})", o.ctx);
+  if (o.max_body < 1024) lookahead::fail("--max-body must be >= 1024 bytes (got {})", o.max_body);
+  if (o.drain_timeout < 0) lookahead::fail("--drain-timeout must be >= 0 seconds (got {})", o.drain_timeout);
+  if (o.threads < 0) lookahead::fail("--threads must be >= 0 (got {})", o.threads);
+  if (o.threads > 0) set_kernel_threads(o.threads);
+
+  // A client that vanishes must not kill the server with SIGPIPE.
+  signal(SIGPIPE, SIG_IGN);
+
+  auto source = open_model(o.model);
+  LlamaModel model(*source);
+  const Tokenizer& tok = source->tokenizer();
+  SequentialEngineOptions eopt;
+  eopt.n_ctx = o.ctx;
+  if (model.hparams().n_ctx_train > 0) eopt.n_ctx = std::min<int64_t>(o.ctx, model.hparams().n_ctx_train);
+  eopt.max_running = o.max_running;
+  eopt.max_queue = o.max_queue;
+  SequentialEngine engine(model, tok, eopt);
+
+  HttpServerOptions sopt;
+  sopt.host = o.host;
+  sopt.port = o.port;
+  sopt.api_key = o.api_key;
+  sopt.model_id = o.model_name;
+  if (sopt.model_id.empty()) {
+    std::filesystem::path p(o.model);
+    if (!p.has_filename()) p = p.parent_path();
+    sopt.model_id = std::filesystem::is_directory(p) ? p.filename().string() : p.stem().string();
+  }
+  sopt.max_body_bytes = o.max_body;
+  sopt.drain_grace = std::chrono::milliseconds(static_cast<int64_t>(o.drain_timeout * 1000));
+  HttpServer server(engine, tok, sopt);
+  const int port = server.bind();
+  SignalWaiter waiter([&server](int sig) {
+    std::fprintf(stderr, "lookahead: %s: draining in-flight requests, then exiting\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    server.shutdown();
+  });
+  const auto& lim = engine.limits();
+  std::fprintf(stderr,
+               "lookahead: serving %s as '%s' on http://%s:%d (engine: sequential, %lld sequences x %lld tokens, "
+               "KV cache %.1f MiB; queue %lld)\n",
+               o.model.c_str(), sopt.model_id.c_str(), o.host.c_str(), port, static_cast<long long>(lim.max_running),
+               static_cast<long long>(lim.n_ctx), static_cast<double>(engine.metrics().kv_cache_bytes) / (1 << 20),
+               static_cast<long long>(lim.max_queue));
+  std::fflush(stderr);
+  server.serve();
+  engine.shutdown();
+  std::fprintf(stderr, "lookahead: server stopped\n");
+}
+
+const bool registered = lookahead::cli::register_command(
+    {"moe", "serve", "Serve a model over an OpenAI-compatible HTTP API (completions, chat, streaming)",
+     [](CLI::App& cmd) {
+       auto o = std::make_shared<ServeOptions>();
+       cmd.footer(
+           "Endpoints: POST /v1/completions, POST /v1/chat/completions (stream: true -> server-sent events), "
+           "GET /v1/models, /health, /metrics (Prometheus), / (a chat page).\n"
+           "Engine: today requests run on the sequential engine (up to --max-running sequences, one token each per "
+           "step, on the dense model). --scheduler expert-aware|decode-first|prefill-first, --cache belady|lru|random "
+           "and --budget are accepted and validated but not yet available: they need the Read-ME serving engine "
+           "(issue #5).\nSIGTERM/SIGINT: stop accepting, finish in-flight requests (cancel them after "
+           "--drain-timeout), exit 0.");
+       cmd.add_option("--model", o->model, "GGUF file or Hugging Face checkpoint directory")->required();
+       cmd.add_option("--host", o->host, "address to listen on")->capture_default_str();
+       cmd.add_option("--port", o->port, "TCP port (0 = any free port; the address is printed)")->capture_default_str();
+       cmd.add_option("--scheduler", o->scheduler,
+                      "sequential | expert-aware | decode-first | prefill-first (only sequential until #5)")
+           ->capture_default_str();
+       cmd.add_option("--cache", o->cache, "expert cache: none | belady | lru | random (only none until #5)")
+           ->capture_default_str();
+       cmd.add_option("--budget", o->budget, "expert cache RAM budget: bytes (512MiB) or experts (3experts); needs #5");
+       cmd.add_option("--max-queue", o->max_queue, "requests waiting beyond the running ones; more get 429")
+           ->capture_default_str();
+       cmd.add_option("--max-running", o->max_running, "sequences generating at once (each holds a KV cache)")
+           ->capture_default_str();
+       cmd.add_option("--ctx,-c", o->ctx, "context per sequence in tokens (KV cache limit = ctx x max-running)")
+           ->capture_default_str();
+       cmd.add_option("--api-key", o->api_key, "require 'Authorization: Bearer KEY' (also $LOOKAHEAD_API_KEY)")
+           ->envname("LOOKAHEAD_API_KEY");
+       cmd.add_option("--model-name", o->model_name, "model id reported by /v1/models (default: the file name)");
+       cmd.add_option("--max-body", o->max_body, "largest request body in bytes (larger: 413)")->capture_default_str();
+       cmd.add_option("--drain-timeout", o->drain_timeout, "seconds in-flight requests may finish after SIGTERM")
+           ->capture_default_str();
+       cmd.add_option("--threads,-t", o->threads, "CPU threads for the model (0 = all cores)")->capture_default_str();
+       cmd.callback([o] { run_serve(*o); });
+     }});
+
+}  // namespace

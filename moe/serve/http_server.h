@@ -1,0 +1,54 @@
+#pragma once
+// The OpenAI-compatible HTTP server (cpp-httplib) in front of a ServingEngine.
+//
+// Endpoints: POST /v1/completions, POST /v1/chat/completions (stream: true -> server-sent events in
+// OpenAI's chunk format ending with `data: [DONE]`), GET /v1/models[/ID], GET /health,
+// GET /metrics (Prometheus text), GET / (the chat page). Request bodies: moe/serve/openai_api.h.
+//
+// Contract:
+//   - Every 4xx/5xx response has OpenAI's error body {"error": {message, type, param, code}}:
+//     malformed JSON and wrong types 400, unknown model 404, max_tokens beyond the context 400
+//     (code context_length_exceeded), bodies over max_body_bytes 413, unknown paths 404, a missing
+//     or wrong API key 401 (when api_key is set; / and /health stay open), a full queue 429 at once
+//     (code queue_full), a draining server 503.
+//   - A streaming client that disconnects has its request cancelled (KV cache freed) within about
+//     a token or a second (an SSE comment is sent every second while a request waits, to notice).
+//   - shutdown() (from any thread, e.g. on SIGTERM): new requests get 503, in-flight requests
+//     finish for up to drain_grace and are cancelled after it, then the listener closes and
+//     serve() returns.
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "moe/serve/engine.h"
+#include "moe/tokenize/tokenizer.h"
+
+namespace lookahead::moe::serve {
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;                       // 0: any free port (bind() returns it)
+  std::string api_key;                   // empty: no authentication
+  std::string model_id;                  // the name /v1/models reports and requests must use
+  size_t max_body_bytes = 1 << 20;
+  int http_threads = 0;                  // 0: max_queue + max_running + 8 (a waiting request holds one)
+  std::chrono::milliseconds drain_grace{10000};
+};
+
+class HttpServer {
+ public:
+  // The engine and tokenizer must outlive the server.
+  HttpServer(ServingEngine& engine, const Tokenizer& tokenizer, HttpServerOptions options);
+  ~HttpServer();
+  // Binds the listening socket; returns the port. Throws lookahead::Error when it cannot.
+  int bind();
+  // Serves until shutdown() completes.
+  void serve();
+  void shutdown();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lookahead::moe::serve
