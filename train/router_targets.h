@@ -29,7 +29,7 @@ struct RouterTargets {
   const float* targets = nullptr;  // [T][L][N], mapped
   const float* embed = nullptr;    // [V][d_r], mapped
   std::vector<std::string> experts;        // names from metadata (may be empty)
-  nlohmann::json router_config;            // metadata `router_config` (object; empty if absent)
+  nlohmann::json router_config = nlohmann::json::object();  // metadata `router_config` ({} if absent)
   std::shared_ptr<moe::SafetensorsFile> file;
 
   int64_t n_sequences() const { return static_cast<int64_t>(seq_start.size()) - 1; }
