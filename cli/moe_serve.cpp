@@ -156,7 +156,7 @@ const bool registered = lookahead::cli::register_command(
            "step, on the dense model). --scheduler expert-aware|decode-first|prefill-first, --cache belady|lru|random "
            "and --budget are accepted and validated but not yet available: they need the Read-ME serving engine "
            "(issue #5).\nSIGTERM/SIGINT: stop accepting, finish in-flight requests (cancel them after "
-           "--drain-timeout), exit 0.");
+           "--drain-timeout), exit 0.\n");
        cmd.add_option("--model", o->model, "GGUF file or Hugging Face checkpoint directory")->required();
        cmd.add_option("--host", o->host, "address to listen on")->capture_default_str();
        cmd.add_option("--port", o->port, "TCP port (0 = any free port; the address is printed)")->capture_default_str();
