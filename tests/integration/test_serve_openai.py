@@ -30,8 +30,8 @@ CTX = 256
 class Server:
     """A `moe serve` child process on a free loopback port."""
 
-    def __init__(self, *extra):
-        cmd = [BINARY, "moe", "serve", "--model", MODEL, "--port", "0", "--ctx", str(CTX), *extra]
+    def __init__(self, *extra, ctx=CTX):
+        cmd = [BINARY, "moe", "serve", "--model", MODEL, "--port", "0", "--ctx", str(ctx), *extra]
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         self.log = []
         deadline = time.time() + 60
@@ -164,7 +164,7 @@ class ServeOpenAI(unittest.TestCase):
 
     def test_chat_and_streaming_chat_agree(self):
         messages = [{"role": "user", "content": "What is the capital of France?"}]
-        r = self.client.chat.completions.create(model=MODEL_ID, messages=messages, max_tokens=12, temperature=0)
+        r = self.client.chat.completions.create(model=MODEL_ID, messages=messages, max_tokens=8, temperature=0)
         self.assertEqual(r.object, "chat.completion")
         msg = r.choices[0].message
         self.assertEqual(msg.role, "assistant")
@@ -173,7 +173,7 @@ class ServeOpenAI(unittest.TestCase):
         self.assertGreater(r.usage.prompt_tokens, 10)
         self.assertGreater(r.usage.completion_tokens, 0)
 
-        stream = self.client.chat.completions.create(model=MODEL_ID, messages=messages, max_tokens=12, temperature=0,
+        stream = self.client.chat.completions.create(model=MODEL_ID, messages=messages, max_tokens=8, temperature=0,
                                                      stream=True, stream_options={"include_usage": True})
         chunks = list(stream)
         self.assertTrue(all(c.object == "chat.completion.chunk" for c in chunks))
@@ -200,17 +200,15 @@ class ServeOpenAI(unittest.TestCase):
         self.assertEqual(last["choices"][0]["finish_reason"], "length")
 
     def test_concurrent_requests_match_solo_answers(self):
-        prompts = ["Name a color.", "Name a fruit.", "Name an animal."]
-        solo = {p: self.client.chat.completions.create(
-            model=MODEL_ID, messages=[{"role": "user", "content": p}], max_tokens=6, temperature=0
-        ).choices[0].message.content for p in prompts}
+        prompts = ["The capital of France is", "Once upon a time", "My favourite colour is"]
+        solo = {p: self.client.completions.create(model=MODEL_ID, prompt=p, max_tokens=5, temperature=0)
+                .choices[0].text for p in prompts}
         results, errors = {}, []
 
         def ask(p):
             try:
-                r = self.client.chat.completions.create(model=MODEL_ID, messages=[{"role": "user", "content": p}],
-                                                        max_tokens=6, temperature=0)
-                results[p] = r.choices[0].message.content
+                r = self.client.completions.create(model=MODEL_ID, prompt=p, max_tokens=5, temperature=0)
+                results[p] = r.choices[0].text
             except Exception as e:  # noqa: BLE001 - reported below
                 errors.append(e)
 
@@ -306,21 +304,26 @@ class ServeOpenAI(unittest.TestCase):
 
 class ServeShutdown(unittest.TestCase):
     def test_sigterm_finishes_short_requests_cancels_long_ones_and_exits_0(self):
-        server = Server("--max-running", "2", "--drain-timeout", "1.5")
+        # A long context so the long request cannot finish within the grace period on a fast machine.
+        server = Server("--max-running", "2", "--drain-timeout", "8", ctx=2048)
         client = server.client()
         short = client.chat.completions.create(model=MODEL_ID, messages=[{"role": "user", "content": "Hi"}],
-                                               max_tokens=4, temperature=0, stream=True)
-        long = client.completions.create(model=MODEL_ID, prompt="Count: 1, 2, 3,", max_tokens=CTX - 20,
+                                               max_tokens=3, temperature=0, stream=True)
+        long = client.completions.create(model=MODEL_ID, prompt="Count: 1, 2, 3,", max_tokens=2000,
                                          temperature=0, stream=True)
-        long_iter = iter(long)
+        short_iter, long_iter = iter(short), iter(long)
         next(long_iter)
-        short_iter = iter(short)
-        next(short_iter)
+        while not next(short_iter).choices[0].delta.content:  # past the role chunk: generating
+            pass
         server.proc.send_signal(signal.SIGTERM)
         # In flight: the short request finishes normally ...
         rest = list(short_iter)
         self.assertTrue(any(c.choices and c.choices[0].finish_reason for c in rest))
-        # ... the long one is cancelled when the grace period ends, with an error event.
+        # ... new requests are refused while draining ...
+        with self.assertRaises(openai.InternalServerError) as cm:
+            client.completions.create(model=MODEL_ID, prompt="late", max_tokens=2)
+        assert_api_error(self, cm.exception, 503, code="server_shutting_down")
+        # ... and the long one is cancelled when the grace period ends, with an error event.
         with self.assertRaises(openai.APIError) as cm:
             for _ in long_iter:
                 pass
@@ -333,4 +336,4 @@ if __name__ == "__main__":
     if not os.path.exists(MODEL):
         print(f"skipped: {MODEL} missing (run scripts/setup)")
         sys.exit(0)
-    unittest.main(argv=[sys.argv[0], "-v"])
+    unittest.main(argv=[sys.argv[0], "-v", *sys.argv[2:]])
