@@ -2,17 +2,20 @@
 // inference engine (`lookahead`) never links libtorch.
 //   lookahead-train router        --data router_targets.safetensors --out router.safetensors ...
 //   lookahead-train router-logits --router router.safetensors --tokens 1,2,3 [--json]
+//   lookahead-train experts       --model READ_ME_DIR --data tokens.safetensors --steps N --out DIR ...
 // Errors in input print one line "lookahead-train: error: ..." and exit 1.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <exception>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
+#include "train/experts.h"
 #include "train/router.h"
 
 namespace {
@@ -90,6 +93,41 @@ void run_router_logits(const std::string& path, const std::string& tokens_text, 
   }
 }
 
+void run_experts(const train::ExpertTrainOptions& o, bool json) {
+  auto r = train::finetune_experts(o);
+  if (json) {
+    nlohmann::json j = {{"out", o.out},
+                        {"trainable_parameters", r.trainable_parameters},
+                        {"steps", o.steps},
+                        {"seconds", r.seconds},
+                        {"ms_per_step", r.ms_per_step},
+                        {"loss_first", r.loss_first},
+                        {"loss_last", r.loss_last},
+                        {"loss", r.loss},
+                        {"eval_tokens", r.eval_tokens},
+                        {"eval_loss_before", r.eval_loss_before},
+                        {"eval_loss_after", r.eval_loss_after},
+                        {"experts", r.experts},
+                        {"expert_share", r.expert_share}};
+    std::printf("%s\n", j.dump().c_str());
+    return;
+  }
+  std::string shares;
+  for (size_t e = 0; e < r.experts.size(); ++e)
+    shares += fmt::format("{}{} {:.1f}%", e ? ", " : "", r.experts[e], 100.0 * r.expert_share[e]);
+  std::printf("experts: %lld trainable params (%s), %lld steps in %.1f s (%.0f ms/step)\n",
+              static_cast<long long>(r.trainable_parameters), o.train_attention ? "FFN + attention" : "FFN",
+              static_cast<long long>(o.steps), r.seconds, r.ms_per_step);
+  std::printf("experts: training loss %.4f -> %.4f (mean of first/last 10%% of steps); routing: %s\n", r.loss_first,
+              r.loss_last, shares.c_str());
+  if (r.eval_tokens > 0)
+    std::printf("experts: held-out loss %.4f -> %.4f (perplexity %.2f -> %.2f, %lld tokens); wrote %s\n", r.eval_loss_before,
+                r.eval_loss_after, std::exp(r.eval_loss_before), std::exp(r.eval_loss_after),
+                static_cast<long long>(r.eval_tokens), o.out.c_str());
+  else
+    std::printf("experts: no held-out sequences (--holdout 0 or one sequence); wrote %s\n", o.out.c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -134,6 +172,32 @@ int main(int argc, char** argv) {
     cmd->add_option("--threads", *threads, "libtorch intra-op threads")->capture_default_str();
     cmd->add_flag("--json", *json, "JSON: tokens, experts, logits [T][N]");
     cmd->callback([path, tokens, threads, json] { run_router_logits(*path, *tokens, *threads, *json); });
+  }
+
+  auto expert_opts = std::make_shared<train::ExpertTrainOptions>();
+  {
+    auto& o = *expert_opts;
+    CLI::App* cmd = app.add_subcommand("experts", "Fine-tune a Read-ME model's experts (causal LM, router frozen, masked dense FFN)");
+    cmd->add_option("--model", o.model, "Read-ME model directory (lookahead moe refactor)")->required();
+    cmd->add_option("--data", o.data, "safetensors with I32 `tokens` (+ `seq_start`); router_targets.safetensors works")->required();
+    cmd->add_option("--out", o.out, "output Read-ME directory (must not exist)")->required();
+    cmd->add_option("--steps", o.steps, "optimizer steps")->capture_default_str();
+    cmd->add_option("--lr", o.lr, "peak learning rate (cosine decay to 0)")->capture_default_str();
+    cmd->add_option("--weight-decay", o.weight_decay, "AdamW weight decay (matrices only)")->capture_default_str();
+    cmd->add_option("--batch", o.batch, "windows per step")->capture_default_str();
+    cmd->add_option("--seq-len", o.seq_len, "window length (each window from position 0)")->capture_default_str();
+    cmd->add_option("--seed", o.seed, "seed for window sampling")->capture_default_str();
+    cmd->add_option("--warmup", o.warmup, "linear warm-up steps before the cosine decay")->capture_default_str();
+    cmd->add_flag("--train-attention", o.train_attention, "also train q/k/v/o and the layer norms (default: frozen)");
+    cmd->add_option("--holdout", o.holdout, "fraction of sequences (the last ones) held out for the eval loss")->capture_default_str();
+    cmd->add_option("--eval-windows", o.eval_windows, "most held-out windows evaluated before and after")->capture_default_str();
+    cmd->add_option("--threads", o.threads, "libtorch intra-op threads (results are reproducible per thread count)")
+        ->capture_default_str();
+    cmd->add_flag("--json", *json, "one JSON object on stdout (with the per-step loss curve)");
+    cmd->callback([expert_opts, json] {
+      expert_opts->progress = !*json;
+      run_experts(*expert_opts, *json);
+    });
   }
 
   try {

@@ -25,7 +25,7 @@ void RouterConfig::validate(const std::string& where) const {
 
 nlohmann::json RouterConfig::to_json() const {
   return nlohmann::json{{"n_expert", n_expert},
-                        {"n_vocab", n_vocab},
+                        {"vocab_size", n_vocab},
                         {"n_head", n_head},
                         {"embedding_dim", embedding_dim},
                         {"inter_dim", inter_dim},
@@ -57,7 +57,7 @@ double number_key(const nlohmann::json& j, const char* key, double fallback, con
 void RouterConfig::update_from_json(const nlohmann::json& j, const std::string& where) {
   if (!j.is_object()) fail("{}: router_config must be a JSON object", where);
   n_expert = int_key(j, "n_expert", n_expert, where);
-  n_vocab = int_key(j, "n_vocab", n_vocab, where);
+  n_vocab = int_key(j, "vocab_size", int_key(j, "n_vocab", n_vocab, where), where);
   n_head = int_key(j, "n_head", n_head, where);
   embedding_dim = int_key(j, "embedding_dim", embedding_dim, where);
   inter_dim = int_key(j, "inter_dim", inter_dim, where);

@@ -16,92 +16,15 @@
 #include "moe/format/safetensors_writer.h"
 #include "train/router.h"
 #include "train/router_targets.h"
+#include "train/router_module.h"
 #include "train/torch_ops.h"
 
 namespace lookahead::train {
 
 namespace {
 
-constexpr const char* kPrefix = "cluster_predictor.";
 constexpr double kLabelSmoothing = 0.5;
 constexpr double kHardWeight = 0.75, kSoftWeight = 0.25;
-
-// One named leaf ("q_proj_0" with .weight and .bias), so named_parameters() yields the export names.
-struct Leaf : torch::nn::Module {
-  torch::Tensor weight, bias;
-  explicit Leaf(std::vector<int64_t> weight_shape, int64_t bias_size = 0) {
-    weight = register_parameter("weight", torch::zeros(weight_shape));
-    if (bias_size > 0) bias = register_parameter("bias", torch::zeros({bias_size}));
-  }
-  torch::Tensor linear(const torch::Tensor& x) const { return torch::nn::functional::linear(x, weight, bias); }
-};
-
-struct RouterModule : torch::nn::Module {
-  RouterConfig c;
-  std::shared_ptr<Leaf> embed, q_proj, k_proj, v_proj, o_proj, input_norm, post_attention_norm, proj_1, proj_2,
-      out_norm, proj_out;
-
-  explicit RouterModule(const RouterConfig& config) : c(config) {
-    const int64_t d = c.embedding_dim;
-    // Registration order = file order (docs/readme-model.md lists the router tensors this way).
-    embed = register_module("embed", std::make_shared<Leaf>(std::vector<int64_t>{c.n_vocab, d}));
-    q_proj = register_module("q_proj_0", std::make_shared<Leaf>(std::vector<int64_t>{d, d}, d));
-    k_proj = register_module("k_proj_0", std::make_shared<Leaf>(std::vector<int64_t>{d, d}, d));
-    v_proj = register_module("v_proj_0", std::make_shared<Leaf>(std::vector<int64_t>{d, d}, d));
-    o_proj = register_module("o_proj_0", std::make_shared<Leaf>(std::vector<int64_t>{d, d}, d));
-    input_norm = register_module("input_layernorm_0", std::make_shared<Leaf>(std::vector<int64_t>{d}));
-    post_attention_norm = register_module("post_attention_layernorm_0", std::make_shared<Leaf>(std::vector<int64_t>{d}));
-    proj_1 = register_module("proj_1_0", std::make_shared<Leaf>(std::vector<int64_t>{c.proj_1_rows(), d}, c.proj_1_rows()));
-    proj_2 = register_module("proj_2_0", std::make_shared<Leaf>(std::vector<int64_t>{d, c.inter_dim}, d));
-    out_norm = register_module("out_layernorm", std::make_shared<Leaf>(std::vector<int64_t>{d}));
-    proj_out = register_module("proj_out", std::make_shared<Leaf>(std::vector<int64_t>{c.n_expert, d}, c.n_expert));
-  }
-
-  // Hugging Face Llama _init_weights: matrices N(0, 0.02), biases 0, norm weights 1; the embedding
-  // from the backbone's (first d_r columns, zero-padded). Draws from the global generator in
-  // registration order, so torch::manual_seed fixes the result.
-  void init(const float* embed_init, int64_t embed_cols) {
-    torch::NoGradGuard no_grad;
-    for (auto& p : named_parameters()) {
-      const std::string& name = p.key();
-      auto& t = p.value();
-      if (name.find("layernorm") != std::string::npos) {
-        t.fill_(1.0);
-      } else if (name.ends_with(".bias")) {
-        t.zero_();
-      } else if (name == "embed.weight") {
-        auto src = torch::from_blob(const_cast<float*>(embed_init), {c.n_vocab, embed_cols});
-        const int64_t cols = std::min(embed_cols, c.embedding_dim);
-        t.zero_();
-        t.narrow(1, 0, cols).copy_(src.narrow(1, 0, cols));
-      } else {
-        torch::nn::init::normal_(t, 0.0, 0.02);
-      }
-    }
-  }
-
-  // tokens [B][T] int64 -> logits [B][T][N]; every row starts at position 0.
-  torch::Tensor forward(const torch::Tensor& tokens) const {
-    const int64_t b = tokens.size(0), t = tokens.size(1), d = c.embedding_dim, nh = c.n_head, hd = c.head_dim();
-    auto h = embed->weight.index_select(0, tokens.reshape({-1})).reshape({b, t, d});
-    auto u = rms_norm(h, input_norm->weight, c.rms_eps);
-    auto heads = [&](const torch::Tensor& x) { return x.reshape({b, t, nh, hd}).transpose(1, 2); };  // [B][H][T][hd]
-    auto [cos, sin] = rope_tables(t, hd, c.rope_theta);
-    auto q = apply_rope(heads(q_proj->linear(u)), cos, sin);
-    auto k = apply_rope(heads(k_proj->linear(u)), cos, sin);
-    auto v = heads(v_proj->linear(u));
-    auto att = causal_attention(q, k, v, c.normalizer).transpose(1, 2).reshape({b, t, d});
-    h = h + o_proj->linear(att);
-    auto m = proj_1->linear(rms_norm(h, post_attention_norm->weight, c.rms_eps));
-    if (c.hidden_act == "swiglu") {
-      m = torch::silu(m.narrow(-1, 0, c.inter_dim)) * m.narrow(-1, c.inter_dim, c.inter_dim);
-    } else {
-      m = torch::silu(m);
-    }
-    h = h + proj_2->linear(m);
-    return proj_out->linear(rms_norm(h, out_norm->weight, c.rms_eps));
-  }
-};
 
 // z [M][N], d [M][L][N] -> loss per token [M] (formula in router.h; PyTorch's label smoothing:
 // (1 - eps) * nll + eps * mean over classes of -log p).
@@ -234,7 +157,7 @@ void write_router(const RouterModule& model, const RouterTrainOptions& o, const 
   std::vector<torch::Tensor> keep;  // the writer borrows the bytes until write() returns
   for (const auto& p : model.named_parameters()) {
     keep.push_back(p.value().detach().contiguous());
-    writer.add_tensor(kPrefix + p.key(), moe::TensorType::F32, keep.back().sizes().vec(), keep.back().data_ptr<float>());
+    writer.add_tensor(kRouterPrefix + p.key(), moe::TensorType::F32, keep.back().sizes().vec(), keep.back().data_ptr<float>());
   }
   writer.set_metadata("router_config", model.c.to_json().dump());
   writer.set_metadata("n_expert", std::to_string(model.c.n_expert));
@@ -352,7 +275,7 @@ RouterLogits router_logits(const std::string& router_path, const std::vector<int
       fail("{}: __metadata__ router_config is not valid JSON: {}", router_path, e.what());
     }
     out.config.update_from_json(j, router_path + ": router_config");
-    if (const auto* e = file.find_tensor(std::string(kPrefix) + "embed.weight"); e && e->shape.size() == 2)
+    if (const auto* e = file.find_tensor(std::string(kRouterPrefix) + "embed.weight"); e && e->shape.size() == 2)
       out.config.n_vocab = e->shape[1];
     out.config.validate(router_path + ": router_config");
     if (tokens.empty()) fail("--tokens: need at least one token id");
@@ -365,17 +288,7 @@ RouterLogits router_logits(const std::string& router_path, const std::vector<int
     torch::set_num_threads(threads);
     torch::NoGradGuard no_grad;
     RouterModule model(out.config);
-    for (auto& p : model.named_parameters()) {
-      const std::string name = kPrefix + p.key();
-      const moe::TensorView* t = file.find_tensor(name);
-      if (!t) fail("{}: missing tensor '{}'", router_path, name);
-      if (t->type != moe::TensorType::F32) fail("{}: tensor '{}' must be F32 (got {})", router_path, name, moe::tensor_type_name(t->type));
-      std::vector<int64_t> shape(t->shape.rbegin(), t->shape.rend());
-      if (shape != p.value().sizes().vec())
-        fail("{}: tensor '{}' has shape {}, router_config implies {}", router_path, name, fmt::format("{}", fmt::join(shape, "x")),
-             fmt::format("{}", fmt::join(p.value().sizes().vec(), "x")));
-      p.value().copy_(torch::from_blob(const_cast<uint8_t*>(t->data), p.value().sizes()));
-    }
+    load_router_weights(model, [&](const std::string& name) { return file.find_tensor(name); }, router_path);
     auto ids = torch::empty({1, static_cast<int64_t>(tokens.size())}, torch::kInt64);
     for (size_t i = 0; i < tokens.size(); ++i) ids[0][static_cast<int64_t>(i)] = tokens[i];
     auto z = model.forward(ids)[0].contiguous();  // [T][N]
