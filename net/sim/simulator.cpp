@@ -84,6 +84,11 @@ struct Simulator::Impl {
     if (cfg.pfc && cfg.pfc_xon_bytes > cfg.pfc_xoff_bytes) fail("network config: 'pfc_xon_bytes' must not exceed 'pfc_xoff_bytes'");
     if (cfg.ecn_kmax_bytes < cfg.ecn_kmin_bytes) fail("network config: 'ecn_kmax_bytes' must be at least 'ecn_kmin_bytes'");
     if (cfg.rto_ps == 0) fail("network config: 'rto' must be positive");
+    if (!(cfg.ecn_pmax >= 0 && cfg.ecn_pmax <= 1)) fail("network config: 'ecn_pmax' must be in [0, 1], got {}", cfg.ecn_pmax);
+    for (auto [key, value] : {std::pair{"dctcp_g", cfg.dctcp_g}, std::pair{"dcqcn_g", cfg.dcqcn_g},
+                              std::pair{"dcqcn_rai_fraction", cfg.dcqcn_rai_fraction},
+                              std::pair{"dcqcn_min_rate_fraction", cfg.dcqcn_min_rate_fraction}})
+      if (!(value > 0 && value <= 1)) fail("network config: '{}' must be in (0, 1], got {}", key, value);
     workload.validate(topo);
     size_t nlinks = topo.links.size(), nnodes = topo.nodes.size();
     ports.resize(nlinks);

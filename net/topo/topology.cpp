@@ -195,8 +195,17 @@ TopologySummary Topology::summary() const {
 
 namespace {
 
+// Link rates from 1 Mbps to 1 Pbps: positive, and small enough that bits per second and the
+// picoseconds of one packet's serialisation fit their integer types.
 void require_positive(const char* kind, const char* key, double value) {
   if (!(value > 0) || !std::isfinite(value)) fail("{} spec: '{}' must be positive, got {}", kind, key, value);
+  if (value < 1e-3 || value > 1e6) fail("{} spec: '{}' must be in [0.001, 1000000] Gbps, got {}", kind, key, value);
+}
+
+// Propagation latencies up to one second (picoseconds must fit the simulator's clock with room).
+void require_latency(const char* kind, const char* key, double value) {
+  if (!(value >= 0) || !std::isfinite(value)) fail("{} spec: '{}' must not be negative, got {}", kind, key, value);
+  if (value > 1e9) fail("{} spec: '{}' must be at most 1e9 ns (1 s), got {}", kind, key, value);
 }
 
 void require_count(const char* kind, const char* key, int value, int max) {
@@ -222,8 +231,8 @@ Topology build_leaf_spine(const LeafSpineSpec& spec) {
   require_count(kind, "hosts_per_leaf", hosts_per_leaf, 65535);
   if (static_cast<int64_t>(hosts_per_leaf) * spec.leaves > (1 << 22)) fail("{} spec: more than 4194304 hosts", kind);
   require_positive(kind, "host_gbps", spec.host_gbps);
-  if (spec.host_latency_ns < 0 || !std::isfinite(spec.host_latency_ns)) fail("{} spec: 'host_latency_ns' must not be negative", kind);
-  if (spec.fabric_latency_ns < 0 || !std::isfinite(spec.fabric_latency_ns)) fail("{} spec: 'fabric_latency_ns' must not be negative", kind);
+  require_latency(kind, "host_latency_ns", spec.host_latency_ns);
+  require_latency(kind, "fabric_latency_ns", spec.fabric_latency_ns);
   double fabric_gbps = spec.fabric_gbps;
   int uplinks = spec.spines * spec.parallel_links;
   if (spec.oversubscription != 0) {
@@ -298,8 +307,8 @@ Topology build_fat_tree(const FatTreeSpec& in) {
   require_count(kind, "hosts_per_tor", hosts_per_tor, 65535);
   if (static_cast<int64_t>(hosts_per_tor) * tors > (1 << 22)) fail("{} spec: more than 4194304 hosts", kind);
   require_positive(kind, "host_gbps", spec.host_gbps);
-  if (spec.host_latency_ns < 0 || !std::isfinite(spec.host_latency_ns)) fail("{} spec: 'host_latency_ns' must not be negative", kind);
-  if (spec.fabric_latency_ns < 0 || !std::isfinite(spec.fabric_latency_ns)) fail("{} spec: 'fabric_latency_ns' must not be negative", kind);
+  require_latency(kind, "host_latency_ns", spec.host_latency_ns);
+  require_latency(kind, "fabric_latency_ns", spec.fabric_latency_ns);
   double tor_agg = spec.tor_agg_gbps;
   if (spec.oversubscription != 0) {
     if (spec.tor_agg_gbps != 0) fail("{} spec: set either 'oversubscription' or 'tor_agg_gbps', not both", kind);

@@ -54,6 +54,13 @@ class Fields {
     out = v.get<double>();
     if (!std::isfinite(out)) fail("{}: expected a finite number", key(k));
   }
+  // A fraction in [0, 1] ((0, 1] unless zero_ok): probabilities and EWMA gains.
+  void read_fraction(const std::string& k, double& out, bool zero_ok) {
+    if (!has(k)) return;
+    read_double(k, out);
+    if (out < 0 || out > 1 || (!zero_ok && out == 0))
+      fail("{}: expected a number in {}0, 1], got {}", key(k), zero_ok ? "[" : "(", j_.at(k).dump());
+  }
   void read_us(const std::string& k, SimTime& out) {
     if (!has(k)) return;
     double us = -1;
@@ -141,7 +148,7 @@ void parse_network(const json& j, const std::string& where, NetworkConfig& c) {
   f.read_int("shared_buffer_bytes", c.shared_buffer_bytes, 0, 1e15);
   f.read_int("ecn_kmin_bytes", c.ecn_kmin_bytes, 0, 1e15);
   f.read_int("ecn_kmax_bytes", c.ecn_kmax_bytes, 0, 1e15);
-  f.read_double("ecn_pmax", c.ecn_pmax);
+  f.read_fraction("ecn_pmax", c.ecn_pmax, true);
   f.read_bool("pfc", c.pfc);
   f.read_int("pfc_xoff_bytes", c.pfc_xoff_bytes, 0, 1e15);
   f.read_int("pfc_xon_bytes", c.pfc_xon_bytes, 0, 1e15);
@@ -168,11 +175,11 @@ void parse_network(const json& j, const std::string& where, NetworkConfig& c) {
   f.read_int("init_cwnd_bytes", c.init_cwnd_bytes, 0, 1e15);
   f.read_us("rto_us", c.rto_ps);
   f.read_us("reps_freeze_us", c.reps_freeze_ps);
-  f.read_double("dctcp_g", c.dctcp_g);
-  f.read_double("dcqcn_g", c.dcqcn_g);
+  f.read_fraction("dctcp_g", c.dctcp_g, false);
+  f.read_fraction("dcqcn_g", c.dcqcn_g, false);
   f.read_us("dcqcn_period_us", c.dcqcn_period_ps);
   f.read_us("dcqcn_cnp_interval_us", c.dcqcn_cnp_interval_ps);
-  f.read_double("dcqcn_rai_fraction", c.dcqcn_rai_fraction);
+  f.read_fraction("dcqcn_rai_fraction", c.dcqcn_rai_fraction, false);
   f.reject_unknown();
 }
 
@@ -243,7 +250,7 @@ Scenario parse_scenario(const std::string& text, const std::string& where, const
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers like 1e999999
     fail("{}: invalid JSON: {}", where, e.what());
   }
   Fields top(j, where);

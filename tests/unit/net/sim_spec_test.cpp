@@ -64,6 +64,15 @@ TEST(SimSpec, ErrorsNameTheKey) {
   EXPECT_NE(error_of(with(R"(, "network": {"lb": "magic"})")).find("network.lb"), std::string::npos);
   EXPECT_NE(error_of(with(R"(, "network": {"mtu": "big"})")).find("network.mtu"), std::string::npos);
   EXPECT_NE(error_of("{\"topology\": \n {\"kind\": }").find("line 2"), std::string::npos);
+  // Found by tests/fuzz/net_spec_fuzz: rates and latencies too large for the integer units
+  // (overflowed a float-to-int conversion), rates too small to serialise a packet, bad fractions.
+  EXPECT_NE(error_of(R"({"topology": {"kind": "leaf_spine", "host_gbps": 1e300}})").find("'host_gbps'"), std::string::npos);
+  EXPECT_NE(error_of(R"({"topology": {"kind": "leaf_spine", "host_gbps": 1e-300}})").find("'host_gbps'"), std::string::npos);
+  EXPECT_NE(error_of(R"({"topology": {"kind": "fat_tree", "k": 4, "fabric_latency_ns": 1e300}})").find("'fabric_latency_ns'"),
+            std::string::npos);
+  EXPECT_NE(error_of(with(R"(, "network": {"ecn_pmax": 2})")).find("network.ecn_pmax"), std::string::npos);
+  EXPECT_NE(error_of(with(R"(, "network": {"dctcp_g": 0})")).find("network.dctcp_g"), std::string::npos);
+  EXPECT_NE(error_of(with(R"(, "seed": 1E99999)")).find("invalid JSON"), std::string::npos);  // was an uncaught out_of_range
 }
 
 TEST(SimSpec, ConnectionMatrix) {
