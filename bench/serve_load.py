@@ -71,6 +71,7 @@ class Client(threading.Thread):
         self.index, self.port, self.args, self.deadline = index, port, args, deadline
         self.results, self.lock = results, lock
         self.conn = None
+        self.stage = ""
 
     def one(self, n):
         body = json.dumps({"messages": [{"role": "user", "content": PROMPTS[(self.index + n) % len(PROMPTS)]}],
@@ -78,8 +79,11 @@ class Client(threading.Thread):
                            "stream": True, "stream_options": {"include_usage": True}})
         self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.args.duration + 60)
         t0 = time.perf_counter()
+        self.stage = "send"
         self.conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+        self.stage = "response"
         r = self.conn.getresponse()
+        self.stage = "stream"
         if r.status != 200:
             r.read()
             return ("429" if r.status == 429 else f"http_{r.status}", None, 0)
@@ -107,7 +111,7 @@ class Client(threading.Thread):
             try:
                 outcome, ttft, tokens = self.one(n)
             except (OSError, http.client.HTTPException, ValueError) as e:
-                outcome, ttft, tokens = ("cut" if time.time() >= self.deadline else f"exception_{type(e).__name__}",
+                outcome, ttft, tokens = ("cut" if time.time() >= self.deadline else f"exception_{type(e).__name__}_{self.stage}",
                                          None, 0)
             finally:
                 if self.conn:

@@ -75,6 +75,7 @@ struct HttpServer::Impl {
   std::mutex seed_mu;
   std::mt19937_64 seed_rng{std::random_device{}()};
   std::once_flag shutdown_once;
+  int listen_sock = -1;  // the listening socket, seen through the socket-options hook
 
   Impl(ServingEngine& e, const Tokenizer& t, HttpServerOptions o) : engine(e), tok(t), opt(std::move(o)) {
     api.model_id = opt.model_id;
@@ -92,9 +93,10 @@ struct HttpServer::Impl {
     svr.set_payload_max_length(opt.max_body_bytes);
     // SO_REUSEADDR only: cpp-httplib's default also sets SO_REUSEPORT, which would let a second
     // server silently share a port that is in use.
-    svr.set_socket_options([](socket_t sock) {
+    svr.set_socket_options([this](socket_t sock) {
       int yes = 1;
       setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+      listen_sock = sock;
     });
     svr.set_logger([this](const httplib::Request&, const httplib::Response& res) {
       std::lock_guard lk(counters_mu);
@@ -315,6 +317,10 @@ int HttpServer::bind() {
   } else if (!impl_->svr.bind_to_port(o.host, o.port)) {
     fail("cannot listen on {}:{} (address in use, or not an address of this machine)", o.host, o.port);
   }
+  // cpp-httplib 0.11 listens with a backlog of 5 (compiled into Debian's library): a burst of new
+  // connections from many clients overflows it and some are reset. Listening again on the same
+  // socket raises the backlog.
+  if (impl_->listen_sock >= 0) ::listen(impl_->listen_sock, 1024);
   return o.port;
 }
 
