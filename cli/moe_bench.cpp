@@ -36,6 +36,7 @@ struct TestResult {
   std::string name;
   int64_t n_prompt = 0, n_gen = 0;
   std::vector<double> samples_ts;
+  double router_share = 0;  // Read-ME: fraction of the measured time spent in the router
 };
 
 double stddev(const std::vector<double>& v) {
@@ -78,16 +79,22 @@ void run_bench(const BenchOptions& o) {
   }
   if (o.n_gen > 0) {
     TestResult r{fmt::format("tg{}", o.n_gen), 0, o.n_gen, {}};
+    double total = 0, router = 0;
     for (int rep = -1; rep < o.reps; ++rep) {
       ctx.truncate(0);
+      const double r0 = ctx.router_seconds();
       const auto t0 = std::chrono::steady_clock::now();
       for (int64_t i = 0; i < o.n_gen; ++i) {
         const int32_t token = random_token();
         ctx.forward(&token, 1);
       }
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (rep >= 0) r.samples_ts.push_back(static_cast<double>(o.n_gen) / s);
+      if (rep >= 0) {
+        r.samples_ts.push_back(static_cast<double>(o.n_gen) / s);
+        total += s, router += ctx.router_seconds() - r0;
+      }
     }
+    r.router_share = total > 0 ? router / total : 0;
     results.push_back(r);
   }
 
@@ -117,7 +124,8 @@ void run_bench(const BenchOptions& o) {
                      {"n_threads", kernel_threads()}, {"test", r.name}, {"n_prompt", r.n_prompt}, {"n_gen", r.n_gen},
                      {"avg_ts", lookahead::mean(r.samples_ts)}, {"stddev_ts", stddev(r.samples_ts)},
                      {"samples_ts", r.samples_ts},
-                     {"weight_bytes_per_token", loaded.weight_bytes_per_token()}, {"route", loaded.route()}});
+                     {"weight_bytes_per_token", loaded.weight_bytes_per_token()}, {"route", loaded.route()},
+                     {"router_share", r.router_share}});
     fmt::print("{}\n", arr.dump(2));
     return;
   }
@@ -125,6 +133,9 @@ void run_bench(const BenchOptions& o) {
   for (const auto& r : results)
     fmt::print("| llama {} | {:.2f} MiB | {:.2f} M | {} | {} | {:.2f} ± {:.2f} |\n", type, bytes / 1048576.0, params / 1e6,
                kernel_threads(), r.name, lookahead::mean(r.samples_ts), stddev(r.samples_ts));
+  if (loaded.route() == "router")
+    for (const auto& r : results)
+      if (r.n_gen > 0) fmt::print("router: {:.2f}% of {} decode time (route {})\n", 100 * r.router_share, r.name, loaded.route());
 }
 
 const bool registered = lookahead::cli::register_command(

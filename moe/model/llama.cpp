@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -126,7 +127,9 @@ const float* LlamaContext::forward(const int32_t* tokens, int64_t n_tokens, int6
   experts_.clear();
   if (router_) {
     experts_.resize(static_cast<size_t>(n_tokens));
+    const auto t0 = std::chrono::steady_clock::now();
     router_->route(tokens, n_tokens, n_past_, experts_.data());
+    router_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     for (int64_t i = 0; i < n_tokens; ++i) {
       const int32_t e = experts_[static_cast<size_t>(i)];
       if (e != kDenseFfn && (e < 0 || e >= expert_weights_->n_expert()))

@@ -84,6 +84,8 @@ class LlamaContext {
   void set_routing(TokenRouter* router, const ExpertWeights* experts);
   // Experts of the tokens of the last forward() call (empty when dense).
   const std::vector<int32_t>& last_experts() const { return experts_; }
+  // Wall time spent in the router since construction (the paper's router-cost measurement).
+  double router_seconds() const { return router_seconds_; }
   const LlamaModel& model() const { return model_; }
 
  private:
@@ -101,6 +103,7 @@ class LlamaContext {
   TokenRouter* router_ = nullptr;
   const ExpertWeights* expert_weights_ = nullptr;
   std::vector<int32_t> experts_;          // [n_tokens] of the current forward()
+  double router_seconds_ = 0;
   std::vector<int32_t> expert_order_;     // chunk token indices grouped by expert
   std::vector<int64_t> group_start_, group_fill_;
   std::vector<float> gathered_;           // [n_batch][d] FFN inputs / outputs of one expert's tokens
