@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Speed of the packet-level simulator (docs/results/net-sim.md). Usage:
 #   bench/net_sim_bench.sh [BINARY] [BASELINE_BINARY]
-# Prints one line per scenario: wall s, user CPU s, events, M events/s (wall), peak RSS.
+# Prints one line per scenario: wall s, user CPU s, events, M events/s (user CPU), peak RSS, and the
+# 1-minute load average when the scenario started (the machine may be shared: wall time then
+# includes waiting for a CPU, user time does not).
 # With a second binary, the two 1024-host scenarios also run on it, back to back (side-by-side ratio).
 set -euo pipefail
 BIN=${1:-build/release/lookahead}
@@ -12,13 +14,15 @@ trap 'rm -rf "$TMP"' EXIT
 measure() {  # label binary args...
   local label=$1 bin=$2
   shift 2
+  local load
+  load=$(cut -d' ' -f1 /proc/loadavg)
   /usr/bin/time -f "%e %U %M" -o "$TMP/time" "$bin" net run "$@" --perf >"$TMP/out.txt" 2>"$TMP/err" || { cat "$TMP/err"; return 1; }
   read -r wall user rss <"$TMP/time"
   local events finished
   events=$(sed -n 's/.*s, \([0-9]*\) events.*/\1/p' "$TMP/err")
   finished=$(sed -n 's/.*: \([0-9]* of [0-9]* finished by [0-9.]* us\).*/\1/p' "$TMP/out.txt")
-  printf "%-40s | %-16s | wall %7.2f s | user %7.2f s | %9d events | %5.2f M ev/s (user) | RSS %4d MiB | %s\n" "$label" "$(basename "$bin")" \
-    "$wall" "$user" "$events" "$(python3 -c "print($events / max($user, 1e-3) / 1e6)")" "$((rss / 1024))" "$finished"
+  printf "%-40s | %-16s | wall %7.2f s | user %7.2f s | %9d events | %5.2f M ev/s (user) | RSS %4d MiB | load %5s | %s\n" "$label" \
+    "$(basename "$bin")" "$wall" "$user" "$events" "$(python3 -c "print($events / max($user, 1e-3) / 1e6)")" "$((rss / 1024))" "$load" "$finished"
 }
 
 run_both() {
