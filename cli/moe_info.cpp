@@ -8,6 +8,8 @@
 
 #include "cli/command.h"
 #include "moe/format/gguf.h"
+#include "moe/model/loaded_model.h"
+#include "moe/model/readme_model.h"
 
 namespace {
 
@@ -28,7 +30,49 @@ std::string value_summary(const lookahead::moe::GgufValue& v) {
   return fmt::format("[array of {}]", a->values.size());
 }
 
+// A Read-ME model directory: backbone shape, experts and their sizes, the router.
+void run_readme_info(const InfoOptions& o) {
+  using namespace lookahead::moe;
+  ReadMeModel m(o.model);
+  const LlamaHparams& hp = m.source().hparams();
+  const ReadMeConfig& c = m.config();
+  const RouterConfig& r = c.router;
+  const uint64_t router_params = static_cast<uint64_t>(r.n_vocab) * r.d_model + 4ull * r.d_model * (r.d_model + 1) +
+                                 static_cast<uint64_t>(r.swiglu ? 2 : 1) * r.d_inter * (r.d_model + 1) +
+                                 static_cast<uint64_t>(r.d_model) * (r.d_inter + 1) + 3ull * r.d_model +
+                                 static_cast<uint64_t>(r.n_expert) * (r.d_model + 1);
+  uint64_t slab_max = 0, slab_sum = 0;
+  for (int l = 0; l < hp.n_layer; ++l)
+    for (int32_t e = 0; e < m.n_expert(); ++e) {
+      const uint64_t b = m.slab(l, e).bytes;
+      slab_max = std::max(slab_max, b), slab_sum += b;
+    }
+  if (o.json) {
+    nlohmann::json j;
+    j["path"] = o.model;
+    j["layers"] = hp.n_layer, j["hidden_size"] = hp.n_embd, j["intermediate_size"] = hp.n_ff;
+    nlohmann::json fr = nlohmann::json::object();
+    for (int32_t e = 0; e < m.n_expert(); ++e) fr[c.experts[static_cast<size_t>(e)]] = m.ffn_fraction(e);
+    j["readme"] = {{"experts", c.experts}, {"keep", c.keep}, {"dtype", c.dtype}, {"source_model", c.source_model},
+                   {"expert_ffn_fraction", fr}, {"dense_ffn", m.backbone().has_dense_ffn()},
+                   {"router", {{"heads", r.n_head}, {"width", r.d_model}, {"inter", r.d_inter}, {"mlp", r.swiglu ? "swiglu" : "silu"},
+                               {"normalizer", r.normalizer}, {"max_positions", r.max_positions}, {"parameters", router_params}}},
+                   {"slab_bytes_max", slab_max}, {"slab_bytes_total", slab_sum}};
+    fmt::print("{}\n", j.dump(2));
+    return;
+  }
+  fmt::print("{}: Read-ME model, {} layers, d {}, FFN {}, {} experts (keep {}, {}), dense FFN {}\n", o.model, hp.n_layer,
+             hp.n_embd, hp.n_ff, m.n_expert(), c.keep, c.dtype, m.backbone().has_dense_ffn() ? "included" : "absent");
+  for (int32_t e = 0; e < m.n_expert(); ++e)
+    fmt::print("  expert {} {:12} {:5.1f}% of FFN neurons (mean over layers)\n", e, c.experts[static_cast<size_t>(e)],
+               100 * m.ffn_fraction(e));
+  fmt::print("  router: 1 layer, {} heads, width {}, MLP {} ({}), normalizer {}, {:.2f}M parameters\n", r.n_head, r.d_model,
+             r.d_inter, r.swiglu ? "swiglu" : "silu", r.normalizer, router_params / 1e6);
+  fmt::print("  expert slabs: {:.2f} MiB largest, {:.1f} MiB in all\n", slab_max / 1048576.0, slab_sum / 1048576.0);
+}
+
 void run_info(const InfoOptions& o) {
+  if (lookahead::moe::is_readme_dir(o.model)) return run_readme_info(o);
   lookahead::moe::GgufFile file(o.model);
   std::map<std::string, uint64_t> bytes_by_type;
   uint64_t params = 0;
@@ -64,7 +108,7 @@ void run_info(const InfoOptions& o) {
 const bool registered = lookahead::cli::register_command(
     {"moe", "info", "Show a model file's metadata and tensors", [](CLI::App& cmd) {
        auto o = std::make_shared<InfoOptions>();
-       cmd.add_option("--model", o->model, "GGUF model file")->required();
+       cmd.add_option("--model", o->model, "GGUF model file or Read-ME model directory")->required();
        cmd.add_flag("--tensors", o->tensors, "list every tensor");
        cmd.add_flag("--json", o->json, "machine-readable output");
        cmd.callback([o] { run_info(*o); });
