@@ -55,7 +55,8 @@ model_path() {
 
 chunk_args_llama=(); chunk_args_ours=()
 [ "${ESCAPE:-0}" = 1 ] || chunk_args_llama+=(--no-escape)
-if [ "$CHUNKS" != "-1" ]; then chunk_args_llama=(--chunks "$CHUNKS"); chunk_args_ours=(--chunks "$CHUNKS"); fi
+# (+=: an earlier version replaced the array here and so dropped --no-escape whenever CHUNKS was set)
+if [ "$CHUNKS" != "-1" ]; then chunk_args_llama+=(--chunks "$CHUNKS"); chunk_args_ours+=(--chunks "$CHUNKS"); fi
 for tag in $MODELS; do
   model=$(model_path "$tag")
   [ -f "$model" ] || { echo "perplexity_vs_llama_cpp: $model missing" >&2; exit 1; }
@@ -65,6 +66,7 @@ for tag in $MODELS; do
     "$LLAMA_BIN/llama-perplexity" -m "$model" -f "$FILE" -c "$CTX" -t "$THREADS" "${chunk_args_llama[@]}" \
       > "$WORK/llama_$tag.out" 2> "$WORK/llama_$tag.log"
     echo "$(date +%s.%N) - $start" | bc > "$WORK/llama_$tag.seconds"
+    cut -d' ' -f1-3 /proc/loadavg > "$WORK/llama_$tag.load"
   fi
   if [ "${REUSE:-0}" != 1 ] || [ ! -s "$WORK/ours_$tag.seconds" ]; then
     echo "perplexity: $tag with lookahead" >&2
@@ -72,6 +74,7 @@ for tag in $MODELS; do
     "$LOOKAHEAD" moe perplexity --model "$model" --file "$FILE" --ctx "$CTX" --threads "$THREADS" "${chunk_args_ours[@]}" --json \
       > "$WORK/ours_$tag.json" 2> "$WORK/ours_$tag.log"
     echo "$(date +%s.%N) - $start" | bc > "$WORK/ours_$tag.seconds"
+    cut -d' ' -f1-3 /proc/loadavg > "$WORK/ours_$tag.load"
   fi
 done
 

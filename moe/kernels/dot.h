@@ -43,6 +43,10 @@ void axpy(TensorType type, float a, const void* row, float* out, int64_t n);
 namespace avx2 {
 DotFn dot_for(TensorType type);
 DotMultiFn dot_multi_for(TensorType type);
+// The quantized kernels with AVX-512 VNNI (dot_vnni_avx2.cpp); nullptr for float types. Call only
+// when the CPU has AVX-512 VNNI + VL (matmul.h: vnni_available()).
+DotFn dot_for_vnni(TensorType type);
+DotMultiFn dot_multi_for_vnni(TensorType type);
 void quantize_activation(const float* x, ActivationBlock* out, int64_t n);
 float dot_f32(const float* a, const float* b, int64_t n);
 void axpy(TensorType type, float a, const void* row, float* out, int64_t n);

@@ -14,10 +14,19 @@ namespace lookahead::moe {
 namespace {
 
 KernelPath g_path = detected_kernel_path();
+bool g_vnni = vnni_available();
 int g_threads = 0;  // 0 = OpenMP default
 
 kernels::DotFn dot_fn(TensorType type) {
-  return g_path == KernelPath::Avx2 ? kernels::avx2::dot_for(type) : kernels::scalar::dot_for(type);
+  if (g_path != KernelPath::Avx2) return kernels::scalar::dot_for(type);
+  if (g_vnni && kernels::wants_quantized_activation(type)) return kernels::avx2::dot_for_vnni(type);
+  return kernels::avx2::dot_for(type);
+}
+
+kernels::DotMultiFn dot_multi_fn(TensorType type) {
+  if (g_path != KernelPath::Avx2) return nullptr;
+  if (g_vnni && kernels::wants_quantized_activation(type)) return kernels::avx2::dot_multi_for_vnni(type);
+  return kernels::avx2::dot_multi_for(type);
 }
 
 void quantize_activation(const float* x, kernels::ActivationBlock* out, int64_t n) {
@@ -33,14 +42,17 @@ int threads() { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
 // a block of weight rows and a tile of activations in L1/L2 for prefill.
 constexpr int64_t kRowBlock = 16;
 constexpr int64_t kTokenTile = 16;
+constexpr int64_t kMinParallelMacs = 32 * 1024;
 
 void matmul_dots(const WeightMatrix& w, const void* x, int64_t x_stride_bytes, int64_t n_tokens, float* y,
                  const int32_t* row_ids, int64_t n_rows) {
   const kernels::DotFn dot = dot_fn(w.type);
-  const kernels::DotMultiFn multi = g_path == KernelPath::Avx2 ? kernels::avx2::dot_multi_for(w.type) : nullptr;
+  const kernels::DotMultiFn multi = dot_multi_fn(w.type);
   const int64_t n_blocks = (n_rows + kRowBlock - 1) / kRowBlock;
   const auto* xb = static_cast<const uint8_t*>(x);
-  const int nt = n_blocks * n_tokens < 64 ? 1 : threads();  // tiny products are not worth a fork
+  // A fork/join costs ~1-2 us; a 576x576 Q4_1 decode product (200 KB of weights) takes ~20 us, so
+  // every product of the model runs on all threads; only really small ones (tests) stay inline.
+  const int nt = n_rows * w.cols * n_tokens < kMinParallelMacs ? 1 : threads();
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t b = 0; b < n_blocks; ++b) {
     const int64_t r0 = b * kRowBlock, r1 = std::min(n_rows, r0 + kRowBlock);
@@ -89,6 +101,23 @@ KernelPath detected_kernel_path() {
   const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
   return avx2 ? KernelPath::Avx2 : KernelPath::Scalar;
+}
+bool vnni_available() {
+  if (detected_kernel_path() != KernelPath::Avx2) return false;
+  // CPUID leaf 7: AVX512F (ebx 16), AVX512VL (ebx 31), AVX512_VNNI (ecx 11); and the OS must save
+  // the opmask and upper ZMM state (XCR0 bits 5-7) besides SSE/AVX (bits 1-2).
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+  const bool cpu = (ebx & (1u << 16)) && (ebx & (1u << 31)) && (ecx & (1u << 11));
+  if (!cpu) return false;
+  unsigned xcr0_lo = 0, xcr0_hi = 0;
+  __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  return (xcr0_lo & 0xE6u) == 0xE6u;
+}
+bool use_vnni() { return g_path == KernelPath::Avx2 && g_vnni; }
+void set_use_vnni(bool on) {
+  LOOKAHEAD_CHECK(!on || vnni_available());
+  g_vnni = on;
 }
 KernelPath kernel_path() { return g_path; }
 void set_kernel_path(KernelPath path) {

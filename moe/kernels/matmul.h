@@ -12,8 +12,9 @@
 //     untouched. This is the seam for running only a subset of FFN neurons.
 //   - MatmulWorkspace holds the quantized activations and conversion tiles; it grows on first use
 //     and then is reused, so steady-state decode allocates nothing.
-//   - The kernel path (scalar reference or AVX2) is picked at run time from the CPU; tests can force
-//     one with set_kernel_path().
+//   - The kernel path (scalar reference or AVX2, the latter with AVX-512 VNNI integer dots where
+//     available) is picked at run time from the CPU; tests can force one with set_kernel_path()
+//     and set_use_vnni().
 #include <cstdint>
 #include <vector>
 
@@ -37,6 +38,12 @@ enum class KernelPath { Scalar, Avx2 };
 KernelPath detected_kernel_path();
 KernelPath kernel_path();
 void set_kernel_path(KernelPath path);  // forcing Avx2 on a CPU without it is a programming error
+// Within the Avx2 path, the quantized dots use AVX-512 VNNI (vpdpbusd on 256-bit vectors) when the
+// CPU and OS support it (default on there); the integer results are identical, so this only
+// changes speed. Tests switch it to cover both kernels.
+bool vnni_available();
+bool use_vnni();
+void set_use_vnni(bool on);  // on without vnni_available() is a programming error
 // Threads used by kernels (OpenMP and OpenBLAS). Default: OpenMP's default (all cores).
 void set_kernel_threads(int n);
 int kernel_threads();

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "moe/kernels/matmul.h"
+
 namespace lookahead::moe {
 
 void rmsnorm(const float* x, const float* weight, float* out, int64_t n, float eps) {
@@ -47,8 +49,15 @@ void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-void swiglu(const float* gate, const float* up, float* a, int64_t n) {
+void kernels::scalar::swiglu(const float* gate, const float* up, float* a, int64_t n) {
   for (int64_t i = 0; i < n; ++i) a[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void swiglu(const float* gate, const float* up, float* a, int64_t n) {
+  if (kernel_path() == KernelPath::Avx2)
+    kernels::avx2::swiglu(gate, up, a, n);
+  else
+    kernels::scalar::swiglu(gate, up, a, n);
 }
 
 }  // namespace lookahead::moe

@@ -17,7 +17,15 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, const float* cos_sin, boo
 // In-place softmax over n values (max-subtracted, so it does not overflow).
 void softmax(float* x, int64_t n);
 
-// a[i] = silu(gate[i]) * up[i]: SwiGLU, the FFN's down_proj input.
+// a[i] = silu(gate[i]) * up[i]: SwiGLU, the FFN's down_proj input. a may alias gate or up.
+// Follows kernel_path() (matmul.h): the AVX2 form uses a polynomial exp (~1e-7 relative error).
 void swiglu(const float* gate, const float* up, float* a, int64_t n);
+
+namespace kernels::scalar {
+void swiglu(const float* gate, const float* up, float* a, int64_t n);
+}
+namespace kernels::avx2 {
+void swiglu(const float* gate, const float* up, float* a, int64_t n);
+}
 
 }  // namespace lookahead::moe

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "moe/kernels/attention_kernel.h"
 #include "moe/kernels/matmul.h"
 #include "moe/kernels/ops.h"
 
@@ -12,6 +13,11 @@ namespace lookahead::moe {
 
 void attention(const AttentionShape& s, const float* q, int64_t n_tokens, int64_t pos0, TensorType cache_type,
                const void* k, const void* v, float* out, float* scores, int64_t scores_stride, int n_threads) {
+  if (kernel_path() == KernelPath::Avx2 && kernels::avx2::attention_supported(s.head_dim, cache_type)) {
+    kernels::avx2::attention(s.n_head, s.n_head_kv, s.head_dim, q, n_tokens, pos0, cache_type, k, v, out, n_threads);
+    return;
+  }
+  // Scalar reference: one dot per (token, head, position), then a softmax and V rows accumulated.
   const int64_t group = s.n_head / s.n_head_kv;
   const int64_t elem = cache_type == TensorType::F16 ? 2 : 4;
   const int64_t row_bytes_kv = s.kv_dim() * elem;

@@ -21,7 +21,9 @@ struct AttentionShape {
 // q:   [n_tokens][n_head * head_dim] f32
 // k,v: [positions][n_head_kv * head_dim] in cache_type (F32 or F16)
 // out: [n_tokens][n_head * head_dim] f32
-// scores: scratch of n_threads rows of `scores_stride` >= pos0 + n_tokens floats.
+// scores: scratch of n_threads rows of `scores_stride` >= pos0 + n_tokens floats (used by the
+//         scalar reference path; the AVX2 path, moe/kernels/attention_kernel.h, tiles the work
+//         into GEMMs with its own reusable scratch). The path follows kernel_path() (matmul.h).
 void attention(const AttentionShape& shape, const float* q, int64_t n_tokens, int64_t pos0, TensorType cache_type,
                const void* k, const void* v, float* out, float* scores, int64_t scores_stride, int n_threads);
 

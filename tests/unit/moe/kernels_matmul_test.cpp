@@ -94,6 +94,36 @@ TEST(KernelsMatmul, ScalarAndAvx2AgreeWithReference) {
   }
 }
 
+// AVX-512 VNNI computes the same integer block sums as maddubs + madd, so both AVX2 variants must
+// agree bit for bit, for decode (1 token) and prefill (4-token tiles plus a remainder), on products
+// large enough to run on several threads.
+TEST(KernelsMatmul, VnniAndPlainAvx2AreIdentical) {
+  if (!vnni_available()) GTEST_SKIP() << "CPU without AVX-512 VNNI";
+  PathGuard path(KernelPath::Avx2);
+  for (TensorType type : {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1}) {
+    for (int64_t n_tokens : {1, 7}) {
+      const int64_t rows = 100, cols = 608;
+      Matrix m = random_matrix(type, rows, cols, 21);
+      std::vector<float> x = random_vector(n_tokens * cols, 9);
+      std::vector<float> yp(static_cast<size_t>(n_tokens * rows)), yv(yp.size()), ys(yp.size());
+      MatmulWorkspace ws;
+      set_use_vnni(false);
+      matmul(m.w, x.data(), n_tokens, yp.data(), ws);
+      set_use_vnni(true);
+      matmul(m.w, x.data(), n_tokens, yv.data(), ws);
+      {
+        PathGuard g(KernelPath::Scalar);
+        matmul(m.w, x.data(), n_tokens, ys.data(), ws);
+      }
+      for (size_t i = 0; i < yp.size(); ++i) {
+        EXPECT_EQ(yp[i], yv[i]) << tensor_type_name(type) << " tokens " << n_tokens << " i " << i;
+        EXPECT_NEAR(yv[i], ys[i], 1e-4 * (1 + std::fabs(ys[i]))) << tensor_type_name(type) << " i " << i;
+      }
+    }
+  }
+  set_use_vnni(true);
+}
+
 TEST(KernelsMatmul, ActivationQuantizationPathsMatch) {
   if (detected_kernel_path() != KernelPath::Avx2) GTEST_SKIP();
   std::vector<float> x = random_vector(32 * 5, 3);
