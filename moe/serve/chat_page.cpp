@@ -158,7 +158,11 @@ $("clear").addEventListener("click", () => {
   log.innerHTML = "";
   add("system", "Conversation cleared.");
 });
-loadModel();
+// ?prompt=...&temperature=...&max_tokens=... sends a first message on load (shareable links, and
+// the screenshot in docs/).
+const params = new URLSearchParams(location.search);
+for (const k of ["temperature", "max_tokens"]) if (params.has(k)) $(k).value = params.get(k);
+loadModel().then(() => { if (params.get("prompt")) send(params.get("prompt")); });
 </script>
 </body>
 </html>

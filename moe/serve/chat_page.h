@@ -2,7 +2,8 @@
 // The chat page served at `/`: one self-contained HTML document (inline CSS and JavaScript, no build
 // step) that lists the served model, keeps a conversation, and streams each reply from
 // POST /v1/chat/completions (stream: true) as it arrives. An API key typed into the page is sent as
-// a Bearer token and kept in the browser's localStorage.
+// a Bearer token and kept in the browser's localStorage. `/?prompt=TEXT[&temperature=T][&max_tokens=N]`
+// sends a first message on load.
 #include <string_view>
 
 namespace lookahead::moe::serve {
