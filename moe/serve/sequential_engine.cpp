@@ -19,7 +19,7 @@ const char* finish_reason_name(FinishReason reason) {
 
 SequentialEngine::SequentialEngine(const LlamaModel& model, const Tokenizer& tokenizer,
                                    const SequentialEngineOptions& options)
-    : model_(model), tok_(tokenizer), opt_(options) {
+    : tok_(tokenizer), opt_(options) {
   if (opt_.n_ctx < 2) fail("serving engine: context size must be >= 2 tokens (got {})", opt_.n_ctx);
   if (opt_.max_running < 1) fail("serving engine: max running sequences must be >= 1 (got {})", opt_.max_running);
   if (opt_.max_queue < 0) fail("serving engine: max queue must be >= 0 (got {})", opt_.max_queue);

@@ -69,7 +69,6 @@ class SequentialEngine final : public ServingEngine {
   void count_finish(FinishReason reason);
   void record_generated(int64_t n);
 
-  const LlamaModel& model_;
   const Tokenizer& tok_;
   SequentialEngineOptions opt_;
   EngineLimits limits_;
