@@ -98,11 +98,11 @@ void run_repro(ReproOptions& o) {
   auto algo_names = split(!o.algos.empty() ? o.algos : "direct,hd,ring,dbt");
   auto scheme_names = split(!o.schemes.empty() ? o.schemes : "ecmp,mprdma-2,mprdma-4,mprdma-8,spray,reps,ethereal");
   for (const auto& s : scheme_names)
-    if (s != "reps") {
+    if (s != "reps" && s != "ethereal-known") {
       try {
         balance::parse_scheme(s, "--schemes");
       } catch (const lookahead::Error&) {
-        fail("--schemes: unknown scheme '{}' (expected ecmp, mprdma-X, spray, reps, ethereal or ethereal-min)", s);
+        fail("--schemes: unknown scheme '{}' (expected ecmp, mprdma-X, spray, reps, ethereal, ethereal-known or ethereal-min)", s);
       }
     }
   std::vector<Fabric> fabrics;
@@ -204,7 +204,9 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--fabrics", o->fabrics, "comma list of leaf_spine, leaf_spine_fail, fat_tree");
        cmd.add_option("--sizes", o->sizes, "comma list of all-reduce sizes (default 1MiB..256MiB; quick 1MiB,4MiB)");
        cmd.add_option("--algos", o->algos, "comma list of direct, hd, ring, dbt (default all)");
-       cmd.add_option("--schemes", o->schemes, "comma list (default ecmp,mprdma-2,mprdma-4,mprdma-8,spray,reps,ethereal)");
+       cmd.add_option("--schemes", o->schemes,
+                      "comma list (default ecmp,mprdma-2,mprdma-4,mprdma-8,spray,reps,ethereal; ethereal learns failed paths "
+                      "from QP timeouts, ethereal-known is told them at the start)");
        cmd.add_option("--threads", o->threads, "parallel points (default: the machine's cores)");
        cmd.add_option("--chunks", o->chunks, "dbt pipeline chunks per tree (default 4)");
        cmd.add_option("--seed", o->seed, "seed (default 1)");

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -17,10 +18,126 @@ std::vector<std::string> repro_schemes() {
   return {"ecmp", "mprdma-2", "mprdma-4", "mprdma-8", "spray", "reps", "ethereal"};
 }
 
+namespace {
+
+balance::Scheme plan_scheme(const std::string& name) {
+  if (name == "reps") return {balance::SchemeKind::spray, 1};
+  if (name == "ethereal-known") return {balance::SchemeKind::ethereal, 1};
+  return balance::parse_scheme(name);
+}
+
+// Ethereal in a packet run: plans each (step, source host) batch when its first flow becomes ready,
+// with the failed paths that host has learned from QP timeouts so far.
+class EtherealLearner {
+ public:
+  EtherealLearner(const Topology& topo, const collective::Collective& c, uint64_t seed) : topo_(topo), c_(c), seed_(seed) {}
+
+  // Workload: one split_on_start flow per collective flow, dependencies as the collective's. Flows are
+  // added in the order the static plan lists their QPs (per step, per host, destination leaves in the
+  // planner's seeded shuffle), so a host's NIC serves them in the same order as ethereal-known's QPs
+  // (collective order would make every host start with the same destination: synchronised incast).
+  Workload workload() {
+    std::vector<int> order;
+    std::vector<char> seen(c_.flows.size(), 0);
+    for (size_t s = 0; s < c_.steps.size(); ++s) {
+      auto plan = balance::make_plan(topo_, step_flows(c_, static_cast<int>(s)), {balance::SchemeKind::ethereal, 1}, seed_);
+      for (const auto& qp : plan.qps) {
+        int id = c_.steps[s][qp.flow];
+        if (!seen[id]) seen[id] = 1, order.push_back(id);
+      }
+    }
+    std::vector<int> sim_id(c_.flows.size(), -1);
+    coll_of_.assign(c_.flows.size(), -1);
+    for (size_t k = 0; k < order.size(); ++k) sim_id[order[k]] = static_cast<int>(k), coll_of_[k] = order[k];
+    Workload w;
+    int group = w.add_group(fmt::format("{}/{}", collective::kind_name(c_.spec.kind), collective::algorithm_name(c_.spec.algorithm)));
+    for (int id : order) {
+      const auto& f = c_.flows[id];
+      FlowSpec s;
+      s.src = f.src_host;
+      s.dst = f.dst_host;
+      s.bytes = f.bytes;
+      for (int d : f.deps) s.deps.push_back(sim_id[d]);
+      s.group = group;
+      s.lb = LoadBalancing::source;
+      s.split_on_start = true;
+      w.add_flow(s);
+    }
+    return w;
+  }
+
+  std::vector<FlowSpec> split(int sim_flow, SimTime now) {
+    const int flow = coll_of_.at(static_cast<size_t>(sim_flow));
+    const auto& cf = c_.flows[flow];
+    auto key = std::make_pair(cf.step, cf.src_host);
+    auto it = batches_.find(key);
+    if (it == batches_.end()) {
+      // The host's flows of this step: Ethereal's batch (they are ready together in these collectives).
+      std::vector<int> ids;
+      std::vector<balance::FlowDemand> demands;
+      for (int id : c_.steps.at(static_cast<size_t>(cf.step)))
+        if (c_.flows[id].src_host == cf.src_host) {
+          ids.push_back(id);
+          demands.push_back({c_.flows[id].src_host, c_.flows[id].dst_host, c_.flows[id].bytes});
+        }
+      auto known = [&](int src, int dst, int path) { return known_failed(src, dst, path, now); };
+      auto plan = balance::make_plan(topo_, demands, {balance::SchemeKind::ethereal, 1}, seed_, known);
+      std::map<int, std::vector<FlowSpec>> qps;
+      for (const auto& qp : plan.qps) {
+        FlowSpec s;
+        s.src = qp.src_host;
+        s.dst = qp.dst_host;
+        s.bytes = qp.bytes;
+        s.lb = LoadBalancing::source;
+        s.path = qp.path;
+        qps[ids[qp.flow]].push_back(s);
+      }
+      max_qps_per_host_ = std::max(max_qps_per_host_, static_cast<int>(plan.qps.size()));
+      it = batches_.emplace(key, std::move(qps)).first;
+    }
+    return it->second.at(flow);
+  }
+
+  // A QP timed out on `path`: mark it failed for (src, destination leaf) and move to the next path
+  // the host does not know to be failed.
+  int timeout(int src, int dst, int path, SimTime now) {
+    auto& marks = failed_[{src, topo_.tor_of(dst)}];
+    if (marks.find(path) == marks.end()) ++learned_;
+    marks[path] = now + kEtherealFailedPathPs;
+    const int count = topo_.path_count(src, dst);
+    for (int k = 1; k < count; ++k) {
+      int next = (path + k) % count;
+      if (!known_failed(src, dst, next, now)) return next;
+    }
+    return -1;
+  }
+
+  int max_qps_per_host() const { return max_qps_per_host_; }
+  int learned() const { return learned_; }
+
+ private:
+  bool known_failed(int src, int dst, int path, SimTime now) const {
+    auto it = failed_.find({src, topo_.tor_of(dst)});
+    if (it == failed_.end()) return false;
+    auto p = it->second.find(path);
+    return p != it->second.end() && p->second > now;
+  }
+
+  const Topology& topo_;
+  const collective::Collective& c_;
+  uint64_t seed_;
+  std::map<std::pair<int, int>, std::map<int, std::vector<FlowSpec>>> batches_;  // (step, host) -> flow -> QPs
+  std::map<std::pair<int, int>, std::map<int, SimTime>> failed_;                 // (host, dst leaf) -> path -> until
+  std::vector<int> coll_of_;  // workload flow id -> collective flow id
+  int max_qps_per_host_ = 0, learned_ = 0;
+};
+
+}  // namespace
+
 Workload collective_workload(const Topology& topo, const collective::Collective& c, const std::string& scheme_name,
                              uint64_t seed, int* max_qps_per_host) {
   const bool reps = scheme_name == "reps";
-  balance::Scheme scheme = reps ? balance::Scheme{balance::SchemeKind::spray, 1} : balance::parse_scheme(scheme_name);
+  balance::Scheme scheme = plan_scheme(scheme_name);
   Workload w;
   int group = w.add_group(fmt::format("{}/{}", collective::kind_name(c.spec.kind), collective::algorithm_name(c.spec.algorithm)));
   std::vector<std::vector<int>> qps_of_flow(c.flows.size());
@@ -63,17 +180,29 @@ ReproResult run_point(const ReproPoint& point) {
   Topology topo = point.topology;
   for (int l : point.fail) topo.set_link_up(l, false);  // the planners see the failure
   ReproResult r;
-  Workload w = collective_workload(topo, c, point.scheme, point.seed, &r.max_qps_per_host);
-  r.qps = static_cast<int>(w.flows.size());
   NetworkConfig cfg = point.config;
   cfg.seed = point.seed;
+  const bool learn = point.scheme == "ethereal";
+  EtherealLearner learner(point.topology, c, point.seed);  // knows nothing of the failure
+  Workload w = learn ? learner.workload() : collective_workload(topo, c, point.scheme, point.seed, &r.max_qps_per_host);
+  const int parents = learn ? static_cast<int>(w.flows.size()) : 0;
+  if (!learn) r.qps = static_cast<int>(w.flows.size());
   Simulator sim(point.topology, std::move(w), cfg);
+  if (learn) {
+    sim.on_split([&](int flow, SimTime now) { return learner.split(flow, now); });
+    sim.on_source_timeout([&](int, int src, int dst, int path, SimTime now) { return learner.timeout(src, dst, path, now); });
+  }
   for (int l : point.fail) sim.fail_link(l, 0, kNever, false);  // both directions are in `fail`
   double host_bps = static_cast<double>(point.topology.links[point.topology.host_uplink(0)].rate_bps);
   double until_us = point.until_us > 0 ? point.until_us
                                        : std::max(2000.0, 50.0 * 2.0 * point.collective.message_bytes * 8.0 / host_bps * 1e6);
   SimResult res = sim.run(static_cast<SimTime>(until_us * 1e6));
   r.finished = res.all_finished;
+  if (learn) {
+    r.qps = static_cast<int>(res.flows.size()) - parents;
+    r.max_qps_per_host = learner.max_qps_per_host();
+    r.learned_paths = learner.learned();
+  }
   r.end_us = static_cast<double>(res.end_ps) / 1e6;
   if (!res.groups.empty() && res.groups[0].finish_ps != kNever && r.finished)
     r.cct_us = static_cast<double>(res.groups[0].finish_ps) / 1e6;

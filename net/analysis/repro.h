@@ -8,8 +8,15 @@
 //   flow depends on, so a rank forwards data only after all of it arrived. ECMP/MP-RDMA QPs carry
 //   their entropy, ethereal QPs their source-routed path, spray/REPS QPs spray per packet. All QPs
 //   are in one group, whose finish time is the collective completion time (CCT).
-// - Ethereal and spraying plan around failed links known at the start (as after Ethereal's QP
-//   timeout marked the path in an earlier iteration); ECMP does not know them.
+// - run_point() with scheme "ethereal" runs the paper's Ethereal: each collective flow is planned
+//   when it becomes ready (Simulator::on_split), per (step, source host) batch, over the paths that
+//   host has not learned to be failed; a source-routed QP's retransmission timeout marks its path
+//   failed for that (source host, destination leaf/ToR) for 100 ms (kEtherealFailedPathPs) and moves
+//   the QP to the next path not known failed. It starts knowing nothing about failures.
+// - "ethereal-known" is the same planner told the failed links at the start (the steady state after
+//   an earlier iteration's timeouts); collective_workload() plans "ethereal" that way too (statically).
+//   Spraying plans around failed links known at the start (its fluid plan; packets spray obliviously);
+//   ECMP does not know them.
 // - run_point() is deterministic for its seed; run_grid() runs points on `threads` threads and
 //   returns results in point order.
 #include <cstdint>
@@ -24,8 +31,12 @@
 
 namespace lookahead::net::analysis {
 
-// Scheme names of the packet-level grid: the plan schemes plus reps (planned like spray).
+// Scheme names of the packet-level grid: the plan schemes plus reps (planned like spray); also
+// accepted: ethereal-known (see above), ethereal-min, ethereal-tiered.
 std::vector<std::string> repro_schemes();
+
+// How long a QP timeout marks a path failed (the paper: 100 ms).
+inline constexpr uint64_t kEtherealFailedPathPs = 100'000'000'000ull;
 
 Workload collective_workload(const Topology& topo, const collective::Collective& c, const std::string& scheme,
                              uint64_t seed, int* max_qps_per_host = nullptr);
@@ -47,6 +58,7 @@ struct ReproResult {
   double cct_us = 0;         // group finish time (if finished)
   double end_us = 0;         // simulated time when the run stopped
   int qps = 0, max_qps_per_host = 0;
+  int learned_paths = 0;     // ethereal: (host, destination leaf, path) entries marked failed by a timeout
   uint64_t drops = 0, retransmits = 0, timeouts = 0, events = 0;
   double wall_s = 0;
 };

@@ -135,7 +135,8 @@ std::vector<Piece> split_batch(const std::vector<uint64_t>& sizes, const std::ve
   return split_batch_equal(sizes, paths);
 }
 
-Plan ethereal_plan(const Topology& topo, const std::vector<FlowDemand>& flows, const Scheme& scheme, uint64_t seed) {
+Plan ethereal_plan(const Topology& topo, const std::vector<FlowDemand>& flows, const Scheme& scheme, uint64_t seed,
+                   const KnownFailed& known_failed) {
   Plan plan{scheme, {}};
   // Batches: per source host, per destination leaf/ToR (node id), flows in input order.
   std::map<int, std::map<int, std::vector<int>>> batches;
@@ -165,6 +166,12 @@ Plan ethereal_plan(const Topology& topo, const std::vector<FlowDemand>& flows, c
       const int dst = flows[batch[0]].dst_host;
       std::vector<int> paths = topo.live_paths(src, dst);
       if (paths.empty()) fail("{}: no live path from host {} to leaf node {}", scheme.name(), src, leaf);
+      if (known_failed) {
+        std::vector<int> good;
+        for (int p : paths)
+          if (!known_failed(src, dst, p)) good.push_back(p);
+        if (!good.empty()) paths = std::move(good);
+      }
       std::vector<uint64_t> sizes;
       for (int i : batch) sizes.push_back(flows[i].bytes);
       const bool tiered = scheme.kind == SchemeKind::ethereal_tiered && topo.three_tier() &&
@@ -209,7 +216,8 @@ Plan ethereal_plan(const Topology& topo, const std::vector<FlowDemand>& flows, c
 
 }  // namespace
 
-Plan make_plan(const Topology& topo, const std::vector<FlowDemand>& flows, const Scheme& scheme, uint64_t seed) {
+Plan make_plan(const Topology& topo, const std::vector<FlowDemand>& flows, const Scheme& scheme, uint64_t seed,
+               const KnownFailed& known_failed) {
   for (size_t i = 0; i < flows.size(); ++i) check_flow(topo, flows[i], i);
   switch (scheme.kind) {
     case SchemeKind::ecmp:
@@ -223,7 +231,7 @@ Plan make_plan(const Topology& topo, const std::vector<FlowDemand>& flows, const
     }
     case SchemeKind::ethereal:
     case SchemeKind::ethereal_min:
-    case SchemeKind::ethereal_tiered: return ethereal_plan(topo, flows, scheme, seed);
+    case SchemeKind::ethereal_tiered: return ethereal_plan(topo, flows, scheme, seed, known_failed);
   }
   return {};
 }

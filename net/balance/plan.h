@@ -24,6 +24,7 @@
 // Ethereal's QP timeout). ECMP switches only skip their own dead up-ports; a path through a dead link
 // further on is taken anyway and its bytes are black-holed (`path` still names it).
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -83,6 +84,13 @@ int ecmp_path(const Topology& topo, int src, int dst, uint32_t entropy, uint64_t
 // Plans a batch of flows that arrive together. Flows between distinct hosts only. Deterministic for
 // a seed. Throws lookahead::Error on bad input (host out of range, src == dst, a flow smaller than
 // its pieces, no live path).
-Plan make_plan(const Topology& topo, const std::vector<FlowDemand>& flows, const Scheme& scheme, uint64_t seed);
+//
+// known_failed(src host, dst host, path): paths the source has learned are failed (Ethereal's QP
+// timeout, see net/analysis/repro.h). The ethereal schemes leave them out of a batch's paths on top
+// of the topology's dead links (all of a batch's live paths if it would leave none); the others
+// ignore it.
+using KnownFailed = std::function<bool(int src, int dst, int path)>;
+Plan make_plan(const Topology& topo, const std::vector<FlowDemand>& flows, const Scheme& scheme, uint64_t seed,
+               const KnownFailed& known_failed = {});
 
 }  // namespace lookahead::net::balance

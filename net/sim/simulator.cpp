@@ -76,6 +76,11 @@ struct Simulator::Impl {
   double max_cwnd = 0;
   std::function<void(SimTime, int)> progress;
   uint64_t progress_interval = 1 << 20;
+  // Flows split when they become ready (FlowSpec::split_on_start): their QPs, added at run time.
+  std::function<std::vector<FlowSpec>(int, SimTime)> splitter;
+  std::function<int(int, int, int, int, SimTime)> rerouter;  // source-routed QP timed out: new path or -1
+  std::vector<int> parent_of;                      // split QP -> the flow it carries, else -1
+  std::vector<int> children_left;                  // split flow -> QPs not yet complete
 
   Impl(Topology t, Workload w, NetworkConfig c) : topo(std::move(t)), workload(std::move(w)), cfg(c), rng(c.seed ^ 0x6e6574ull) {
     if (cfg.mtu_bytes < 64 || cfg.mtu_bytes + cfg.header_bytes > 65535)
@@ -132,33 +137,85 @@ struct Simulator::Impl {
     size_t n = workload.flows.size();
     qps.resize(n);
     dependents.assign(n, {});
-    for (size_t i = 0; i < n; ++i) {
-      const FlowSpec& f = workload.flows[i];
-      QueuePair& q = qps[i];
-      q.src = f.src;
-      q.dst = f.dst;
-      q.packets = static_cast<uint32_t>((f.bytes + cfg.mtu_bytes - 1) / cfg.mtu_bytes);
-      q.last_payload = static_cast<uint32_t>(f.bytes - uint64_t{q.packets - 1} * cfg.mtu_bytes);
-      q.lb = f.lb ? *f.lb : cfg.lb;
-      q.selective = cfg.receiver == ReceiverMode::selective ||
-                    (cfg.receiver == ReceiverMode::automatic && (q.lb == LoadBalancing::spray || q.lb == LoadBalancing::reps));
-      q.rng = Rng(cfg.seed * 0x100000001b3ull + i);
-      q.entropy = f.entropy >= 0 ? static_cast<uint32_t>(f.entropy) : static_cast<uint32_t>(q.rng.next() >> 40);
-      if (q.lb == LoadBalancing::source) {
-        int count = topo.path_count(f.src, f.dst);
-        int path = f.path >= 0 ? f.path : static_cast<int>(q.entropy % static_cast<uint32_t>(count));
-        q.route = topo.source_route(f.src, f.dst, path);
-      }
-      q.acked.resize(q.packets);
-      q.outstanding.resize(q.packets);
-      q.got.resize(q.packets);
-      q.cwnd = max_cwnd;
-      q.rate = q.target_rate = static_cast<double>(topo.links[topo.host_uplink(f.src)].rate_bps);
-      q.deps_left = static_cast<int>(f.deps.size());
-      for (int d : f.deps) dependents[d].push_back(static_cast<int>(i));
-    }
+    parent_of.assign(n, -1);
+    children_left.assign(n, 0);
+    for (size_t i = 0; i < n; ++i) init_qp(static_cast<int>(i));
     for (size_t i = 0; i < n; ++i)
       if (qps[i].deps_left == 0) events.schedule(workload.flows[i].start_ps, kFlowStart, static_cast<uint32_t>(i));
+  }
+
+  void init_qp(int i) {
+    const FlowSpec& f = workload.flows[i];
+    QueuePair& q = qps[i];
+    q.src = f.src;
+    q.dst = f.dst;
+    q.packets = static_cast<uint32_t>((f.bytes + cfg.mtu_bytes - 1) / cfg.mtu_bytes);
+    q.last_payload = static_cast<uint32_t>(f.bytes - uint64_t{q.packets - 1} * cfg.mtu_bytes);
+    if (f.split_on_start) q.packets = 0;  // its QPs carry the bytes
+    q.lb = f.lb ? *f.lb : cfg.lb;
+    q.selective = cfg.receiver == ReceiverMode::selective ||
+                  (cfg.receiver == ReceiverMode::automatic && (q.lb == LoadBalancing::spray || q.lb == LoadBalancing::reps));
+    q.rng = Rng(cfg.seed * 0x100000001b3ull + static_cast<uint64_t>(i));
+    q.entropy = f.entropy >= 0 ? static_cast<uint32_t>(f.entropy) : static_cast<uint32_t>(q.rng.next() >> 40);
+    if (q.lb == LoadBalancing::source && !f.split_on_start) {
+      int count = topo.path_count(f.src, f.dst);
+      int path = f.path >= 0 ? f.path : static_cast<int>(q.entropy % static_cast<uint32_t>(count));
+      q.route = topo.source_route(f.src, f.dst, path);
+    }
+    q.acked.resize(q.packets);
+    q.outstanding.resize(q.packets);
+    q.got.resize(q.packets);
+    q.cwnd = max_cwnd;
+    q.rate = q.target_rate = static_cast<double>(topo.links[topo.host_uplink(f.src)].rate_bps);
+    q.deps_left = static_cast<int>(f.deps.size());
+    for (int d : f.deps) dependents[d].push_back(i);
+  }
+
+  // A flow (or a split flow's last QP) completed: its dependents may start; a split parent
+  // completes with its last QP.
+  void complete_flow(int f) {
+    QueuePair& q = qps[f];
+    q.receiver_done = true;
+    q.finish = now;
+    ++finished;
+    for (int d : dependents[f])
+      if (--qps[d].deps_left == 0)
+        events.schedule(std::max(now, workload.flows[d].start_ps), kFlowStart, static_cast<uint32_t>(d));
+    int parent = parent_of[f];
+    if (parent >= 0 && --children_left[parent] == 0) {
+      qps[parent].sender_done = true;
+      complete_flow(parent);
+    }
+  }
+
+  // A split_on_start flow became ready: ask for its QPs and start them now.
+  void start_split(int f) {
+    if (!splitter) fail("simulator: flow {} is split_on_start but no on_split callback was given", f);
+    std::vector<FlowSpec> parts = splitter(f, now);
+    const FlowSpec parent = workload.flows[f];  // a copy: the flow table grows below
+    uint64_t total = 0;
+    for (const FlowSpec& c : parts) total += c.bytes;
+    if (parts.empty() || total != parent.bytes)
+      fail("simulator: the split of flow {} carries {} bytes in {} QPs, not the flow's {}", f, total, parts.size(), parent.bytes);
+    qps[f].started = true;
+    qps[f].start = now;
+    children_left[f] = static_cast<int>(parts.size());
+    for (FlowSpec c : parts) {
+      if (c.src != parent.src || c.dst != parent.dst || c.bytes == 0 || c.split_on_start)
+        fail("simulator: a QP of split flow {} must go {} -> {} with bytes > 0", f, parent.src, parent.dst);
+      if (c.path >= topo.path_count(c.src, c.dst)) fail("simulator: a QP of split flow {} has path {} out of range", f, c.path);
+      c.deps.clear();
+      c.group = parent.group;
+      c.start_ps = now;
+      int id = static_cast<int>(workload.flows.size());
+      workload.flows.push_back(c);
+      qps.emplace_back();
+      dependents.emplace_back();
+      parent_of.push_back(f);
+      children_left.push_back(0);
+      init_qp(id);
+      events.schedule(now, kFlowStart, static_cast<uint32_t>(id));
+    }
   }
 
   // ---- Ports -------------------------------------------------------------------------------
@@ -479,14 +536,7 @@ struct Simulator::Impl {
       q.since_ack = 0;
       send_ctrl(f, p, PacketType::ack, q.expected, p.ecn);
     }
-    if (complete && !q.receiver_done) {
-      q.receiver_done = true;
-      q.finish = now;
-      ++finished;
-      for (int d : dependents[f])
-        if (--qps[d].deps_left == 0)
-          events.schedule(std::max(now, workload.flows[d].start_ps), kFlowStart, static_cast<uint32_t>(d));
-    }
+    if (complete && !q.receiver_done) complete_flow(f);
   }
 
   void mark_acked(QueuePair& q, uint32_t seq, uint64_t& newly) {
@@ -553,6 +603,11 @@ struct Simulator::Impl {
       return;
     }
     q.timeouts++;
+    if (q.lb == LoadBalancing::source && rerouter) {  // the sender learns: move the QP off a suspect path
+      int path = topo.path_index(q.src, q.dst, q.route);
+      int next = rerouter(f, q.src, q.dst, path, now);
+      if (next >= 0 && next != path) q.route = topo.source_route(q.src, q.dst, next);
+    }
     if (q.selective) {
       for (uint32_t s = q.snd_una; s < q.high_sent; ++s) q.outstanding.clear(s);
       q.inflight = 0;
@@ -569,6 +624,7 @@ struct Simulator::Impl {
   }
 
   void on_flow_start(int f) {
+    if (workload.flows[f].split_on_start) return start_split(f);
     QueuePair& q = qps[f];
     q.started = true;
     q.start = now;
@@ -593,8 +649,7 @@ struct Simulator::Impl {
   }
 
   SimResult run(SimTime until) {
-    int total = static_cast<int>(qps.size());
-    while (!events.empty() && finished < total) {
+    while (!events.empty() && finished < static_cast<int>(qps.size())) {  // split flows add QPs
       if (events.top().time > until) {
         now = until;
         break;
@@ -722,6 +777,10 @@ void Simulator::on_progress(std::function<void(SimTime, int)> callback, uint64_t
 }
 
 SimResult Simulator::run(SimTime until_ps) { return impl_->run(until_ps); }
+void Simulator::on_split(std::function<std::vector<FlowSpec>(int flow, SimTime now)> split) { impl_->splitter = std::move(split); }
+void Simulator::on_source_timeout(std::function<int(int flow, int src, int dst, int path, SimTime now)> reroute) {
+  impl_->rerouter = std::move(reroute);
+}
 const Topology& Simulator::topology() const { return impl_->topo; }
 SimTime Simulator::base_rtt_ps() const { return impl_->base_rtt; }
 

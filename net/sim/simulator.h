@@ -87,6 +87,18 @@ class Simulator {
   void on_progress(std::function<void(SimTime now, int finished_flows)> callback, uint64_t interval_events = 1 << 20);
   SimResult run(SimTime until_ps = kNever);
 
+  // Flows marked FlowSpec::split_on_start are split when they become ready (dependencies done,
+  // start time reached): `split(flow, now)` returns the queue pairs that carry the flow's bytes (src
+  // and dst the flow's, bytes summing to the flow's; lb, path, entropy used; deps and group are the
+  // flow's). The flow sends nothing itself and completes when its last QP does; its dependents wait
+  // for that. The QPs get the next flow ids (they follow the workload's flows in SimResult.flows).
+  // The planner uses this to plan a batch with what the sender knows at that moment.
+  void on_split(std::function<std::vector<FlowSpec>(int flow, SimTime now)> split);
+  // A source-routed QP's retransmission timeout: `reroute(flow, src, dst, path, now)` gets the path
+  // it is pinned to and returns the path to move it to (-1 or the same: stay); later packets,
+  // retransmissions included, take the new path. Ethereal's failure detection.
+  void on_source_timeout(std::function<int(int flow, int src, int dst, int path, SimTime now)> reroute);
+
   const Topology& topology() const;
   SimTime base_rtt_ps() const;  // longest-path round trip of a full packet and its ACK, no queueing
 

@@ -10,6 +10,8 @@
 // - lb / path: per-flow override of the network's load balancing; with LoadBalancing::source and
 //   path >= 0 the flow (QP) is pinned to Topology path `path` between its hosts.
 // - entropy: fixed ECMP entropy; -1 draws one from the seed.
+// - split_on_start: the flow is carried by queue pairs planned when it becomes ready
+//   (Simulator::on_split), e.g. by a planner that learns failed paths during the run.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -30,6 +32,7 @@ struct FlowSpec {
   std::optional<LoadBalancing> lb;
   int path = -1;
   int64_t entropy = -1;
+  bool split_on_start = false;  // the simulator asks for its QPs when it is ready (Simulator::on_split)
 };
 
 class Workload {

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "net/analysis/congestion.h"
 #include "net/analysis/repro.h"
 
 using namespace lookahead::net;
@@ -77,4 +78,44 @@ TEST(AnalysisRepro, SmallPointsFinishOnTheSimulator) {
   // The same seed gives the same simulated CCT.
   auto again = analysis::run_point(points[2]);
   EXPECT_EQ(again.cct_us, results[2].cct_us);
+}
+
+TEST(AnalysisRepro, EtherealLearnsAFailedPathFromQpTimeouts) {
+  // A failed cable leaf0-spine0 at time 0. "ethereal" starts knowing nothing: its QPs pinned through
+  // spine0 time out, the path is marked failed for (host, destination leaf), the QP moves to the next
+  // path and later batches are planned over the remaining ones. "ethereal-known" is told at the start.
+  analysis::ReproPoint p;
+  p.fabric = "leaf_spine_fail";
+  p.topology = small_leaf_spine();
+  p.fail = analysis::parse_failed_cable(p.topology, "leaf0-spine0", "test");
+  p.failed_label = "leaf0-spine0";
+  p.collective.algorithm = collective::Algorithm::halving_doubling;
+  p.collective.ranks = 16;
+  p.collective.message_bytes = 256 << 10;
+  p.config.mtu_bytes = 9000;
+  p.scheme = "ethereal";
+  auto learned = analysis::run_point(p);
+  p.scheme = "ethereal-known";
+  auto known = analysis::run_point(p);
+  ASSERT_TRUE(learned.finished);
+  ASSERT_TRUE(known.finished);
+  EXPECT_GT(learned.timeouts, 0u);
+  EXPECT_GT(learned.learned_paths, 0);
+  EXPECT_EQ(known.timeouts, 0u);
+  // Learning costs at least one retransmission timeout (200 us) over knowing.
+  EXPECT_GT(learned.cct_us, known.cct_us + 150);
+  // Without a failure, learning ethereal plans exactly what the static plan does: same CCT within a
+  // packet's serialisation (event order of the QP starts may differ).
+  p.fail.clear();
+  p.failed_label.clear();
+  p.scheme = "ethereal";
+  auto clean_learn = analysis::run_point(p);
+  p.scheme = "ethereal-known";
+  auto clean_known = analysis::run_point(p);
+  ASSERT_TRUE(clean_learn.finished);
+  EXPECT_EQ(clean_learn.timeouts, 0u);
+  EXPECT_EQ(clean_learn.learned_paths, 0);
+  EXPECT_EQ(clean_learn.max_qps_per_host, clean_known.max_qps_per_host);
+  EXPECT_EQ(clean_learn.qps, clean_known.qps);
+  EXPECT_NEAR(clean_learn.cct_us, clean_known.cct_us, 0.5);
 }

@@ -302,3 +302,53 @@ TEST(SimCore, SourceRoutingPinsPathsAndFailuresLoseTraffic) {
   EXPECT_GT(rr.drops, 0u);
   EXPECT_TRUE(rr.conserved());
 }
+
+TEST(SimCore, SplitOnStartAndTimeoutReroute) {
+  // Flow 0 (host 0 -> 4) is split when it starts into two source-routed QPs on paths 0 and 1; flow 1
+  // (host 4 -> 5) depends on it. Path 1's uplink leaf0 -> spine1 is down from the start: that QP times out, the
+  // reroute callback moves it to path 0, and everything completes and is conserved.
+  Topology t = small_leaf_spine(2, 2, 4);
+  Workload w;
+  FlowSpec a;
+  a.src = 0, a.dst = 4, a.bytes = 200'000, a.lb = LoadBalancing::source, a.split_on_start = true;
+  w.add_flow(a);
+  w.add_flow(4, 5, 10'000, 0, {0});  // under one leaf: away from the dead cable
+  Simulator sim(t, w, NetworkConfig{});
+  auto dead = t.path_links(0, 4, 1);
+  sim.fail_link(dead[1], 0);
+  int splits = 0, reroutes = 0;
+  sim.on_split([&](int flow, SimTime now) {
+    ++splits;
+    EXPECT_EQ(flow, 0);
+    EXPECT_EQ(now, 0u);
+    FlowSpec q0, q1;
+    q0.src = q1.src = 0, q0.dst = q1.dst = 4;
+    q0.lb = q1.lb = LoadBalancing::source;
+    q0.bytes = 120'000, q0.path = 0;
+    q1.bytes = 80'000, q1.path = 1;
+    return std::vector<FlowSpec>{q0, q1};
+  });
+  sim.on_source_timeout([&](int flow, int src, int dst, int path, SimTime) {
+    ++reroutes;
+    EXPECT_EQ(flow, 3);  // the second QP (ids 2 and 3 follow the workload's two flows)
+    EXPECT_EQ(src, 0);
+    EXPECT_EQ(dst, 4);
+    EXPECT_EQ(path, 1);
+    return 0;
+  });
+  SimResult r = sim.run(10'000'000'000);
+  ASSERT_TRUE(r.all_finished);
+  EXPECT_EQ(splits, 1);
+  EXPECT_EQ(reroutes, 1);
+  ASSERT_EQ(r.flows.size(), 4u);
+  EXPECT_EQ(r.flows[0].sent_packets, 0u);  // the split flow sends nothing itself
+  EXPECT_EQ(r.flows[0].finish_ps, std::max(r.flows[2].finish_ps, r.flows[3].finish_ps));
+  EXPECT_EQ(r.flows[1].start_ps, r.flows[0].finish_ps);  // its dependent starts when the last QP is done
+  EXPECT_EQ(r.flows[3].timeouts, 1u);
+  EXPECT_GT(r.flows[3].dropped, 0u);
+  EXPECT_GT(r.flows[3].finish_ps, NetworkConfig{}.rto_ps);
+  EXPECT_TRUE(r.conserved());
+  // Without the callback a split flow is an error, not a crash.
+  Simulator bare(t, w, NetworkConfig{});
+  EXPECT_THROW(bare.run(), lookahead::Error);
+}
