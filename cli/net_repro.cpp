@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -13,6 +14,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "net/analysis/congestion.h"
+#include "net/analysis/plot.h"
 #include "net/analysis/repro.h"
 
 namespace {
@@ -28,6 +30,7 @@ struct ReproOptions {
   std::string out = ".";
   uint64_t seed = 1;
   int chunks = 4;
+  bool plot_only = false;
 };
 
 std::vector<std::string> split(const std::string& text) {
@@ -87,7 +90,18 @@ Fabric make_fabric(const std::string& name, bool quick) {
   return f;
 }
 
+// --plot-only: redraw the plots from <out>/net-repro.csv (e.g. after merging the CSVs of several runs).
+void plot_only(const ReproOptions& o) {
+  std::string path = o.out + "/net-repro.csv";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) lookahead::fail("--plot-only: cannot open '{}'", path);
+  std::stringstream text;
+  text << in.rdbuf();
+  for (const auto& p : analysis::write_repro_plots(text.str(), o.out)) fmt::print("wrote {}\n", p);
+}
+
 void run_repro(ReproOptions& o) {
+  if (o.plot_only) return plot_only(o);
   // Create the output directory before hours of simulation, not after.
   std::error_code ec;
   std::filesystem::create_directories(o.out, ec);
@@ -189,11 +203,12 @@ void run_repro(ReproOptions& o) {
   std::string base = o.out + "/net-repro";
   lookahead::write_file_atomic(base + ".csv", csv);
   lookahead::write_file_atomic(base + ".md", md);
+  auto plots = analysis::write_repro_plots(csv, o.out);
   fmt::print("{}", md);
   double wall = 0;
   for (const auto& r : results) wall += r.wall_s;
-  fmt::print("\n{} points on {} threads ({:.1f} s of simulation); wrote {}.csv and {}.md\n", points.size(), threads, wall, base,
-             base);
+  fmt::print("\n{} points on {} threads ({:.1f} s of simulation); wrote {}.csv, {}.md and {} plot(s): {}\n", points.size(), threads,
+             wall, base, base, plots.size(), fmt::join(plots, ", "));
 }
 
 const bool registered = lookahead::cli::register_command(
@@ -210,7 +225,8 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--threads", o->threads, "parallel points (default: the machine's cores)");
        cmd.add_option("--chunks", o->chunks, "dbt pipeline chunks per tree (default 4)");
        cmd.add_option("--seed", o->seed, "seed (default 1)");
-       cmd.add_option("--out", o->out, "directory for net-repro.csv and net-repro.md (default .)");
+       cmd.add_option("--out", o->out, "directory for net-repro.csv, net-repro.md and net-repro-<fabric>.svg (default .)");
+       cmd.add_flag("--plot-only", o->plot_only, "only redraw the SVG plots from <out>/net-repro.csv");
        cmd.callback([o] { run_repro(*o); });
      }});
 
