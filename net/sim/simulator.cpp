@@ -388,6 +388,14 @@ struct Simulator::Impl {
 
   // ---- Hosts and queue pairs -----------------------------------------------------------------
 
+  // A QP may have packets to send again (rewound by a NACK or a timeout): back into its NIC's list.
+  void wake_qp(int f) {
+    QueuePair& q = qps[f];
+    if (q.in_active || q.sender_done || !q.started || next_seq(q) >= q.packets) return;
+    q.in_active = true;
+    active[q.src].push_back(f);
+  }
+
   void poke_nic(int host) {
     uint32_t link = static_cast<uint32_t>(topo.host_uplink(host));
     if (!ports[link].busy) start_tx(link);
@@ -410,13 +418,17 @@ struct Simulator::Impl {
       size_t i = rr[host] % list.size();
       int f = list[i];
       QueuePair& q = qps[f];
-      if (q.sender_done) {
+      uint32_t seq = q.sender_done ? q.packets : next_seq(q);
+      if (seq >= q.packets) {
+        // Done, or every packet sent and awaiting ACKs: leave the list (wake_qp() puts it back when a
+        // NACK or timeout rewinds it), so a NIC with thousands of waiting QPs does not scan them all
+        // for every packet. The next QP moves into slot i: round-robin order is unchanged.
+        q.in_active = false;
         list.erase(list.begin() + static_cast<long>(i));
+        rr[host] = i;
         continue;
       }
       rr[host] = i + 1;
-      uint32_t seq = next_seq(q);
-      if (seq >= q.packets) continue;
       uint64_t inflight = q.selective ? q.inflight : q.next_send - q.snd_una;
       double limit = cfg.cc == CongestionControl::dctcp ? q.cwnd : max_cwnd;
       if (inflight > 0 && static_cast<double>((inflight + 1) * cfg.mtu_bytes) > limit) continue;
@@ -573,6 +585,7 @@ struct Simulator::Impl {
       q.sender_done = true;
       return;
     }
+    wake_qp(f);
     poke_nic(q.src);
   }
 
@@ -620,6 +633,7 @@ struct Simulator::Impl {
     q.last_progress = now;
     q.rto_pending = true;
     events.schedule(now + cfg.rto_ps, kRto, static_cast<uint32_t>(f));
+    wake_qp(f);
     poke_nic(q.src);
   }
 
@@ -628,6 +642,7 @@ struct Simulator::Impl {
     QueuePair& q = qps[f];
     q.started = true;
     q.start = now;
+    q.in_active = true;
     active[q.src].push_back(f);
     poke_nic(q.src);
   }

@@ -38,6 +38,7 @@ struct QueuePair {
   SimTime reps_frozen_until = 0;
   // Lifecycle.
   bool started = false, sender_done = false, receiver_done = false;
+  bool in_active = false;  // in its host NIC's list of QPs that may have a packet to send
   int deps_left = 0;
   SimTime start = kNeverTime, finish = kNeverTime;
   // Sender.
