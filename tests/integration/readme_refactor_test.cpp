@@ -1,0 +1,129 @@
+// `lookahead moe refactor` end to end on the real SmolLM2 model with tiny settings (two domains,
+// a few hundred tokens, a 3-step router), then the Read-ME model runs under every routing; and the
+// bad inputs of issue #4 fail with a message naming the problem and leave no output directory.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CliRun {
+  int status = -1;
+  std::string output;  // stdout + stderr
+};
+
+CliRun run(const std::string& args) {
+  const std::string cmd = std::string(LOOKAHEAD_BINARY) + " " + args + " 2>&1";
+  CliRun r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  const int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+class ReadMeRefactorCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("lookahead_refactor_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    const char* code =
+        "def fibonacci(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n\n"
+        "class Stack:\n    def __init__(self):\n        self.items = []\n    def push(self, x):\n"
+        "        self.items.append(x)\n\n#include <stdio.h>\nint main(void) { printf(\"%d\\n\", 42); return 0; }\n";
+    const char* german =
+        "Wenn die Zeit kommt, in der man koennte, ist die Zeit vorbei, in der man kann.\n\n"
+        "Kluge Leute erkennt man daran, dass sie bei einem Anfall von Dummheit schweigen.\n\n"
+        "Wer immer tut, was er schon kann, bleibt immer das, was er schon ist.\n";
+    for (const char* split : {"calibration", "train", "heldout"}) {
+      fs::create_directories(dir_ / "corpus" / "code");
+      fs::create_directories(dir_ / "corpus" / "german");
+      std::ofstream(dir_ / "corpus" / "code" / (std::string(split) + ".txt")) << code << code;
+      std::ofstream(dir_ / "corpus" / "german" / (std::string(split) + ".txt")) << german << german;
+    }
+    model_ = std::string(LOOKAHEAD_MODELS_DIR) + "/SmolLM2-135M-Instruct.Q4_1.gguf";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& p) const { return (dir_ / p).string(); }
+  std::string refactor_args(const std::string& out) const {
+    return "moe refactor --model " + model_ + " --corpus " + path("corpus") + " --out " + out +
+           " --stats-tokens 96 --router-tokens 96 --ctx 64 --router-ctx 32 --router-steps 3 --router-batch 2"
+           " --router-width 16 --router-inter 16 --router-heads 2 --no-dense-ffn";
+  }
+  fs::path dir_;
+  std::string model_;
+};
+
+TEST_F(ReadMeRefactorCli, RefactorsRunsAndEvaluates) {
+  const std::string out = path("readme");
+  CliRun r = run(refactor_args(out));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("Read-ME model with 2 experts"), std::string::npos) << r.output;
+  ASSERT_TRUE(fs::exists(out + "/config.json"));
+  ASSERT_TRUE(fs::exists(out + "/model.safetensors"));
+  EXPECT_TRUE(fs::exists(out + "/tokenizer.gguf"));
+
+  r = run("moe info --model " + out);
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("2 experts"), std::string::npos) << r.output;
+  for (const char* route : {"router", "oracle:code", "random:3"}) {
+    r = run("moe generate --model " + out + " --route " + route + " --prompt 'def add(a, b):' --tokens 4 --temp 0");
+    EXPECT_EQ(r.status, 0) << route << ": " << r.output;
+  }
+  // Without a dense FFN, --route dense is refused by name.
+  r = run("moe generate --model " + out + " --route dense --prompt hi --tokens 2");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("no dense FFN"), std::string::npos) << r.output;
+  r = run("moe perplexity --model " + out + " --file " + path("corpus/code/heldout.txt") + " --ctx 32 --chunks 1 --json");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("\"ppl\""), std::string::npos) << r.output;
+  r = run("moe router-eval --model " + out + " --corpus " + path("corpus") + " --tokens-per-domain 32 --ctx 32 --json");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("temporal_locality"), std::string::npos) << r.output;
+  r = run("moe bench --model " + out + " -p 8 -n 4 --reps 1 --json");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("router_share"), std::string::npos) << r.output;
+}
+
+TEST_F(ReadMeRefactorCli, BadInputFailsClearlyAndLeavesNothing) {
+  struct Case {
+    std::string args, expect;
+  };
+  const std::string out = path("bad_out");
+  std::vector<Case> cases = {
+      {refactor_args(out) + " --keep 1.5", "--keep must lie in (0, 1]"},
+      {refactor_args(out) + " --keep 0", "--keep must lie in (0, 1]"},
+      {refactor_args(out) + " --domains code,latin", "latin"},
+      {refactor_args(out) + " --experts-from clusters", "--experts-from"},
+      {"moe refactor --model " + path("nope.gguf") + " --corpus " + path("corpus") + " --out " + out, "nope.gguf"},
+      {"moe generate --model " + model_ + " --route router --prompt hi", "Read-ME model"},
+  };
+  // An empty domain.
+  fs::create_directories(dir_ / "corpus_empty" / "code");
+  fs::create_directories(dir_ / "corpus_empty" / "empty");
+  for (const char* split : {"calibration", "train"}) {
+    fs::copy_file(dir_ / "corpus" / "code" / (std::string(split) + ".txt"),
+                  dir_ / "corpus_empty" / "code" / (std::string(split) + ".txt"));
+    std::ofstream(dir_ / "corpus_empty" / "empty" / (std::string(split) + ".txt"));
+  }
+  cases.push_back({"moe refactor --model " + model_ + " --corpus " + path("corpus_empty") + " --out " + out, "empty"});
+  for (const auto& c : cases) {
+    const CliRun r = run(c.args);
+    EXPECT_NE(r.status, 0) << c.args;
+    EXPECT_NE(r.output.find(c.expect), std::string::npos) << c.args << "\n" << r.output;
+    EXPECT_FALSE(fs::exists(out)) << c.args;
+  }
+}
+
+}  // namespace
