@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -53,8 +54,8 @@ void write_readme_dir(const fs::path& dir, bool dense, const std::string& drop =
   fs::create_directories(dir);
   std::mt19937 rng(11);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<std::vector<float>> store;  // keeps tensor data alive until write()
-  std::vector<std::vector<int32_t>> istore;
+  std::deque<std::vector<float>> store;  // keeps tensor data alive until write(); stable references
+  std::deque<std::vector<int32_t>> istore;
   moe::SafetensorsWriter w;
   auto add = [&](const std::string& name, std::vector<int64_t> shape, float scale, float offset = 0.0f) {
     int64_t n = 1;
