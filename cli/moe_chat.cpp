@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/moe_model_flags.h"
 #include "common/error.h"
 #include "moe/format/model_source.h"
 #include "moe/kernels/matmul.h"
@@ -20,29 +21,23 @@ namespace {
 using namespace lookahead::moe;
 
 struct ChatOptions {
-  std::string model;
-  std::string route;
+  lookahead::cli::ModelFlags m;
+  lookahead::cli::SamplingFlags s{.temp = 0.7f, .ctx = 4096};  // cooler and longer than generate
   std::string system;
   int64_t tokens = 512;
-  uint64_t seed = 0;
-  float temp = 0.7f;
-  int32_t top_k = 40;
-  float top_p = 0.95f;
-  int threads = 0;
-  int64_t ctx = 4096;
 };
 
 void run_chat(const ChatOptions& o) {
-  if (o.threads > 0) set_kernel_threads(o.threads);
-  LoadedModel loaded(o.model, o.route);
+  if (o.s.threads > 0) set_kernel_threads(o.s.threads);
+  LoadedModel loaded(o.m.model, o.m.route);
   const ModelSource* source = &loaded.source();
   const LlamaModel& model = loaded.llama();
   const Tokenizer& tok = source->tokenizer();
   ContextOptions copt;
-  copt.n_ctx = std::min<int64_t>(o.ctx, model.hparams().n_ctx_train);
+  copt.n_ctx = std::min<int64_t>(o.s.ctx, model.hparams().n_ctx_train);
   LlamaContext ctx(model, copt);
   loaded.attach(ctx);
-  Sampler sampler({o.temp, o.top_k, o.top_p, o.seed}, model.hparams().n_vocab);
+  Sampler sampler(o.s.params(), model.hparams().n_vocab);
   std::vector<ChatMessage> messages;
   if (!o.system.empty()) messages.push_back({"system", o.system});
   std::vector<int32_t> cached;  // tokens whose K/V are in the cache, in order
@@ -91,16 +86,10 @@ void run_chat(const ChatOptions& o) {
 const bool registered = lookahead::cli::register_command(
     {"moe", "chat", "Chat with a model on stdin/stdout (chat template, streaming)", [](CLI::App& cmd) {
        auto o = std::make_shared<ChatOptions>();
-       cmd.add_option("--model", o->model, "GGUF file, Hugging Face checkpoint directory or Read-ME model directory")->required();
-       cmd.add_option("--route", o->route, "Read-ME routing: router (default), oracle:DOMAIN, random[:SEED], dense");
+       lookahead::cli::add_model_flags(cmd, o->m);
        cmd.add_option("--system", o->system, "system message");
        cmd.add_option("--tokens,-n", o->tokens, "most tokens per reply")->capture_default_str();
-       cmd.add_option("--seed", o->seed, "sampling seed")->capture_default_str();
-       cmd.add_option("--temp", o->temp, "temperature (0 = greedy)")->capture_default_str();
-       cmd.add_option("--top-k", o->top_k, "keep the k most likely tokens (0 = all)")->capture_default_str();
-       cmd.add_option("--top-p", o->top_p, "nucleus sampling mass")->capture_default_str();
-       cmd.add_option("--threads,-t", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
-       cmd.add_option("--ctx,-c", o->ctx, "context size in tokens")->capture_default_str();
+       lookahead::cli::add_sampling_flags(cmd, o->s);
        cmd.callback([o] { run_chat(*o); });
      }});
 

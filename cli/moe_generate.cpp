@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/moe_model_flags.h"
 #include "common/error.h"
 #include "moe/format/model_source.h"
 #include "moe/kernels/matmul.h"
@@ -17,26 +18,20 @@ namespace {
 using namespace lookahead::moe;
 
 struct GenerateOptions {
-  std::string model;
-  std::string route;
+  lookahead::cli::ModelFlags m;
+  lookahead::cli::SamplingFlags s;
   std::string prompt;
   std::string prompt_ids;
   int64_t tokens = 128;
-  uint64_t seed = 0;
-  float temp = 0.8f;
-  int32_t top_k = 40;
-  float top_p = 0.95f;
-  int threads = 0;
-  int64_t ctx = 2048;
   bool stats = false;
 };
 
 void run_generate(const GenerateOptions& o) {
-  if (o.threads < 0) lookahead::fail("--threads must be >= 0 (got {})", o.threads);
+  if (o.s.threads < 0) lookahead::fail("--threads must be >= 0 (got {})", o.s.threads);
   if (o.tokens < 0) lookahead::fail("--tokens must be >= 0 (got {})", o.tokens);
-  if (o.threads > 0) set_kernel_threads(o.threads);
+  if (o.s.threads > 0) set_kernel_threads(o.s.threads);
   if (o.prompt.empty() == o.prompt_ids.empty()) lookahead::fail("give exactly one of --prompt or --prompt-ids");
-  LoadedModel loaded(o.model, o.route);
+  LoadedModel loaded(o.m.model, o.m.route);
   const ModelSource* source = &loaded.source();
   const LlamaModel& model = loaded.llama();
   std::vector<int32_t> prompt;
@@ -54,13 +49,13 @@ void run_generate(const GenerateOptions& o) {
       tok = nullptr;  // token ids in, token ids out
     }
   }
-  if (static_cast<int64_t>(prompt.size()) > o.ctx)
-    lookahead::fail("prompt of {} tokens is longer than the context of {} tokens; raise --ctx", prompt.size(), o.ctx);
+  if (static_cast<int64_t>(prompt.size()) > o.s.ctx)
+    lookahead::fail("prompt of {} tokens is longer than the context of {} tokens; raise --ctx", prompt.size(), o.s.ctx);
   ContextOptions copt;
-  copt.n_ctx = o.ctx;
+  copt.n_ctx = o.s.ctx;
   LlamaContext ctx(model, copt);
   loaded.attach(ctx);
-  Sampler sampler({o.temp, o.top_k, o.top_p, o.seed}, model.hparams().n_vocab);
+  Sampler sampler(o.s.params(), model.hparams().n_vocab);
   auto is_end = [tok](int32_t id) { return tok && tok->is_end_of_generation(id); };
   auto on_token = [tok](int32_t id) {
     if (tok) {
@@ -74,7 +69,7 @@ void run_generate(const GenerateOptions& o) {
   };
   const GenerationStats s = generate(ctx, sampler, prompt, o.tokens, is_end, on_token);
   std::fputc('\n', stdout);
-  if (s.hit_context_limit) std::fprintf(stderr, "lookahead: context of %lld tokens is full; stopped\n", static_cast<long long>(o.ctx));
+  if (s.hit_context_limit) std::fprintf(stderr, "lookahead: context of %lld tokens is full; stopped\n", static_cast<long long>(o.s.ctx));
   if (o.stats)
     std::fprintf(stderr, "prompt: %lld tokens in %.3f s (%.1f tok/s); generated: %lld tokens in %.3f s (%.1f tok/s)\n",
                  static_cast<long long>(s.n_prompt), s.prefill_seconds, s.n_prompt / s.prefill_seconds,
@@ -85,17 +80,11 @@ void run_generate(const GenerateOptions& o) {
 const bool registered = lookahead::cli::register_command(
     {"moe", "generate", "Generate text from a prompt (streams to stdout)", [](CLI::App& cmd) {
        auto o = std::make_shared<GenerateOptions>();
-       cmd.add_option("--model", o->model, "GGUF file, Hugging Face checkpoint directory or Read-ME model directory")->required();
-       cmd.add_option("--route", o->route, "Read-ME routing: router (default), oracle:DOMAIN, random[:SEED], dense");
+       lookahead::cli::add_model_flags(cmd, o->m);
        cmd.add_option("--prompt", o->prompt, "prompt text (special tokens like <|im_start|> are parsed)");
        cmd.add_option("--prompt-ids", o->prompt_ids, "prompt as comma-separated token ids instead of text");
        cmd.add_option("--tokens,-n", o->tokens, "most tokens to generate")->capture_default_str();
-       cmd.add_option("--seed", o->seed, "sampling seed")->capture_default_str();
-       cmd.add_option("--temp", o->temp, "temperature (0 = greedy)")->capture_default_str();
-       cmd.add_option("--top-k", o->top_k, "keep the k most likely tokens (0 = all)")->capture_default_str();
-       cmd.add_option("--top-p", o->top_p, "nucleus sampling mass")->capture_default_str();
-       cmd.add_option("--threads,-t", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
-       cmd.add_option("--ctx,-c", o->ctx, "context size in tokens")->capture_default_str();
+       lookahead::cli::add_sampling_flags(cmd, o->s);
        cmd.add_flag("--stats", o->stats, "print prompt and generation speed to stderr");
        cmd.callback([o] { run_generate(*o); });
      }});
