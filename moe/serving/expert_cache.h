@@ -1,0 +1,111 @@
+#pragma once
+// Expert cache policies of the Read-ME serving system (issue #5, paper section 4: "Belady caching").
+// Pure bookkeeping: which (layer, expert) weight slabs sit in the fast tier (RAM budget; the
+// paper's GPU memory) and what a miss costs in slow-tier bytes. The engine that actually loads slabs
+// (O_DIRECT reads, prefetch) drives this and is not built yet (docs/serving-system.md).
+//
+// Model (demand paging): every access uses the slab now, so a miss loads it and inserts it; when the
+// cache is full, residents are evicted until it fits. A slab larger than the whole byte budget is
+// loaded for the access and never kept. Policies pick the victim:
+//   - belady: the resident whose next use is furthest in the future (never used again = infinity;
+//     ties: the lowest (layer, expert)). Needs the future access sequence, which Read-ME has exactly
+//     because the router runs before the backbone. With a slab-count capacity this is Belady's MIN,
+//     the optimal miss count (tested against brute force); with a byte budget and unequal slab
+//     sizes it is the usual heuristic, not guaranteed optimal.
+//   - lru: the least recently used resident.
+//   - random: a resident chosen uniformly by a seeded generator (deterministic for a seed).
+//   - none: nothing is kept; every access is a miss.
+//
+// Contract: ExpertCache::access() is the online interface (belady needs the position of the
+// accessed slab's next use, kNever if none); replay() runs a whole sequence, computing next uses
+// itself. Capacity: max_slabs (k) and/or max_bytes, 0 = unlimited for that dimension; at least one
+// must be set unless the policy is none (else lookahead::Error). Deterministic for a given seed.
+#include <compare>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace lookahead::moe::serving {
+
+struct SlabKey {
+  int32_t layer = 0;
+  int32_t expert = 0;
+  auto operator<=>(const SlabKey&) const = default;
+};
+
+struct SlabKeyHash {
+  size_t operator()(const SlabKey& k) const {
+    return std::hash<uint64_t>()((static_cast<uint64_t>(static_cast<uint32_t>(k.layer)) << 32) |
+                                 static_cast<uint32_t>(k.expert));
+  }
+};
+
+struct SlabAccess {
+  SlabKey key;
+  uint64_t bytes = 0;  // the slab's size: bytes read from the slow tier on a miss
+};
+
+enum class CachePolicy { BELADY, LRU, RANDOM, NONE };
+// "belady", "lru", "random", "none"; anything else throws lookahead::Error naming `what`.
+CachePolicy parse_cache_policy(std::string_view name, std::string_view what = "cache policy");
+const char* cache_policy_name(CachePolicy policy);
+
+struct CacheCapacity {
+  int64_t max_slabs = 0;   // k slabs; 0 = no slab limit
+  uint64_t max_bytes = 0;  // byte budget; 0 = no byte limit
+};
+
+struct CacheStats {
+  uint64_t accesses = 0;
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t evictions = 0;
+  uint64_t bytes_loaded = 0;  // slow-tier bytes read (sum of missed slabs' sizes)
+  double hit_ratio() const { return accesses ? static_cast<double>(hits) / accesses : 0.0; }
+};
+
+class ExpertCache {
+ public:
+  static constexpr uint64_t kNever = std::numeric_limits<uint64_t>::max();
+
+  ExpertCache(CachePolicy policy, CacheCapacity capacity, uint64_t seed = 0);
+
+  // Uses `access.key` at time `now` (strictly increasing across calls); `next_use` is the time of
+  // the same slab's next access (kNever if none), read only by belady. Returns true on a hit.
+  bool access(const SlabAccess& access, uint64_t now, uint64_t next_use = kNever);
+
+  bool contains(const SlabKey& key) const { return resident_.count(key) != 0; }
+  // Residents in (layer, expert) order.
+  std::vector<SlabKey> residents() const;
+  uint64_t resident_bytes() const { return resident_bytes_; }
+  const CacheStats& stats() const { return stats_; }
+
+ private:
+  struct Entry {
+    uint64_t bytes = 0;
+    uint64_t last_use = 0;
+    uint64_t next_use = kNever;
+  };
+  bool fits(uint64_t extra_bytes) const;
+  void evict_one();
+
+  CachePolicy policy_;
+  CacheCapacity capacity_;
+  std::mt19937_64 rng_;
+  std::unordered_map<SlabKey, Entry, SlabKeyHash> resident_;
+  uint64_t resident_bytes_ = 0;
+  CacheStats stats_;
+};
+
+// Replays `accesses` in order through a fresh cache; times are the sequence positions.
+CacheStats replay(CachePolicy policy, CacheCapacity capacity, const std::vector<SlabAccess>& accesses,
+                  uint64_t seed = 0);
+
+// next_use[i] = the position of the next access to accesses[i].key after i, or ExpertCache::kNever.
+std::vector<uint64_t> next_uses(const std::vector<SlabAccess>& accesses);
+
+}  // namespace lookahead::moe::serving

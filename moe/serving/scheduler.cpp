@@ -1,0 +1,187 @@
+#include "moe/serving/scheduler.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "common/error.h"
+
+namespace lookahead::moe::serving {
+
+SchedulerKind parse_scheduler(std::string_view name, std::string_view what) {
+  if (name == "expert-aware") return SchedulerKind::EXPERT_AWARE;
+  if (name == "decode-first") return SchedulerKind::DECODE_FIRST;
+  if (name == "prefill-first") return SchedulerKind::PREFILL_FIRST;
+  fail("{}: unknown '{}' (expected expert-aware, decode-first or prefill-first)", what, name);
+}
+
+const char* scheduler_name(SchedulerKind kind) {
+  switch (kind) {
+    case SchedulerKind::EXPERT_AWARE: return "expert-aware";
+    case SchedulerKind::DECODE_FIRST: return "decode-first";
+    case SchedulerKind::PREFILL_FIRST: return "prefill-first";
+  }
+  return "?";
+}
+
+namespace {
+
+int64_t tokens_of(const QueuedRequest& r) { return static_cast<int64_t>(r.experts.size()); }
+
+void validate(const std::vector<QueuedRequest>& queue, const SchedulerLimits& limits) {
+  if (limits.token_budget <= 0) fail("scheduler: token_budget must be > 0, got {}", limits.token_budget);
+  if (limits.max_running <= 0) fail("scheduler: max_running must be > 0, got {}", limits.max_running);
+  if (limits.starvation_limit < 0) fail("scheduler: starvation_limit must be >= 0, got {}", limits.starvation_limit);
+  int64_t running = 0;
+  for (const QueuedRequest& r : queue) {
+    if (r.experts.empty()) fail("scheduler: request {}: no pending tokens (experts is empty)", r.id);
+    if (r.running) {
+      ++running;
+      if (r.experts.size() != 1) fail("scheduler: request {}: running but {} pending tokens (expected 1)", r.id, r.experts.size());
+    } else if (tokens_of(r) > limits.token_budget) {
+      fail("scheduler: request {}: prompt of {} tokens exceeds the token budget {} (prefills are not split)",
+           r.id, tokens_of(r), limits.token_budget);
+    }
+  }
+  if (running > limits.max_running) fail("scheduler: {} running requests exceed max_running {}", running, limits.max_running);
+}
+
+// Builds a batch while tracking the budget and free sequence slots.
+struct Builder {
+  const std::vector<QueuedRequest>& queue;
+  int64_t budget_left;
+  int64_t slots_left;
+  Batch batch;
+  std::set<int32_t> experts;
+
+  bool fits(const QueuedRequest& r) const {
+    return tokens_of(r) <= budget_left && (r.running || slots_left > 0);
+  }
+  void add(const QueuedRequest& r) {
+    batch.steps.push_back(BatchStep{r.id, !r.running, tokens_of(r)});
+    batch.tokens += tokens_of(r);
+    budget_left -= tokens_of(r);
+    if (!r.running) --slots_left;
+    experts.insert(r.experts.begin(), r.experts.end());
+  }
+  Batch finish() {
+    batch.experts.assign(experts.begin(), experts.end());
+    return std::move(batch);
+  }
+};
+
+int64_t count_running(const std::vector<QueuedRequest>& queue) {
+  return std::count_if(queue.begin(), queue.end(), [](const QueuedRequest& r) { return r.running; });
+}
+
+// The expert a whole prefill is queued under: its most frequent token expert, ties to the lowest.
+int32_t queue_expert(const QueuedRequest& r) {
+  std::map<int32_t, int64_t> counts;
+  for (int32_t e : r.experts) ++counts[e];
+  int32_t best = counts.begin()->first;
+  int64_t best_count = 0;
+  for (const auto& [e, c] : counts) {
+    if (c > best_count) { best = e; best_count = c; }
+  }
+  return best;
+}
+
+Batch schedule_decode_first(const std::vector<QueuedRequest>& queue, Builder b) {
+  for (const QueuedRequest& r : queue) {
+    if (r.running && b.fits(r)) b.add(r);
+  }
+  for (const QueuedRequest& r : queue) {
+    if (r.running) continue;
+    if (!b.fits(r)) break;  // FCFS among prefills
+    b.add(r);
+  }
+  return b.finish();
+}
+
+Batch schedule_prefill_first(const std::vector<QueuedRequest>& queue, Builder b) {
+  for (const QueuedRequest& r : queue) {
+    if (r.running) continue;
+    if (!b.fits(r)) break;
+    b.add(r);
+  }
+  for (const QueuedRequest& r : queue) {
+    if (r.running && b.fits(r)) b.add(r);
+  }
+  return b.finish();
+}
+
+Batch schedule_expert_aware(const std::vector<QueuedRequest>& queue, const SchedulerLimits& limits, Builder b) {
+  // Per-expert queues of request indices: decodes first, then prefills, each in arrival order.
+  std::map<int32_t, std::vector<size_t>> queues;
+  for (size_t i = 0; i < queue.size(); ++i) {
+    if (queue[i].running) queues[queue[i].experts[0]].push_back(i);
+  }
+  for (size_t i = 0; i < queue.size(); ++i) {
+    if (!queue[i].running) queues[queue_expert(queue[i])].push_back(i);
+  }
+  auto starved = [&](const QueuedRequest& r) {
+    return limits.starvation_limit > 0 && r.waited_steps >= limits.starvation_limit;
+  };
+  while (!queues.empty() && b.budget_left > 0) {
+    // Eligible steps of each queue (a prefill needs a free slot) and their token count.
+    int32_t chosen = -1;
+    int64_t chosen_len = -1;
+    int64_t chosen_wait = -1;  // oldest starved wait in the queue, -1 when none is starved
+    std::map<int32_t, std::vector<size_t>> eligible;
+    for (auto& [e, items] : queues) {
+      std::vector<size_t>& el = eligible[e];
+      int64_t slots = b.slots_left, len = 0, wait = -1;
+      for (size_t i : items) {
+        const QueuedRequest& r = queue[i];
+        if (!r.running) {
+          if (slots <= 0) continue;
+          --slots;
+        }
+        el.push_back(i);
+        len += tokens_of(r);
+        if (starved(r)) wait = std::max(wait, r.waited_steps);
+      }
+      if (el.empty()) continue;
+      // Starved queues first (oldest wait), then the longest queue; ties keep the lowest expert.
+      if (wait > chosen_wait || (wait == chosen_wait && len > chosen_len)) {
+        chosen = e;
+        chosen_len = len;
+        chosen_wait = wait;
+      }
+    }
+    if (chosen < 0) break;
+    std::vector<size_t> items = eligible[chosen];
+    queues.erase(chosen);
+    if (chosen_len <= b.budget_left) {
+      for (size_t i : items) b.add(queue[i]);
+      continue;
+    }
+    if (chosen_wait >= 0) {
+      // Chosen because of starvation: its starved requests go first, oldest first.
+      std::stable_sort(items.begin(), items.end(), [&](size_t x, size_t y) {
+        return queue[x].waited_steps > queue[y].waited_steps;
+      });
+    }
+    for (size_t i : items) {
+      if (!b.fits(queue[i])) break;
+      b.add(queue[i]);
+    }
+    break;
+  }
+  return b.finish();
+}
+
+}  // namespace
+
+Batch schedule(SchedulerKind kind, const std::vector<QueuedRequest>& queue, const SchedulerLimits& limits) {
+  validate(queue, limits);
+  Builder b{queue, limits.token_budget, limits.max_running - count_running(queue), {}, {}};
+  switch (kind) {
+    case SchedulerKind::DECODE_FIRST: return schedule_decode_first(queue, std::move(b));
+    case SchedulerKind::PREFILL_FIRST: return schedule_prefill_first(queue, std::move(b));
+    case SchedulerKind::EXPERT_AWARE: return schedule_expert_aware(queue, limits, std::move(b));
+  }
+  return {};
+}
+
+}  // namespace lookahead::moe::serving

@@ -1,0 +1,76 @@
+#pragma once
+// Batch schedulers of the Read-ME serving system (issue #5; paper section 4, Algorithm 1).
+//
+// Input: the queue, in arrival order. Each request is either
+//   - waiting (no KV cache yet): its next step is a prefill of all its prompt tokens, or
+//   - running (holds a KV cache): its next step decodes one token.
+// Read-ME's router runs before the backbone (top-1, one expert for every layer), so every pending
+// token's expert is known: `experts` holds one expert per pending token (prompt length for a
+// prefill, 1 for a decode).
+//
+// Output: the next batch, a list of whole steps (a prefill is never split: chunked prefill is not
+// modelled, and attention needs the whole prompt), with
+//   - total tokens <= token_budget (MaxTokenLen), and
+//   - running requests + prefills admitted <= max_running (sequences holding a KV cache).
+// A prefill longer than token_budget can never be scheduled: lookahead::Error naming the request
+// (the engine must refuse such prompts at submit).
+//
+// Schedulers:
+//   - decode-first (DeepSpeed-style): every running request decodes (arrival order, while the
+//     budget lasts), then waiting prefills join in arrival order while they fit; the first that does
+//     not fit stops admission (FCFS, so a long prompt is not overtaken forever).
+//   - prefill-first (vLLM-style): waiting prefills are admitted first (arrival order, stop at the
+//     first that does not fit or when slots run out), then running requests decode with what is
+//     left of the budget. Batches mix prefills and decodes (vLLM v0 would not; stated choice).
+//   - expert-aware (Algorithm 1): per-expert queues; a decode joins the queue of its token's expert,
+//     a prefill joins the queue of its most frequent expert (ties: lowest id) with its whole length
+//     (it cannot be split across queues). Queue length = tokens. Repeatedly take the longest queue
+//     (ties: lowest expert id); if it all fits the remaining budget, append it all and continue;
+//     else append what fits, in queue order (decodes first, then prefills, each in arrival order),
+//     stopping at the first step that does not fit, and stop. Prefills with no free sequence slot
+//     are not eligible. Anti-starvation (not in the paper, whose Algorithm 1 can starve a rare
+//     expert under load): a request with waited_steps >= starvation_limit puts its queue ahead of
+//     all others (oldest first), so its wait is bounded; starvation_limit = 0 turns this off.
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace lookahead::moe::serving {
+
+enum class SchedulerKind { EXPERT_AWARE, DECODE_FIRST, PREFILL_FIRST };
+// "expert-aware", "decode-first", "prefill-first"; anything else throws naming `what`.
+SchedulerKind parse_scheduler(std::string_view name, std::string_view what = "scheduler");
+const char* scheduler_name(SchedulerKind kind);
+
+struct QueuedRequest {
+  uint64_t id = 0;
+  bool running = false;          // holds a KV cache: decodes one token; else prefills its prompt
+  std::vector<int32_t> experts;  // pre-gated expert of each pending token (size 1 when running)
+  int64_t waited_steps = 0;      // batches formed since this step became ready without it
+};
+
+struct SchedulerLimits {
+  int64_t token_budget = 256;     // MaxTokenLen: tokens per batch
+  int64_t max_running = 64;       // sequences holding a KV cache at once
+  int64_t starvation_limit = 32;  // expert-aware only; 0 = off
+};
+
+struct BatchStep {
+  uint64_t id = 0;
+  bool prefill = false;
+  int64_t tokens = 0;
+};
+
+struct Batch {
+  std::vector<BatchStep> steps;  // in the order the scheduler picked them
+  int64_t tokens = 0;
+  std::vector<int32_t> experts;  // unique experts the batch's tokens use, sorted
+  int64_t unique_experts() const { return static_cast<int64_t>(experts.size()); }
+};
+
+// Picks the next batch from `queue` (arrival order). Throws lookahead::Error on invalid input:
+// empty `experts`, a running request with more than one pending token, a non-positive limit, a
+// prefill longer than token_budget, more running requests than max_running.
+Batch schedule(SchedulerKind kind, const std::vector<QueuedRequest>& queue, const SchedulerLimits& limits);
+
+}  // namespace lookahead::moe::serving
