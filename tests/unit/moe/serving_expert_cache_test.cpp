@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <functional>
 #include <random>
 #include <set>
@@ -148,6 +149,8 @@ TEST(ServingExpertCache, TableFourStyleBeladyBeatsLruAndRandom) {
     double belady = replay(CachePolicy::BELADY, cap, accesses).hit_ratio();
     double lru = replay(CachePolicy::LRU, cap, accesses).hit_ratio();
     double random = replay(CachePolicy::RANDOM, cap, accesses, 5).hit_ratio();
+    std::printf("k=%lld: random %.1f%%  lru %.1f%%  belady %.1f%%\n", static_cast<long long>(k), 100 * random,
+                100 * lru, 100 * belady);
     EXPECT_GE(belady, lru) << "k=" << k;
     EXPECT_GE(belady, random) << "k=" << k;
     EXPECT_GT(belady, 0.0);
