@@ -26,24 +26,58 @@ balance::Scheme plan_scheme(const std::string& name) {
   return balance::parse_scheme(name);
 }
 
-// Ethereal in a packet run: plans each (step, source host) batch when its first flow becomes ready,
-// with the failed paths that host has learned from QP timeouts so far.
-class EtherealLearner {
- public:
-  EtherealLearner(const Topology& topo, const collective::Collective& c, uint64_t seed) : topo_(topo), c_(c), seed_(seed) {}
+// The QP a plan entry becomes in the simulator: source-routed, ECMP-hashed or sprayed.
+FlowSpec qp_flow(const balance::Qp& qp, bool reps) {
+  FlowSpec f;
+  f.src = qp.src_host;
+  f.dst = qp.dst_host;
+  f.bytes = qp.bytes;
+  switch (qp.routing) {
+    case balance::Routing::pinned:
+      f.lb = LoadBalancing::source;
+      f.path = qp.path;
+      break;
+    case balance::Routing::hashed:
+      f.lb = LoadBalancing::ecmp;
+      f.entropy = static_cast<int64_t>(qp.entropy);
+      break;
+    case balance::Routing::sprayed: f.lb = reps ? LoadBalancing::reps : LoadBalancing::spray; break;
+  }
+  return f;
+}
 
-  // Workload: one split_on_start flow per collective flow, dependencies as the collective's. Flows are
-  // added in the order the static plan lists their QPs (per step, per host, destination leaves in the
-  // planner's seeded shuffle), so a host's NIC serves them in the same order as ethereal-known's QPs
-  // (collective order would make every host start with the same destination: synchronised incast).
+// A collective on the simulator: one split_on_start flow per collective flow, with the collective's
+// dependencies; when it becomes ready the simulator asks for its QPs (Simulator::on_split). Flow-level
+// dependencies keep the workload linear in QPs: with QP-level ones, every QP of a flow would depend on
+// every QP of the flows before it (direct all-reduce under mprdma-8 at 256 hosts: 2040 x 2040
+// dependencies per host, about 10^9 in all).
+// - learn (scheme "ethereal"): each (step, source host) batch is planned when its first flow becomes
+//   ready, over the paths that host has not learned to be failed from QP timeouts.
+// - otherwise: every step planned up front on plan_topo (which shows the failures the scheme knows).
+class CollectiveSplitter {
+ public:
+  CollectiveSplitter(const Topology& plan_topo, const collective::Collective& c, const std::string& scheme, uint64_t seed,
+                     bool learn)
+      : topo_(plan_topo), c_(c), scheme_(learn ? balance::Scheme{balance::SchemeKind::ethereal, 1} : plan_scheme(scheme)),
+        reps_(scheme == "reps"), seed_(seed), learn_(learn) {}
+
+  // Flows are added in the order the static plan lists their QPs (per step, per host, destination
+  // leaves in the planner's seeded shuffle), so a host's NIC serves them in plan order (collective
+  // order would make every host start with the same destination: synchronised incast).
   Workload workload() {
     std::vector<int> order;
     std::vector<char> seen(c_.flows.size(), 0);
+    if (!learn_) static_qps_.assign(c_.flows.size(), {});
     for (size_t s = 0; s < c_.steps.size(); ++s) {
-      auto plan = balance::make_plan(topo_, step_flows(c_, static_cast<int>(s)), {balance::SchemeKind::ethereal, 1}, seed_);
+      auto plan = balance::make_plan(topo_, step_flows(c_, static_cast<int>(s)), scheme_, seed_);
       for (const auto& qp : plan.qps) {
         int id = c_.steps[s][qp.flow];
         if (!seen[id]) seen[id] = 1, order.push_back(id);
+        if (!learn_) static_qps_[id].push_back(qp_flow(qp, reps_));
+      }
+      if (!learn_) {
+        total_qps_ += static_cast<int>(plan.qps.size());
+        for (int q : plan.qps_per_host(topo_.hosts())) max_qps_per_host_ = std::max(max_qps_per_host_, q);
       }
     }
     std::vector<int> sim_id(c_.flows.size(), -1);
@@ -59,7 +93,6 @@ class EtherealLearner {
       s.bytes = f.bytes;
       for (int d : f.deps) s.deps.push_back(sim_id[d]);
       s.group = group;
-      s.lb = LoadBalancing::source;
       s.split_on_start = true;
       w.add_flow(s);
     }
@@ -68,6 +101,7 @@ class EtherealLearner {
 
   std::vector<FlowSpec> split(int sim_flow, SimTime now) {
     const int flow = coll_of_.at(static_cast<size_t>(sim_flow));
+    if (!learn_) return std::move(static_qps_[flow]);
     const auto& cf = c_.flows[flow];
     auto key = std::make_pair(cf.step, cf.src_host);
     auto it = batches_.find(key);
@@ -81,17 +115,9 @@ class EtherealLearner {
           demands.push_back({c_.flows[id].src_host, c_.flows[id].dst_host, c_.flows[id].bytes});
         }
       auto known = [&](int src, int dst, int path) { return known_failed(src, dst, path, now); };
-      auto plan = balance::make_plan(topo_, demands, {balance::SchemeKind::ethereal, 1}, seed_, known);
+      auto plan = balance::make_plan(topo_, demands, scheme_, seed_, known);
       std::map<int, std::vector<FlowSpec>> qps;
-      for (const auto& qp : plan.qps) {
-        FlowSpec s;
-        s.src = qp.src_host;
-        s.dst = qp.dst_host;
-        s.bytes = qp.bytes;
-        s.lb = LoadBalancing::source;
-        s.path = qp.path;
-        qps[ids[qp.flow]].push_back(s);
-      }
+      for (const auto& qp : plan.qps) qps[ids[qp.flow]].push_back(qp_flow(qp, false));
       max_qps_per_host_ = std::max(max_qps_per_host_, static_cast<int>(plan.qps.size()));
       it = batches_.emplace(key, std::move(qps)).first;
     }
@@ -112,6 +138,7 @@ class EtherealLearner {
     return -1;
   }
 
+  int total_qps() const { return total_qps_; }  // static plans: every QP of the collective
   int max_qps_per_host() const { return max_qps_per_host_; }
   int learned() const { return learned_; }
 
@@ -125,11 +152,15 @@ class EtherealLearner {
 
   const Topology& topo_;
   const collective::Collective& c_;
+  balance::Scheme scheme_;
+  bool reps_;
   uint64_t seed_;
+  bool learn_;
+  std::vector<std::vector<FlowSpec>> static_qps_;                                // collective flow -> QPs
   std::map<std::pair<int, int>, std::map<int, std::vector<FlowSpec>>> batches_;  // (step, host) -> flow -> QPs
   std::map<std::pair<int, int>, std::map<int, SimTime>> failed_;                 // (host, dst leaf) -> path -> until
   std::vector<int> coll_of_;  // workload flow id -> collective flow id
-  int max_qps_per_host_ = 0, learned_ = 0;
+  int max_qps_per_host_ = 0, learned_ = 0, total_qps_ = 0;
 };
 
 }  // namespace
@@ -183,26 +214,24 @@ ReproResult run_point(const ReproPoint& point) {
   NetworkConfig cfg = point.config;
   cfg.seed = point.seed;
   const bool learn = point.scheme == "ethereal";
-  EtherealLearner learner(point.topology, c, point.seed);  // knows nothing of the failure
-  Workload w = learn ? learner.workload() : collective_workload(topo, c, point.scheme, point.seed, &r.max_qps_per_host);
-  const int parents = learn ? static_cast<int>(w.flows.size()) : 0;
-  if (!learn) r.qps = static_cast<int>(w.flows.size());
+  // Ethereal learns failures (plans on the topology without them); the others plan on what they know.
+  CollectiveSplitter splitter(learn ? point.topology : topo, c, point.scheme, point.seed, learn);
+  Workload w = splitter.workload();
+  const int parents = static_cast<int>(w.flows.size());
   Simulator sim(point.topology, std::move(w), cfg);
-  if (learn) {
-    sim.on_split([&](int flow, SimTime now) { return learner.split(flow, now); });
-    sim.on_source_timeout([&](int, int src, int dst, int path, SimTime now) { return learner.timeout(src, dst, path, now); });
-  }
+  sim.on_split([&](int flow, SimTime now) { return splitter.split(flow, now); });
+  if (learn)
+    sim.on_source_timeout([&](int, int src, int dst, int path, SimTime now) { return splitter.timeout(src, dst, path, now); });
   for (int l : point.fail) sim.fail_link(l, 0, kNever, false);  // both directions are in `fail`
   double host_bps = static_cast<double>(point.topology.links[point.topology.host_uplink(0)].rate_bps);
   double until_us = point.until_us > 0 ? point.until_us
                                        : std::max(2000.0, 50.0 * 2.0 * point.collective.message_bytes * 8.0 / host_bps * 1e6);
   SimResult res = sim.run(static_cast<SimTime>(until_us * 1e6));
   r.finished = res.all_finished;
-  if (learn) {
-    r.qps = static_cast<int>(res.flows.size()) - parents;
-    r.max_qps_per_host = learner.max_qps_per_host();
-    r.learned_paths = learner.learned();
-  }
+  // Learning ethereal: the QPs it opened (flows that never started open none); else the plan's QPs.
+  r.qps = learn ? static_cast<int>(res.flows.size()) - parents : splitter.total_qps();
+  r.max_qps_per_host = splitter.max_qps_per_host();
+  r.learned_paths = splitter.learned();
   r.end_us = static_cast<double>(res.end_ps) / 1e6;
   if (!res.groups.empty() && res.groups[0].finish_ps != kNever && r.finished)
     r.cct_us = static_cast<double>(res.groups[0].finish_ps) / 1e6;
