@@ -143,6 +143,7 @@ SimResult simulate(SchedulerKind kind, const SchedulerLimits& limits, int per_st
       l.q.experts = {next_expert(l.q.experts.back())};
       --l.left;
     }
+    EXPECT_LE(std::count_if(live.begin(), live.end(), [](const Live& l) { return l.q.running; }), limits.max_running);
     auto done = std::remove_if(live.begin(), live.end(), [](const Live& l) { return l.left == 0; });
     r.finished += live.end() - done;
     live.erase(done, live.end());
