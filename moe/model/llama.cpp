@@ -150,7 +150,7 @@ void LlamaContext::forward_chunk(const int32_t* tokens, int64_t n, int64_t logit
                                  const int32_t* experts) {
   const LlamaHparams& hp = model_.hparams();
   const LlamaWeights& w = model_.weights();
-  const int64_t d = hp.n_embd, hd = hp.head_dim, ff = hp.n_ff;
+  const int64_t d = hp.n_embd, hd = hp.head_dim;
   const AttentionShape shape{hp.n_head, hp.n_head_kv, hd};
   const int64_t q_dim = shape.q_dim(), kv_dim = shape.kv_dim();
   const int64_t pos0 = n_past_;
