@@ -129,6 +129,9 @@ for tag, label in tags:
     per = {"pp512": ([], []), "tg128": ([], [])}
     wbytes = None
     for r in range(1, rounds + 1):
+        # A round cut short (time limit) lacks files; the table counts only complete rounds.
+        if not all(os.path.exists(os.path.join(work, f"{w}_{tag}_{r}.json")) for w in ("llama", "ours")):
+            continue
         l = tests(os.path.join(work, f"llama_{tag}_{r}.json"))
         o = tests(os.path.join(work, f"ours_{tag}_{r}.json"))
         for t in per:
@@ -151,7 +154,7 @@ rss_rows = []
 for tag, label in tags:
     for who, name in (("ours", "lookahead"), ("llama", "llama.cpp")):
         fa, fb = (os.path.join(work, f"rss_{who}_{tag}_{k}.json") for k in ("load", "1k"))
-        if not (os.path.exists(fa) and os.path.exists(fb)):
+        if not (os.path.exists(fa) and os.path.exists(fb)) or "{" not in open(fa).read() + " " or "{" not in open(fb).read():
             rss_rows.append(f"| {label} | {name} | not measured | not measured |")
             continue
         a, b = last_json_line(fa), last_json_line(fb)
