@@ -21,7 +21,7 @@ PY=${PYTHON:-python3}
 domains=$("$PY" -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["readme"]["experts"]))' "$MODEL/config.json")
 ppl() {  # route domain -> perplexity
   "$L" moe perplexity --model "$MODEL" --route "$1" --file "$CORPUS/$2/heldout.txt" --ctx "$CTX" --chunks "$CHUNKS" \
-    --threads "$THREADS" --json 2>/dev/null | "$PY" -c 'import json,sys; print(f"{json.load(sys.stdin)[\"ppl\"]:.3f}")'
+    --threads "$THREADS" --json 2>/dev/null | "$PY" -c 'import json,sys; print("%.3f" % json.load(sys.stdin)["ppl"])'
 }
 fraction() {  # route -> activated FFN fraction (from the model's expert sizes)
   "$L" moe info --model "$MODEL" --json 2>/dev/null | "$PY" -c '
