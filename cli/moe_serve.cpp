@@ -17,6 +17,7 @@
 #include "moe/format/model_source.h"
 #include "moe/kernels/matmul.h"
 #include "moe/model/llama.h"
+#include "moe/model/loaded_model.h"
 #include "moe/serve/engine_choice.h"
 #include "moe/serve/http_server.h"
 #include "moe/serve/sequential_engine.h"
@@ -28,6 +29,7 @@ using namespace lookahead::moe::serve;
 
 struct ServeOptions {
   std::string model;
+  std::string route;
   std::string host = "127.0.0.1";
   int port = 8080;
   std::string scheduler = "sequential";
@@ -104,14 +106,15 @@ void run_serve(const ServeOptions& o) {
   // A client that vanishes must not kill the server with SIGPIPE.
   signal(SIGPIPE, SIG_IGN);
 
-  auto source = open_model(o.model);
-  LlamaModel model(*source);
-  const Tokenizer& tok = source->tokenizer();
+  LoadedModel loaded(o.model, o.route);
+  const LlamaModel& model = loaded.llama();
+  const Tokenizer& tok = loaded.source().tokenizer();
   SequentialEngineOptions eopt;
   eopt.n_ctx = o.ctx;
   if (model.hparams().n_ctx_train > 0) eopt.n_ctx = std::min<int64_t>(o.ctx, model.hparams().n_ctx_train);
   eopt.max_running = o.max_running;
   eopt.max_queue = o.max_queue;
+  eopt.prepare_context = [&loaded](LlamaContext& ctx) { loaded.attach(ctx); };  // Read-ME routing per sequence
   SequentialEngine engine(model, tok, eopt);
 
   HttpServerOptions sopt;
@@ -157,7 +160,8 @@ const bool registered = lookahead::cli::register_command(
            "and --budget are accepted and validated but not yet available: they need the Read-ME serving engine "
            "(issue #5).\nSIGTERM/SIGINT: stop accepting, finish in-flight requests (cancel them after "
            "--drain-timeout), exit 0.\n");
-       cmd.add_option("--model", o->model, "GGUF file or Hugging Face checkpoint directory")->required();
+       cmd.add_option("--model", o->model, "GGUF file, Hugging Face checkpoint directory or Read-ME model directory")->required();
+       cmd.add_option("--route", o->route, "Read-ME routing: router (default), oracle:DOMAIN, random[:SEED], dense");
        cmd.add_option("--host", o->host, "address to listen on")->capture_default_str();
        cmd.add_option("--port", o->port, "TCP port (0 = any free port; the address is printed)")->capture_default_str();
        cmd.add_option("--scheduler", o->scheduler,

@@ -34,7 +34,10 @@ SequentialEngine::SequentialEngine(const LlamaModel& model, const Tokenizer& tok
   copt.kv_type = opt_.kv_type;
   // The whole KV cache limit is reserved up front: traffic never grows memory.
   slots_.resize(static_cast<size_t>(opt_.max_running));
-  for (auto& s : slots_) s.ctx = std::make_unique<LlamaContext>(model, copt);
+  for (auto& s : slots_) {
+    s.ctx = std::make_unique<LlamaContext>(model, copt);
+    if (opt_.prepare_context) opt_.prepare_context(*s.ctx);
+  }
   const auto& hp = model.hparams();
   const uint64_t elem = opt_.kv_type == TensorType::F16 ? 2 : 4;
   m_.kv_cache_bytes = 2ull * static_cast<uint64_t>(hp.n_layer) * static_cast<uint64_t>(opt_.n_ctx) *

@@ -10,6 +10,7 @@
 // Admission is first come, first served, whenever a sequence slot is free.
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,6 +29,9 @@ struct SequentialEngineOptions {
   int64_t max_queue = 32;
   int64_t prefill_chunk = 128; // prompt tokens per sequence per step
   TensorType kv_type = TensorType::F32;
+  // Called once for each sequence slot's context, e.g. to attach a Read-ME model's router and
+  // experts (LoadedModel::attach); empty = dense.
+  std::function<void(LlamaContext&)> prepare_context;
 };
 
 class SequentialEngine final : public ServingEngine {
