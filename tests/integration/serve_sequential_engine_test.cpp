@@ -87,7 +87,7 @@ TEST_F(ServeEngine, GreedyOutputEqualsTheGenerationLoop) {
     });
   }
   // The same prefill batch as the loop (chunked prefill rounds activations differently).
-  SequentialEngine engine(*model_, tok, {128, 2, 4, 128, TensorType::F32});
+  SequentialEngine engine(*model_, tok, {128, 2, 4, 128, TensorType::F32, {}});
   Collector c;
   const SubmitResult s = engine.submit(request(kPrompt, 6, c));
   ASSERT_EQ(s.status, SubmitStatus::ACCEPTED) << s.message;
@@ -116,7 +116,7 @@ TEST_F(ServeEngine, GreedyOutputEqualsTheGenerationLoop) {
 }
 
 TEST_F(ServeEngine, StopStringEndsTheRequest) {
-  SequentialEngine engine(*model_, source_->tokenizer(), {128, 1, 4, 128, TensorType::F32});
+  SequentialEngine engine(*model_, source_->tokenizer(), {128, 1, 4, 128, TensorType::F32, {}});
   Collector full;
   engine.submit(request(kPrompt, 6, full));
   full.wait_done();
@@ -132,7 +132,7 @@ TEST_F(ServeEngine, StopStringEndsTheRequest) {
 }
 
 TEST_F(ServeEngine, RefusalsQueueFullCancelAndDrain) {
-  SequentialEngine engine(*model_, source_->tokenizer(), {64, 1, 1, 128, TensorType::F32});
+  SequentialEngine engine(*model_, source_->tokenizer(), {64, 1, 1, 128, TensorType::F32, {}});
   Collector bad;
   EXPECT_EQ(engine.submit(request({}, 4, bad)).status, SubmitStatus::INVALID);
   EXPECT_EQ(engine.submit(request(kPrompt, 60, bad)).status, SubmitStatus::INVALID);  // 5 + 60 > 64
@@ -171,7 +171,7 @@ TEST_F(ServeEngine, RefusalsQueueFullCancelAndDrain) {
 }
 
 TEST_F(ServeEngine, ConcurrentSequencesDoNotDisturbEachOther) {
-  SequentialEngine engine(*model_, source_->tokenizer(), {128, 3, 8, 3, TensorType::F32});
+  SequentialEngine engine(*model_, source_->tokenizer(), {128, 3, 8, 3, TensorType::F32, {}});
   const std::vector<std::vector<int32_t>> prompts = {kPrompt, {504, 3575, 282, 7042}, {1, 2, 3, 4, 5, 6, 7}};
   std::vector<std::string> solo;
   for (const auto& p : prompts) {
