@@ -47,16 +47,10 @@ void run_router_eval(const RouterEvalOptions& o) {
   std::vector<std::vector<int64_t>> confusion(domains.size(), std::vector<int64_t>(static_cast<size_t>(N), 0));
   std::vector<int64_t> labelled_correct(domains.size(), 0), total(domains.size(), 0);
   int64_t same_as_previous = 0, pairs = 0;
-  std::vector<int32_t> window;
   for (size_t d = 0; d < domains.size(); ++d) {
     const int32_t label = model.expert_index(domains[d].name);
     const std::vector<int32_t> ids = tokenize_prefix(tok, read_text_file(domains[d].path), o.tokens);
-    const int64_t text = o.ctx - static_cast<int64_t>(prefix.size());
-    int64_t used = 0;
-    for (size_t pos = 0; pos < ids.size() && used < o.tokens; pos += static_cast<size_t>(text)) {
-      const int64_t n = std::min<int64_t>({text, static_cast<int64_t>(ids.size() - pos), o.tokens - used});
-      window.assign(prefix.begin(), prefix.end());
-      window.insert(window.end(), ids.begin() + static_cast<int64_t>(pos), ids.begin() + static_cast<int64_t>(pos) + n);
+    for_each_window(ids, prefix, o.ctx, o.tokens, [&](const std::vector<int32_t>& window, int64_t) {
       router.truncate(0);
       const std::vector<int32_t> experts = router.route(window.data(), static_cast<int64_t>(window.size()));
       // Score the text tokens (not the BOS prefix).
@@ -69,8 +63,7 @@ void run_router_eval(const RouterEvalOptions& o) {
           if (experts[i] == experts[i - 1]) ++same_as_previous;
         }
       }
-      used += n;
-    }
+    });
   }
   // Router decode cost: route 256 tokens one at a time with the KV cache.
   const int64_t n_decode = std::min<int64_t>(256, rc.max_positions);

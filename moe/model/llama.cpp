@@ -159,6 +159,7 @@ void LlamaContext::forward_chunk(const int32_t* tokens, int64_t n, int64_t logit
   for (int64_t t = 0; t < n; ++t)
     dequantize_row(w.token_embd.type, w.token_embd.row(tokens[t]), x_.data() + t * d, d);
 
+  if (experts) group_by_expert(experts, n);
   for (int l = 0; l < hp.n_layer; ++l) {
     const LlamaLayer& L = w.layers[static_cast<size_t>(l)];
     // Attention block.
@@ -235,15 +236,9 @@ void LlamaContext::ffn_rows(int l, const float* in, int64_t m, float* out, int32
   matmul(L.w_down, gate_.data(), m, out, ws_);  // [m][d]
 }
 
-void LlamaContext::ffn_block(int l, int64_t n, const int32_t* experts) {
-  const int64_t d = model_.hparams().n_embd;
-  if (!experts) {
-    ffn_rows(l, h_.data(), n, h_.data(), kDenseFfn);  // h is read fully before the output is written
-    for (int64_t i = 0; i < n * d; ++i) x_[static_cast<size_t>(i)] += h_[static_cast<size_t>(i)];
-    return;
-  }
-  // Group the chunk's tokens by expert (stable counting sort; group 0 = kDenseFfn), so each
-  // expert's FFN is one matrix multiply over its tokens.
+void LlamaContext::group_by_expert(const int32_t* experts, int64_t n) {
+  // Stable counting sort; group 0 = kDenseFfn, group e + 1 = expert e. Each expert's FFN is then
+  // one matrix multiply over its tokens, in every layer (the routing is the same for all layers).
   const int32_t n_expert = expert_weights_->n_expert();
   group_start_.assign(static_cast<size_t>(n_expert) + 2, 0);
   for (int64_t t = 0; t < n; ++t) ++group_start_[static_cast<size_t>(experts[t] + 2)];
@@ -252,7 +247,17 @@ void LlamaContext::ffn_block(int l, int64_t n, const int32_t* experts) {
   expert_order_.resize(static_cast<size_t>(n));
   for (int64_t t = 0; t < n; ++t)
     expert_order_[static_cast<size_t>(group_fill_[static_cast<size_t>(experts[t] + 1)]++)] = static_cast<int32_t>(t);
+}
 
+void LlamaContext::ffn_block(int l, int64_t n, const int32_t* experts) {
+  const int64_t d = model_.hparams().n_embd;
+  if (!experts) {
+    ffn_rows(l, h_.data(), n, h_.data(), kDenseFfn);  // h is read fully before the output is written
+    for (int64_t i = 0; i < n * d; ++i) x_[static_cast<size_t>(i)] += h_[static_cast<size_t>(i)];
+    return;
+  }
+  // Tokens are grouped by expert once per chunk (group_by_expert); every layer reuses the groups.
+  const int32_t n_expert = expert_weights_->n_expert();
   float* in = gathered_.data();
   float* out = att_.data();  // the attention output is consumed already: reuse it as [m][d]
   for (int32_t e = kDenseFfn; e < n_expert; ++e) {

@@ -92,6 +92,8 @@ class LlamaContext {
   void forward_chunk(const int32_t* tokens, int64_t n, int64_t logits_from, float* logits, const int32_t* experts);
   // x[t] += FFN_{expert of t}(h[t]) for the chunk's n tokens (experts null: all dense).
   void ffn_block(int layer, int64_t n, const int32_t* experts);
+  // Fills expert_order_ / group_start_ for a chunk's routing (once per chunk, not per layer).
+  void group_by_expert(const int32_t* experts, int64_t n);
   // out[m][d] = FFN(in[m][d]) of one expert, or of the dense FFN (with the hook's neuron subset).
   void ffn_rows(int layer, const float* in, int64_t m, float* out, int32_t expert);
   uint8_t* cache_row(std::vector<uint8_t>& cache, int layer, int64_t pos);

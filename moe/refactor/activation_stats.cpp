@@ -52,23 +52,18 @@ ActivationStats collect_activation_stats(const LlamaModel& model, const std::vec
   ctx.set_ffn_hook(&recorder);
 
   ProgressBar progress("stats", static_cast<uint64_t>(options.tokens_per_domain) * domains.size(), options.progress);
-  std::vector<int32_t> window;
   for (size_t d = 0; d < domains.size(); ++d) {
     std::vector<int32_t> ids = tokenize_prefix(tokenizer, read_text_file(domains[d].path), options.tokens_per_domain);
     if (ids.empty()) fail("corpus domain '{}' ({}) has no tokens", domains[d].name, domains[d].path);
     recorder.reset();
     int64_t used = 0, seen = 0;
-    const int64_t text_per_window = options.ctx - static_cast<int64_t>(prefix.size());
-    for (size_t pos = 0; pos < ids.size() && used < options.tokens_per_domain; pos += static_cast<size_t>(text_per_window)) {
-      int64_t n = std::min<int64_t>({text_per_window, static_cast<int64_t>(ids.size() - pos), options.tokens_per_domain - used});
-      window.assign(prefix.begin(), prefix.end());
-      window.insert(window.end(), ids.begin() + static_cast<int64_t>(pos), ids.begin() + static_cast<int64_t>(pos) + n);
+    for_each_window(ids, prefix, options.ctx, options.tokens_per_domain, [&](const std::vector<int32_t>& window, int64_t n) {
       ctx.truncate(0);
       ctx.forward(window.data(), static_cast<int64_t>(window.size()));
       used += n;
       seen += static_cast<int64_t>(window.size());
       progress.set(static_cast<uint64_t>(d) * options.tokens_per_domain + static_cast<uint64_t>(used));
-    }
+    });
     std::vector<float> means = recorder.means(seen);
     stats.domains.push_back(domains[d].name);
     stats.tokens.push_back(seen);

@@ -58,4 +58,21 @@ std::vector<int32_t> tokenize_prefix(const Tokenizer& tokenizer, const std::stri
   }
 }
 
+int64_t for_each_window(const std::vector<int32_t>& ids, const std::vector<int32_t>& prefix, int64_t ctx,
+                        int64_t max_text_tokens,
+                        const std::function<void(const std::vector<int32_t>& window, int64_t text_tokens)>& visit) {
+  const int64_t text_per_window = ctx - static_cast<int64_t>(prefix.size());
+  LOOKAHEAD_CHECK(text_per_window > 0);
+  std::vector<int32_t> window;
+  int64_t used = 0;
+  for (size_t pos = 0; pos < ids.size() && used < max_text_tokens; pos += static_cast<size_t>(text_per_window)) {
+    const int64_t n = std::min<int64_t>({text_per_window, static_cast<int64_t>(ids.size() - pos), max_text_tokens - used});
+    window.assign(prefix.begin(), prefix.end());
+    window.insert(window.end(), ids.begin() + static_cast<int64_t>(pos), ids.begin() + static_cast<int64_t>(pos) + n);
+    used += n;
+    visit(window, n);
+  }
+  return used;
+}
+
 }  // namespace lookahead::moe

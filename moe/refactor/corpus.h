@@ -5,6 +5,7 @@
 // or exactly `only` when given) and throws lookahead::Error naming the directory or domain when the
 // directory is missing, a requested domain is missing, or a domain's split file is empty.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,5 +24,12 @@ class Tokenizer;
 // Tokenizes only as much of `text` as `want` tokens need: a prefix cut at a document boundary
 // (blank line), doubled until it yields enough tokens (or the whole text). No special tokens.
 std::vector<int32_t> tokenize_prefix(const Tokenizer& tokenizer, const std::string& text, int64_t want);
+
+// Cuts `ids` into consecutive windows of at most `ctx` tokens, each `prefix` (e.g. BOS) followed by
+// the next text tokens, until `max_text_tokens` text tokens are used; visit(window, text_tokens)
+// sees each. Returns the text tokens used. The caller checks that ctx leaves room after prefix.
+int64_t for_each_window(const std::vector<int32_t>& ids, const std::vector<int32_t>& prefix, int64_t ctx,
+                        int64_t max_text_tokens,
+                        const std::function<void(const std::vector<int32_t>& window, int64_t text_tokens)>& visit);
 
 }  // namespace lookahead::moe

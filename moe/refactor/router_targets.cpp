@@ -89,8 +89,7 @@ RouterTargetSummary collect_router_targets(const LlamaModel& model, const std::v
   if (domains.size() != sets.experts.size()) fail("router targets: {} domains for {} experts", domains.size(), sets.experts.size());
   const Tokenizer& tokenizer = model.source().tokenizer();
   const std::vector<int32_t> prefix = tokenizer.encode("", true, false);
-  const int64_t text_per_window = options.ctx - static_cast<int64_t>(prefix.size());
-  if (text_per_window < 1) fail("router targets: window of {} tokens leaves no room for text", options.ctx);
+  if (options.ctx - static_cast<int64_t>(prefix.size()) < 1) fail("router targets: window of {} tokens leaves no room for text", options.ctx);
   const int32_t L = hp.n_layer, N = static_cast<int32_t>(sets.experts.size());
 
   std::vector<int32_t> tokens, seq_start{0}, domain;
@@ -104,17 +103,13 @@ RouterTargetSummary collect_router_targets(const LlamaModel& model, const std::v
   ctx.set_ffn_hook(&recorder);
   ProgressBar progress("router targets", static_cast<uint64_t>(options.tokens_per_domain) * domains.size(),
                        options.progress);
-  std::vector<int32_t> window;
   for (size_t dmn = 0; dmn < domains.size(); ++dmn) {
     if (domains[dmn].name != sets.experts[dmn])
       fail("router targets: domain {} is '{}' but expert {} is '{}'", dmn, domains[dmn].name, dmn, sets.experts[dmn]);
     const std::vector<int32_t> ids = tokenize_prefix(tokenizer, read_text_file(domains[dmn].path), options.tokens_per_domain);
     if (ids.empty()) fail("corpus domain '{}' ({}) has no tokens", domains[dmn].name, domains[dmn].path);
     int64_t used = 0;
-    for (size_t pos = 0; pos < ids.size() && used < options.tokens_per_domain; pos += static_cast<size_t>(text_per_window)) {
-      const int64_t n = std::min<int64_t>({text_per_window, static_cast<int64_t>(ids.size() - pos), options.tokens_per_domain - used});
-      window.assign(prefix.begin(), prefix.end());
-      window.insert(window.end(), ids.begin() + static_cast<int64_t>(pos), ids.begin() + static_cast<int64_t>(pos) + n);
+    for_each_window(ids, prefix, options.ctx, options.tokens_per_domain, [&](const std::vector<int32_t>& window, int64_t n) {
       const auto w = static_cast<int64_t>(window.size());
       const size_t row0 = targets.size();
       targets.resize(row0 + static_cast<size_t>(w * L * N));
@@ -126,7 +121,7 @@ RouterTargetSummary collect_router_targets(const LlamaModel& model, const std::v
       seq_start.push_back(static_cast<int32_t>(tokens.size()));
       used += n;
       progress.set(dmn * static_cast<uint64_t>(options.tokens_per_domain) + static_cast<uint64_t>(used));
-    }
+    });
   }
   progress.finish();
   if (tokens.size() > static_cast<size_t>(INT32_MAX)) fail("router targets: too many tokens");
