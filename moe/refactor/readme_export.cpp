@@ -65,7 +65,10 @@ json dense_config(const LlamaHparams& hp, const Tokenizer* tok, TensorType dtype
   return j;
 }
 
-void write_tokenizer(const ModelSource& dense, const fs::path& dir) {
+}  // namespace
+
+void write_readme_tokenizer(const ModelSource& dense, const std::string& dir_name) {
+  const fs::path dir(dir_name);
   std::error_code ec;
   if (fs::is_directory(dense.path(), ec)) {
     bool any = false;
@@ -91,7 +94,14 @@ void write_tokenizer(const ModelSource& dense, const fs::path& dir) {
   w.write((dir / "tokenizer.gguf").string());
 }
 
-}  // namespace
+std::string readme_config_json(const LlamaHparams& hp, const Tokenizer* tok, TensorType dtype,
+                               const ReadMeConfig& config) {
+  json config_json = dense_config(hp, tok, dtype);
+  nlohmann::json readme;
+  config.to_config(readme);
+  for (auto& [k, v] : readme.items()) config_json[k] = v;
+  return config_json.dump(2) + "\n";
+}
 
 void write_readme_model(const ModelSource& dense, const ExpertSets& sets, const ReadMeConfig& config,
                         const TensorLookup& router, const std::string& out, const ReadMeExportOptions& options) {
@@ -119,14 +129,8 @@ void write_readme_model(const ModelSource& dense, const ExpertSets& sets, const 
   } catch (const Error&) {
     tok = nullptr;  // write_tokenizer below names what is missing
   }
-  json config_json = dense_config(hp, tok, dtype);
-  {
-    nlohmann::json readme;
-    config.to_config(readme);
-    for (auto& [k, v] : readme.items()) config_json[k] = v;
-  }
-  write_file_atomic((tmp.path / "config.json").string(), config_json.dump(2) + "\n");
-  write_tokenizer(dense, tmp.path);
+  write_file_atomic((tmp.path / "config.json").string(), readme_config_json(hp, tok, dtype, config));
+  write_readme_tokenizer(dense, tmp.path.string());
 
   SafetensorsWriter w;
   w.set_metadata("format", "pt");

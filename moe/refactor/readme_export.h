@@ -28,6 +28,14 @@ struct ReadMeExportOptions {
   bool progress = true;
 };
 
+// config.json of a Read-ME model: the dense LlamaForCausalLM config of `hp` plus `config`'s Read-ME
+// keys (shared with `moe synth`, moe/serving/synth_model.h).
+std::string readme_config_json(const LlamaHparams& hp, const Tokenizer* tok, TensorType dtype,
+                               const ReadMeConfig& config);
+// Copies `source`'s tokenizer into `dir` (tokenizer.json/.model and configs from an HF directory,
+// tokenizer.gguf from a GGUF file); throws lookahead::Error if it has none.
+void write_readme_tokenizer(const ModelSource& source, const std::string& dir);
+
 void write_readme_model(const ModelSource& dense, const ExpertSets& sets, const ReadMeConfig& config,
                         const TensorLookup& router, const std::string& out, const ReadMeExportOptions& options);
 

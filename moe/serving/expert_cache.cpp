@@ -32,23 +32,30 @@ ExpertCache::ExpertCache(CachePolicy policy, CacheCapacity capacity, uint64_t se
   }
 }
 
-bool ExpertCache::fits(uint64_t extra_bytes) const {
+bool ExpertCache::fits(uint64_t bytes) const {
   if (capacity_.max_slabs > 0 && static_cast<int64_t>(resident_.size()) + 1 > capacity_.max_slabs) return false;
-  if (capacity_.max_bytes > 0 && resident_bytes_ + extra_bytes > capacity_.max_bytes) return false;
+  if (capacity_.max_bytes > 0 && resident_bytes_ + bytes > capacity_.max_bytes) return false;
   return true;
 }
 
-void ExpertCache::evict_one() {
-  LOOKAHEAD_CHECK(!resident_.empty());
+bool ExpertCache::never_fits(uint64_t bytes) const {
+  return policy_ == CachePolicy::NONE || (capacity_.max_bytes > 0 && bytes > capacity_.max_bytes);
+}
+
+std::optional<SlabKey> ExpertCache::victim(const std::function<bool(const SlabKey&, uint64_t)>& evictable) {
   // Iterate in key order so ties (and the random pick) do not depend on hash-table layout.
-  std::vector<SlabKey> keys = residents();
-  SlabKey victim = keys.front();
+  std::vector<SlabKey> keys;
+  keys.reserve(resident_.size());
+  for (const SlabKey& k : residents())
+    if (evictable(k, resident_.at(k).next_use)) keys.push_back(k);
+  if (keys.empty()) return std::nullopt;
+  SlabKey chosen = keys.front();
   switch (policy_) {
     case CachePolicy::BELADY: {
-      uint64_t furthest = resident_.at(victim).next_use;
+      uint64_t furthest = resident_.at(chosen).next_use;
       for (const SlabKey& k : keys) {
         uint64_t next = resident_.at(k).next_use;
-        if (next > furthest) { furthest = next; victim = k; }  // strict: ties keep the lowest key
+        if (next > furthest) { furthest = next; chosen = k; }  // strict: ties keep the lowest key
       }
       break;
     }
@@ -56,37 +63,59 @@ void ExpertCache::evict_one() {
       uint64_t oldest = kNever;
       for (const SlabKey& k : keys) {
         uint64_t last = resident_.at(k).last_use;
-        if (last < oldest) { oldest = last; victim = k; }
+        if (last < oldest) { oldest = last; chosen = k; }
       }
       break;
     }
     case CachePolicy::RANDOM:
-      victim = keys[rng_() % keys.size()];
+      chosen = keys[rng_() % keys.size()];
       break;
     case CachePolicy::NONE:
       break;
   }
-  resident_bytes_ -= resident_.at(victim).bytes;
-  resident_.erase(victim);
+  return chosen;
+}
+
+void ExpertCache::insert(const SlabKey& key, uint64_t bytes, uint64_t now, uint64_t next_use) {
+  LOOKAHEAD_CHECK(!resident_.count(key));
+  resident_[key] = Entry{bytes, now, next_use};
+  resident_bytes_ += bytes;
+}
+
+void ExpertCache::touch(const SlabKey& key, uint64_t now, uint64_t next_use) {
+  Entry& e = resident_.at(key);
+  e.last_use = now;
+  e.next_use = next_use;
+}
+
+void ExpertCache::set_next_use(const SlabKey& key, uint64_t next_use) { resident_.at(key).next_use = next_use; }
+
+void ExpertCache::erase(const SlabKey& key) {
+  auto it = resident_.find(key);
+  LOOKAHEAD_CHECK(it != resident_.end());
+  resident_bytes_ -= it->second.bytes;
+  resident_.erase(it);
   ++stats_.evictions;
+}
+
+void ExpertCache::evict_one() {
+  LOOKAHEAD_CHECK(!resident_.empty());
+  const std::optional<SlabKey> v = victim([](const SlabKey&, uint64_t) { return true; });
+  erase(*v);
 }
 
 bool ExpertCache::access(const SlabAccess& access, uint64_t now, uint64_t next_use) {
   ++stats_.accesses;
-  auto it = resident_.find(access.key);
-  if (it != resident_.end()) {
+  if (contains(access.key)) {
     ++stats_.hits;
-    it->second.last_use = now;
-    it->second.next_use = next_use;
+    touch(access.key, now, next_use);
     return true;
   }
   ++stats_.misses;
   stats_.bytes_loaded += access.bytes;
-  if (policy_ == CachePolicy::NONE) return false;
-  if (capacity_.max_bytes > 0 && access.bytes > capacity_.max_bytes) return false;  // never fits
+  if (never_fits(access.bytes)) return false;
   while (!fits(access.bytes)) evict_one();
-  resident_[access.key] = Entry{access.bytes, now, next_use};
-  resident_bytes_ += access.bytes;
+  insert(access.key, access.bytes, now, next_use);
   return false;
 }
 

@@ -18,11 +18,16 @@
 //
 // Contract: ExpertCache::access() is the online interface (belady needs the position of the
 // accessed slab's next use, kNever if none); replay() runs a whole sequence, computing next uses
-// itself. Capacity: max_slabs (k) and/or max_bytes, 0 = unlimited for that dimension; at least one
+// itself. A store that loads slabs itself and has slabs it must not evict yet (in flight, pinned;
+// the two-tier store in tiered_experts.h) drives the same policy through the lower-level members
+// fits() / victim() / insert() / touch() / set_next_use() / erase(); access() is built on them, so
+// both share one victim choice. Capacity: max_slabs (k) and/or max_bytes, 0 = unlimited for that dimension; at least one
 // must be set unless the policy is none (else lookahead::Error). Deterministic for a given seed.
 #include <compare>
 #include <cstdint>
+#include <functional>
 #include <limits>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -79,6 +84,19 @@ class ExpertCache {
   bool access(const SlabAccess& access, uint64_t now, uint64_t next_use = kNever);
 
   bool contains(const SlabKey& key) const { return resident_.count(key) != 0; }
+
+  // Lower-level interface (no stats but evictions). fits(): a slab of `bytes` can be inserted
+  // without evicting. never_fits(): it is larger than the byte budget (or the policy is none).
+  bool fits(uint64_t bytes) const;
+  bool never_fits(uint64_t bytes) const;
+  // The policy's victim among the residents `evictable` accepts (given key and next use), or none.
+  std::optional<SlabKey> victim(const std::function<bool(const SlabKey&, uint64_t next_use)>& evictable);
+  // insert(): `key` must not be resident; it does not evict (check fits() first).
+  void insert(const SlabKey& key, uint64_t bytes, uint64_t now, uint64_t next_use);
+  void touch(const SlabKey& key, uint64_t now, uint64_t next_use);  // a use of a resident
+  void set_next_use(const SlabKey& key, uint64_t next_use);
+  uint64_t next_use(const SlabKey& key) const { return resident_.at(key).next_use; }
+  void erase(const SlabKey& key);  // an eviction (counted)
   // Residents in (layer, expert) order.
   std::vector<SlabKey> residents() const;
   uint64_t resident_bytes() const { return resident_bytes_; }
@@ -90,7 +108,6 @@ class ExpertCache {
     uint64_t last_use = 0;
     uint64_t next_use = kNever;
   };
-  bool fits(uint64_t extra_bytes) const;
   void evict_one();
 
   CachePolicy policy_;
