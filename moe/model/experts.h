@@ -9,9 +9,10 @@
 //     sequence, in order; a stateful router (the pre-gating router's KV cache) may require pos0 to
 //     follow the previous call and is told about rewinds through truncate(). Expert ids lie in
 //     [0, n_expert); kDenseFfn (-1) asks for the full dense FFN for that token.
-//   - ExpertWeights::expert(l, e) returns the matrices of one (layer, expert); they stay valid for
-//     the rest of the forward call. Implementations may block until the weights are resident (the
-//     serving system's expert cache), which is why the forward pass asks just before it needs them.
+//   - ExpertWeights::expert(l, e) returns the matrices of one (layer, expert); they stay valid until
+//     the next expert() call (a tiered store may evict them then). Implementations may block until
+//     the weights are resident (the serving system's expert cache), which is why the forward pass
+//     asks just before it needs them, in order: layer by layer, experts ascending within a layer.
 #include <cstdint>
 #include <string>
 

@@ -66,19 +66,26 @@ uint64_t LlamaModel::weight_bytes_per_token() const {
   return total;
 }
 
-LlamaContext::LlamaContext(const LlamaModel& model, const ContextOptions& options) : model_(model), opt_(options) {
+KvCache::KvCache(const LlamaHparams& hp, int64_t n_ctx, TensorType kv_type) : n_ctx_(n_ctx), type_(kv_type) {
+  if (n_ctx <= 0) fail("context size must be positive (got {})", n_ctx);
+  if (kv_type != TensorType::F32 && kv_type != TensorType::F16)
+    fail("KV cache type must be F32 or F16 (got {})", tensor_type_name(kv_type));
+  row_bytes_ = int64_t{hp.n_head_kv} * hp.head_dim * (kv_type == TensorType::F16 ? 2 : 4);
+  const size_t bytes = static_cast<size_t>(hp.n_layer) * static_cast<size_t>(n_ctx * row_bytes_);
+  k_.resize(bytes);
+  v_.resize(bytes);
+}
+
+void KvCache::truncate(int64_t pos) { n_past_ = std::clamp<int64_t>(pos, 0, n_past_); }
+
+BatchForward::BatchForward(const LlamaModel& model, int64_t n_batch, int64_t max_ctx)
+    : model_(model), n_batch_(n_batch), max_ctx_(max_ctx) {
   const LlamaHparams& hp = model.hparams();
-  if (opt_.n_ctx <= 0) fail("context size must be positive (got {})", opt_.n_ctx);
-  if (opt_.kv_type != TensorType::F32 && opt_.kv_type != TensorType::F16)
-    fail("KV cache type must be F32 or F16 (got {})", tensor_type_name(opt_.kv_type));
-  opt_.n_batch = std::clamp<int64_t>(opt_.n_batch, 1, opt_.n_ctx);
+  if (n_batch <= 0) fail("batch size must be positive (got {})", n_batch);
+  if (max_ctx <= 0) fail("context size must be positive (got {})", max_ctx);
   n_threads_ = std::max(1, kernel_threads());
   const int64_t kv_dim = int64_t{hp.n_head_kv} * hp.head_dim, q_dim = int64_t{hp.n_head} * hp.head_dim;
-  const size_t elem = opt_.kv_type == TensorType::F16 ? 2 : 4;
-  const size_t cache_bytes = static_cast<size_t>(hp.n_layer) * static_cast<size_t>(opt_.n_ctx * kv_dim) * elem;
-  k_cache_.resize(cache_bytes);
-  v_cache_.resize(cache_bytes);
-  const auto nb = static_cast<size_t>(opt_.n_batch);
+  const auto nb = static_cast<size_t>(n_batch);
   x_.resize(nb * static_cast<size_t>(hp.n_embd));
   h_.resize(nb * static_cast<size_t>(std::max<int64_t>(hp.n_embd, q_dim)));
   q_.resize(nb * static_cast<size_t>(q_dim));
@@ -87,36 +94,133 @@ LlamaContext::LlamaContext(const LlamaModel& model, const ContextOptions& option
   v_.resize(nb * static_cast<size_t>(kv_dim));
   gate_.resize(nb * static_cast<size_t>(hp.n_ff));
   up_.resize(nb * static_cast<size_t>(hp.n_ff));
-  scores_.resize(static_cast<size_t>(n_threads_) * static_cast<size_t>(opt_.n_ctx));
+  scores_.resize(static_cast<size_t>(n_threads_) * static_cast<size_t>(max_ctx));
   cos_sin_.resize(static_cast<size_t>(hp.head_dim));
   gathered_.resize(nb * static_cast<size_t>(hp.n_embd));
-  logits_.resize(static_cast<size_t>(hp.n_vocab));
+  tokens_.reserve(nb);
+  experts_.reserve(nb);
+}
+
+const float* BatchForward::forward(const BatchSegment* segs, size_t n_segs, float* logits) {
+  const LlamaHparams& hp = model_.hparams();
+  const LlamaWeights& w = model_.weights();
+  const int64_t d = hp.n_embd, hd = hp.head_dim;
+  const AttentionShape shape{hp.n_head, hp.n_head_kv, hd};
+  const int64_t q_dim = shape.q_dim(), kv_dim = shape.kv_dim();
+
+  // Check the whole batch before touching any cache, and gather its tokens and experts.
+  int64_t n = 0, n_out = 0;
+  bool routed = false;
+  tokens_.clear();
+  experts_.clear();
+  for (size_t s = 0; s < n_segs; ++s) {
+    const BatchSegment& g = segs[s];
+    if (!g.cache || !g.tokens || g.n <= 0) fail("forward: segment {} has no tokens", s);
+    if (g.cache->n_past() + g.n > g.cache->n_ctx())
+      fail("context of {} tokens exceeded: {} tokens in the cache + {} new", g.cache->n_ctx(), g.cache->n_past(), g.n);
+    if (g.cache->n_ctx() > max_ctx_) fail("forward: a sequence's context ({}) exceeds the batch's ({})", g.cache->n_ctx(), max_ctx_);
+    if (s == 0) routed = g.experts != nullptr;
+    if ((g.experts != nullptr) != routed) fail("forward: segments must be all routed or all dense");
+    for (int64_t i = 0; i < g.n; ++i) {
+      if (g.tokens[i] < 0 || g.tokens[i] >= hp.n_vocab) fail("token id {} out of range [0, {})", g.tokens[i], hp.n_vocab);
+      if (routed) {
+        if (!expert_weights_) fail("forward: routed tokens but no expert weights");
+        const int32_t e = g.experts[i];
+        if (e != kDenseFfn && (e < 0 || e >= expert_weights_->n_expert()))
+          fail("forward: expert {} of a token is not one of the model's {}", e, expert_weights_->n_expert());
+      }
+    }
+    n += g.n;
+    n_out += g.n - (g.logits_from < 0 ? g.n - 1 : std::min(g.logits_from, g.n));
+  }
+  if (n == 0) fail("forward: no tokens");
+  if (n > n_batch_) fail("forward: {} tokens exceed the batch size {}", n, n_batch_);
+  for (size_t s = 0; s < n_segs; ++s) {
+    tokens_.insert(tokens_.end(), segs[s].tokens, segs[s].tokens + segs[s].n);
+    if (routed) experts_.insert(experts_.end(), segs[s].experts, segs[s].experts + segs[s].n);
+  }
+
+  // x[n][d] = token embeddings (one row dequantized per token).
+  for (int64_t t = 0; t < n; ++t)
+    dequantize_row(w.token_embd.type, w.token_embd.row(tokens_[static_cast<size_t>(t)]), x_.data() + t * d, d);
+
+  if (routed) group_by_expert(experts_.data(), n);
+  for (int l = 0; l < hp.n_layer; ++l) {
+    const LlamaLayer& L = w.layers[static_cast<size_t>(l)];
+    // Attention block: projections over the whole batch, attention per sequence.
+    for (int64_t t = 0; t < n; ++t) rmsnorm(x_.data() + t * d, L.attn_norm.data(), h_.data() + t * d, d, hp.rms_eps);
+    matmul(L.wq, h_.data(), n, q_.data(), ws_);   // q[n][H*hd]
+    matmul(L.wk, h_.data(), n, k_.data(), ws_);   // k[n][Hkv*hd]
+    matmul(L.wv, h_.data(), n, v_.data(), ws_);   // v[n][Hkv*hd]
+    int64_t t0 = 0;
+    for (size_t s = 0; s < n_segs; ++s) {
+      KvCache& cache = *segs[s].cache;
+      const int64_t pos0 = cache.n_past(), m = segs[s].n;
+      for (int64_t t = t0; t < t0 + m; ++t) {
+        rope_angles(pos0 + t - t0, hd, hp.rope_theta, cos_sin_.data());
+        rope(q_.data() + t * q_dim, hp.n_head, hd, cos_sin_.data(), hp.rope_neox);
+        rope(k_.data() + t * kv_dim, hp.n_head_kv, hd, cos_sin_.data(), hp.rope_neox);
+        quantize_row(cache.type(), k_.data() + t * kv_dim, cache.k_row(l, pos0 + t - t0), kv_dim);
+        quantize_row(cache.type(), v_.data() + t * kv_dim, cache.v_row(l, pos0 + t - t0), kv_dim);
+      }
+      attention(shape, q_.data() + t0 * q_dim, m, pos0, cache.type(), cache.k_row(l, 0), cache.v_row(l, 0),
+                att_.data() + t0 * q_dim, scores_.data(), max_ctx_, n_threads_);
+      t0 += m;
+    }
+    matmul(L.wo, att_.data(), n, h_.data(), ws_);  // [n][d]
+    for (int64_t i = 0; i < n * d; ++i) x_[static_cast<size_t>(i)] += h_[static_cast<size_t>(i)];
+
+    // FFN block (SwiGLU): the dense FFN, or each token's Read-ME expert.
+    for (int64_t t = 0; t < n; ++t) rmsnorm(x_.data() + t * d, L.ffn_norm.data(), h_.data() + t * d, d, hp.rms_eps);
+    ffn_block(l, n, routed);
+  }
+  for (size_t s = 0; s < n_segs; ++s) segs[s].cache->n_past_ += segs[s].n;
+
+  // Output: the wanted rows of every segment, in order.
+  if (!logits) {
+    const size_t need = static_cast<size_t>(n_out) * static_cast<size_t>(hp.n_vocab);
+    if (logits_.size() < need) logits_.resize(need);
+    logits = logits_.data();
+  }
+  if (n_out == 0) return logits;
+  int64_t row = 0, t0 = 0;
+  for (size_t s = 0; s < n_segs; ++s) {
+    const int64_t m = segs[s].n, from = segs[s].logits_from < 0 ? m - 1 : std::min(segs[s].logits_from, m);
+    for (int64_t t = t0 + from; t < t0 + m; ++t, ++row)
+      rmsnorm(x_.data() + t * d, w.output_norm.data(), h_.data() + row * d, d, hp.rms_eps);
+    t0 += m;
+  }
+  matmul(w.output, h_.data(), n_out, logits, ws_);
+  return logits;
+}
+
+LlamaContext::LlamaContext(const LlamaModel& model, const ContextOptions& options)
+    : model_(model),
+      opt_(options),
+      cache_(model.hparams(), options.n_ctx, options.kv_type),
+      batch_(model, std::clamp<int64_t>(options.n_batch, 1, std::max<int64_t>(options.n_ctx, 1)), options.n_ctx) {
+  opt_.n_batch = batch_.n_batch();
+  logits_.resize(static_cast<size_t>(model.hparams().n_vocab));
 }
 
 void LlamaContext::truncate(int64_t pos) {
-  n_past_ = std::clamp<int64_t>(pos, 0, n_past_);
-  if (router_) router_->truncate(n_past_);
+  cache_.truncate(pos);
+  if (router_) router_->truncate(cache_.n_past());
 }
 
 void LlamaContext::set_routing(TokenRouter* router, const ExpertWeights* experts) {
   if ((router == nullptr) != (experts == nullptr)) fail("Read-ME routing needs both a router and expert weights");
   router_ = router;
   expert_weights_ = experts;
-  if (router_) router_->truncate(n_past_);
-}
-
-uint8_t* LlamaContext::cache_row(std::vector<uint8_t>& cache, int layer, int64_t pos) {
-  const LlamaHparams& hp = model_.hparams();
-  const int64_t kv_dim = int64_t{hp.n_head_kv} * hp.head_dim;
-  const int64_t elem = opt_.kv_type == TensorType::F16 ? 2 : 4;
-  return cache.data() + ((int64_t{layer} * opt_.n_ctx + pos) * kv_dim) * elem;
+  batch_.set_experts(experts);
+  if (router_) router_->truncate(cache_.n_past());
 }
 
 const float* LlamaContext::forward(const int32_t* tokens, int64_t n_tokens, int64_t logits_from) {
   const LlamaHparams& hp = model_.hparams();
   if (n_tokens <= 0) fail("forward: no tokens");
-  if (n_past_ + n_tokens > opt_.n_ctx)
-    fail("context of {} tokens exceeded: {} tokens in the cache + {} new", opt_.n_ctx, n_past_, n_tokens);
+  if (cache_.n_past() + n_tokens > opt_.n_ctx)
+    fail("context of {} tokens exceeded: {} tokens in the cache + {} new", opt_.n_ctx, cache_.n_past(), n_tokens);
   for (int64_t i = 0; i < n_tokens; ++i)
     if (tokens[i] < 0 || tokens[i] >= hp.n_vocab) fail("token id {} out of range [0, {})", tokens[i], hp.n_vocab);
   if (logits_from < 0) logits_from = n_tokens - 1;
@@ -128,7 +232,7 @@ const float* LlamaContext::forward(const int32_t* tokens, int64_t n_tokens, int6
   if (router_) {
     experts_.resize(static_cast<size_t>(n_tokens));
     const auto t0 = std::chrono::steady_clock::now();
-    router_->route(tokens, n_tokens, n_past_, experts_.data());
+    router_->route(tokens, n_tokens, cache_.n_past(), experts_.data());
     router_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     for (int64_t i = 0; i < n_tokens; ++i) {
       const int32_t e = experts_[static_cast<size_t>(i)];
@@ -139,61 +243,14 @@ const float* LlamaContext::forward(const int32_t* tokens, int64_t n_tokens, int6
   for (int64_t c0 = 0; c0 < n_tokens; c0 += opt_.n_batch) {
     const int64_t n = std::min(opt_.n_batch, n_tokens - c0);
     // Logit rows wanted inside this chunk: tokens [max(logits_from, c0), c0 + n).
-    const int64_t from = std::max<int64_t>(logits_from - c0, 0);
-    float* out = logits_.data() + std::max<int64_t>(c0 - logits_from, 0) * hp.n_vocab;
-    forward_chunk(tokens + c0, n, std::min(from, n), out, experts_.empty() ? nullptr : experts_.data() + c0);
+    BatchSegment seg{&cache_, tokens + c0, n, experts_.empty() ? nullptr : experts_.data() + c0,
+                     std::min(std::max<int64_t>(logits_from - c0, 0), n)};
+    batch_.forward(&seg, 1, logits_.data() + std::max<int64_t>(c0 - logits_from, 0) * hp.n_vocab);
   }
   return logits_.data();
 }
 
-void LlamaContext::forward_chunk(const int32_t* tokens, int64_t n, int64_t logits_from, float* logits,
-                                 const int32_t* experts) {
-  const LlamaHparams& hp = model_.hparams();
-  const LlamaWeights& w = model_.weights();
-  const int64_t d = hp.n_embd, hd = hp.head_dim;
-  const AttentionShape shape{hp.n_head, hp.n_head_kv, hd};
-  const int64_t q_dim = shape.q_dim(), kv_dim = shape.kv_dim();
-  const int64_t pos0 = n_past_;
-
-  // x[n][d] = token embeddings (one row dequantized per token).
-  for (int64_t t = 0; t < n; ++t)
-    dequantize_row(w.token_embd.type, w.token_embd.row(tokens[t]), x_.data() + t * d, d);
-
-  if (experts) group_by_expert(experts, n);
-  for (int l = 0; l < hp.n_layer; ++l) {
-    const LlamaLayer& L = w.layers[static_cast<size_t>(l)];
-    // Attention block.
-    for (int64_t t = 0; t < n; ++t) rmsnorm(x_.data() + t * d, L.attn_norm.data(), h_.data() + t * d, d, hp.rms_eps);
-    matmul(L.wq, h_.data(), n, q_.data(), ws_);   // q[n][H*hd]
-    matmul(L.wk, h_.data(), n, k_.data(), ws_);   // k[n][Hkv*hd]
-    matmul(L.wv, h_.data(), n, v_.data(), ws_);   // v[n][Hkv*hd]
-    for (int64_t t = 0; t < n; ++t) {
-      rope_angles(pos0 + t, hd, hp.rope_theta, cos_sin_.data());
-      rope(q_.data() + t * q_dim, hp.n_head, hd, cos_sin_.data(), hp.rope_neox);
-      rope(k_.data() + t * kv_dim, hp.n_head_kv, hd, cos_sin_.data(), hp.rope_neox);
-      quantize_row(opt_.kv_type, k_.data() + t * kv_dim, cache_row(k_cache_, l, pos0 + t), kv_dim);
-      quantize_row(opt_.kv_type, v_.data() + t * kv_dim, cache_row(v_cache_, l, pos0 + t), kv_dim);
-    }
-    attention(shape, q_.data(), n, pos0, opt_.kv_type, cache_row(k_cache_, l, 0), cache_row(v_cache_, l, 0),
-              att_.data(), scores_.data(), opt_.n_ctx, n_threads_);
-    matmul(L.wo, att_.data(), n, h_.data(), ws_);  // [n][d]
-    for (int64_t i = 0; i < n * d; ++i) x_[static_cast<size_t>(i)] += h_[static_cast<size_t>(i)];
-
-    // FFN block (SwiGLU): the dense FFN, or each token's Read-ME expert.
-    for (int64_t t = 0; t < n; ++t) rmsnorm(x_.data() + t * d, L.ffn_norm.data(), h_.data() + t * d, d, hp.rms_eps);
-    ffn_block(l, n, experts);
-  }
-  n_past_ += n;
-
-  // Output: logits[n - logits_from][vocab] for the requested tokens.
-  const int64_t n_out = n - logits_from;
-  if (n_out <= 0) return;
-  for (int64_t t = 0; t < n_out; ++t)
-    rmsnorm(x_.data() + (logits_from + t) * d, w.output_norm.data(), h_.data() + t * d, d, hp.rms_eps);
-  matmul(w.output, h_.data(), n_out, logits, ws_);
-}
-
-void LlamaContext::ffn_rows(int l, const float* in, int64_t m, float* out, int32_t expert) {
+void BatchForward::ffn_rows(int l, const float* in, int64_t m, float* out, int32_t expert) {
   const LlamaHparams& hp = model_.hparams();
   const int64_t ff = hp.n_ff;
   if (expert != kDenseFfn) {
@@ -236,7 +293,7 @@ void LlamaContext::ffn_rows(int l, const float* in, int64_t m, float* out, int32
   matmul(L.w_down, gate_.data(), m, out, ws_);  // [m][d]
 }
 
-void LlamaContext::group_by_expert(const int32_t* experts, int64_t n) {
+void BatchForward::group_by_expert(const int32_t* experts, int64_t n) {
   // Stable counting sort; group 0 = kDenseFfn, group e + 1 = expert e. Each expert's FFN is then
   // one matrix multiply over its tokens, in every layer (the routing is the same for all layers).
   const int32_t n_expert = expert_weights_->n_expert();
@@ -249,14 +306,14 @@ void LlamaContext::group_by_expert(const int32_t* experts, int64_t n) {
     expert_order_[static_cast<size_t>(group_fill_[static_cast<size_t>(experts[t] + 1)]++)] = static_cast<int32_t>(t);
 }
 
-void LlamaContext::ffn_block(int l, int64_t n, const int32_t* experts) {
+void BatchForward::ffn_block(int l, int64_t n, bool routed) {
   const int64_t d = model_.hparams().n_embd;
-  if (!experts) {
+  if (!routed) {
     ffn_rows(l, h_.data(), n, h_.data(), kDenseFfn);  // h is read fully before the output is written
     for (int64_t i = 0; i < n * d; ++i) x_[static_cast<size_t>(i)] += h_[static_cast<size_t>(i)];
     return;
   }
-  // Tokens are grouped by expert once per chunk (group_by_expert); every layer reuses the groups.
+  // Tokens are grouped by expert once per batch (group_by_expert); every layer reuses the groups.
   const int32_t n_expert = expert_weights_->n_expert();
   float* in = gathered_.data();
   float* out = att_.data();  // the attention output is consumed already: reuse it as [m][d]

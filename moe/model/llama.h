@@ -11,6 +11,8 @@
 //   logits = Wout rmsnorm(x)                                    [n][vocab]; Wout = token_embd if tied
 //
 // Contract:
+//   - The pass itself is BatchForward: a batch of segments from several sequences (each with its own
+//     KvCache) runs through every layer together; LlamaContext is one sequence on top of it.
 //   - LlamaModel borrows the ModelSource (must outlive it); weights stay memory-mapped, only norm
 //     vectors are widened to f32.
 //   - LlamaContext owns the KV cache and all scratch buffers, sized at construction for n_ctx and
@@ -70,16 +72,92 @@ struct ContextOptions {
   TensorType kv_type = TensorType::F32;      // F32 or F16
 };
 
+// One sequence's KV cache: [layer][position][n_head_kv * head_dim] of kv_type for n_ctx positions.
+// Sequences of a batched forward each bring their own; LlamaContext owns one.
+class KvCache {
+ public:
+  KvCache(const LlamaHparams& hp, int64_t n_ctx, TensorType kv_type);
+  int64_t n_past() const { return n_past_; }
+  int64_t n_ctx() const { return n_ctx_; }
+  TensorType type() const { return type_; }
+  uint64_t bytes() const { return 2 * static_cast<uint64_t>(k_.size()); }
+  // Forget positions from `pos` on.
+  void truncate(int64_t pos);
+  uint8_t* k_row(int layer, int64_t pos) { return k_.data() + offset(layer, pos); }
+  uint8_t* v_row(int layer, int64_t pos) { return v_.data() + offset(layer, pos); }
+
+ private:
+  friend class BatchForward;
+  size_t offset(int layer, int64_t pos) const {
+    return static_cast<size_t>((int64_t{layer} * n_ctx_ + pos) * row_bytes_);
+  }
+  int64_t n_ctx_, n_past_ = 0, row_bytes_;
+  TensorType type_;
+  std::vector<uint8_t> k_, v_;
+};
+
+// A batch's share of one sequence: `n` consecutive tokens appended to `cache` at cache->n_past().
+struct BatchSegment {
+  KvCache* cache = nullptr;
+  const int32_t* tokens = nullptr;
+  int64_t n = 0;
+  const int32_t* experts = nullptr;  // each token's routed expert (Read-ME); null = dense FFN
+  int64_t logits_from = -1;          // logit rows for tokens [logits_from, n); -1 = the last only, n = none
+};
+
+// The forward pass over a batch of segments from different sequences (continuous batching): every
+// weight matrix is one matrix multiply over all the batch's tokens; attention and RoPE are per
+// segment (each sequence its own cache and positions); each Read-ME expert's FFN is one matrix
+// multiply over the tokens routed to it, whichever sequence they belong to.
+//
+// Contract: at most n_batch tokens in all; every segment's cache has room for its tokens (else
+// lookahead::Error naming the context size); token ids and expert ids are checked before any cache
+// changes. Writes the wanted logit rows, segment by segment in order, [rows][n_vocab], to `logits`
+// (null: an internal buffer, valid until the next call) and returns where they are.
+class BatchForward {
+ public:
+  BatchForward(const LlamaModel& model, int64_t n_batch, int64_t max_ctx);
+  int64_t n_batch() const { return n_batch_; }
+  void set_ffn_hook(FfnHook* hook) { hook_ = hook; }
+  // Expert weights for segments with routed tokens; borrowed (null = none).
+  void set_experts(const ExpertWeights* experts) { expert_weights_ = experts; }
+  const float* forward(const BatchSegment* segments, size_t n_segments, float* logits = nullptr);
+  const LlamaModel& model() const { return model_; }
+
+ private:
+  // x[t] += FFN_{expert of t}(h[t]) for the batch's n tokens (grouped: one matmul per expert).
+  void ffn_block(int layer, int64_t n, bool routed);
+  // Fills expert_order_ / group_start_ for the batch's routing (once per batch, not per layer).
+  void group_by_expert(const int32_t* experts, int64_t n);
+  // out[m][d] = FFN(in[m][d]) of one expert, or of the dense FFN (with the hook's neuron subset).
+  void ffn_rows(int layer, const float* in, int64_t m, float* out, int32_t expert);
+
+  const LlamaModel& model_;
+  int64_t n_batch_, max_ctx_;
+  FfnHook* hook_ = nullptr;
+  const ExpertWeights* expert_weights_ = nullptr;
+  std::vector<int32_t> tokens_, experts_;  // the batch's tokens and experts, concatenated
+  std::vector<int32_t> expert_order_;      // batch token indices grouped by expert
+  std::vector<int64_t> group_start_, group_fill_;
+  std::vector<float> gathered_;            // [n_batch][d] FFN inputs / outputs of one expert's tokens
+  int n_threads_ = 1;
+  // Scratch, [n_batch][...] each.
+  std::vector<float> x_, h_, q_, k_, v_, att_, gate_, up_, scores_, cos_sin_;
+  std::vector<float> logits_;
+  MatmulWorkspace ws_;
+};
+
+// One sequence: its KV cache, its router (Read-ME) and a BatchForward of one segment per chunk.
 class LlamaContext {
  public:
   LlamaContext(const LlamaModel& model, const ContextOptions& options);
 
   const float* forward(const int32_t* tokens, int64_t n_tokens, int64_t logits_from = -1);
-  int64_t n_past() const { return n_past_; }
+  int64_t n_past() const { return cache_.n_past(); }
   int64_t n_ctx() const { return opt_.n_ctx; }
   // Forget the cache from position `pos` on (0 = start over).
   void truncate(int64_t pos);
-  void set_ffn_hook(FfnHook* hook) { hook_ = hook; }
+  void set_ffn_hook(FfnHook* hook) { batch_.set_ffn_hook(hook); }
   // Read-ME routing; both borrowed, both null = dense. The router sees every token fed to forward().
   void set_routing(TokenRouter* router, const ExpertWeights* experts);
   // Experts of the tokens of the last forward() call (empty when dense).
@@ -89,34 +167,15 @@ class LlamaContext {
   const LlamaModel& model() const { return model_; }
 
  private:
-  void forward_chunk(const int32_t* tokens, int64_t n, int64_t logits_from, float* logits, const int32_t* experts);
-  // x[t] += FFN_{expert of t}(h[t]) for the chunk's n tokens (experts null: all dense).
-  void ffn_block(int layer, int64_t n, const int32_t* experts);
-  // Fills expert_order_ / group_start_ for a chunk's routing (once per chunk, not per layer).
-  void group_by_expert(const int32_t* experts, int64_t n);
-  // out[m][d] = FFN(in[m][d]) of one expert, or of the dense FFN (with the hook's neuron subset).
-  void ffn_rows(int layer, const float* in, int64_t m, float* out, int32_t expert);
-  uint8_t* cache_row(std::vector<uint8_t>& cache, int layer, int64_t pos);
-
   const LlamaModel& model_;
   ContextOptions opt_;
-  int64_t n_past_ = 0;
-  FfnHook* hook_ = nullptr;
+  KvCache cache_;
+  BatchForward batch_;
   TokenRouter* router_ = nullptr;
   const ExpertWeights* expert_weights_ = nullptr;
   std::vector<int32_t> experts_;          // [n_tokens] of the current forward()
   double router_seconds_ = 0;
-  std::vector<int32_t> expert_order_;     // chunk token indices grouped by expert
-  std::vector<int64_t> group_start_, group_fill_;
-  std::vector<float> gathered_;           // [n_batch][d] FFN inputs / outputs of one expert's tokens
-  int n_threads_ = 1;
-
-  // KV cache: [layer][position][n_head_kv * head_dim] of opt_.kv_type.
-  std::vector<uint8_t> k_cache_, v_cache_;
-  // Scratch, [n_batch][...] each.
-  std::vector<float> x_, h_, q_, k_, v_, att_, gate_, up_, scores_, cos_sin_;
   std::vector<float> logits_;
-  MatmulWorkspace ws_;
 };
 
 }  // namespace lookahead::moe

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <deque>
+#include <memory>
 #include <map>
 #include <random>
 #include <tuple>
@@ -284,4 +286,151 @@ TEST(ModelLlama, ContextOverflowAndBadTokensAreErrors) {
   ctx.truncate(0);
   const int32_t bad = 40;
   EXPECT_THROW(ctx.forward(&bad, 1), lookahead::Error);
+}
+
+namespace {
+
+// Read-ME experts cut from the tiny model's dense FFN: expert e keeps neurons i with i % 3 != e
+// (overlapping subsets of different sizes), gate/up rows and down columns copied out.
+class SlicedExperts : public ExpertWeights {
+ public:
+  explicit SlicedExperts(const TinySource& src) {
+    const int64_t d = src.hp_.n_embd, ff = src.hp_.n_ff;
+    for (int l = 0; l < src.hp_.n_layer; ++l) {
+      const std::string b = "blk." + std::to_string(l) + ".";
+      const auto gate = src.dense(b + "ffn_gate.weight"), up = src.dense(b + "ffn_up.weight"),
+                 down = src.dense(b + "ffn_down.weight");
+      for (int32_t e = 0; e < 3; ++e) {
+        std::vector<int64_t> keep;
+        for (int64_t i = 0; i < ff; ++i)
+          if (i % 3 != e || (e == 2 && i < 30)) keep.push_back(i);
+        const int64_t s = static_cast<int64_t>(keep.size());
+        auto& g = store_.emplace_back(), &u = store_.emplace_back(), &dn = store_.emplace_back();
+        for (int64_t i : keep) {
+          g.insert(g.end(), gate.begin() + i * d, gate.begin() + (i + 1) * d);
+          u.insert(u.end(), up.begin() + i * d, up.begin() + (i + 1) * d);
+        }
+        for (int64_t r = 0; r < d; ++r)
+          for (int64_t i : keep) dn.push_back(down[static_cast<size_t>(r * ff + i)]);
+        auto m = [](const std::vector<float>& v, int64_t rows, int64_t cols) {
+          return WeightMatrix{TensorType::F32, reinterpret_cast<const uint8_t*>(v.data()), rows, cols};
+        };
+        ffn_[{l, e}] = ExpertFfn{m(g, s, d), m(u, s, d), m(dn, d, s)};
+      }
+    }
+  }
+  int32_t n_expert() const override { return 3; }
+  const ExpertFfn& expert(int layer, int32_t e) const override {
+    calls.emplace_back(layer, e);
+    return ffn_.at({layer, e});
+  }
+  mutable std::vector<std::pair<int, int32_t>> calls;
+
+ private:
+  std::deque<std::vector<float>> store_;  // stable addresses
+  std::map<std::pair<int, int32_t>, ExpertFfn> ffn_;
+};
+
+// A router that replays a fixed expert list by position (so a sequence's experts do not depend on
+// how its tokens are batched).
+class FixedRouter : public TokenRouter {
+ public:
+  explicit FixedRouter(std::vector<int32_t> experts) : experts_(std::move(experts)) {}
+  void route(const int32_t*, int64_t n, int64_t pos0, int32_t* out) override {
+    for (int64_t i = 0; i < n; ++i) out[i] = experts_.at(static_cast<size_t>(pos0 + i));
+  }
+  std::string name() const override { return "fixed"; }
+
+ private:
+  std::vector<int32_t> experts_;
+};
+
+std::vector<int32_t> expert_list(int64_t n, int salt) {
+  std::vector<int32_t> e;
+  for (int64_t i = 0; i < n; ++i) e.push_back(static_cast<int32_t>((i * 7 + salt) % 3));
+  return e;
+}
+
+}  // namespace
+
+// Continuous batching's forward pass: three sequences of different lengths prefilled in one batch,
+// then decoded together (and with a prefill joining mid-way), give each sequence's logits as when it
+// runs alone; with Read-ME routing each expert's FFN runs once per layer over its tokens from every
+// sequence.
+TEST(ModelLlama, BatchOfSeveralSequencesEqualsEachAlone) {
+  TinySource src(TensorType::F32, false, 4);
+  LlamaModel model(src);
+  SlicedExperts experts(src);
+  const int64_t V = src.hp_.n_vocab;
+  const std::vector<std::vector<int32_t>> prompts = {{3, 7, 1, 30, 2}, {5, 5, 9, 12, 0, 39, 8, 1, 4}, {11, 2, 6}};
+  const std::vector<int32_t> decode = {6, 20, 33};
+  for (bool routed : {false, true}) {
+    // Alone: each sequence in its own context.
+    std::vector<std::vector<float>> alone_prefill, alone_decode;
+    std::vector<FixedRouter> routers;
+    for (size_t s = 0; s < prompts.size(); ++s) routers.emplace_back(expert_list(32, static_cast<int>(s)));
+    for (size_t s = 0; s < prompts.size(); ++s) {
+      LlamaContext ctx(model, {32, 512, TensorType::F32});
+      if (routed) ctx.set_routing(&routers[s], &experts);
+      const float* l = ctx.forward(prompts[s].data(), static_cast<int64_t>(prompts[s].size()));
+      alone_prefill.emplace_back(l, l + V);
+      l = ctx.forward(&decode[s], 1);
+      alone_decode.emplace_back(l, l + V);
+    }
+    // Together: sequences 0 and 1 prefill in one batch; then 0 and 1 decode while 2 prefills.
+    BatchForward batch(model, 64, 32);
+    batch.set_experts(routed ? &experts : nullptr);
+    std::vector<std::unique_ptr<KvCache>> caches;
+    std::vector<std::vector<int32_t>> routes;
+    for (size_t s = 0; s < prompts.size(); ++s) {
+      caches.push_back(std::make_unique<KvCache>(src.hp_, 32, TensorType::F32));
+      routes.push_back(expert_list(32, static_cast<int>(s)));
+    }
+    auto seg = [&](size_t s, const int32_t* tokens, int64_t n) {
+      return BatchSegment{caches[s].get(), tokens, n, routed ? routes[s].data() + caches[s]->n_past() : nullptr, -1};
+    };
+    std::vector<BatchSegment> first = {seg(0, prompts[0].data(), 5), seg(1, prompts[1].data(), 9)};
+    experts.calls.clear();
+    const float* l = batch.forward(first.data(), first.size());
+    if (routed) {
+      // Once per (layer, expert): the batch's tokens are grouped by expert across sequences.
+      EXPECT_EQ(experts.calls.size(), static_cast<size_t>(src.hp_.n_layer * 3));
+    }
+    for (size_t s = 0; s < 2; ++s)
+      for (int64_t v = 0; v < V; ++v) ASSERT_NEAR(l[static_cast<int64_t>(s) * V + v], alone_prefill[s][v], 1e-4) << s;
+    std::vector<BatchSegment> second = {seg(0, &decode[0], 1), seg(2, prompts[2].data(), 3), seg(1, &decode[1], 1)};
+    l = batch.forward(second.data(), second.size());
+    for (int64_t v = 0; v < V; ++v) {
+      ASSERT_NEAR(l[v], alone_decode[0][v], 1e-4) << "routed " << routed;
+      ASSERT_NEAR(l[V + v], alone_prefill[2][v], 1e-4) << "routed " << routed;
+      ASSERT_NEAR(l[2 * V + v], alone_decode[1][v], 1e-4) << "routed " << routed;
+    }
+    EXPECT_EQ(caches[0]->n_past(), 6);
+    EXPECT_EQ(caches[1]->n_past(), 10);
+    EXPECT_EQ(caches[2]->n_past(), 3);
+  }
+}
+
+TEST(ModelLlama, BadBatchesAreErrorsAndLeaveCachesUntouched) {
+  TinySource src(TensorType::F32, false, 4);
+  LlamaModel model(src);
+  SlicedExperts experts(src);
+  BatchForward batch(model, 8, 16);
+  KvCache a(src.hp_, 16, TensorType::F32), b(src.hp_, 4, TensorType::F32);
+  const std::vector<int32_t> tokens = {1, 2, 3, 4, 5, 6, 7, 8, 9}, routes(9, 0);
+  std::vector<BatchSegment> too_many = {{&a, tokens.data(), 5, nullptr, -1}, {&b, tokens.data(), 4, nullptr, -1}};
+  EXPECT_THROW(batch.forward(too_many.data(), too_many.size()), lookahead::Error);  // 9 > n_batch 8
+  std::vector<BatchSegment> overflow = {{&a, tokens.data(), 2, nullptr, -1}, {&b, tokens.data(), 5, nullptr, -1}};
+  EXPECT_THROW(batch.forward(overflow.data(), overflow.size()), lookahead::Error);  // b holds 4
+  std::vector<BatchSegment> mixed = {{&a, tokens.data(), 2, routes.data(), -1}, {&b, tokens.data(), 2, nullptr, -1}};
+  batch.set_experts(&experts);
+  EXPECT_THROW(batch.forward(mixed.data(), mixed.size()), lookahead::Error);
+  const std::vector<int32_t> bad_expert = {0, 3};
+  std::vector<BatchSegment> out_of_range = {{&a, tokens.data(), 2, bad_expert.data(), -1}};
+  EXPECT_THROW(batch.forward(out_of_range.data(), 1), lookahead::Error);
+  EXPECT_EQ(a.n_past(), 0);
+  EXPECT_EQ(b.n_past(), 0);
+  std::vector<BatchSegment> none = {{&a, tokens.data(), 3, nullptr, 3}};  // no logit rows wanted
+  batch.forward(none.data(), 1);
+  EXPECT_EQ(a.n_past(), 3);
 }
