@@ -5,6 +5,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <tuple>
 #include <thread>
 
 #include "common/error.h"
@@ -56,63 +57,58 @@ FlowSpec qp_flow(const balance::Qp& qp, bool reps) {
 // - otherwise: every step planned up front on plan_topo (which shows the failures the scheme knows).
 class CollectiveSplitter {
  public:
-  CollectiveSplitter(const Topology& plan_topo, const collective::Collective& c, const std::string& scheme, uint64_t seed,
-                     bool learn)
-      : topo_(plan_topo), c_(c), scheme_(learn ? balance::Scheme{balance::SchemeKind::ethereal, 1} : plan_scheme(scheme)),
+  CollectiveSplitter(const Topology& plan_topo, const std::vector<Job>& jobs, const std::vector<collective::Collective>& cs,
+                     const std::string& scheme, uint64_t seed, bool learn)
+      : topo_(plan_topo), jobs_(jobs), cs_(cs), scheme_(learn ? balance::Scheme{balance::SchemeKind::ethereal, 1} : plan_scheme(scheme)),
         reps_(scheme == "reps"), seed_(seed), learn_(learn) {}
 
   // Flows are added in the order the static plan lists their QPs (per step, per host, destination
   // leaves in the planner's seeded shuffle), so a host's NIC serves them in plan order (collective
-  // order would make every host start with the same destination: synchronised incast).
+  // order would make every host start with the same destination: synchronised incast). Each job is
+  // planned on its own (its steps are its batches); jobs that share a host share its NIC.
   Workload workload() {
-    std::vector<int> order;
-    std::vector<char> seen(c_.flows.size(), 0);
-    if (!learn_) static_qps_.assign(c_.flows.size(), {});
-    for (size_t s = 0; s < c_.steps.size(); ++s) {
-      auto plan = balance::make_plan(topo_, step_flows(c_, static_cast<int>(s)), scheme_, seed_);
-      for (const auto& qp : plan.qps) {
-        int id = c_.steps[s][qp.flow];
-        if (!seen[id]) seen[id] = 1, order.push_back(id);
-        if (!learn_) static_qps_[id].push_back(qp_flow(qp, reps_));
-      }
-      if (!learn_) {
-        total_qps_ += static_cast<int>(plan.qps.size());
-        for (int q : plan.qps_per_host(topo_.hosts())) max_qps_per_host_ = std::max(max_qps_per_host_, q);
+    std::vector<std::vector<int>> orders(cs_.size());
+    static_qps_.assign(cs_.size(), {});
+    for (size_t k = 0; k < cs_.size(); ++k) {
+      const auto& c = cs_[k];
+      std::vector<char> seen(c.flows.size(), 0);
+      if (!learn_) static_qps_[k].assign(c.flows.size(), {});
+      for (size_t s = 0; s < c.steps.size(); ++s) {
+        auto plan = balance::make_plan(topo_, step_flows(c, static_cast<int>(s)), scheme_, seed_);
+        for (const auto& qp : plan.qps) {
+          int id = c.steps[s][qp.flow];
+          if (!seen[id]) seen[id] = 1, orders[k].push_back(id);
+          if (!learn_) static_qps_[k][id].push_back(qp_flow(qp, reps_));
+        }
+        if (!learn_) {
+          total_qps_ += static_cast<int>(plan.qps.size());
+          for (int q : plan.qps_per_host(topo_.hosts())) max_qps_per_host_ = std::max(max_qps_per_host_, q);
+        }
       }
     }
-    std::vector<int> sim_id(c_.flows.size(), -1);
-    coll_of_.assign(c_.flows.size(), -1);
-    for (size_t k = 0; k < order.size(); ++k) sim_id[order[k]] = static_cast<int>(k), coll_of_[k] = order[k];
     Workload w;
-    int group = w.add_group(fmt::format("{}/{}", collective::kind_name(c_.spec.kind), collective::algorithm_name(c_.spec.algorithm)));
-    for (int id : order) {
-      const auto& f = c_.flows[id];
-      FlowSpec s;
-      s.src = f.src_host;
-      s.dst = f.dst_host;
-      s.bytes = f.bytes;
-      for (int d : f.deps) s.deps.push_back(sim_id[d]);
-      s.group = group;
-      s.split_on_start = true;
-      w.add_flow(s);
-    }
+    auto ids = add_jobs(w, jobs_, cs_, seed_, orders, /*split_on_start=*/true);
+    coll_of_.assign(w.flows.size(), {-1, -1});
+    for (size_t k = 0; k < ids.size(); ++k)
+      for (size_t f = 0; f < ids[k].size(); ++f) coll_of_[static_cast<size_t>(ids[k][f])] = {static_cast<int>(k), static_cast<int>(f)};
     return w;
   }
 
   std::vector<FlowSpec> split(int sim_flow, SimTime now) {
-    const int flow = coll_of_.at(static_cast<size_t>(sim_flow));
-    if (!learn_) return std::move(static_qps_[flow]);
-    const auto& cf = c_.flows[flow];
-    auto key = std::make_pair(cf.step, cf.src_host);
+    const auto [job, flow] = coll_of_.at(static_cast<size_t>(sim_flow));
+    if (!learn_) return std::move(static_qps_[job][flow]);
+    const auto& c = cs_[job];
+    const auto& cf = c.flows[flow];
+    auto key = std::make_tuple(job, cf.step, cf.src_host);
     auto it = batches_.find(key);
     if (it == batches_.end()) {
       // The host's flows of this step: Ethereal's batch (they are ready together in these collectives).
       std::vector<int> ids;
       std::vector<balance::FlowDemand> demands;
-      for (int id : c_.steps.at(static_cast<size_t>(cf.step)))
-        if (c_.flows[id].src_host == cf.src_host) {
+      for (int id : c.steps.at(static_cast<size_t>(cf.step)))
+        if (c.flows[id].src_host == cf.src_host) {
           ids.push_back(id);
-          demands.push_back({c_.flows[id].src_host, c_.flows[id].dst_host, c_.flows[id].bytes});
+          demands.push_back({c.flows[id].src_host, c.flows[id].dst_host, c.flows[id].bytes});
         }
       auto known = [&](int src, int dst, int path) { return known_failed(src, dst, path, now); };
       auto plan = balance::make_plan(topo_, demands, scheme_, seed_, known);
@@ -151,15 +147,16 @@ class CollectiveSplitter {
   }
 
   const Topology& topo_;
-  const collective::Collective& c_;
+  const std::vector<Job>& jobs_;
+  const std::vector<collective::Collective>& cs_;
   balance::Scheme scheme_;
   bool reps_;
   uint64_t seed_;
   bool learn_;
-  std::vector<std::vector<FlowSpec>> static_qps_;                                // collective flow -> QPs
-  std::map<std::pair<int, int>, std::map<int, std::vector<FlowSpec>>> batches_;  // (step, host) -> flow -> QPs
-  std::map<std::pair<int, int>, std::map<int, SimTime>> failed_;                 // (host, dst leaf) -> path -> until
-  std::vector<int> coll_of_;  // workload flow id -> collective flow id
+  std::vector<std::vector<std::vector<FlowSpec>>> static_qps_;                          // job -> collective flow -> QPs
+  std::map<std::tuple<int, int, int>, std::map<int, std::vector<FlowSpec>>> batches_;  // (job, step, host) -> flow -> QPs
+  std::map<std::pair<int, int>, std::map<int, SimTime>> failed_;                       // (host, dst leaf) -> path -> until
+  std::vector<std::pair<int, int>> coll_of_;  // workload flow id -> (job, collective flow id)
   int max_qps_per_host_ = 0, learned_ = 0, total_qps_ = 0;
 };
 
@@ -206,8 +203,16 @@ Workload collective_workload(const Topology& topo, const collective::Collective&
 
 ReproResult run_point(const ReproPoint& point) {
   auto start = std::chrono::steady_clock::now();
-  auto rank_host = collective::place_ranks(point.collective.ranks, point.topology.hosts(), collective::Placement::linear, 0);
-  auto c = collective::expand(point.collective, rank_host);
+  std::vector<Job> jobs = point.jobs;
+  if (jobs.empty()) {
+    // One collective on the first `ranks` hosts, starting at time 0: the paper's experiment.
+    Job job;
+    job.name = fmt::format("{}/{}", collective::kind_name(point.collective.kind), collective::algorithm_name(point.collective.algorithm));
+    job.collective = point.collective;
+    job.hosts = collective::place_ranks(point.collective.ranks, point.topology.hosts(), collective::Placement::linear, 0);
+    jobs.push_back(std::move(job));
+  }
+  auto cs = expand_jobs(jobs, point.topology.hosts(), "net repro");
   Topology topo = point.topology;
   for (int l : point.fail) topo.set_link_up(l, false);  // the planners see the failure
   ReproResult r;
@@ -215,7 +220,7 @@ ReproResult run_point(const ReproPoint& point) {
   cfg.seed = point.seed;
   const bool learn = point.scheme == "ethereal";
   // Ethereal learns failures (plans on the topology without them); the others plan on what they know.
-  CollectiveSplitter splitter(learn ? point.topology : topo, c, point.scheme, point.seed, learn);
+  CollectiveSplitter splitter(learn ? point.topology : topo, jobs, cs, point.scheme, point.seed, learn);
   Workload w = splitter.workload();
   const int parents = static_cast<int>(w.flows.size());
   Simulator sim(point.topology, std::move(w), cfg);
@@ -224,8 +229,14 @@ ReproResult run_point(const ReproPoint& point) {
     sim.on_source_timeout([&](int, int src, int dst, int path, SimTime now) { return splitter.timeout(src, dst, path, now); });
   for (int l : point.fail) sim.fail_link(l, 0, kNever, false);  // both directions are in `fail`
   double host_bps = static_cast<double>(point.topology.links[point.topology.host_uplink(0)].rate_bps);
-  double until_us = point.until_us > 0 ? point.until_us
-                                       : std::max(2000.0, 50.0 * 2.0 * point.collective.message_bytes * 8.0 / host_bps * 1e6);
+  // Default limit: 50x the time to send twice every job's message at line rate, one after another,
+  // after the latest start and jitter.
+  double bytes = 0, latest_us = 0;
+  for (const Job& j : jobs) {
+    bytes += static_cast<double>(j.collective.message_bytes);
+    latest_us = std::max(latest_us, static_cast<double>(j.start_ps + j.jitter_ps) / 1e6);
+  }
+  double until_us = point.until_us > 0 ? point.until_us : latest_us + std::max(2000.0, 50.0 * 2.0 * bytes * 8.0 / host_bps * 1e6);
   SimResult res = sim.run(static_cast<SimTime>(until_us * 1e6));
   r.finished = res.all_finished;
   // Learning ethereal: the QPs it opened (flows that never started open none); else the plan's QPs.
@@ -233,8 +244,15 @@ ReproResult run_point(const ReproPoint& point) {
   r.max_qps_per_host = splitter.max_qps_per_host();
   r.learned_paths = splitter.learned();
   r.end_us = static_cast<double>(res.end_ps) / 1e6;
-  if (!res.groups.empty() && res.groups[0].finish_ps != kNever && r.finished)
-    r.cct_us = static_cast<double>(res.groups[0].finish_ps) / 1e6;
+  // Groups are the jobs, in job order (add_jobs): the CCT is the last job's finish time.
+  for (size_t k = 0; k < jobs.size() && k < res.groups.size(); ++k) {
+    const auto& g = res.groups[k];
+    const bool done = g.finish_ps != kNever && g.finished == g.flows;
+    r.job_finish_us.push_back(done ? static_cast<double>(g.finish_ps) / 1e6 : 0.0);
+    r.job_cct_us.push_back(done && g.start_ps != kNever ? static_cast<double>(g.finish_ps - g.start_ps) / 1e6 : 0.0);
+    if (done) r.cct_us = std::max(r.cct_us, static_cast<double>(g.finish_ps) / 1e6);
+  }
+  if (!r.finished) r.cct_us = 0;
   r.drops = res.drops;
   r.retransmits = res.retransmits;
   r.timeouts = res.timeouts;

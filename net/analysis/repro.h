@@ -8,6 +8,8 @@
 //   flow depends on, so a rank forwards data only after all of it arrived. ECMP/MP-RDMA QPs carry
 //   their entropy, ethereal QPs their source-routed path, spray/REPS QPs spray per packet. All QPs
 //   are in one group, whose finish time is the collective completion time (CCT).
+// - run_point() runs ReproPoint::jobs when given (several collectives, net/workload/jobs.h), else
+//   the one collective on hosts 0..ranks-1 from time 0; either way through the same per-job path.
 // - run_point() with scheme "ethereal" runs the paper's Ethereal: each collective flow is planned
 //   when it becomes ready (Simulator::on_split), per (step, source host) batch, over the paths that
 //   host has not learned to be failed; a source-routed QP's retransmission timeout marks its path
@@ -27,6 +29,7 @@
 #include "net/collective/collective.h"
 #include "net/sim/config.h"
 #include "net/topo/topology.h"
+#include "net/workload/jobs.h"
 #include "net/workload/workload.h"
 
 namespace lookahead::net::analysis {
@@ -51,6 +54,9 @@ struct ReproPoint {
   NetworkConfig config;
   uint64_t seed = 1;
   double until_us = 0;       // give up after this much simulated time (0: 100 x the fluid estimate)
+  // Several collectives (net/workload/jobs.h) instead of `collective` on every host; each job is
+  // planned by `scheme` on its own, and the point's CCT is the last job's finish time.
+  std::vector<Job> jobs;
 };
 
 struct ReproResult {
@@ -61,6 +67,9 @@ struct ReproResult {
   int learned_paths = 0;     // ethereal: (host, destination leaf, path) entries marked failed by a timeout
   uint64_t drops = 0, retransmits = 0, timeouts = 0, events = 0;
   double wall_s = 0;
+  // Per job (one entry for a single collective): finish time, and completion time measured from
+  // the job's first flow start (0 if it did not finish).
+  std::vector<double> job_finish_us, job_cct_us;
 };
 
 ReproResult run_point(const ReproPoint& point);

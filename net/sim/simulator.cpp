@@ -81,6 +81,12 @@ struct Simulator::Impl {
   std::function<int(int, int, int, int, SimTime)> rerouter;  // source-routed QP timed out: new path or -1
   std::vector<int> parent_of;                      // split QP -> the flow it carries, else -1
   std::vector<int> children_left;                  // split flow -> QPs not yet complete
+  // Group gates (FlowSpec::after_groups), for the workload's own flows (not split QPs).
+  size_t workload_flows = 0;                       // flows in the workload as given (QPs follow)
+  std::vector<int> group_left;                     // group -> member flows not yet complete
+  std::vector<std::vector<int>> group_waiters;     // group -> flows gated on it
+  std::vector<int> gates_left;                     // flow -> gating groups not yet complete
+  std::vector<SimTime> earliest;                   // flow -> earliest start (start_ps, gate + delay)
 
   Impl(Topology t, Workload w, NetworkConfig c) : topo(std::move(t)), workload(std::move(w)), cfg(c), rng(c.seed ^ 0x6e6574ull) {
     if (cfg.mtu_bytes < 64 || cfg.mtu_bytes + cfg.header_bytes > 65535)
@@ -140,8 +146,31 @@ struct Simulator::Impl {
     parent_of.assign(n, -1);
     children_left.assign(n, 0);
     for (size_t i = 0; i < n; ++i) init_qp(static_cast<int>(i));
+    workload_flows = n;
+    group_left.assign(workload.groups.size(), 0);
+    group_waiters.assign(workload.groups.size(), {});
+    gates_left.assign(n, 0);
+    earliest.assign(n, 0);
+    for (size_t i = 0; i < n; ++i) {
+      const FlowSpec& f = workload.flows[i];
+      earliest[i] = f.start_ps;
+      if (f.group >= 0) ++group_left[f.group];
+      for (int g : f.after_groups) group_waiters[g].push_back(static_cast<int>(i));
+      gates_left[i] = static_cast<int>(f.after_groups.size());
+    }
+    for (size_t g = 0; g < group_left.size(); ++g)
+      if (group_left[g] == 0) open_gate(static_cast<int>(g), 0, false);  // an empty group is complete at time 0
     for (size_t i = 0; i < n; ++i)
-      if (qps[i].deps_left == 0) events.schedule(workload.flows[i].start_ps, kFlowStart, static_cast<uint32_t>(i));
+      if (qps[i].deps_left == 0 && gates_left[i] == 0) events.schedule(earliest[i], kFlowStart, static_cast<uint32_t>(i));
+  }
+
+  // Group g completed at `at`: flows gated on it may start after_groups_delay_ps later.
+  void open_gate(int g, SimTime at, bool schedule) {
+    for (int w : group_waiters[g]) {
+      earliest[w] = std::max(earliest[w], at + workload.flows[w].after_groups_delay_ps);
+      if (--gates_left[w] == 0 && qps[w].deps_left == 0 && schedule)
+        events.schedule(std::max(now, earliest[w]), kFlowStart, static_cast<uint32_t>(w));
+    }
   }
 
   void init_qp(int i) {
@@ -179,8 +208,9 @@ struct Simulator::Impl {
     q.finish = now;
     ++finished;
     for (int d : dependents[f])
-      if (--qps[d].deps_left == 0)
-        events.schedule(std::max(now, workload.flows[d].start_ps), kFlowStart, static_cast<uint32_t>(d));
+      if (--qps[d].deps_left == 0 && gates_left[d] == 0) events.schedule(std::max(now, earliest[d]), kFlowStart, static_cast<uint32_t>(d));
+    if (static_cast<size_t>(f) < workload_flows && workload.flows[f].group >= 0 && --group_left[workload.flows[f].group] == 0)
+      open_gate(workload.flows[f].group, now, true);
     int parent = parent_of[f];
     if (parent >= 0 && --children_left[parent] == 0) {
       qps[parent].sender_done = true;
@@ -205,6 +235,7 @@ struct Simulator::Impl {
         fail("simulator: a QP of split flow {} must go {} -> {} with bytes > 0", f, parent.src, parent.dst);
       if (c.path >= topo.path_count(c.src, c.dst)) fail("simulator: a QP of split flow {} has path {} out of range", f, c.path);
       c.deps.clear();
+      c.after_groups.clear();
       c.group = parent.group;
       c.start_ps = now;
       int id = static_cast<int>(workload.flows.size());

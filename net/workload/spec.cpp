@@ -197,6 +197,101 @@ int host_of(const json& v, const Topology& t, const std::string& key) {
   fail("{}: expected a host number or name", key);
 }
 
+// "jobs": see spec.h. Job ids are resolved after every job is read, so `after` may name later jobs.
+void parse_jobs(const json& js, const std::string& where, Scenario& sc) {
+  const Topology& t = sc.topology;
+  if (!js.is_array()) fail("{}: 'jobs' must be an array", where);
+  std::map<std::string, int> index;
+  for (size_t i = 0; i < js.size(); ++i)
+    if (js[i].is_object() && js[i].contains("id")) {
+      const json& id = js[i]["id"];
+      if (!id.is_string() || id.get<std::string>().empty()) fail("{}: jobs[{}].id: expected a non-empty string", where, i);
+      if (!index.emplace(id.get<std::string>(), static_cast<int>(i)).second)
+        fail("{}: jobs[{}].id: duplicate job id \"{}\"", where, i, id.get<std::string>());
+    }
+  std::vector<Job> jobs;
+  for (size_t i = 0; i < js.size(); ++i) {
+    std::string at = fmt::format("{}: jobs[{}]", where, i);
+    Fields f(js[i], at);
+    Job job;
+    if (!f.has("id")) fail("{}: missing key 'id'", at);
+    job.name = f.at("id").get<std::string>();
+    for (const auto& g : sc.workload.groups)
+      if (g == job.name) fail("{}: id \"{}\" is also the name of a flow group", at, job.name);
+    std::string kind = "allreduce", algo;
+    f.read_string("collective", kind);
+    f.read_string("algo", algo);
+    try {
+      job.collective.kind = collective::parse_kind(kind);
+      if (algo.empty()) algo = job.collective.kind == collective::Kind::all_to_all ? "direct" : "ring";
+      job.collective.algorithm = collective::parse_algorithm(algo);
+    } catch (const Error& e) {
+      fail("{}: {}", at, e.what());
+    }
+    if (!f.has("size")) fail("{}: missing key 'size'", at);
+    const json& size = f.at("size");
+    if (size.is_string()) {
+      try {
+        job.collective.message_bytes = collective::parse_bytes(size.get<std::string>(), f.key("size"));
+      } catch (const Error& e) {
+        fail("{}: {}", at, e.what());
+      }
+    } else {
+      f.read_int("size", job.collective.message_bytes, 1, 1e13);
+    }
+    f.read_int("chunks", job.collective.chunks, 1, 1024);
+    int ranks = t.hosts(), first = 0;
+    std::string placement = "linear";
+    const bool listed = f.has("hosts");
+    if (listed) {
+      const json& hosts = f.at("hosts");
+      if (!hosts.is_array()) fail("{}: expected an array of hosts", f.key("hosts"));
+      for (size_t h = 0; h < hosts.size(); ++h) job.hosts.push_back(host_of(hosts[h], t, fmt::format("{}[{}]", f.key("hosts"), h)));
+      if (f.has("ranks") || f.has("first_host") || f.has("placement")) fail("{}: give 'hosts' or 'ranks'/'first_host'/'placement', not both", at);
+    }
+    f.read_int("ranks", ranks, 2, 1e9);
+    f.read_int("first_host", first, 0, 1e9);
+    f.read_string("placement", placement);
+    if (!listed) {
+      if (ranks > t.hosts()) fail("{}: {} ranks do not fit on {} hosts (one rank per host)", f.key("ranks"), ranks, t.hosts());
+      if (placement == "random") {
+        if (first != 0) fail("{}: 'first_host' applies to linear placement only", at);
+        job.hosts = collective::place_ranks(ranks, t.hosts(), collective::Placement::random,
+                                            sc.network.seed * 1000003ull + static_cast<uint64_t>(i));
+      } else if (placement == "linear") {
+        if (first + ranks > t.hosts())
+          fail("{}: ranks {} from first_host {} run past the last host ({} hosts)", at, ranks, first, t.hosts());
+        for (int r = 0; r < ranks; ++r) job.hosts.push_back(first + r);
+      } else {
+        fail("{}: expected \"linear\" or \"random\", got \"{}\"", f.key("placement"), placement);
+      }
+    }
+    job.collective.ranks = static_cast<int>(job.hosts.size());
+    f.read_us("start_us", job.start_ps);
+    f.read_us("jitter_us", job.jitter_ps);
+    if (f.has("after")) {
+      const json& after = f.at("after");
+      auto add = [&](const json& a) {
+        if (!a.is_string()) fail("{}: expected job ids", f.key("after"));
+        auto it = index.find(a.get<std::string>());
+        if (it == index.end()) fail("{}: unknown job \"{}\"", f.key("after"), a.get<std::string>());
+        job.after.push_back(it->second);
+      };
+      if (after.is_array()) {
+        for (const json& a : after) add(a);
+      } else {
+        add(after);
+      }
+    }
+    f.reject_unknown();
+    jobs.push_back(std::move(job));
+  }
+  auto collectives = expand_jobs(jobs, t.hosts(), where + ": jobs");
+  sc.job_flows_begin = sc.workload.flows.size();
+  add_jobs(sc.workload, jobs, collectives, sc.network.seed);
+  sc.jobs = std::move(jobs);
+}
+
 }  // namespace
 
 std::string node_name(const Topology& t, int node) {
@@ -255,7 +350,7 @@ Scenario parse_scenario(const std::string& text, const std::string& where, const
   }
   Fields top(j, where);
   if (!top.has("topology")) fail("{}: missing key 'topology'", where);
-  Scenario sc{parse_topology(top.at("topology"), where + ": topology"), {}, {}, {}, kNever};
+  Scenario sc{parse_topology(top.at("topology"), where + ": topology"), {}, {}, {}, kNever, {}, 0};
   if (top.has("network")) parse_network(top.at("network"), where + ": network", sc.network);
   top.read_int("seed", sc.network.seed, 0, 9e15);
   top.read_us("until_us", sc.until_ps);
@@ -364,6 +459,7 @@ Scenario parse_scenario(const std::string& text, const std::string& where, const
       sc.failures.push_back(lf);
     }
   }
+  if (top.has("jobs")) parse_jobs(top.at("jobs"), where, sc);
   top.reject_unknown();
   sc.workload.validate(t, where);
   return sc;

@@ -10,9 +10,19 @@
 //    "flows": [{"id": "a", "src": 0, "dst": 5, "bytes": 1000000, "start_us": 0, "deps": ["b"],
 //               "group": "step0", "lb": "source", "path": 3, "entropy": 7}],
 //    "matrix": "flows.cm",
-//    "failures": [{"from": "leaf0", "to": "spine1", "parallel": 0, "at_us": 50, "up_us": 80}]}
+//    "failures": [{"from": "leaf0", "to": "spine1", "parallel": 0, "at_us": 50, "up_us": 80}],
+//    "jobs": [{"id": "a2a", "collective": "alltoall", "size": "16MiB", "ranks": 64, "start_us": 0, "jitter_us": 5},
+//             {"id": "ar", "collective": "allreduce", "algo": "ring", "size": 67108864, "hosts": [0, 1, "host9"],
+//              "after": ["a2a"], "jitter_us": 5, "chunks": 4}]}
 // Topology keys are the fields of LeafSpineSpec / FatTreeSpec; network keys those of
 // NetworkConfig with times in us (rto_us, reps_freeze_us, dcqcn_period_us, ...).
+//
+// Jobs (net/workload/jobs.h): each a collective (collective allreduce|allgather|reducescatter|alltoall,
+// default allreduce; algo ring|direct|hd|dbt, default ring, direct for alltoall; size bytes or "64MiB")
+// on its ranks: "hosts" (a list), or "ranks" (default every host) placed from "first_host" (default 0)
+// upwards, or "placement": "random" (seeded by the spec's seed and the job). "start_us", "jitter_us"
+// (each rank enters up to this much later, seeded by the spec's seed), "after" (job ids). Their
+// flows follow every other flow of the workload, one group per job, named by its id.
 //
 // Connection matrix (one flow per line, '#' comments; ids default to the line's flow index):
 //   [id NAME] SRC->DST size BYTES [start_us T] [after ID[,ID...]] [group G] [lb MODE] [path P]
@@ -23,6 +33,7 @@
 #include "net/sim/config.h"
 #include "net/sim/simulator.h"
 #include "net/topo/topology.h"
+#include "net/workload/jobs.h"
 #include "net/workload/workload.h"
 
 namespace lookahead::net {
@@ -40,6 +51,8 @@ struct Scenario {
   Workload workload;
   std::vector<LinkFailure> failures;
   SimTime until_ps = kNever;
+  std::vector<Job> jobs;  // also in `workload`, from flow job_flows_begin on (one group each)
+  size_t job_flows_begin = 0;
 };
 
 // Parses a JSON spec file. Throws lookahead::Error naming the file and the key (or line).

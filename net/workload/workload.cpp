@@ -48,20 +48,28 @@ void Workload::validate(const Topology& topology, const std::string& where) cons
     if (f.group < -1 || f.group >= static_cast<int>(groups.size())) fail("{}: flow {}: unknown 'group' {}", where, i, f.group);
     for (int d : f.deps)
       if (d < 0 || d >= n || d == i) fail("{}: flow {}: 'deps' names unknown flow {}", where, i, d);
+    for (int g : f.after_groups)
+      if (g < 0 || g >= static_cast<int>(groups.size())) fail("{}: flow {}: 'after_groups' names unknown group {}", where, i, g);
     if (f.path >= 0 && f.path >= topology.path_count(f.src, f.dst))
       fail("{}: flow {}: 'path' {} out of range (hosts {} -> {} have {} paths)", where, i, f.path, f.src, f.dst,
            topology.path_count(f.src, f.dst));
   }
-  // Cycle check: Kahn's algorithm over dependency edges.
-  std::vector<int> indegree(n, 0);
-  std::vector<std::vector<int>> dependents(n);
-  for (int i = 0; i < n; ++i)
-    for (int d : flows[i].deps) {
-      dependents[d].push_back(i);
-      ++indegree[i];
-    }
+  // Cycle check: Kahn's algorithm over dependency edges; group g is node n + g (its flows -> g ->
+  // the flows gated on it).
+  const int nodes = n + static_cast<int>(groups.size());
+  std::vector<int> indegree(nodes, 0);
+  std::vector<std::vector<int>> dependents(nodes);
+  auto edge = [&](int from, int to) {
+    dependents[from].push_back(to);
+    ++indegree[to];
+  };
+  for (int i = 0; i < n; ++i) {
+    for (int d : flows[i].deps) edge(d, i);
+    for (int g : flows[i].after_groups) edge(n + g, i);
+    if (flows[i].group >= 0) edge(i, n + flows[i].group);
+  }
   std::vector<int> ready;
-  for (int i = 0; i < n; ++i)
+  for (int i = 0; i < nodes; ++i)
     if (indegree[i] == 0) ready.push_back(i);
   int seen = 0;
   while (!ready.empty()) {
@@ -71,9 +79,10 @@ void Workload::validate(const Topology& topology, const std::string& where) cons
     for (int j : dependents[i])
       if (--indegree[j] == 0) ready.push_back(j);
   }
-  if (seen != n) {
+  if (seen != nodes) {
     for (int i = 0; i < n; ++i)
-      if (indegree[i] > 0) fail("{}: 'deps' form a cycle through flow {}", where, i);
+      if (indegree[i] > 0) fail("{}: 'deps' (or 'after_groups') form a cycle through flow {}", where, i);
+    fail("{}: 'after_groups' form a cycle", where);
   }
 }
 

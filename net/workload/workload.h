@@ -2,9 +2,11 @@
 // Workloads: flows (messages between two hosts) with start times and dependencies.
 //
 // Contract:
-// - A flow starts at max(start_ps, the completion of its last dependency). A flow completes when
-//   its receiver holds every byte. Dependencies name earlier or later flows by id; cycles are
-//   rejected by validate().
+// - A flow starts at max(start_ps, the completion of its last dependency, the completion of the
+//   last group in after_groups + after_groups_delay_ps). A flow completes when its receiver holds
+//   every byte. Dependencies name earlier or later flows by id; cycles (through flows or gating
+//   groups) are rejected by validate(). A group completes when all its flows have; an empty group
+//   is complete at time 0.
 // - group: flows sharing a group id report one completion time (the latest member); collectives
 //   use one group per step or per collective.
 // - lb / path: per-flow override of the network's load balancing; with LoadBalancing::source and
@@ -33,6 +35,10 @@ struct FlowSpec {
   int path = -1;
   int64_t entropy = -1;
   bool split_on_start = false;  // the simulator asks for its QPs when it is ready (Simulator::on_split)
+  // Group gates: the flow also waits for every flow of these groups to complete, and then for
+  // after_groups_delay_ps more (a job that runs after other jobs, its rank's start jitter).
+  std::vector<int> after_groups;
+  uint64_t after_groups_delay_ps = 0;
 };
 
 class Workload {

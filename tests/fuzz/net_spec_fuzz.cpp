@@ -7,6 +7,7 @@
 // Two guards keep the target on parsing rather than on resources, and are not parser bugs:
 // - a top-level "matrix" key names a file to read; it is removed (the matrix parser has its own
 //   target, net_matrix_fuzz), so the fuzzer never opens arbitrary paths such as /dev/zero;
+// - job "chunks" are capped by the parser (1024), so a job's flow count stays small;
 // - topology counts are capped at 8 (a 4-million-host topology is valid input, but building one,
 //   or its all-to-all workload, only measures memory).
 #include <cstddef>
@@ -49,6 +50,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (node_by_name(sc.topology, node_name(sc.topology, n), "node") != n) __builtin_trap();
     for (const LinkFailure& f : sc.failures)
       if (f.link < 0 || f.link >= static_cast<int>(sc.topology.links.size())) __builtin_trap();
+    // Jobs: hosts on the fabric, `after` within the job list, their flows after job_flows_begin.
+    for (const Job& job : sc.jobs) {
+      for (int h : job.hosts)
+        if (h < 0 || h >= sc.topology.hosts()) __builtin_trap();
+      for (int a : job.after)
+        if (a < 0 || a >= static_cast<int>(sc.jobs.size())) __builtin_trap();
+    }
+    if (sc.job_flows_begin > sc.workload.flows.size() || (!sc.jobs.empty() && sc.job_flows_begin == sc.workload.flows.size()))
+      __builtin_trap();
   } catch (const lookahead::Error&) {
   }
   return 0;
