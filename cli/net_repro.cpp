@@ -5,7 +5,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <memory>
 #include <sstream>
 #include <thread>
@@ -16,6 +18,7 @@
 #include "net/analysis/congestion.h"
 #include "net/analysis/plot.h"
 #include "net/analysis/repro.h"
+#include "net/workload/spec.h"
 
 namespace {
 
@@ -31,6 +34,8 @@ struct ReproOptions {
   uint64_t seed = 1;
   int chunks = 4;
   bool plot_only = false;
+  int seeds = 1;
+  std::string jobs;  // a JSON spec with "jobs": run those under every scheme instead of the grid
 };
 
 std::vector<std::string> split(const std::string& text) {
@@ -90,6 +95,28 @@ Fabric make_fabric(const std::string& name, bool quick) {
   return f;
 }
 
+// CCT over the seeds of one point: mean, min and max of the finished runs.
+struct SeedStats {
+  int finished = 0;
+  bool all_finished = false;
+  double mean = 0, min = 0, max = 0;
+};
+
+SeedStats seed_stats(const std::vector<analysis::ReproResult>& runs) {
+  SeedStats s;
+  double sum = 0;
+  for (const auto& r : runs) {
+    if (!r.finished) continue;
+    s.min = s.finished == 0 ? r.cct_us : std::min(s.min, r.cct_us);
+    s.max = s.finished == 0 ? r.cct_us : std::max(s.max, r.cct_us);
+    sum += r.cct_us;
+    ++s.finished;
+  }
+  s.all_finished = s.finished == static_cast<int>(runs.size()) && !runs.empty();
+  s.mean = s.all_finished ? sum / s.finished : 0;
+  return s;
+}
+
 // --plot-only: redraw the plots from <out>/net-repro.csv (e.g. after merging the CSVs of several runs).
 void plot_only(const ReproOptions& o) {
   std::string path = o.out + "/net-repro.csv";
@@ -100,8 +127,139 @@ void plot_only(const ReproOptions& o) {
   for (const auto& p : analysis::write_repro_plots(text.str(), o.out)) fmt::print("wrote {}\n", p);
 }
 
+std::vector<std::string> scheme_list(const ReproOptions& o) {
+  auto names = split(!o.schemes.empty() ? o.schemes : "ecmp,mprdma-2,mprdma-4,mprdma-8,spray,reps,ethereal,ethereal-known");
+  for (const auto& s : names)
+    if (s != "reps" && s != "ethereal-known") {
+      try {
+        balance::parse_scheme(s, "--schemes");
+      } catch (const lookahead::Error&) {
+        fail("--schemes: unknown scheme '{}' (expected ecmp, mprdma-X, spray, reps, ethereal, ethereal-known or ethereal-min)", s);
+      }
+    }
+  return names;
+}
+
+// --jobs SPEC: the spec's jobs under every scheme and seed. Writes <out>/net-repro-jobs.csv (one row
+// per scheme and seed) and <out>/net-repro-jobs.md (per scheme: mean makespan over the seeds, its
+// min-max, the ratio to spray's mean, and each job's mean completion time).
+void run_jobs(const ReproOptions& o) {
+  Scenario sc = load_scenario(o.jobs);
+  if (sc.jobs.empty()) fail("--jobs: '{}' has no 'jobs'", o.jobs);
+  if (sc.job_flows_begin != 0) fail("--jobs: '{}' also has 'flows', 'workload' or 'matrix'; --jobs runs only its jobs", o.jobs);
+  std::vector<int> failed;
+  for (const auto& f : sc.failures) {
+    if (f.down_ps != 0 || f.up_ps != kNever)
+      fail("--jobs: '{}': only failures at time 0 that stay down are supported (the planners are told them at the start)", o.jobs);
+    failed.push_back(f.link);
+    if (f.both) failed.push_back(sc.topology.reverse_link(f.link));
+  }
+  // The paper's network unless the spec sets one.
+  std::ifstream in(o.jobs, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  const bool own_network = nlohmann::json::parse(text.str()).contains("network");
+  NetworkConfig cfg = own_network ? sc.network : paper_config();
+  std::error_code ec;
+  std::filesystem::create_directories(o.out, ec);
+  if (ec || !std::filesystem::is_directory(o.out)) lookahead::fail("--out: cannot create directory '{}'", o.out);
+  std::vector<std::string> schemes;
+  for (const auto& s : scheme_list(o))
+    if (s != "ethereal-known" || !failed.empty()) schemes.push_back(s);
+  std::vector<analysis::ReproPoint> runs;
+  for (const auto& scheme : schemes)
+    for (int k = 0; k < o.seeds; ++k) {
+      analysis::ReproPoint p;
+      p.fabric = std::filesystem::path(o.jobs).stem().string();
+      p.topology = sc.topology;
+      p.fail = failed;
+      p.scheme = scheme;
+      p.config = cfg;
+      p.seed = o.seed + static_cast<uint64_t>(k);
+      p.until_us = sc.until_ps == kNever ? 0 : static_cast<double>(sc.until_ps) / 1e6;
+      p.jobs = sc.jobs;
+      runs.push_back(std::move(p));
+    }
+  int threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  auto results = analysis::run_grid(runs, threads, true);
+  std::map<uint64_t, double> spray;  // seed -> spray makespan
+  for (size_t i = 0; i < runs.size(); ++i)
+    if (runs[i].scheme == "spray" && results[i].finished) spray[runs[i].seed] = results[i].cct_us;
+  std::string csv = "spec,scheme,seed,finished,makespan_us,ratio_to_spray_same_seed,qps,max_qps_per_host,drops,retransmits,timeouts,events,wall_s";
+  for (const auto& j : sc.jobs) csv += fmt::format(",cct_us_{}", j.name);
+  csv += "\n";
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const auto& r = results[i];
+    auto it = spray.find(runs[i].seed);
+    double ratio = it != spray.end() && r.finished ? r.cct_us / it->second : 0.0;
+    csv += fmt::format("{},{},{},{},{:.3f},{:.4f},{},{},{},{},{},{},{:.2f}", runs[i].fabric, runs[i].scheme, runs[i].seed, r.finished ? 1 : 0,
+                       r.cct_us, ratio, r.qps, r.max_qps_per_host, r.drops, r.retransmits, r.timeouts, r.events, r.wall_s);
+    for (size_t k = 0; k < sc.jobs.size(); ++k) csv += fmt::format(",{:.3f}", k < r.job_cct_us.size() ? r.job_cct_us[k] : 0.0);
+    csv += "\n";
+  }
+  auto summary = sc.topology.summary();
+  std::string md = fmt::format("# lookahead net repro --jobs {}\n\n{} hosts, {} paths{}; {} job(s):\n\n", o.jobs, summary.hosts,
+                               summary.max_paths, failed.empty() ? "" : ", failed links at time 0", sc.jobs.size());
+  for (const auto& j : sc.jobs) {
+    std::vector<std::string> after;
+    for (int a : j.after) after.push_back(sc.jobs[static_cast<size_t>(a)].name);
+    // Hosts: "a..b" when the ranks sit on consecutive hosts in order, else the list (shortened).
+    bool consecutive = true;
+    for (size_t r = 1; r < j.hosts.size(); ++r) consecutive = consecutive && j.hosts[r] == j.hosts[r - 1] + 1;
+    std::string hosts = consecutive ? fmt::format("{}..{}", j.hosts.front(), j.hosts.back())
+                        : j.hosts.size() <= 8 ? fmt::format("{}", fmt::join(j.hosts, ","))
+                                              : fmt::format("{},... (placed)", fmt::join(j.hosts.begin(), j.hosts.begin() + 4, ","));
+    md += fmt::format("- {}: {}/{} {} B on {} ranks (hosts {}), start {} us, jitter up to {} us{}\n", j.name,
+                      collective::kind_name(j.collective.kind), collective::algorithm_name(j.collective.algorithm),
+                      j.collective.message_bytes, j.hosts.size(), hosts, static_cast<double>(j.start_ps) / 1e6,
+                      static_cast<double>(j.jitter_ps) / 1e6, after.empty() ? "" : fmt::format(", after {}", fmt::join(after, ", ")));
+  }
+  md += fmt::format("\nMakespan (us, last job's finish): mean over {} seed(s) ({}..{}) [min-max] (ratio of means to spray); per "
+                    "job: mean completion time from its first flow's start (us).\n\n| scheme | makespan |",
+                    o.seeds, o.seed, o.seed + static_cast<uint64_t>(o.seeds) - 1);
+  for (const auto& j : sc.jobs) md += " " + j.name + " |";
+  md += " QPs/host |\n|---|---|";
+  for (size_t k = 0; k < sc.jobs.size(); ++k) md += "---|";
+  md += "---|\n";
+  double spray_mean = 0;
+  for (size_t i = 0; i < runs.size(); i += static_cast<size_t>(o.seeds)) {
+    std::vector<analysis::ReproResult> mine(results.begin() + static_cast<std::ptrdiff_t>(i),
+                                            results.begin() + static_cast<std::ptrdiff_t>(i) + o.seeds);
+    auto st = seed_stats(mine);
+    if (runs[i].scheme == "spray" && st.all_finished) spray_mean = st.mean;
+  }
+  for (size_t i = 0; i < runs.size(); i += static_cast<size_t>(o.seeds)) {
+    std::vector<analysis::ReproResult> mine(results.begin() + static_cast<std::ptrdiff_t>(i),
+                                            results.begin() + static_cast<std::ptrdiff_t>(i) + o.seeds);
+    auto st = seed_stats(mine);
+    md += "| " + runs[i].scheme + " |";
+    if (!st.all_finished) {
+      md += fmt::format(" DNF ({}/{} seeds) |", o.seeds - st.finished, o.seeds);
+    } else {
+      md += fmt::format(" {:.0f} [{:.0f}-{:.0f}]", st.mean, st.min, st.max);
+      md += spray_mean > 0 ? fmt::format(" ({:.2f}) |", st.mean / spray_mean) : " |";
+    }
+    int qps = 0;
+    for (size_t k = 0; k < sc.jobs.size(); ++k) {
+      double sum = 0;
+      int n = 0;
+      for (const auto& r : mine)
+        if (k < r.job_cct_us.size() && r.job_cct_us[k] > 0) sum += r.job_cct_us[k], ++n;
+      md += n == o.seeds ? fmt::format(" {:.0f} |", sum / n) : " DNF |";
+    }
+    for (const auto& r : mine) qps = std::max(qps, r.max_qps_per_host);
+    md += fmt::format(" {} |\n", qps);
+  }
+  std::string base = o.out + "/net-repro-jobs";
+  lookahead::write_file_atomic(base + ".csv", csv);
+  lookahead::write_file_atomic(base + ".md", md);
+  fmt::print("{}\nwrote {}.csv and {}.md\n", md, base, base);
+}
+
 void run_repro(ReproOptions& o) {
   if (o.plot_only) return plot_only(o);
+  if (o.seeds < 1) lookahead::fail("--seeds: must be at least 1 (got {})", o.seeds);
+  if (!o.jobs.empty()) return run_jobs(o);
   // Create the output directory before hours of simulation, not after.
   std::error_code ec;
   std::filesystem::create_directories(o.out, ec);
@@ -110,15 +268,7 @@ void run_repro(ReproOptions& o) {
   auto size_names = split(!o.sizes.empty() ? o.sizes
                                            : (o.quick ? "1MiB,4MiB" : "1MiB,2MiB,4MiB,8MiB,16MiB,32MiB,64MiB,128MiB,256MiB"));
   auto algo_names = split(!o.algos.empty() ? o.algos : "direct,hd,ring,dbt");
-  auto scheme_names = split(!o.schemes.empty() ? o.schemes : "ecmp,mprdma-2,mprdma-4,mprdma-8,spray,reps,ethereal,ethereal-known");
-  for (const auto& s : scheme_names)
-    if (s != "reps" && s != "ethereal-known") {
-      try {
-        balance::parse_scheme(s, "--schemes");
-      } catch (const lookahead::Error&) {
-        fail("--schemes: unknown scheme '{}' (expected ecmp, mprdma-X, spray, reps, ethereal, ethereal-known or ethereal-min)", s);
-      }
-    }
+  auto scheme_names = scheme_list(o);
   std::vector<Fabric> fabrics;
   for (const auto& n : fabric_names) fabrics.push_back(make_fabric(n, o.quick));
   std::vector<analysis::ReproPoint> points;
@@ -145,10 +295,44 @@ void run_repro(ReproOptions& o) {
           points.push_back(std::move(p));
         }
   int threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
-  auto results = analysis::run_grid(points, threads, true);
+  // Every point once per seed (seed, seed+1, ...); a point's row aggregates its seeds.
+  std::vector<analysis::ReproPoint> runs;
+  for (const auto& p : points)
+    for (int s = 0; s < o.seeds; ++s) {
+      runs.push_back(p);
+      runs.back().seed = o.seed + static_cast<uint64_t>(s);
+    }
+  auto run_results = analysis::run_grid(runs, threads, true);
+  std::vector<analysis::ReproResult> results(points.size());
+  std::vector<SeedStats> stats(points.size());
+  for (size_t i = 0; i < points.size(); ++i) {
+    std::vector<analysis::ReproResult> mine(run_results.begin() + static_cast<std::ptrdiff_t>(i * o.seeds),
+                                            run_results.begin() + static_cast<std::ptrdiff_t>((i + 1) * o.seeds));
+    stats[i] = seed_stats(mine);
+    results[i] = mine[0];
+    results[i].finished = stats[i].all_finished;
+    results[i].cct_us = stats[i].mean;
+    for (const auto& r : mine) {
+      results[i].max_qps_per_host = std::max(results[i].max_qps_per_host, r.max_qps_per_host);
+      results[i].qps = std::max(results[i].qps, r.qps);
+    }
+    if (o.seeds > 1) {
+      results[i].drops = results[i].retransmits = results[i].timeouts = results[i].events = 0;
+      results[i].wall_s = 0;
+      for (const auto& r : mine) {
+        results[i].drops += r.drops;
+        results[i].retransmits += r.retransmits;
+        results[i].timeouts += r.timeouts;
+        results[i].events += r.events;
+        results[i].wall_s += r.wall_s;
+      }
+    }
+  }
 
-  // CSV: one row per point.
-  std::string csv = "fabric,failed,algo,size_bytes,scheme,finished,cct_us,ratio_to_spray,qps,max_qps_per_host,drops,retransmits,timeouts,events,wall_s\n";
+  // CSV: one row per point (with several seeds: the mean CCT, its min and max, and totals of the
+  // counters over the seeds; ratio_to_spray is the ratio of the means over the same seeds).
+  std::string csv = "fabric,failed,algo,size_bytes,scheme,finished,cct_us,ratio_to_spray,qps,max_qps_per_host,drops,retransmits,timeouts,events,wall_s";
+  csv += o.seeds > 1 ? ",seeds,cct_min_us,cct_max_us\n" : "\n";
   std::map<std::string, double> spray_cct;  // fabric|algo|size -> spray CCT
   auto key = [&](const analysis::ReproPoint& p) {
     return fmt::format("{}|{}|{}", p.fabric, collective::algorithm_name(p.collective.algorithm), p.collective.message_bytes);
@@ -162,10 +346,27 @@ void run_repro(ReproOptions& o) {
   for (size_t i = 0; i < points.size(); ++i) {
     const auto& p = points[i];
     const auto& r = results[i];
-    csv += fmt::format("{},{},{},{},{},{},{:.3f},{:.4f},{},{},{},{},{},{},{:.2f}\n", p.fabric, p.failed_label,
+    csv += fmt::format("{},{},{},{},{},{},{:.3f},{:.4f},{},{},{},{},{},{},{:.2f}", p.fabric, p.failed_label,
                        collective::algorithm_name(p.collective.algorithm), p.collective.message_bytes, p.scheme,
                        r.finished ? 1 : 0, r.cct_us, ratio(i), r.qps, r.max_qps_per_host, r.drops, r.retransmits, r.timeouts,
                        r.events, r.wall_s);
+    csv += o.seeds > 1 ? fmt::format(",{},{:.3f},{:.3f}\n", o.seeds, stats[i].min, stats[i].max) : "\n";
+  }
+  // Per seed: every run, its ratio against spray of the same seed.
+  std::string seeds_csv;
+  if (o.seeds > 1) {
+    std::map<std::string, double> spray_seed;
+    auto seed_key = [&](const analysis::ReproPoint& p) { return fmt::format("{}|{}", key(p), p.seed); };
+    for (size_t i = 0; i < runs.size(); ++i)
+      if (runs[i].scheme == "spray" && run_results[i].finished) spray_seed[seed_key(runs[i])] = run_results[i].cct_us;
+    seeds_csv = "fabric,failed,algo,size_bytes,scheme,seed,finished,cct_us,ratio_to_spray_same_seed\n";
+    for (size_t i = 0; i < runs.size(); ++i) {
+      auto it = spray_seed.find(seed_key(runs[i]));
+      double rr = it != spray_seed.end() && run_results[i].finished ? run_results[i].cct_us / it->second : 0.0;
+      seeds_csv += fmt::format("{},{},{},{},{},{},{},{:.3f},{:.4f}\n", runs[i].fabric, runs[i].failed_label,
+                               collective::algorithm_name(runs[i].collective.algorithm), runs[i].collective.message_bytes,
+                               runs[i].scheme, runs[i].seed, run_results[i].finished ? 1 : 0, run_results[i].cct_us, rr);
+    }
   }
   // Markdown: per fabric and algorithm, sizes x schemes, CCT in us and (ratio to spray).
   std::string md = fmt::format("# lookahead net repro{}\n\nAll-reduce collective completion time (us) per scheme; in brackets the ratio "
@@ -173,6 +374,10 @@ void run_repro(ReproOptions& o) {
                                "failure and learns failed paths from QP timeouts (first iteration); ethereal-known is told the failed "
                                "link at the start (the steady state).\n",
                                o.quick ? " --quick" : "");
+  if (o.seeds > 1)
+    md += fmt::format("\nEach cell: mean CCT over {} seeds ({}..{}) [min-max] (ratio of the mean to spray's mean over the same "
+                      "seeds). Per-seed runs: net-repro-seeds.csv.\n",
+                      o.seeds, o.seed, o.seed + static_cast<uint64_t>(o.seeds) - 1);
   for (const auto& fab : fabrics) {
     auto s = fab.topo.summary();
     md += fmt::format("\n## {}: {} hosts, {} paths{}\n", fab.name, s.hosts, s.max_paths,
@@ -197,7 +402,12 @@ void run_repro(ReproOptions& o) {
             continue;
           }
           const auto& r = results[i];
-          md += r.finished ? fmt::format(" {:.0f} ({:.2f}) |", r.cct_us, ratio(i)) : " DNF |";
+          if (!r.finished)
+            md += stats[i].finished > 0 ? fmt::format(" DNF ({}/{} seeds) |", o.seeds - stats[i].finished, o.seeds) : " DNF |";
+          else if (o.seeds > 1)
+            md += fmt::format(" {:.0f} [{:.0f}-{:.0f}] ({:.2f}) |", r.cct_us, stats[i].min, stats[i].max, ratio(i));
+          else
+            md += fmt::format(" {:.0f} ({:.2f}) |", r.cct_us, ratio(i));
         }
         md += "\n";
       }
@@ -214,12 +424,14 @@ void run_repro(ReproOptions& o) {
   std::string base = o.out + "/net-repro";
   lookahead::write_file_atomic(base + ".csv", csv);
   lookahead::write_file_atomic(base + ".md", md);
+  if (o.seeds > 1) lookahead::write_file_atomic(base + "-seeds.csv", seeds_csv);
   auto plots = analysis::write_repro_plots(csv, o.out);
   fmt::print("{}", md);
   double wall = 0;
   for (const auto& r : results) wall += r.wall_s;
-  fmt::print("\n{} points on {} threads ({:.1f} s of simulation); wrote {}.csv, {}.md and {} plot(s): {}\n", points.size(), threads,
-             wall, base, base, plots.size(), fmt::join(plots, ", "));
+  fmt::print("\n{} points x {} seed(s) on {} threads ({:.1f} s of simulation); wrote {}.csv, {}.md{} and {} plot(s): {}\n",
+             points.size(), o.seeds, threads, wall, base, base, o.seeds > 1 ? ", " + base + "-seeds.csv" : "", plots.size(),
+             fmt::join(plots, ", "));
 }
 
 const bool registered = lookahead::cli::register_command(
@@ -238,6 +450,12 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--seed", o->seed, "seed (default 1)");
        cmd.add_option("--out", o->out, "directory for net-repro.csv, net-repro.md and net-repro-<fabric>.svg (default .)");
        cmd.add_flag("--plot-only", o->plot_only, "only redraw the SVG plots from <out>/net-repro.csv");
+       cmd.add_option("--seeds", o->seeds,
+                      "run every point with this many seeds (--seed, --seed+1, ...); cells show the mean CCT and its min-max "
+                      "(default 1)");
+       cmd.add_option("--jobs", o->jobs,
+                      "JSON spec with 'jobs' (several collectives, in sequence or concurrently; see `net run --spec`): run them "
+                      "under every --schemes scheme and --seeds seed on the spec's topology instead of the grid");
        cmd.callback([o] { run_repro(*o); });
      }});
 
