@@ -40,7 +40,7 @@ struct TierBenchOptions {
 bool on_off(const std::string& v, const char* flag) {
   if (v == "on") return true;
   if (v == "off") return false;
-  lookahead::fail("{} '{}' must be on or off", flag, v);
+  lookahead::fail("{} '{}' must be on or off{}", flag, v, std::string(flag) == "--prefetch" ? " or conservative" : "");
 }
 
 uint64_t touch(const WeightMatrix& m) {
@@ -55,7 +55,10 @@ void run_tier_bench(const TierBenchOptions& o) {
   using namespace lookahead::moe::serving;
   TierOptions t;
   t.policy = parse_cache_policy(o.policy, "--policy");
-  t.prefetch = on_off(o.prefetch, "--prefetch");
+  t.conservative_prefetch = o.prefetch == "conservative";
+  t.prefetch = t.conservative_prefetch || on_off(o.prefetch, "--prefetch");
+  if (t.conservative_prefetch && t.policy != CachePolicy::BELADY)
+    lookahead::fail("--prefetch conservative needs --policy belady");
   t.direct_io = on_off(o.direct_io, "--direct-io");
   t.readers = o.readers;
   t.seed = o.seed;
@@ -118,7 +121,7 @@ void run_tier_bench(const TierBenchOptions& o) {
   nlohmann::json j = {
       {"model", o.model}, {"layers", L}, {"experts", N}, {"slab_bytes", model.slab(0, 0).bytes},
       {"expert_bytes", expert_bytes}, {"budget", o.budget}, {"budget_bytes", t.capacity.max_bytes},
-      {"budget_slabs", t.capacity.max_slabs}, {"policy", o.policy}, {"prefetch", t.prefetch},
+      {"budget_slabs", t.capacity.max_slabs}, {"policy", o.policy}, {"prefetch", o.prefetch},
       {"direct_io", store.direct_io()}, {"readers", o.readers}, {"plan", o.plan}, {"locality", locality},
       {"streams", o.streams}, {"batches", o.batches}, {"horizon", o.horizon}, {"compute", o.compute},
       {"unique_experts_per_batch", unique_sum / o.batches},
@@ -152,7 +155,7 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--model", o->model, "Read-ME model directory (e.g. from moe synth)")->required();
        cmd.add_option("--budget", o->budget, "fast-tier budget: bytes (1GiB, 512MiB) or slabs (k=5); required unless --policy none");
        cmd.add_option("--policy", o->policy, "belady, lru, random, none")->capture_default_str();
-       cmd.add_option("--prefetch", o->prefetch, "on or off")->capture_default_str();
+       cmd.add_option("--prefetch", o->prefetch, "on (walk ahead as the budget allows), conservative (belady: no extra loads) or off")->capture_default_str();
        cmd.add_option("--plan", o->plan, "token experts: locality (repeat with --locality) or random")->capture_default_str();
        cmd.add_option("--locality", o->locality, "probability a token keeps its sequence's previous expert")->capture_default_str();
        cmd.add_option("--streams", o->streams, "sequences decoding together (tokens per batch)")->capture_default_str();

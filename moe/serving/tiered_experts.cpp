@@ -221,9 +221,23 @@ void TieredExperts::prefetch_walk(std::unique_lock<std::mutex>&) const {
     if (cache_.never_fits(si.bytes)) continue;  // read on demand, never kept
     while (!cache_.fits(si.bytes)) {
       // Only slabs not needed before this one's use (p), loaded, and not pinned.
-      const std::optional<SlabKey> victim = cache_.victim([&](const SlabKey& k, uint64_t next_use) {
+      auto evictable_now = [&](const SlabKey& k, uint64_t next_use) {
         return next_use > p && slots_.at(k)->loaded && !(have_pin_ && k == pinned_);
-      });
+      };
+      std::optional<SlabKey> victim;
+      if (options_.conservative_prefetch && options_.policy == CachePolicy::BELADY) {
+        // Belady's victim at p: the resident whose next use after p is furthest (ties: lowest key,
+        // preferring one evictable now). If that slab cannot go yet, wait for a later walk.
+        uint64_t furthest = 0;
+        for (const auto& [k, slot] : slots_) furthest = std::max(furthest, plan_next(k, p + 1));
+        for (const SlabKey& k : cache_.residents())
+          if (plan_next(k, p + 1) == furthest && evictable_now(k, cache_.next_use(k))) {
+            victim = k;
+            break;
+          }
+      } else {
+        victim = cache_.victim(evictable_now);
+      }
       if (!victim) return;
       evict(*victim);
     }

@@ -23,6 +23,10 @@
 //     order, while the budget allows without evicting a slab whose next use comes at or before the
 //     prefetched slab's use (and never the pinned or an in-flight one); the first entry that cannot
 //     get room ends the walk. With prefetch off, loads happen only on demand, inside expert().
+//     The walk trades slow-tier bytes for overlap: a slab evicted to make room ahead is read again
+//     at its own next use. conservative_prefetch (belady) evicts only the slab demand Belady would
+//     evict at the prefetched slab's use, and waits when that slab is still needed before it, so
+//     loads equal prefetch off's and only their timing changes.
 //   - Demand loads are read by the calling thread; prefetches by `readers` threads with pread.
 //   - O_DIRECT: each slab's read covers the aligned (kDirectIoAlign) range enclosing its bytes,
 //     into an aligned buffer. Where open(O_DIRECT) or an O_DIRECT read fails with EINVAL (tmpfs,
@@ -64,6 +68,10 @@ struct TierOptions {
   int readers = 2;          // prefetch reader threads
   bool direct_io = true;    // O_DIRECT; false = buffered pread (tests, filesystems without O_DIRECT)
   uint64_t seed = 0;        // the random policy's generator
+  // belady only: prefetch a slab only by evicting the slab demand Belady would evict at its use
+  // (Cao et al.'s conservative integrated prefetching): as many slow-tier loads as prefetch off,
+  // started earlier where the budget allows. Default (false): the aggressive walk above.
+  bool conservative_prefetch = false;
 };
 
 struct TierStats {

@@ -180,6 +180,24 @@ TEST_F(TieredExpertsTest, ExactPrefetchTurnsMissesIntoHits) {
   }
 }
 
+TEST_F(TieredExpertsTest, ConservativePrefetchLoadsNoMoreThanDemandBelady) {
+  for (uint32_t seed : {11u, 12u, 13u}) {
+    const std::vector<SlabKey> seq = batch_accesses(seed, 20);
+    for (int64_t k : {2, 3, 4, 6}) {
+      SCOPED_TRACE("k=" + std::to_string(k) + " seed " + std::to_string(seed));
+      TierOptions o = options(CachePolicy::BELADY, {k, 0}, true);
+      o.conservative_prefetch = true;
+      TieredExperts store(model(), o);
+      store.set_plan(seq);
+      for (const SlabKey& key : seq) expect_expert(store.expert(key.layer, key.expert), key);
+      const TierStats s = store.stats();
+      const CacheStats demand = replay(CachePolicy::BELADY, {k, 0}, as_accesses(seq));
+      EXPECT_EQ(s.misses + s.prefetches, demand.misses);
+      EXPECT_GT(s.prefetches, 0u);
+    }
+  }
+}
+
 TEST_F(TieredExpertsTest, PlansReplacedPerBatchKeepHitsAndWeights) {
   // The lead's use: set_plan before each batch with that batch's accesses then the next batches.
   const std::vector<SlabKey> seq = batch_accesses(6, 10);
