@@ -1,0 +1,240 @@
+#include "moe/serving/batch_engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <unordered_map>
+
+#include "common/error.h"
+
+namespace lookahead::moe::serving {
+
+struct BatchEngine::Sequence {
+  Sequence(EngineRequest r, int32_t n_vocab) : req(std::move(r)), sampler(req.sampling, n_vocab) {}
+  EngineRequest req;
+  std::unique_ptr<TokenRouter> router;  // this sequence's pre-gating router (its own KV cache)
+  std::vector<int32_t> prompt_experts;  // routed at arrival
+  std::unique_ptr<KvCache> cache;       // null while waiting
+  uint64_t cache_bytes = 0;
+  Sampler sampler;
+  int32_t pending_token = -1;           // sampled, to be fed by the next decode
+  int32_t pending_expert = 0;           // its expert, routed right after sampling
+  int64_t generated = 0;
+  int64_t waited = 0;                   // batches formed while this sequence was ready but left out
+};
+
+BatchEngine::BatchEngine(const LlamaModel& backbone, const ReadMeModel* readme, const ExpertWeights* experts,
+                         TieredExperts* tiers, std::set<int32_t> end_of_generation, const BatchEngineOptions& options)
+    : backbone_(backbone), readme_(readme), experts_(experts), tiers_(tiers), eog_(std::move(end_of_generation)),
+      opt_(options) {
+  if (opt_.n_ctx <= 0) fail("serving engine: n_ctx must be positive (got {})", opt_.n_ctx);
+  if (opt_.limits.token_budget <= 0 || opt_.limits.max_running <= 0)
+    fail("serving engine: token budget and max running sequences must be positive (got {} and {})",
+         opt_.limits.token_budget, opt_.limits.max_running);
+  if (opt_.plan_horizon < 0) fail("serving engine: plan horizon must be >= 0 (got {})", opt_.plan_horizon);
+  if (readme_) {
+    if (!experts_) fail("serving engine: a Read-ME model needs its expert weights");
+    if (opt_.route == "dense") fail("serving engine: route 'dense' serves the backbone's dense FFN; open the model as dense instead");
+    make_token_router(*readme_, opt_.route, "route");  // validates the spec now, not at the first request
+  }
+  kv_budget_ = opt_.kv_budget_bytes ? opt_.kv_budget_bytes
+                                    : static_cast<uint64_t>(opt_.limits.max_running) * kv_bytes(opt_.n_ctx);
+  forward_ = std::make_unique<BatchForward>(backbone_, opt_.limits.token_budget, opt_.n_ctx);
+  if (readme_) forward_->set_experts(experts_);
+  logits_.resize(static_cast<size_t>(opt_.limits.max_running) * static_cast<size_t>(backbone_.hparams().n_vocab));
+}
+
+BatchEngine::~BatchEngine() = default;
+
+uint64_t BatchEngine::kv_bytes(int64_t positions) const {
+  const LlamaHparams& hp = backbone_.hparams();
+  const uint64_t elem = opt_.kv_type == TensorType::F16 ? 2 : 4;
+  return 2 * static_cast<uint64_t>(hp.n_layer) * static_cast<uint64_t>(positions) *
+         static_cast<uint64_t>(hp.n_head_kv) * static_cast<uint64_t>(hp.head_dim) * elem;
+}
+
+int64_t BatchEngine::waiting() const {
+  return std::count_if(sequences_.begin(), sequences_.end(), [](const auto& s) { return !s->cache; });
+}
+
+int64_t BatchEngine::running() const { return static_cast<int64_t>(sequences_.size()) - waiting(); }
+
+void BatchEngine::route(Sequence& seq, const int32_t* tokens, int64_t n, int64_t pos0, int32_t* experts) {
+  if (!seq.router) {
+    std::fill(experts, experts + n, 0);  // dense: one "expert" for the scheduler
+    return;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  seq.router->route(tokens, n, pos0, experts);
+  router_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (int64_t i = 0; i < n; ++i)
+    if (experts[i] < 0 || experts[i] >= readme_->n_expert())
+      fail("router '{}' chose expert {} of {}", seq.router->name(), experts[i], readme_->n_expert());
+}
+
+void BatchEngine::add(EngineRequest request) {
+  const LlamaHparams& hp = backbone_.hparams();
+  const auto n = static_cast<int64_t>(request.prompt.size());
+  const uint64_t id = request.id;
+  if (n == 0) fail("request {}: empty prompt", id);
+  for (int32_t t : request.prompt)
+    if (t < 0 || t >= hp.n_vocab) fail("request {}: prompt token {} outside the vocabulary [0, {})", id, t, hp.n_vocab);
+  if (request.max_tokens < 1) fail("request {}: max_tokens must be >= 1 (got {})", id, request.max_tokens);
+  if (n > opt_.limits.token_budget)
+    fail("request {}: prompt of {} tokens exceeds the batch token budget {} (prefills are not split)", id, n,
+         opt_.limits.token_budget);
+  if (n + request.max_tokens > opt_.n_ctx)
+    fail("request {}: prompt ({}) + max_tokens ({}) exceed the context of {} tokens", id, n, request.max_tokens, opt_.n_ctx);
+  if (kv_bytes(n + request.max_tokens) > kv_budget_)
+    fail("request {}: its KV cache ({} bytes) exceeds the whole KV budget ({} bytes)", id, kv_bytes(n + request.max_tokens),
+         kv_budget_);
+  for (const auto& s : sequences_)
+    if (s->req.id == id) fail("request {}: id already queued or running", id);
+  auto seq = std::make_unique<Sequence>(std::move(request), hp.n_vocab);
+  if (readme_) seq->router = make_token_router(*readme_, opt_.route, "route");
+  // Read-ME routes the prompt at arrival, before the backbone ever sees it.
+  seq->prompt_experts.resize(static_cast<size_t>(n));
+  route(*seq, seq->req.prompt.data(), n, 0, seq->prompt_experts.data());
+  sequences_.push_back(std::move(seq));
+}
+
+void BatchEngine::release(Sequence& seq) {
+  if (seq.cache) kv_in_use_ -= seq.cache_bytes;
+  seq.cache.reset();
+  seq.cache_bytes = 0;
+}
+
+bool BatchEngine::cancel(uint64_t id) {
+  for (auto it = sequences_.begin(); it != sequences_.end(); ++it) {
+    if ((*it)->req.id != id) continue;
+    release(**it);
+    sequences_.erase(it);
+    return true;
+  }
+  return false;
+}
+
+// The slabs the batch will read, in the forward pass's order (layer by layer, experts ascending),
+// then the same for up to plan_horizon predicted batches: the scheduler run again on the queue as
+// it will look after this batch, each running sequence's next token predicted to keep its current
+// expert (the paper's temporal locality; the real expert is known only once the token is sampled).
+std::vector<SlabKey> BatchEngine::expert_plan(const Batch& batch, const std::vector<QueuedRequest>& queue) const {
+  std::vector<SlabKey> plan;
+  const int n_layer = backbone_.hparams().n_layer;
+  auto append = [&](const Batch& b) {
+    for (int l = 0; l < n_layer; ++l)
+      for (int32_t e : b.experts)
+        if (e >= 0) plan.push_back({l, e});
+  };
+  append(batch);
+  std::unordered_map<uint64_t, const Sequence*> by_id;
+  for (const auto& s : sequences_) by_id[s->req.id] = s.get();
+  std::vector<QueuedRequest> q = queue;
+  std::unordered_map<uint64_t, int64_t> generated;
+  for (const auto& s : sequences_) generated[s->req.id] = s->generated;
+  const Batch* current = &batch;
+  Batch next;
+  for (int h = 0; h < opt_.plan_horizon; ++h) {
+    std::vector<QueuedRequest> after;
+    for (QueuedRequest r : q) {
+      const bool ran = std::any_of(current->steps.begin(), current->steps.end(), [&](const BatchStep& s) { return s.id == r.id; });
+      if (ran) {
+        int64_t& g = generated[r.id];
+        if (++g >= by_id.at(r.id)->req.max_tokens) continue;  // finishes with this batch
+        r.experts = {r.experts.back()};
+        r.running = true;
+        r.waited_steps = 0;
+      } else {
+        ++r.waited_steps;
+      }
+      after.push_back(std::move(r));
+    }
+    q = std::move(after);
+    if (q.empty()) break;
+    next = schedule(opt_.scheduler, q, opt_.limits);
+    if (next.steps.empty()) break;
+    append(next);
+    current = &next;
+  }
+  return plan;
+}
+
+StepReport BatchEngine::step() {
+  StepReport report;
+  const LlamaHparams& hp = backbone_.hparams();
+  // The queue the scheduler sees: running sequences decode their pending token; waiting ones are
+  // offered in arrival order while their KV caches fit the budget.
+  std::vector<QueuedRequest> queue;
+  std::unordered_map<uint64_t, Sequence*> by_id;
+  uint64_t kv_offered = kv_in_use_;
+  bool kv_blocked = false;
+  for (auto& s : sequences_) {
+    by_id[s->req.id] = s.get();
+    if (s->cache) {
+      queue.push_back({s->req.id, true, {s->pending_expert}, s->waited});
+      continue;
+    }
+    const uint64_t need = kv_bytes(static_cast<int64_t>(s->req.prompt.size()) + s->req.max_tokens);
+    if (kv_blocked || kv_offered + need > kv_budget_) {
+      kv_blocked = true;
+      continue;
+    }
+    kv_offered += need;
+    queue.push_back({s->req.id, false, s->prompt_experts, s->waited});
+  }
+  if (queue.empty()) return report;
+  const Batch batch = schedule(opt_.scheduler, queue, opt_.limits);
+  if (batch.steps.empty()) return report;
+
+  // Segments: prefills get their KV cache now.
+  std::vector<BatchSegment> segments;
+  std::vector<Sequence*> in_batch;
+  for (const BatchStep& st : batch.steps) {
+    Sequence& s = *by_id.at(st.id);
+    const bool routed = s.router != nullptr;
+    if (st.prefill) {
+      const int64_t positions = static_cast<int64_t>(s.req.prompt.size()) + s.req.max_tokens;
+      s.cache = std::make_unique<KvCache>(hp, positions, opt_.kv_type);
+      s.cache_bytes = kv_bytes(positions);
+      kv_in_use_ += s.cache_bytes;
+      segments.push_back({s.cache.get(), s.req.prompt.data(), static_cast<int64_t>(s.req.prompt.size()),
+                          routed ? s.prompt_experts.data() : nullptr, -1});
+      ++report.prefills;
+    } else {
+      segments.push_back({s.cache.get(), &s.pending_token, 1, routed ? &s.pending_expert : nullptr, -1});
+      ++report.decodes;
+    }
+    in_batch.push_back(&s);
+  }
+  report.tokens = batch.tokens;
+  report.unique_experts = batch.unique_experts();
+  if (tiers_) tiers_->set_plan(expert_plan(batch, queue));
+  const float* logits = forward_->forward(segments.data(), segments.size(), logits_.data());
+
+  // Sample each sequence's next token; route it at once so its expert is known before the next batch.
+  for (auto& s : sequences_) ++s->waited;
+  std::vector<uint64_t> done;
+  for (size_t i = 0; i < in_batch.size(); ++i) {
+    Sequence& s = *in_batch[i];
+    s.waited = 0;
+    const int32_t token = s.sampler.sample(logits + static_cast<int64_t>(i) * hp.n_vocab);
+    const auto prompt_tokens = static_cast<int64_t>(s.req.prompt.size());
+    if (s.req.stop_at_eog && eog_.count(token)) {
+      report.finished.push_back({s.req.id, serve::FinishReason::STOP, prompt_tokens, s.generated});
+      done.push_back(s.req.id);
+      continue;
+    }
+    ++s.generated;
+    report.generated.push_back({s.req.id, token});
+    if (s.generated >= s.req.max_tokens) {
+      report.finished.push_back({s.req.id, serve::FinishReason::LENGTH, prompt_tokens, s.generated});
+      done.push_back(s.req.id);
+      continue;
+    }
+    s.pending_token = token;
+    route(s, &s.pending_token, 1, s.cache->n_past(), &s.pending_expert);
+  }
+  for (uint64_t id : done) cancel(id);
+  return report;
+}
+
+}  // namespace lookahead::moe::serving

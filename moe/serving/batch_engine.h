@@ -1,0 +1,125 @@
+#pragma once
+// The continuous-batching core of the Read-ME serving system (issue #5 item 1; paper section 4).
+// Requests go in, one batch runs per step(), generated tokens come out. No threads and no clock of
+// its own: trace replay (moe/serving/replay.h) drives it on a virtual clock, the HTTP server's
+// engine on a worker thread.
+//
+//   add(request):  the pre-gating router routes the prompt now, at arrival
+//   step():        schedule a batch from every pending token's known expert (scheduler.h)
+//                  -> tell the expert store the batch's exact slab accesses (and a prediction of the
+//                     next batches) so Belady and prefetch see the future
+//                  -> one BatchForward over all the batch's sequences (tokens grouped by expert)
+//                  -> sample each sequence's next token and route it right away
+//
+// Contract:
+//   - Model: a dense LlamaModel (readme == nullptr: every token "expert 0" for the scheduler, dense
+//     FFN), or a Read-ME model whose experts are read through `experts` (the ReadMeModel itself, or
+//     a TieredExperts over it, passed again as `tiers` so the engine can give it the access plan).
+//     All are borrowed and must outlive the engine.
+//   - add() validates and throws lookahead::Error naming the request: empty prompt, token outside the
+//     vocabulary, prompt longer than the token budget (prefills are never split) or than n_ctx,
+//     prompt + max_tokens beyond n_ctx, a KV cache larger than the whole KV budget, duplicate id.
+//   - KV memory: each admitted sequence gets a cache of prompt + max_tokens positions; a waiting
+//     request is offered to the scheduler only while the caches of running and earlier-offered
+//     sequences plus its own fit kv_budget_bytes (arrival order, so a big request is not overtaken
+//     forever). Finished and cancelled sequences free theirs at once.
+//   - Each step returns the tokens it generated (a prefill generates the first one) and the requests
+//     that finished: LENGTH at max_tokens, STOP at an end-of-generation token (stop_at_eog; the token
+//     is neither reported nor counted), CANCELLED by cancel().
+//   - Deterministic for given requests and seeds (sampling is per request, seeded).
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "moe/model/llama.h"
+#include "moe/model/readme_model.h"
+#include "moe/model/sampling.h"
+#include "moe/serve/engine.h"
+#include "moe/serving/scheduler.h"
+#include "moe/serving/tiered_experts.h"
+
+namespace lookahead::moe::serving {
+
+struct BatchEngineOptions {
+  SchedulerKind scheduler = SchedulerKind::EXPERT_AWARE;
+  SchedulerLimits limits;          // token budget per batch, max running sequences, starvation limit
+  int64_t n_ctx = 2048;            // most positions (prompt + output) of one sequence
+  uint64_t kv_budget_bytes = 0;    // KV memory of all running sequences; 0 = max_running full contexts
+  TensorType kv_type = TensorType::F32;
+  std::string route = "router";    // Read-ME routing of every sequence (make_token_router's spec)
+  int plan_horizon = 1;            // predicted batches after the current one in the expert plan
+};
+
+struct EngineRequest {
+  uint64_t id = 0;
+  std::vector<int32_t> prompt;
+  int64_t max_tokens = 16;
+  SamplingParams sampling;
+  bool stop_at_eog = true;         // false: generate exactly max_tokens (trace replay)
+};
+
+struct GeneratedToken {
+  uint64_t id = 0;
+  int32_t token = -1;
+};
+
+struct FinishedRequest {
+  uint64_t id = 0;
+  serve::FinishReason reason = serve::FinishReason::NONE;
+  int64_t prompt_tokens = 0;
+  int64_t generated = 0;
+};
+
+struct StepReport {
+  int64_t tokens = 0;              // tokens run through the model
+  int64_t prefills = 0, decodes = 0;
+  int64_t unique_experts = 0;      // distinct experts of the batch's tokens (dense: 1)
+  std::vector<GeneratedToken> generated;
+  std::vector<FinishedRequest> finished;
+};
+
+class BatchEngine {
+ public:
+  BatchEngine(const LlamaModel& backbone, const ReadMeModel* readme, const ExpertWeights* experts,
+              TieredExperts* tiers, std::set<int32_t> end_of_generation, const BatchEngineOptions& options);
+  ~BatchEngine();
+
+  void add(EngineRequest request);
+  // Drops a waiting or running request and frees its KV cache; false if unknown.
+  bool cancel(uint64_t id);
+  // Runs one batch; an empty report when nothing is ready (idle, or every waiting request blocked).
+  StepReport step();
+
+  bool idle() const { return sequences_.empty(); }
+  int64_t waiting() const;
+  int64_t running() const;
+  uint64_t kv_bytes_in_use() const { return kv_in_use_; }
+  uint64_t kv_budget_bytes() const { return kv_budget_; }
+  const BatchEngineOptions& options() const { return opt_; }
+  // Wall time spent in the pre-gating router (prompts at arrival and each sampled token).
+  double router_seconds() const { return router_seconds_; }
+
+ private:
+  struct Sequence;
+  uint64_t kv_bytes(int64_t positions) const;
+  void route(Sequence& seq, const int32_t* tokens, int64_t n, int64_t pos0, int32_t* experts);
+  std::vector<SlabKey> expert_plan(const Batch& batch, const std::vector<QueuedRequest>& queue) const;
+  void release(Sequence& seq);
+
+  const LlamaModel& backbone_;
+  const ReadMeModel* readme_;
+  const ExpertWeights* experts_;
+  TieredExperts* tiers_;
+  std::set<int32_t> eog_;
+  BatchEngineOptions opt_;
+  uint64_t kv_budget_ = 0;
+  uint64_t kv_in_use_ = 0;
+  double router_seconds_ = 0;
+  std::unique_ptr<BatchForward> forward_;
+  std::vector<std::unique_ptr<Sequence>> sequences_;  // arrival order
+  std::vector<float> logits_;
+};
+
+}  // namespace lookahead::moe::serving

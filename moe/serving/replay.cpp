@@ -1,0 +1,143 @@
+#include "moe/serving/replay.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "common/error.h"
+
+namespace lookahead::moe::serving {
+
+Distribution distribution(std::vector<double> v) {
+  Distribution d;
+  if (v.empty()) return d;
+  std::sort(v.begin(), v.end());
+  d.mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+  auto rank = [&](double p) {  // nearest rank: the smallest value with at least p of the data at or below it
+    const auto k = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size())));
+    return v[std::clamp<size_t>(k, 1, v.size()) - 1];
+  };
+  d.p50 = rank(0.50);
+  d.p95 = rank(0.95);
+  d.p99 = rank(0.99);
+  return d;
+}
+
+ReplayResult replay_trace(BatchEngine& engine, const Trace& trace, TieredExperts* tiers, const ReplayOptions& options) {
+  const auto& reqs = trace.requests;
+  const size_t n = reqs.size();
+  if (n == 0) fail("replay: the trace has no requests");
+  ReplayResult r;
+  r.requests.resize(n);
+  std::vector<bool> started(n, false);
+  for (size_t i = 0; i < n; ++i) {
+    if (reqs[i].prompt_tokens.empty())
+      fail("replay: request {} has no prompt token ids (read the trace with the model's tokenizer)", i);
+    if (i > 0 && reqs[i].arrival_s < reqs[i - 1].arrival_s) fail("replay: request {} arrives before request {}", i, i - 1);
+    r.requests[i].arrival_s = reqs[i].arrival_s;
+    r.requests[i].prompt_tokens = static_cast<int64_t>(reqs[i].prompt_tokens.size());
+  }
+  if (tiers) tiers->reset_stats();
+  const double router0 = engine.router_seconds();
+  double clock = reqs[0].arrival_s;
+  size_t next = 0, finished = 0;
+  while (finished < n) {
+    for (; next < n && reqs[next].arrival_s <= clock; ++next) {
+      EngineRequest q;
+      q.id = next + 1;
+      q.prompt = reqs[next].prompt_tokens;
+      q.max_tokens = reqs[next].output_len;
+      q.sampling = options.sampling;
+      q.stop_at_eog = false;
+      try {
+        engine.add(std::move(q));
+      } catch (const Error& e) {
+        fail("replay: trace request {}: {}", next, e.what());
+      }
+    }
+    if (engine.idle()) {
+      if (next >= n) fail("replay: engine idle with {} of {} requests unfinished", n - finished, n);
+      clock = reqs[next].arrival_s;
+      continue;
+    }
+    const double stall0 = tiers ? tiers->stats().stall_seconds : 0.0;
+    const auto t0 = std::chrono::steady_clock::now();
+    const StepReport step = engine.step();
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (step.tokens == 0) {
+      // Nothing schedulable while requests are queued cannot happen (add() checks every request fits
+      // alone); guard against a livelock all the same.
+      if (next >= n) fail("replay: no batch could be formed with {} requests queued", engine.waiting());
+      clock = std::max(clock, reqs[next].arrival_s);
+      continue;
+    }
+    StepRecord s;
+    s.start_s = clock;
+    s.seconds = dt;
+    s.stall_seconds = tiers ? tiers->stats().stall_seconds - stall0 : 0.0;
+    s.tokens = step.tokens;
+    s.prefills = step.prefills;
+    s.decodes = step.decodes;
+    s.unique_experts = step.unique_experts;
+    r.steps.push_back(s);
+    r.compute_s += dt;
+    clock += dt;
+    for (const GeneratedToken& g : step.generated) {
+      const size_t i = g.id - 1;
+      if (!started[i]) {
+        started[i] = true;
+        r.requests[i].first_token_s = clock;
+      }
+      ++r.requests[i].generated;
+    }
+    for (const FinishedRequest& f : step.finished) {
+      r.requests[f.id - 1].finish_s = clock;
+      ++finished;
+    }
+  }
+  r.makespan_s = clock - reqs[0].arrival_s;
+  r.router_s = engine.router_seconds() - router0;
+  if (tiers) r.tiers = tiers->stats();
+  return r;
+}
+
+ReplaySummary summarize(const ReplayResult& r) {
+  ReplaySummary s;
+  std::vector<double> norm, ttft, tpot;
+  for (const RequestRecord& q : r.requests) {
+    ++s.requests;
+    s.generated_tokens += q.generated;
+    s.prompt_tokens += q.prompt_tokens;
+    if (q.generated <= 0) continue;
+    norm.push_back((q.finish_s - q.arrival_s) / static_cast<double>(q.generated));
+    ttft.push_back(q.first_token_s - q.arrival_s);
+    if (q.generated > 1) tpot.push_back((q.finish_s - q.first_token_s) / static_cast<double>(q.generated - 1));
+  }
+  s.normalized_latency_s = distribution(norm);
+  s.ttft_s = distribution(ttft);
+  s.tpot_s = distribution(tpot);
+  s.steps = static_cast<int64_t>(r.steps.size());
+  double experts = 0, tokens = 0;
+  for (const StepRecord& st : r.steps) {
+    experts += static_cast<double>(st.unique_experts);
+    tokens += static_cast<double>(st.tokens);
+    s.stall_s += st.stall_seconds;
+  }
+  if (s.steps > 0) {
+    s.mean_unique_experts = experts / static_cast<double>(s.steps);
+    s.mean_batch_tokens = tokens / static_cast<double>(s.steps);
+  }
+  s.compute_s = r.compute_s;
+  s.makespan_s = r.makespan_s;
+  s.router_s = r.router_s;
+  if (r.makespan_s > 0) {
+    s.throughput_tok_s = static_cast<double>(s.generated_tokens) / r.makespan_s;
+    s.requests_per_s = static_cast<double>(s.requests) / r.makespan_s;
+  }
+  s.cache_hit_ratio = r.tiers.hit_ratio();
+  s.slow_tier_bytes = r.tiers.bytes_read;
+  return s;
+}
+
+}  // namespace lookahead::moe::serving

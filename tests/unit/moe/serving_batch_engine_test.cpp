@@ -1,0 +1,264 @@
+// The continuous-batching engine (moe/serving/batch_engine.h) and trace replay (replay.h) on a tiny
+// synthetic Read-ME model: every scheduler, batched together, generates exactly the tokens each
+// request generates alone; the same through the two-tier expert store; the KV budget limits running
+// sequences; cancel frees the KV cache; bad requests are refused; replay finishes every request.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "moe/model/llama.h"
+#include "moe/model/readme_model.h"
+#include "moe/serving/batch_engine.h"
+#include "moe/serving/replay.h"
+#include "moe/serving/synth_model.h"
+
+namespace lookahead::moe::serving {
+namespace {
+
+namespace fs = std::filesystem;
+
+class BatchEngineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new fs::path(fs::temp_directory_path() / ("lookahead_batch_engine_" + std::to_string(::getpid())));
+    fs::remove_all(*dir_);
+    SynthOptions o;
+    o.shape = "tiny";
+    o.experts = 4;
+    o.layers = 2;
+    o.dtype = TensorType::F32;
+    o.seed = 3;
+    write_synth_model(o, (*dir_ / "model").string());
+    model_ = new ReadMeModel((*dir_ / "model").string());
+  }
+  static void TearDownTestSuite() {
+    delete model_;
+    fs::remove_all(*dir_);
+    delete dir_;
+  }
+  static const ReadMeModel& model() { return *model_; }
+
+  static std::vector<EngineRequest> requests() {
+    const std::vector<std::vector<int32_t>> prompts = {
+        {1, 2, 3, 4, 5, 6, 7}, {9, 8, 7}, {20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30}, {40}, {5, 5, 5, 5}};
+    std::vector<EngineRequest> out;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      EngineRequest r;
+      r.id = i + 1;
+      r.prompt = prompts[i];
+      r.max_tokens = 3 + static_cast<int64_t>(i) * 2;
+      r.stop_at_eog = false;
+      out.push_back(r);
+    }
+    return out;
+  }
+
+  // Greedy generation of one request alone, with its own context and router.
+  static std::vector<int32_t> alone(const EngineRequest& r, const std::string& route) {
+    LlamaContext ctx(model().backbone(), {64, 64, TensorType::F32});
+    auto router = make_token_router(model(), route);
+    ctx.set_routing(router.get(), &model());
+    const int32_t V = model().backbone().hparams().n_vocab;
+    std::vector<int32_t> out;
+    const float* logits = ctx.forward(r.prompt.data(), static_cast<int64_t>(r.prompt.size()));
+    for (int64_t i = 0; i < r.max_tokens; ++i) {
+      out.push_back(argmax(logits, V));
+      if (i + 1 < r.max_tokens) logits = ctx.forward(&out.back(), 1);
+    }
+    return out;
+  }
+
+  static std::map<uint64_t, std::vector<int32_t>> run(BatchEngine& engine, const std::vector<EngineRequest>& reqs,
+                                                      int64_t* max_running = nullptr) {
+    std::map<uint64_t, std::vector<int32_t>> got;
+    for (const auto& r : reqs) engine.add(r);
+    size_t finished = 0;
+    for (int guard = 0; !engine.idle() && guard < 1000; ++guard) {
+      const StepReport s = engine.step();
+      EXPECT_GT(s.tokens, 0);
+      for (const auto& g : s.generated) got[g.id].push_back(g.token);
+      finished += s.finished.size();
+      if (max_running) *max_running = std::max(*max_running, engine.running());
+    }
+    EXPECT_EQ(finished, reqs.size());
+    EXPECT_EQ(engine.kv_bytes_in_use(), 0u);
+    return got;
+  }
+
+  static fs::path* dir_;
+  static ReadMeModel* model_;
+};
+
+fs::path* BatchEngineTest::dir_ = nullptr;
+ReadMeModel* BatchEngineTest::model_ = nullptr;
+
+TEST_F(BatchEngineTest, EverySchedulerGeneratesWhatEachRequestGeneratesAlone) {
+  const auto reqs = requests();
+  for (const std::string route : {"router", "random:5"}) {
+    std::map<uint64_t, std::vector<int32_t>> want;
+    for (const auto& r : reqs) want[r.id] = alone(r, route);
+    for (SchedulerKind kind : {SchedulerKind::EXPERT_AWARE, SchedulerKind::DECODE_FIRST, SchedulerKind::PREFILL_FIRST}) {
+      for (int64_t budget : {11, 16, 64}) {
+        BatchEngineOptions o;
+        o.scheduler = kind;
+        o.limits.token_budget = budget;
+        o.limits.max_running = 3;
+        o.n_ctx = 64;
+        o.route = route;
+        BatchEngine engine(model().backbone(), &model(), &model(), nullptr, {}, o);
+        EXPECT_EQ(run(engine, reqs), want) << scheduler_name(kind) << " budget " << budget << " route " << route;
+      }
+    }
+  }
+}
+
+TEST_F(BatchEngineTest, TieredExpertStoreGivesTheSameTokensAndSeesThePlan) {
+  const auto reqs = requests();
+  std::map<uint64_t, std::vector<int32_t>> want;
+  for (const auto& r : reqs) want[r.id] = alone(r, "router");
+  for (CachePolicy policy : {CachePolicy::BELADY, CachePolicy::LRU, CachePolicy::NONE}) {
+    for (bool prefetch : {false, true}) {
+      TierOptions t;
+      t.policy = policy;
+      t.capacity.max_slabs = policy == CachePolicy::NONE ? 0 : 3;
+      t.prefetch = prefetch;
+      t.direct_io = false;
+      TieredExperts tiers(model(), t);
+      BatchEngineOptions o;
+      o.limits.token_budget = 32;
+      o.limits.max_running = 4;
+      o.n_ctx = 64;
+      BatchEngine engine(model().backbone(), &model(), &tiers, &tiers, {}, o);
+      EXPECT_EQ(run(engine, reqs), want) << cache_policy_name(policy) << " prefetch " << prefetch;
+      const TierStats s = tiers.stats();
+      EXPECT_GT(s.accesses, 0u);
+      EXPECT_EQ(s.hits + s.misses, s.accesses);
+      if (policy == CachePolicy::NONE && !prefetch) {
+        EXPECT_EQ(s.hits, 0u);
+      }
+    }
+  }
+}
+
+TEST_F(BatchEngineTest, KvBudgetLimitsRunningSequencesAndCancelFreesIt) {
+  const auto reqs = requests();
+  BatchEngineOptions o;
+  o.limits.token_budget = 64;
+  o.limits.max_running = 8;
+  o.n_ctx = 64;
+  // Room for the KV caches of the two largest requests' worth of positions, no more.
+  const LlamaHparams& hp = model().backbone().hparams();
+  const uint64_t per_position = 2ull * hp.n_layer * hp.n_head_kv * hp.head_dim * 4;
+  o.kv_budget_bytes = per_position * 24;
+  BatchEngine engine(model().backbone(), &model(), &model(), nullptr, {}, o);
+  int64_t max_running = 0;
+  run(engine, reqs, &max_running);
+  EXPECT_GE(max_running, 1);
+  EXPECT_LE(max_running, 2);
+
+  BatchEngine other(model().backbone(), &model(), &model(), nullptr, {}, o);
+  other.add(reqs[0]);
+  other.step();
+  EXPECT_GT(other.kv_bytes_in_use(), 0u);
+  EXPECT_TRUE(other.cancel(reqs[0].id));
+  EXPECT_EQ(other.kv_bytes_in_use(), 0u);
+  EXPECT_TRUE(other.idle());
+  EXPECT_FALSE(other.cancel(reqs[0].id));
+}
+
+TEST_F(BatchEngineTest, BadRequestsAndOptionsAreRefused) {
+  BatchEngineOptions o;
+  o.limits.token_budget = 8;
+  o.limits.max_running = 2;
+  o.n_ctx = 16;
+  BatchEngine engine(model().backbone(), &model(), &model(), nullptr, {}, o);
+  EngineRequest r;
+  r.id = 1;
+  EXPECT_THROW(engine.add(r), Error);  // empty prompt
+  r.prompt = std::vector<int32_t>(9, 1);
+  EXPECT_THROW(engine.add(r), Error);  // longer than the token budget
+  r.prompt = {1, 2};
+  r.max_tokens = 15;
+  EXPECT_THROW(engine.add(r), Error);  // beyond n_ctx
+  r.max_tokens = 2;
+  r.prompt = {1, model().backbone().hparams().n_vocab};
+  EXPECT_THROW(engine.add(r), Error);  // token outside the vocabulary
+  r.prompt = {1, 2};
+  engine.add(r);
+  EXPECT_THROW(engine.add(r), Error);  // duplicate id
+  o.route = "nonsense";
+  EXPECT_THROW(BatchEngine(model().backbone(), &model(), &model(), nullptr, {}, o), Error);
+  o.route = "router";
+  o.limits.token_budget = 0;
+  EXPECT_THROW(BatchEngine(model().backbone(), &model(), &model(), nullptr, {}, o), Error);
+}
+
+TEST_F(BatchEngineTest, EndOfGenerationStopsARequestWhenAsked) {
+  auto reqs = requests();
+  const auto first = alone(reqs[2], "router");
+  BatchEngineOptions o;
+  o.limits.token_budget = 32;
+  o.n_ctx = 64;
+  BatchEngine engine(model().backbone(), &model(), &model(), nullptr, {first[1]}, o);
+  reqs[2].stop_at_eog = true;
+  engine.add(reqs[2]);
+  std::vector<int32_t> got;
+  serve::FinishReason reason = serve::FinishReason::NONE;
+  while (!engine.idle()) {
+    const StepReport s = engine.step();
+    for (const auto& g : s.generated) got.push_back(g.token);
+    for (const auto& f : s.finished) reason = f.reason;
+  }
+  EXPECT_EQ(reason, serve::FinishReason::STOP);
+  EXPECT_EQ(got, std::vector<int32_t>{first[0]});  // the end-of-generation token itself is not reported
+}
+
+TEST_F(BatchEngineTest, ReplayFinishesEveryRequestOnTheVirtualClock) {
+  Trace trace;
+  const auto reqs = requests();
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    TraceRequest t;
+    t.arrival_s = 0.001 * static_cast<double>(i);
+    t.prompt_tokens = reqs[i].prompt;
+    t.prompt_len = static_cast<int64_t>(t.prompt_tokens.size());
+    t.output_len = reqs[i].max_tokens;
+    trace.requests.push_back(t);
+  }
+  BatchEngineOptions o;
+  o.limits.token_budget = 32;
+  o.n_ctx = 64;
+  BatchEngine engine(model().backbone(), &model(), &model(), nullptr, {}, o);
+  const ReplayResult r = replay_trace(engine, trace, nullptr, {});
+  const ReplaySummary s = summarize(r);
+  EXPECT_EQ(s.requests, 5);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    EXPECT_EQ(r.requests[i].generated, reqs[i].max_tokens);
+    EXPECT_GE(r.requests[i].first_token_s, r.requests[i].arrival_s);
+    EXPECT_GE(r.requests[i].finish_s, r.requests[i].first_token_s);
+  }
+  EXPECT_GT(s.normalized_latency_s.mean, 0);
+  EXPECT_LE(s.normalized_latency_s.p50, s.normalized_latency_s.p95);
+  EXPECT_LE(s.normalized_latency_s.p95, s.normalized_latency_s.p99);
+  EXPECT_GE(s.mean_unique_experts, 1.0);
+  EXPECT_LE(s.mean_unique_experts, 4.0);
+  trace.requests[1].prompt_tokens.clear();
+  EXPECT_THROW(replay_trace(engine, trace, nullptr, {}), Error);
+}
+
+TEST(ReplayDistribution, NearestRankPercentiles) {
+  std::vector<double> v;
+  for (int i = 100; i >= 1; --i) v.push_back(i);
+  const Distribution d = distribution(v);
+  EXPECT_DOUBLE_EQ(d.mean, 50.5);
+  EXPECT_DOUBLE_EQ(d.p50, 50);
+  EXPECT_DOUBLE_EQ(d.p95, 95);
+  EXPECT_DOUBLE_EQ(d.p99, 99);
+  EXPECT_DOUBLE_EQ(distribution({7}).p99, 7);
+  EXPECT_DOUBLE_EQ(distribution({}).mean, 0);
+}
+
+}  // namespace
+}  // namespace lookahead::moe::serving
