@@ -234,7 +234,7 @@ void run_jobs(const ReproOptions& o) {
     auto st = seed_stats(mine);
     md += "| " + runs[i].scheme + " |";
     if (!st.all_finished) {
-      md += fmt::format(" DNF ({}/{} seeds) |", o.seeds - st.finished, o.seeds);
+      md += st.finished > 0 ? fmt::format(" DNF in {} of {} seeds |", o.seeds - st.finished, o.seeds) : " DNF |";
     } else {
       md += fmt::format(" {:.0f} [{:.0f}-{:.0f}]", st.mean, st.min, st.max);
       md += spray_mean > 0 ? fmt::format(" ({:.2f}) |", st.mean / spray_mean) : " |";
@@ -370,7 +370,8 @@ void run_repro(ReproOptions& o) {
   }
   // Markdown: per fabric and algorithm, sizes x schemes, CCT in us and (ratio to spray).
   std::string md = fmt::format("# lookahead net repro{}\n\nAll-reduce collective completion time (us) per scheme; in brackets the ratio "
-                               "to spray (oblivious packet spraying). DNF: did not finish within the time limit. ethereal starts knowing no "
+                               "to spray (oblivious packet spraying; (-) where spray did not finish). DNF: did not finish within the time "
+                               "limit. ethereal starts knowing no "
                                "failure and learns failed paths from QP timeouts (first iteration); ethereal-known is told the failed "
                                "link at the start (the steady state).\n",
                                o.quick ? " --quick" : "");
@@ -402,12 +403,14 @@ void run_repro(ReproOptions& o) {
             continue;
           }
           const auto& r = results[i];
+          // No ratio where spray did not finish every seed (its mean is undefined).
+          std::string rel = ratio(i) > 0 ? fmt::format(" ({:.2f})", ratio(i)) : " (-)";
           if (!r.finished)
-            md += stats[i].finished > 0 ? fmt::format(" DNF ({}/{} seeds) |", o.seeds - stats[i].finished, o.seeds) : " DNF |";
+            md += stats[i].finished > 0 ? fmt::format(" DNF in {} of {} seeds |", o.seeds - stats[i].finished, o.seeds) : " DNF |";
           else if (o.seeds > 1)
-            md += fmt::format(" {:.0f} [{:.0f}-{:.0f}] ({:.2f}) |", r.cct_us, stats[i].min, stats[i].max, ratio(i));
+            md += fmt::format(" {:.0f} [{:.0f}-{:.0f}]{} |", r.cct_us, stats[i].min, stats[i].max, rel);
           else
-            md += fmt::format(" {:.0f} ({:.2f}) |", r.cct_us, ratio(i));
+            md += fmt::format(" {:.0f}{} |", r.cct_us, rel);
         }
         md += "\n";
       }
