@@ -31,6 +31,7 @@ struct TierBenchOptions {
   int streams = 8;
   int batches = 32;
   int horizon = 2;
+  int warmup = 0;
   int readers = 2;
   double locality = 0.7;
   uint64_t seed = 0;
@@ -70,8 +71,8 @@ void run_tier_bench(const TierBenchOptions& o) {
   if (o.plan != "locality" && o.plan != "random") lookahead::fail("--plan '{}' must be locality or random", o.plan);
   const double locality = o.plan == "random" ? 0.0 : o.locality;
   if (!(locality >= 0 && locality <= 1)) lookahead::fail("--locality must be in [0, 1], got {}", o.locality);
-  if (o.streams < 1 || o.batches < 1 || o.horizon < 0)
-    lookahead::fail("--streams and --batches must be >= 1, --horizon >= 0");
+  if (o.streams < 1 || o.batches < 1 || o.horizon < 0 || o.warmup < 0)
+    lookahead::fail("--streams and --batches must be >= 1, --horizon and --warmup >= 0");
   if (o.compute != "touch" && o.compute != "none") lookahead::fail("--compute '{}' must be touch or none", o.compute);
 
   ReadMeModel model(o.model);
@@ -88,7 +89,8 @@ void run_tier_bench(const TierBenchOptions& o) {
   for (auto& e : last) e = static_cast<int32_t>(rng() % static_cast<uint64_t>(N));
   std::vector<std::vector<SlabKey>> batches;
   double unique_sum = 0;
-  for (int b = 0; b < o.batches; ++b) {
+  const int total_batches = o.warmup + o.batches;
+  for (int b = 0; b < total_batches; ++b) {
     std::vector<bool> used(static_cast<size_t>(N), false);
     for (auto& e : last) {
       if (b > 0 && uniform(rng) >= locality) e = static_cast<int32_t>(rng() % static_cast<uint64_t>(N));
@@ -98,14 +100,18 @@ void run_tier_bench(const TierBenchOptions& o) {
     for (int l = 0; l < L; ++l)
       for (int32_t e = 0; e < N; ++e)
         if (used[static_cast<size_t>(e)]) acc.push_back({l, e});
-    unique_sum += static_cast<double>(acc.size()) / L;
+    if (b >= o.warmup) unique_sum += static_cast<double>(acc.size()) / L;
     batches.push_back(std::move(acc));
   }
 
   TieredExperts store(model, t);
   uint64_t sink = 0;
-  const auto t0 = std::chrono::steady_clock::now();
+  auto t0 = std::chrono::steady_clock::now();
   for (size_t b = 0; b < batches.size(); ++b) {
+    if (b == static_cast<size_t>(o.warmup)) {  // measure from here: warm-up batches fill the tier
+      store.reset_stats();
+      t0 = std::chrono::steady_clock::now();
+    }
     std::vector<SlabKey> plan;
     for (size_t c = b; c < batches.size() && c <= b + static_cast<size_t>(o.horizon); ++c)
       plan.insert(plan.end(), batches[c].begin(), batches[c].end());
@@ -123,7 +129,7 @@ void run_tier_bench(const TierBenchOptions& o) {
       {"expert_bytes", expert_bytes}, {"budget", o.budget}, {"budget_bytes", t.capacity.max_bytes},
       {"budget_slabs", t.capacity.max_slabs}, {"policy", o.policy}, {"prefetch", o.prefetch},
       {"direct_io", store.direct_io()}, {"readers", o.readers}, {"plan", o.plan}, {"locality", locality},
-      {"streams", o.streams}, {"batches", o.batches}, {"horizon", o.horizon}, {"compute", o.compute},
+      {"streams", o.streams}, {"batches", o.batches}, {"warmup", o.warmup}, {"horizon", o.horizon}, {"compute", o.compute},
       {"unique_experts_per_batch", unique_sum / o.batches},
       {"accesses", s.accesses}, {"hits", s.hits}, {"misses", s.misses}, {"prefetches", s.prefetches},
       {"hit_ratio", s.hit_ratio()}, {"bytes_read", s.bytes_read}, {"wall_s", wall},
@@ -159,7 +165,8 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--plan", o->plan, "token experts: locality (repeat with --locality) or random")->capture_default_str();
        cmd.add_option("--locality", o->locality, "probability a token keeps its sequence's previous expert")->capture_default_str();
        cmd.add_option("--streams", o->streams, "sequences decoding together (tokens per batch)")->capture_default_str();
-       cmd.add_option("--batches", o->batches, "decode steps")->capture_default_str();
+       cmd.add_option("--batches", o->batches, "decode steps measured")->capture_default_str();
+       cmd.add_option("--warmup", o->warmup, "decode steps run before measuring (stats reset after them)")->capture_default_str();
        cmd.add_option("--horizon", o->horizon, "batches of lookahead in the plan beyond the current one")->capture_default_str();
        cmd.add_option("--readers", o->readers, "prefetch reader threads")->capture_default_str();
        cmd.add_option("--direct-io", o->direct_io, "on (O_DIRECT) or off (buffered + fadvise DONTNEED)")->capture_default_str();

@@ -1,8 +1,8 @@
 #pragma once
 // Expert cache policies of the Read-ME serving system (issue #5, paper section 4: "Belady caching").
 // Pure bookkeeping: which (layer, expert) weight slabs sit in the fast tier (RAM budget; the
-// paper's GPU memory) and what a miss costs in slow-tier bytes. The engine that actually loads slabs
-// (O_DIRECT reads, prefetch) drives this and is not built yet (docs/serving-system.md).
+// paper's GPU memory) and what a miss costs in slow-tier bytes. The store that actually loads slabs
+// (O_DIRECT reads, prefetch) is tiered_experts.h; it drives this class's policy.
 //
 // Model (demand paging): every access uses the slab now, so a miss loads it and inserts it; when the
 // cache is full, residents are evicted until it fits. A slab larger than the whole byte budget is
