@@ -11,6 +11,8 @@
 // holding unsorted lists; the current bucket is sorted when reached. Events beyond the horizon
 // wait in a 4-ary heap. Packet-level simulations schedule almost everything within a microsecond,
 // so this beats a plain heap, whose working set no longer fits in cache at fabric scale.
+// Events scheduled at the current time (the last popped event's) go to a FIFO merged with the
+// current bucket on (time, seq), so starting thousands of QPs at one instant stays linear.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -81,7 +83,12 @@ class EventList {
     Event e{time, next_seq_++, target, arg, kind};
     ++count_;
     uint64_t b = time >> kShift;
-    if (b <= cur_bucket_) {
+    if (time == last_time_ && popped_) {
+      // At the current time: after every event already queued for it (larger seq), before any
+      // later one. A FIFO keeps this O(1); a sorted insert into cur_ moved every event at this time,
+      // quadratic when thousands of QPs start at once (a split collective step).
+      now_.push_back(e);
+    } else if (b <= cur_bucket_) {
       // The current bucket (sorted descending, smallest at the back): insert in place.
       auto pos = std::upper_bound(cur_.begin(), cur_.end(), e, [](const Event& x, const Event& y) { return EventHeap::before(y, x); });
       cur_.insert(pos, e);
@@ -107,20 +114,28 @@ class EventList {
   size_t size() const { return count_; }
   // Requires !empty().
   const Event& top() {
-    load();
+    if (now_first()) return now_[now_head_];
     return cur_.back();
   }
   Event pop() {
-    load();
-    Event e = cur_.back();
-    cur_.pop_back();
+    Event e;
+    if (now_first()) {
+      e = now_[now_head_++];
+      if (now_head_ == now_.size()) now_.clear(), now_head_ = 0;
+    } else {
+      e = cur_.back();
+      cur_.pop_back();
+    }
     --count_;
+    last_time_ = e.time;
+    popped_ = true;
     return e;
   }
   uint64_t scheduled() const { return next_seq_; }
   // Visits pending events in no particular order (end-of-run accounting).
   template <typename F>
   void for_each(F&& visit) const {
+    for (size_t i = now_head_; i < now_.size(); ++i) visit(now_[i]);
     for (const Event& e : cur_) visit(e);
     for (uint64_t b = 0; b < kBuckets; ++b)
       for (uint32_t id = head_[b]; id != kNil; id = nodes_[id].next) visit(nodes_[id].e);
@@ -135,6 +150,17 @@ class EventList {
   };
 
   // Makes cur_ hold the earliest pending bucket.
+  // Whether the next event is the oldest one scheduled at the current time (now_ holds events at
+  // last_time_ in seq order; cur_ may still hold earlier-scheduled ones at that time).
+  bool now_first() {
+    if (now_head_ == now_.size()) {
+      load();
+      return false;
+    }
+    if (cur_.empty()) return true;  // nothing in cur_ is due before the current time
+    return EventHeap::before(now_[now_head_], cur_.back());
+  }
+
   void load() {
     while (cur_.empty()) {
       if (wheel_count_ == 0) {
@@ -183,6 +209,10 @@ class EventList {
   size_t wheel_count_ = 0;
   size_t count_ = 0;
   uint64_t next_seq_ = 0;
+  std::vector<Event> now_;  // scheduled at last_time_ after it was reached, in seq order, from now_head_
+  size_t now_head_ = 0;
+  SimTime last_time_ = 0;   // time of the last popped event
+  bool popped_ = false;
 };
 
 }  // namespace lookahead::net
