@@ -112,6 +112,21 @@ void run(RunOptions& o) {
   for (const auto& g : r.groups)
     fmt::print("  group {}: {}/{} flows, completion {}\n", g.name, g.finished, g.flows,
                g.finish_ps == kNever ? std::string("unfinished") : fmt::format("{:.3f} us", static_cast<double>(g.finish_ps - g.start_ps) / 1e6));
+  if (!sc.jobs.empty()) {
+    // One group per job, named after it (spec.h): the makespan is the last one's finish.
+    SimTime last = 0;
+    bool done = true;
+    for (const Job& job : sc.jobs)
+      for (const auto& g : r.groups)
+        if (g.name == job.name) {
+          done = done && g.finish_ps != kNever;
+          if (g.finish_ps != kNever) last = std::max(last, g.finish_ps);
+          break;
+        }
+    fmt::print("  jobs: {}, {}\n", sc.jobs.size(),
+               done ? fmt::format("all finished, makespan {:.3f} us (last job's finish)", static_cast<double>(last) / 1e6)
+                    : std::string("not all finished"));
+  }
   if (!r.conserved()) fmt::print("  WARNING: packet conservation violated (a simulator bug)\n");
 }
 
@@ -119,7 +134,7 @@ const bool registered = lookahead::cli::register_command(
     {"net", "run", "Simulate a fabric and workload at packet level (FCTs, queues, drops, group completion)", [](CLI::App& cmd) {
        auto o = std::make_shared<RunOptions>();
        o->topo.add(cmd);
-       cmd.add_option("--spec", o->spec, "JSON scenario spec (topology, network, workload, flows, failures)");
+       cmd.add_option("--spec", o->spec, "JSON scenario spec (topology, network, workload, flows, failures, jobs)");
        o->workload_opt = cmd.add_option("--workload", o->workload, "generated flows: permutation, all_to_all or incast");
        cmd.add_option("--bytes", o->bytes, "bytes per generated flow (default 2000000)");
        cmd.add_option("--receiver", o->receiver, "incast receiver host (default 0)");
