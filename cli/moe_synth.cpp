@@ -36,14 +36,19 @@ void run_synth(SynthCliOptions& o) {
   if (type != "bf16" && type != "f16" && type != "f32")
     lookahead::fail("--dtype '{}' must be bf16, f16 or f32", o.dtype);
   o.synth.dtype = *parse_convert_type(type);
+  serving::check_synth_options(o.synth);
   if (o.no_tokenizer) {
     o.synth.tokenizer.clear();
   } else if (o.synth.tokenizer.empty()) {
+    // The repository's models/ from the working directory, else from the binary's (build/<preset>/).
+    namespace fs = std::filesystem;
     std::error_code ec;
-    if (!std::filesystem::exists(kDefaultTokenizer, ec))
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    for (const fs::path& candidate : {fs::path(kDefaultTokenizer), exe.parent_path() / "../.." / kDefaultTokenizer})
+      if (o.synth.tokenizer.empty() && fs::exists(candidate, ec)) o.synth.tokenizer = candidate.lexically_normal().string();
+    if (o.synth.tokenizer.empty())
       lookahead::fail("no tokenizer: pass --tokenizer FILE (a GGUF file or HF directory) or run scripts/setup for {}",
                       kDefaultTokenizer);
-    o.synth.tokenizer = kDefaultTokenizer;
   }
   o.synth.progress = true;
   serving::write_synth_model(o.synth, o.out);

@@ -68,6 +68,8 @@ void run_tier_bench(const TierBenchOptions& o) {
     t.capacity.max_bytes = b.bytes;
     t.capacity.max_slabs = b.experts;
   }
+  if (t.policy != CachePolicy::NONE && t.capacity.max_slabs == 0 && t.capacity.max_bytes == 0)
+    lookahead::fail("--budget is required with --policy {}", o.policy);
   if (o.plan != "locality" && o.plan != "random") lookahead::fail("--plan '{}' must be locality or random", o.plan);
   const double locality = o.plan == "random" ? 0.0 : o.locality;
   if (!(locality >= 0 && locality <= 1)) lookahead::fail("--locality must be in [0, 1], got {}", o.locality);

@@ -141,18 +141,23 @@ RouterConfig synth_router_config(const LlamaHparams& hp, int32_t experts) {
   return rc;
 }
 
-void write_synth_model(const SynthOptions& o, const std::string& out) {
-  LlamaHparams hp = synth_shape(o.shape);
+void check_synth_options(const SynthOptions& o) {
+  const LlamaHparams hp = synth_shape(o.shape);
   if (o.experts < 1 || o.experts > 1024) fail("--experts must be in 1..1024, got {}", o.experts);
   if (o.layers < 0 || o.layers > 1024) fail("--layers must be in 0..1024 (0 = the shape's), got {}", o.layers);
   if (!(o.keep > 0.0 && o.keep <= 1.0)) fail("--keep must be in (0, 1], got {}", o.keep);
   if (o.dtype != TensorType::F32 && o.dtype != TensorType::F16 && o.dtype != TensorType::BF16)
     fail("--dtype {}: a Read-ME model stores F32, F16 or BF16 (safetensors has no quantized types)",
          tensor_type_name(o.dtype));
+  if (std::lround(o.keep * hp.n_ff) < 1) fail("--keep {}: experts of a {}-neuron FFN would be empty", o.keep, hp.n_ff);
+}
+
+void write_synth_model(const SynthOptions& o, const std::string& out) {
+  check_synth_options(o);
   if (out.empty()) fail("--out: an output directory is required");
+  LlamaHparams hp = synth_shape(o.shape);
   if (o.layers > 0) hp.n_layer = o.layers;
   const auto per_expert = static_cast<int32_t>(std::lround(o.keep * hp.n_ff));
-  if (per_expert < 1) fail("--keep {}: experts of a {}-neuron FFN would be empty", o.keep, hp.n_ff);
   std::error_code ec;
   if (fs::exists(out, ec) && !o.force) fail("{}: already exists; pass --force to replace it", out);
 

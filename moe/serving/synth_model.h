@@ -51,6 +51,10 @@ struct SynthOptions {
 // The router config synth writes for a shape (paper width 512 for the big shapes, small for tiny).
 RouterConfig synth_router_config(const LlamaHparams& hp, int32_t experts);
 
+// Throws lookahead::Error naming the flag for a bad shape, expert count, layer count, keep or dtype
+// (write_synth_model checks the same first; the CLI calls it before looking for a tokenizer).
+void check_synth_options(const SynthOptions& options);
+
 void write_synth_model(const SynthOptions& options, const std::string& out);
 
 }  // namespace lookahead::moe::serving

@@ -304,6 +304,7 @@ const ExpertFfn& TieredExperts::expert(int layer, int32_t e) const {
           continue;
         }
         // Everything resident is in flight: wait for a load to land, then evict it.
+        LOOKAHEAD_CHECK(in_flight_ > 0);
         loaded_cv_.wait(lock);
         if (!read_error_.empty()) fail("tiered experts: {}", read_error_);
       }

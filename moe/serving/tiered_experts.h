@@ -39,9 +39,10 @@
 //     expert_cache.h's bytes_loaded; the aligned reads add at most 2 * kDirectIoAlign per load);
 //     stall_seconds is the time expert() waited for a load (demand reads included); read_seconds
 //     is the summed time spent inside reads (demand and prefetch).
-//   - Bad options (readers < 1, negative slab count, no capacity unless policy none) and an
-//     unreadable model file throw lookahead::Error naming what was wrong. A failed read (I/O
-//     error, short file) throws from expert() with the file and offset.
+//   - Bad options (readers outside 1..64, negative slab count, no capacity unless policy none), an
+//     unreadable model file and a (layer, expert) outside the model throw lookahead::Error naming
+//     what was wrong. A failed read (I/O error, short file) throws from expert() with the file
+//     and offset.
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
