@@ -1,7 +1,7 @@
-// `lookahead moe serve`: an OpenAI-compatible HTTP server (moe/serve/http_server.h) on a serving
-// engine. Today the engine is SequentialEngine (a few sequences time-sliced on the dense engine);
-// the Read-ME serving engine of issue #5 (expert-aware batching, expert cache) replaces it behind
-// the same interface, and with it --scheduler/--cache/--budget start to mean something.
+// `lookahead moe serve`: an OpenAI-compatible HTTP server (moe/serve/http_server.h) on the Read-ME
+// serving engine (moe/serve/batching_engine.h): concurrent requests are batched by the selected
+// scheduler, every token is routed before the backbone runs, and with --cache the experts live in a
+// RAM budget in front of the model file (moe/serving/tiered_experts.h).
 #include <poll.h>
 #include <signal.h>
 #include <unistd.h>
@@ -20,7 +20,10 @@
 #include "moe/model/loaded_model.h"
 #include "moe/serve/engine_choice.h"
 #include "moe/serve/http_server.h"
-#include "moe/serve/sequential_engine.h"
+#include "moe/serve/batching_engine.h"
+#include "moe/serving/expert_cache.h"
+#include "moe/serving/scheduler.h"
+#include "moe/serving/tiered_experts.h"
 
 namespace {
 
@@ -32,9 +35,11 @@ struct ServeOptions {
   std::string route;
   std::string host = "127.0.0.1";
   int port = 8080;
-  std::string scheduler = "sequential";
-  std::string cache = "none";
+  std::string scheduler = "expert-aware";
+  std::string cache = "resident";
   std::string budget;
+  std::string prefetch = "on";
+  int64_t token_budget = 0;
   int64_t max_queue = 32;
   int64_t max_running = 4;
   int64_t ctx = 2048;
@@ -90,10 +95,15 @@ class SignalWaiter {
 
 void run_serve(const ServeOptions& o) {
   // Validate everything before loading the model.
-  const SchedulerKind scheduler = parse_scheduler(o.scheduler);
-  const CachePolicy cache = parse_cache_policy(o.cache);
+  const serving::SchedulerKind scheduler = serving::parse_scheduler(o.scheduler, "--scheduler");
+  const bool tiered = o.cache != "resident";
+  const serving::CachePolicy cache = tiered ? serving::parse_cache_policy(o.cache, "--cache") : serving::CachePolicy::NONE;
   const Budget budget = o.budget.empty() ? Budget{} : parse_budget(o.budget);
-  if (const std::string why = engine_unavailable_reason(scheduler, cache, budget); !why.empty()) lookahead::fail("{}", why);
+  if (!tiered && budget.given()) lookahead::fail("--budget needs an expert cache: --cache belady|lru|random|none");
+  if (tiered && cache != serving::CachePolicy::NONE && !budget.given())
+    lookahead::fail("--cache {} needs --budget (bytes like 512MiB, or experts like 3experts)", o.cache);
+  if (o.prefetch != "on" && o.prefetch != "off") lookahead::fail("--prefetch '{}' must be on or off", o.prefetch);
+  if (o.token_budget < 0) lookahead::fail("--token-budget must be >= 0 (got {})", o.token_budget);
   if (o.port < 0 || o.port > 65535) lookahead::fail("--port: {} is not a TCP port (0..65535; 0 = any free port)", o.port);
   if (o.max_queue < 0) lookahead::fail("--max-queue must be >= 0 (got {})", o.max_queue);
   if (o.max_running < 1) lookahead::fail("--max-running must be >= 1 (got {})", o.max_running);
@@ -109,13 +119,32 @@ void run_serve(const ServeOptions& o) {
   LoadedModel loaded(o.model, o.route);
   const LlamaModel& model = loaded.llama();
   const Tokenizer& tok = loaded.source().tokenizer();
-  SequentialEngineOptions eopt;
-  eopt.n_ctx = o.ctx;
-  if (model.hparams().n_ctx_train > 0) eopt.n_ctx = std::min<int64_t>(o.ctx, model.hparams().n_ctx_train);
-  eopt.max_running = o.max_running;
+  const ReadMeModel* readme = loaded.readme();
+  if (tiered && !readme)
+    lookahead::fail("--cache {}: a dense model has no experts to cache (serve a Read-ME model directory)", o.cache);
+  std::unique_ptr<serving::TieredExperts> tiers;
+  if (tiered) {
+    serving::TierOptions t;
+    t.policy = cache;
+    t.prefetch = o.prefetch == "on";
+    t.capacity.max_bytes = budget.bytes;
+    t.capacity.max_slabs = budget.experts * readme->backbone().hparams().n_layer;  // k experts' slabs in every layer
+    tiers = std::make_unique<serving::TieredExperts>(*readme, t);
+  }
+  BatchingEngineOptions eopt;
+  eopt.core.scheduler = scheduler;
+  eopt.core.n_ctx = o.ctx;
+  if (model.hparams().n_ctx_train > 0) eopt.core.n_ctx = std::min<int64_t>(o.ctx, model.hparams().n_ctx_train);
+  eopt.core.limits.max_running = o.max_running;
+  eopt.core.limits.token_budget = o.token_budget > 0 ? o.token_budget : eopt.core.n_ctx;
+  eopt.core.route = readme ? (o.route.empty() ? "router" : o.route) : "dense";
   eopt.max_queue = o.max_queue;
-  eopt.prepare_context = [&loaded](LlamaContext& ctx) { loaded.attach(ctx); };  // Read-ME routing per sequence
-  SequentialEngine engine(model, tok, eopt);
+  const ExpertWeights* experts = tiers ? static_cast<const ExpertWeights*>(tiers.get()) : readme;
+  if (readme && eopt.core.route == "dense") {
+    readme = nullptr;  // the backbone's dense FFN, as for a dense model
+    experts = nullptr;
+  }
+  BatchingEngine engine(model, readme, experts, tiers.get(), tok, eopt);
 
   HttpServerOptions sopt;
   sopt.host = o.host;
@@ -137,9 +166,10 @@ void run_serve(const ServeOptions& o) {
   });
   const auto& lim = engine.limits();
   std::fprintf(stderr,
-               "lookahead: serving %s as '%s' on http://%s:%d (engine: sequential, %lld sequences x %lld tokens, "
+               "lookahead: serving %s as '%s' on http://%s:%d (scheduler %s, experts %s; %lld sequences x %lld tokens, "
                "KV cache %.1f MiB; queue %lld)\n",
-               o.model.c_str(), sopt.model_id.c_str(), o.host.c_str(), port, static_cast<long long>(lim.max_running),
+               o.model.c_str(), sopt.model_id.c_str(), o.host.c_str(), port, o.scheduler.c_str(),
+               tiers ? (o.cache + " " + o.budget).c_str() : "resident", static_cast<long long>(lim.max_running),
                static_cast<long long>(lim.n_ctx), static_cast<double>(engine.metrics().kv_cache_bytes) / (1 << 20),
                static_cast<long long>(lim.max_queue));
   std::fflush(stderr);
@@ -155,21 +185,21 @@ const bool registered = lookahead::cli::register_command(
        cmd.footer(
            "Endpoints: POST /v1/completions, POST /v1/chat/completions (stream: true -> server-sent events), "
            "GET /v1/models, /health, /metrics (Prometheus), / (a chat page).\n"
-           "Engine: today requests run on the sequential engine (up to --max-running sequences, one token each per "
-           "step, on the dense model). --scheduler expert-aware|decode-first|prefill-first, --cache belady|lru|random "
-           "and --budget are accepted and validated but not yet available: they need the Read-ME serving engine "
-           "(issue #5).\nSIGTERM/SIGINT: stop accepting, finish in-flight requests (cancel them after "
+           "Engine: continuous batching of up to --max-running sequences (--token-budget tokens per batch) with "
+           "--scheduler expert-aware|decode-first|prefill-first; Read-ME models route every token before the "
+           "backbone runs, and --cache belady|lru|random|none --budget B keeps experts in a RAM budget in front "
+           "of the model file (O_DIRECT reads, --prefetch on|off).\nSIGTERM/SIGINT: stop accepting, finish in-flight requests (cancel them after "
            "--drain-timeout), exit 0.\n");
        cmd.add_option("--model", o->model, "GGUF file, Hugging Face checkpoint directory or Read-ME model directory")->required();
        cmd.add_option("--route", o->route, "Read-ME routing: router (default), oracle:DOMAIN, random[:SEED], dense");
        cmd.add_option("--host", o->host, "address to listen on")->capture_default_str();
        cmd.add_option("--port", o->port, "TCP port (0 = any free port; the address is printed)")->capture_default_str();
-       cmd.add_option("--scheduler", o->scheduler,
-                      "sequential | expert-aware | decode-first | prefill-first (only sequential until #5)")
+       cmd.add_option("--scheduler", o->scheduler, "expert-aware | decode-first | prefill-first")->capture_default_str();
+       cmd.add_option("--cache", o->cache, "experts: resident (memory-mapped) | belady | lru | random | none (Read-ME models)")
            ->capture_default_str();
-       cmd.add_option("--cache", o->cache, "expert cache: none | belady | lru | random (only none until #5)")
-           ->capture_default_str();
-       cmd.add_option("--budget", o->budget, "expert cache RAM budget: bytes (512MiB) or experts (3experts); needs #5");
+       cmd.add_option("--budget", o->budget, "expert cache RAM budget: bytes (512MiB) or experts (3experts)");
+       cmd.add_option("--prefetch", o->prefetch, "on | off: load the next layers' experts while computing")->capture_default_str();
+       cmd.add_option("--token-budget", o->token_budget, "tokens per batch (0 = the context size)")->capture_default_str();
        cmd.add_option("--max-queue", o->max_queue, "requests waiting beyond the running ones; more get 429")
            ->capture_default_str();
        cmd.add_option("--max-running", o->max_running, "sequences generating at once (each holds a KV cache)")

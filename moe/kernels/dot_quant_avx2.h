@@ -57,103 +57,80 @@ inline __m256 mul_sum_us8(__m256i a, __m256i b) {
 }
 
 // One weight row against NT activation rows (tokens): each weight block is unpacked once and
-// reused for all NT tokens, and the NT accumulators are independent chains (prefill's GEMM core).
-// Kind 0 = Q8_0, 1 = Q4_0, 2 = Q4_1.
-template <int Kind, int NT, bool kVnni>
-inline void dot_rows(const void* w, const uint8_t* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride) {
-  __m256 acc[NT];
-  float offsets[NT];
-  for (int t = 0; t < NT; ++t) {
-    acc[t] = _mm256_setzero_ps();
-    offsets[t] = 0;
+// reused for all NT tokens (prefill's GEMM core). Kind 0 = Q8_0, 1 = Q4_0, 2 = Q4_1.
+// Every token has two accumulator chains, even and odd blocks (instruction-level parallelism for
+// decode), summed in the same order whatever NT is: a token's result does not depend on how many
+// tokens share the call, so a sequence decodes the same alone or batched with others (the serving
+// engine's continuous batching relies on it; tested in kernels_matmul_test).
+template <int Kind, bool kVnni>
+inline void load_block(const void* w, int64_t i, __m256i& qw_abs, __m256i& qw, float& d, float& m) {
+  m = 0;
+  if constexpr (Kind == 0) {
+    const auto* b = static_cast<const BlockQ8_0*>(w) + i;
+    qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs));
+    d = half(b->d);
+  } else if constexpr (Kind == 1) {
+    const auto* b = static_cast<const BlockQ4_0*>(w) + i;
+    qw = bytes_from_nibbles(b->qs);
+    d = half(b->d);
+    m = -8.0f * d;  // Q4_0 as Q4_1 with m = -8d
+  } else {
+    const auto* b = static_cast<const BlockQ4_1*>(w) + i;
+    qw = bytes_from_nibbles(b->qs);
+    d = half(b->d);
+    m = half(b->m);
   }
-  for (int64_t i = 0; i < n / 32; ++i) {
-    __m256i qw;
-    float d, m = 0;
-    if constexpr (Kind == 0) {
-      const auto* b = static_cast<const BlockQ8_0*>(w) + i;
-      qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs));
-      d = half(b->d);
-    } else if constexpr (Kind == 1) {
-      const auto* b = static_cast<const BlockQ4_0*>(w) + i;
-      qw = bytes_from_nibbles(b->qs);
-      d = half(b->d);
-      m = -8.0f * d;  // Q4_0 as Q4_1 with m = -8d
-    } else {
-      const auto* b = static_cast<const BlockQ4_1*>(w) + i;
-      qw = bytes_from_nibbles(b->qs);
-      d = half(b->d);
-      m = half(b->m);
-    }
-    // signed x signed (Q8_0) via |w| * (x with w's sign): maddubs needs one unsigned operand.
-    const __m256i qw_abs = Kind == 0 ? _mm256_sign_epi8(qw, qw) : qw;
-    for (int t = 0; t < NT; ++t) {
-      const auto* xb = reinterpret_cast<const ActivationBlock*>(x + t * x_stride) + i;
-      __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->qs));
-      if constexpr (Kind == 0) qx = _mm256_sign_epi8(qx, qw);
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb->d), mul_sum_us8<kVnni>(qw_abs, qx), acc[t]);
-      if constexpr (Kind != 0) offsets[t] += m * xb->s;
-    }
-  }
-  for (int t = 0; t < NT; ++t) y[t * y_stride] = hsum(acc[t]) + offsets[t];
+  // signed x signed (Q8_0) via |w| * (x with w's sign): maddubs needs one unsigned operand.
+  qw_abs = Kind == 0 ? _mm256_sign_epi8(qw, qw) : qw;
 }
 
-// Single token (decode): two blocks per step in two accumulators for instruction-level parallelism.
+template <int Kind, bool kVnni>
+inline void accumulate_block(const __m256i& qw_abs, const __m256i& qw, float d, float m, const ActivationBlock* xb,
+                             __m256& acc, float& offset) {
+  __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->qs));
+  if constexpr (Kind == 0) qx = _mm256_sign_epi8(qx, qw);
+  acc = _mm256_fmadd_ps(_mm256_set1_ps(d * xb->d), mul_sum_us8<kVnni>(qw_abs, qx), acc);
+  if constexpr (Kind != 0) offset += m * xb->s;
+}
+
+template <int Kind, int NT, bool kVnni>
+inline void dot_rows(const void* w, const uint8_t* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride) {
+  __m256 acc0[NT], acc1[NT];
+  float off0[NT], off1[NT];
+  for (int t = 0; t < NT; ++t) {
+    acc0[t] = acc1[t] = _mm256_setzero_ps();
+    off0[t] = off1[t] = 0;
+  }
+  const int64_t nb = n / 32;
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    __m256i qa_abs, qa, qb_abs, qb;
+    float da, ma, db, mb;
+    load_block<Kind, kVnni>(w, i, qa_abs, qa, da, ma);
+    load_block<Kind, kVnni>(w, i + 1, qb_abs, qb, db, mb);
+    for (int t = 0; t < NT; ++t) {
+      const auto* xb = reinterpret_cast<const ActivationBlock*>(x + t * x_stride) + i;
+      accumulate_block<Kind, kVnni>(qa_abs, qa, da, ma, xb, acc0[t], off0[t]);
+      accumulate_block<Kind, kVnni>(qb_abs, qb, db, mb, xb + 1, acc1[t], off1[t]);
+    }
+  }
+  if (i < nb) {  // an odd block count: the last block joins the even chain
+    __m256i qa_abs, qa;
+    float da, ma;
+    load_block<Kind, kVnni>(w, i, qa_abs, qa, da, ma);
+    for (int t = 0; t < NT; ++t)
+      accumulate_block<Kind, kVnni>(qa_abs, qa, da, ma, reinterpret_cast<const ActivationBlock*>(x + t * x_stride) + i,
+                                    acc0[t], off0[t]);
+  }
+  for (int t = 0; t < NT; ++t) y[t * y_stride] = hsum(_mm256_add_ps(acc0[t], acc1[t])) + (off0[t] + off1[t]);
+}
+
+// Single token (decode): the same arithmetic as dot_rows, so decode alone == decode in a batch.
 template <int Kind, bool kVnni>
 float dot_quant(const void* w, const void* x, int64_t n) {
-  const int64_t nb = n / 32;
-  if (nb % 2 != 0) {
-    float y;
-    dot_rows<Kind, 1, kVnni>(w, static_cast<const uint8_t*>(x), 0, n, &y, 0);
-    return y;
-  }
-  float y[2];
-  // Split the row in two interleaved halves: even blocks and odd blocks, each its own chain.
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  float off0 = 0, off1 = 0;
-  const auto* xb = static_cast<const ActivationBlock*>(x);
-  for (int64_t i = 0; i < nb; i += 2) {
-    __m256i qw0, qw1;
-    float d0, d1, m0 = 0, m1 = 0;
-    if constexpr (Kind == 0) {
-      const auto* b = static_cast<const BlockQ8_0*>(w) + i;
-      qw0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs));
-      qw1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].qs));
-      d0 = half(b[0].d);
-      d1 = half(b[1].d);
-    } else if constexpr (Kind == 1) {
-      const auto* b = static_cast<const BlockQ4_0*>(w) + i;
-      qw0 = bytes_from_nibbles(b[0].qs);
-      qw1 = bytes_from_nibbles(b[1].qs);
-      d0 = half(b[0].d);
-      d1 = half(b[1].d);
-      m0 = -8.0f * d0;
-      m1 = -8.0f * d1;
-    } else {
-      const auto* b = static_cast<const BlockQ4_1*>(w) + i;
-      qw0 = bytes_from_nibbles(b[0].qs);
-      qw1 = bytes_from_nibbles(b[1].qs);
-      d0 = half(b[0].d);
-      d1 = half(b[1].d);
-      m0 = half(b[0].m);
-      m1 = half(b[1].m);
-    }
-    __m256i qx0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[i].qs));
-    __m256i qx1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[i + 1].qs));
-    if constexpr (Kind == 0) {
-      qx0 = _mm256_sign_epi8(qx0, qw0);
-      qx1 = _mm256_sign_epi8(qx1, qw1);
-      qw0 = _mm256_sign_epi8(qw0, qw0);
-      qw1 = _mm256_sign_epi8(qw1, qw1);
-    }
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * xb[i].d), mul_sum_us8<kVnni>(qw0, qx0), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d1 * xb[i + 1].d), mul_sum_us8<kVnni>(qw1, qx1), acc1);
-    off0 += m0 * xb[i].s;
-    off1 += m1 * xb[i + 1].s;
-  }
-  y[0] = hsum(_mm256_add_ps(acc0, acc1));
-  y[1] = off0 + off1;
-  return y[0] + y[1];
+  float y;
+  dot_rows<Kind, 1, kVnni>(w, static_cast<const uint8_t*>(x), 0, n, &y, 0);
+  return y;
 }
 
 template <int Kind, bool kVnni>

@@ -1,11 +1,8 @@
 #pragma once
-// The serving-engine interface the HTTP server (and later trace replay) drives: requests go in,
-// tokens come out through a per-request callback. Two implementations are planned:
-//   - SequentialEngine (moe/serve/sequential_engine.h): today's engine on the dense LlamaContext,
-//     a few running sequences time-sliced one token each per step. A stand-in.
-//   - the Read-ME serving engine (issue #5): continuous batching over many sequences, expert-aware
-//     scheduling, expert cache across memory tiers. It replaces SequentialEngine behind this
-//     interface; nothing here assumes one sequence per step.
+// The serving-engine interface the HTTP server drives: requests go in, tokens come out through a
+// per-request callback. Implemented by BatchingEngine (moe/serve/batching_engine.h): the Read-ME
+// serving core (continuous batching, expert-aware scheduling, expert cache across memory tiers) on
+// a worker thread.
 //
 // Contract:
 //   - submit() never blocks on generation: it validates, queues and returns ACCEPTED, or refuses at

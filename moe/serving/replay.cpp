@@ -7,7 +7,17 @@
 
 #include "common/error.h"
 
+#include <time.h>
+
 namespace lookahead::moe::serving {
+
+namespace {
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+}  // namespace
 
 Distribution distribution(std::vector<double> v) {
   Distribution d;
@@ -63,8 +73,12 @@ ReplayResult replay_trace(BatchEngine& engine, const Trace& trace, TieredExperts
     }
     const double stall0 = tiers ? tiers->stats().stall_seconds : 0.0;
     const auto t0 = std::chrono::steady_clock::now();
+    const double cpu0 = thread_cpu_seconds();
     const StepReport step = engine.step();
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double cpu = thread_cpu_seconds() - cpu0;
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double stall = tiers ? tiers->stats().stall_seconds - stall0 : 0.0;
+    const double dt = options.clock == StepClock::CPU ? cpu + stall : wall;
     if (step.tokens == 0) {
       // Nothing schedulable while requests are queued cannot happen (add() checks every request fits
       // alone); guard against a livelock all the same.
@@ -75,7 +89,8 @@ ReplayResult replay_trace(BatchEngine& engine, const Trace& trace, TieredExperts
     StepRecord s;
     s.start_s = clock;
     s.seconds = dt;
-    s.stall_seconds = tiers ? tiers->stats().stall_seconds - stall0 : 0.0;
+    s.wall_seconds = wall;
+    s.stall_seconds = stall;
     s.tokens = step.tokens;
     s.prefills = step.prefills;
     s.decodes = step.decodes;

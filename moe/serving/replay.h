@@ -7,6 +7,11 @@
 // clock jumps to the next arrival. So latencies are what a server doing exactly this compute would
 // see, without sleeping through idle gaps, and a run is reproducible up to the step timings.
 //
+// Step time: `wall` (default) is the step's wall-clock time. `cpu` is the engine thread's CPU time
+// plus the time it stalled on expert loads; with one compute thread (--threads 1) that is the
+// step's cost without the time other processes took the core, so runs on a shared machine stay
+// comparable (load changes wall time by several x there; see docs/results/readme-serving.md).
+//
 // Contract:
 //   - Every request needs prompt token ids (read the trace with the model's tokenizer); a request
 //     the engine refuses (too long for the token budget or context) is an error naming its index.
@@ -24,8 +29,11 @@
 
 namespace lookahead::moe::serving {
 
+enum class StepClock { WALL, CPU };
+
 struct ReplayOptions {
   SamplingParams sampling;  // default greedy (temperature 0)
+  StepClock clock = StepClock::WALL;
 };
 
 struct RequestRecord {
@@ -34,7 +42,8 @@ struct RequestRecord {
 };
 
 struct StepRecord {
-  double start_s = 0, seconds = 0, stall_seconds = 0;
+  double start_s = 0, seconds = 0, stall_seconds = 0;  // seconds: by the replay's clock
+  double wall_seconds = 0;
   int64_t tokens = 0, prefills = 0, decodes = 0, unique_experts = 0;
 };
 

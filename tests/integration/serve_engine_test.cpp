@@ -1,7 +1,8 @@
-// The ServingEngine contract (moe/serve/engine.h) on SequentialEngine with the real SmolLM2 model:
-// greedy output equals the plain generation loop, events arrive in order with one final event,
-// cancel frees the sequence, a full queue refuses at once, drain finishes or cancels. The Read-ME
-// engine of issue #5 must pass the same checks.
+// The ServingEngine contract (moe/serve/engine.h) on BatchingEngine with the real SmolLM2 model
+// (dense, through the same continuous-batching core as Read-ME models): greedy output equals the
+// plain generation loop, events arrive in order with one final event, cancel frees the sequence, a
+// full queue refuses at once, drain finishes or cancels, and sequences batched together generate
+// what each generates alone.
 #include <gtest/gtest.h>
 
 #include <condition_variable>
@@ -10,7 +11,7 @@
 
 #include "moe/format/model_source.h"
 #include "moe/model/generate.h"
-#include "moe/serve/sequential_engine.h"
+#include "moe/serve/batching_engine.h"
 
 using namespace lookahead::moe;
 using namespace lookahead::moe::serve;
@@ -53,6 +54,18 @@ struct Collector {
   }
 };
 
+// A dense-model engine: n_ctx per sequence, max running sequences, max queue, batch token budget.
+std::unique_ptr<BatchingEngine> make_engine(const LlamaModel& model, const Tokenizer& tok, int64_t n_ctx,
+                                            int64_t max_running, int64_t max_queue, int64_t token_budget) {
+  BatchingEngineOptions o;
+  o.core.n_ctx = n_ctx;
+  o.core.limits.max_running = max_running;
+  o.core.limits.token_budget = token_budget;
+  o.core.scheduler = serving::SchedulerKind::DECODE_FIRST;
+  o.max_queue = max_queue;
+  return std::make_unique<BatchingEngine>(model, nullptr, nullptr, nullptr, tok, o);
+}
+
 GenerationRequest request(const std::vector<int32_t>& prompt, int64_t max_tokens, Collector& c) {
   GenerationRequest r;
   r.prompt = prompt;
@@ -86,8 +99,8 @@ TEST_F(ServeEngine, GreedyOutputEqualsTheGenerationLoop) {
       return true;
     });
   }
-  // The same prefill batch as the loop (chunked prefill rounds activations differently).
-  SequentialEngine engine(*model_, tok, {128, 2, 4, 128, TensorType::F32, {}});
+  auto owned = make_engine(*model_, tok, 128, 2, 4, 128);
+  BatchingEngine& engine = *owned;
   Collector c;
   const SubmitResult s = engine.submit(request(kPrompt, 6, c));
   ASSERT_EQ(s.status, SubmitStatus::ACCEPTED) << s.message;
@@ -116,7 +129,8 @@ TEST_F(ServeEngine, GreedyOutputEqualsTheGenerationLoop) {
 }
 
 TEST_F(ServeEngine, StopStringEndsTheRequest) {
-  SequentialEngine engine(*model_, source_->tokenizer(), {128, 1, 4, 128, TensorType::F32, {}});
+  auto owned = make_engine(*model_, source_->tokenizer(), 128, 1, 4, 128);
+  BatchingEngine& engine = *owned;
   Collector full;
   engine.submit(request(kPrompt, 6, full));
   full.wait_done();
@@ -132,7 +146,8 @@ TEST_F(ServeEngine, StopStringEndsTheRequest) {
 }
 
 TEST_F(ServeEngine, RefusalsQueueFullCancelAndDrain) {
-  SequentialEngine engine(*model_, source_->tokenizer(), {64, 1, 1, 128, TensorType::F32, {}});
+  auto owned = make_engine(*model_, source_->tokenizer(), 64, 1, 1, 64);
+  BatchingEngine& engine = *owned;
   Collector bad;
   EXPECT_EQ(engine.submit(request({}, 4, bad)).status, SubmitStatus::INVALID);
   EXPECT_EQ(engine.submit(request(kPrompt, 60, bad)).status, SubmitStatus::INVALID);  // 5 + 60 > 64
@@ -171,7 +186,8 @@ TEST_F(ServeEngine, RefusalsQueueFullCancelAndDrain) {
 }
 
 TEST_F(ServeEngine, ConcurrentSequencesDoNotDisturbEachOther) {
-  SequentialEngine engine(*model_, source_->tokenizer(), {128, 3, 8, 3, TensorType::F32, {}});
+  auto owned = make_engine(*model_, source_->tokenizer(), 128, 3, 8, 128);
+  BatchingEngine& engine = *owned;
   const std::vector<std::vector<int32_t>> prompts = {kPrompt, {504, 3575, 282, 7042}, {1, 2, 3, 4, 5, 6, 7}};
   std::vector<std::string> solo;
   for (const auto& p : prompts) {

@@ -155,6 +155,35 @@ TEST(KernelsMatmul, BatchedEqualsPerTokenAndBlasPath) {
   }
 }
 
+// Quantized weights: a token's row of the product is bit-identical whatever else is in the batch
+// (1..9 tokens, odd and even block counts, every kernel path), so continuous batching does not
+// change a sequence's greedy output. Float weights are identical below kBlasMinTokens.
+TEST(KernelsMatmul, QuantizedRowsDoNotDependOnTheBatch) {
+  std::vector<KernelPath> paths = {KernelPath::Scalar};
+  if (detected_kernel_path() == KernelPath::Avx2) paths.push_back(KernelPath::Avx2);
+  const KernelPath saved = kernel_path();
+  for (KernelPath path : paths) {
+    set_kernel_path(path);
+    for (TensorType type : {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1, TensorType::F16}) {
+      for (int64_t cols : {96, 128}) {  // 3 and 4 blocks of 32
+        const int64_t rows = 24;
+        Matrix m = random_matrix(type, rows, cols, 5);
+        std::vector<float> x = random_vector(9 * cols, 6);
+        MatmulWorkspace ws;
+        std::vector<float> alone(static_cast<size_t>(9 * rows)), batch(static_cast<size_t>(9 * rows));
+        for (int64_t t = 0; t < 9; ++t) matmul(m.w, x.data() + t * cols, 1, alone.data() + t * rows, ws);
+        for (int64_t n = 2; n <= 9; ++n) {
+          matmul(m.w, x.data(), n, batch.data(), ws);
+          for (int64_t i = 0; i < n * rows; ++i)
+            ASSERT_EQ(batch[static_cast<size_t>(i)], alone[static_cast<size_t>(i)])
+                << tensor_type_name(type) << " cols " << cols << " batch " << n << " index " << i;
+        }
+      }
+    }
+  }
+  set_kernel_path(saved);
+}
+
 TEST(KernelsMatmul, RowSubsetTouchesOnlyThoseRows) {
   Matrix m = random_matrix(TensorType::Q4_1, 20, 64, 1);
   std::vector<float> x = random_vector(64 * 2, 2);

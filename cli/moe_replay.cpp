@@ -1,0 +1,217 @@
+// `lookahead moe replay --model DIR --trace FILE [--rate R] [--scheduler S] [--cache POLICY]
+//   [--budget B] [--prefetch on|off] [--json]`: serves a request trace with the continuous-batching
+// engine (moe/serving/batch_engine.h) on a virtual clock (moe/serving/replay.h) and reports the
+// paper's serving metrics. `--synth N --corpus FILE` replays a synthetic trace instead
+// (moe/serving/trace.h's generator: log-normal lengths, prompts from the corpus text).
+//
+// Expert tiers: `--cache resident` (default) reads experts from the memory-mapped model; belady,
+// lru, random or none put them behind the two-tier store (RAM budget + O_DIRECT reads of the model
+// file, moe/serving/tiered_experts.h). `--budget` is bytes (512MiB) or experts (3experts = the
+// slabs of 3 experts in every layer, the paper's "k experts").
+#include <fmt/format.h>
+
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/command.h"
+#include "cli/moe_model_flags.h"
+#include "common/error.h"
+#include "moe/kernels/matmul.h"
+#include "moe/model/loaded_model.h"
+#include "moe/serve/engine_choice.h"
+#include "moe/serving/batch_engine.h"
+#include "moe/serving/replay.h"
+#include "moe/serving/trace.h"
+
+namespace {
+
+using namespace lookahead::moe;
+using namespace lookahead::moe::serving;
+
+struct ReplayFlags {
+  lookahead::cli::ModelFlags model;
+  std::string trace, format, corpus, scheduler = "expert-aware", cache = "resident", budget, prefetch = "on";
+  std::string kv_budget, direct_io = "on", clock = "wall";
+  double rate = 0;
+  int64_t synth = 0, max_requests = 0, token_budget = 1024, max_running = 16, ctx = 2048, starvation = 32;
+  int horizon = 1, readers = 2, threads = 0;
+  double prompt_median = 256, output_median = 128;
+  uint64_t seed = 0;
+  bool skip_bad = false, json = false;
+};
+
+bool on_off(const std::string& v, const char* flag) {
+  if (v == "on") return true;
+  if (v == "off") return false;
+  lookahead::fail("{} '{}' must be on or off", flag, v);
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) lookahead::fail("--corpus {}: cannot open", path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+nlohmann::json distribution_json(const Distribution& d) {
+  return {{"mean", d.mean}, {"p50", d.p50}, {"p95", d.p95}, {"p99", d.p99}};
+}
+
+void run_replay(const ReplayFlags& f) {
+  if (f.threads < 0) lookahead::fail("--threads must be >= 0 (got {})", f.threads);
+  if (f.threads > 0) set_kernel_threads(f.threads);
+  if (f.trace.empty() == (f.synth <= 0)) lookahead::fail("give exactly one of --trace FILE and --synth N");
+  if (f.synth > 0 && f.corpus.empty()) lookahead::fail("--synth needs --corpus FILE (the text prompts are drawn from)");
+  if (f.synth > 0 && !(f.rate > 0)) lookahead::fail("--synth needs --rate R > 0 (requests per second)");
+
+  LoadedModel loaded(f.model.model, f.model.route);
+  const Tokenizer& tokenizer = loaded.source().tokenizer();
+  const ReadMeModel* readme = loaded.readme();
+
+  // The trace, tokenized with the model's tokenizer (exact lengths).
+  Trace trace;
+  if (f.synth > 0) {
+    SynthTraceOptions so;
+    so.n_requests = f.synth;
+    so.rate = f.rate;
+    so.seed = f.seed;
+    so.prompt_median = f.prompt_median;
+    so.output_median = f.output_median;
+    so.prompt_max = std::min<int64_t>(so.prompt_max, f.token_budget);
+    so.output_max = std::min<int64_t>(so.output_max, f.ctx - so.prompt_max);
+    trace = synth_trace(read_text(f.corpus), f.corpus, so, &tokenizer);
+  } else {
+    TraceOptions to;
+    to.tokenizer = &tokenizer;
+    to.rate = f.rate;
+    to.seed = f.seed;
+    to.skip_bad = f.skip_bad;
+    to.max_requests = f.max_requests;
+    std::optional<TraceFormat> format;
+    if (!f.format.empty()) format = parse_trace_format(f.format, "--format");
+    trace = read_trace(f.trace, format, to);
+  }
+
+  // Expert tiers.
+  std::unique_ptr<TieredExperts> tiers;
+  if (f.cache != "resident") {
+    if (!readme) lookahead::fail("--cache {}: a dense model has no experts to cache (use a Read-ME model directory)", f.cache);
+    TierOptions t;
+    t.policy = parse_cache_policy(f.cache, "--cache");
+    t.prefetch = on_off(f.prefetch, "--prefetch");
+    t.direct_io = on_off(f.direct_io, "--direct-io");
+    t.readers = f.readers;
+    t.seed = f.seed;
+    if (!f.budget.empty()) {
+      const serve::Budget b = serve::parse_budget(f.budget);
+      t.capacity.max_bytes = b.bytes;
+      t.capacity.max_slabs = b.experts * readme->backbone().hparams().n_layer;
+    } else if (t.policy != CachePolicy::NONE) {
+      lookahead::fail("--cache {} needs --budget (bytes like 512MiB, or experts like 3experts)", f.cache);
+    }
+    tiers = std::make_unique<TieredExperts>(*readme, t);
+  } else if (!f.budget.empty()) {
+    lookahead::fail("--budget needs an expert cache: --cache belady|lru|random|none");
+  }
+
+  BatchEngineOptions o;
+  o.scheduler = parse_scheduler(f.scheduler, "--scheduler");
+  o.limits.token_budget = f.token_budget;
+  o.limits.max_running = f.max_running;
+  o.limits.starvation_limit = f.starvation;
+  o.n_ctx = f.ctx;
+  if (!f.kv_budget.empty()) {
+    const serve::Budget b = serve::parse_budget(f.kv_budget);
+    if (!b.bytes) lookahead::fail("--kv-budget takes bytes (e.g. 256MiB), not experts");
+    o.kv_budget_bytes = b.bytes;
+  }
+  o.route = readme ? (f.model.route.empty() ? "router" : f.model.route) : "dense";
+  o.plan_horizon = f.horizon;
+  const ExpertWeights* experts = tiers ? static_cast<const ExpertWeights*>(tiers.get()) : readme;
+  BatchEngine engine(loaded.llama(), readme, experts, tiers.get(), {}, o);
+  ReplayOptions ro;
+  if (f.clock == "cpu") {
+    if (kernel_threads() != 1) lookahead::fail("--clock cpu needs --threads 1 (it counts one thread's CPU time)");
+    ro.clock = StepClock::CPU;
+  } else if (f.clock != "wall") {
+    lookahead::fail("--clock '{}' must be wall or cpu", f.clock);
+  }
+  const ReplayResult result = replay_trace(engine, trace, tiers.get(), ro);
+  const ReplaySummary s = summarize(result);
+
+  const std::string cache = tiers ? fmt::format("{} budget {} prefetch {}{}", f.cache, f.budget.empty() ? "-" : f.budget,
+                                                f.prefetch, tiers->direct_io() ? "" : " (buffered reads)")
+                                  : "resident (memory-mapped)";
+  if (f.json) {
+    nlohmann::json j = {
+        {"model", f.model.model}, {"route", o.route}, {"trace", f.trace.empty() ? fmt::format("synth:{}", f.synth) : f.trace},
+        {"rate", f.rate}, {"scheduler", f.scheduler}, {"cache", f.cache}, {"budget", f.budget}, {"prefetch", f.prefetch},
+        {"token_budget", f.token_budget}, {"max_running", f.max_running}, {"threads", kernel_threads()},
+        {"requests", s.requests}, {"skipped", trace.skipped}, {"prompt_tokens", s.prompt_tokens},
+        {"generated_tokens", s.generated_tokens}, {"steps", s.steps},
+        {"normalized_latency_s", distribution_json(s.normalized_latency_s)}, {"ttft_s", distribution_json(s.ttft_s)},
+        {"tpot_s", distribution_json(s.tpot_s)}, {"throughput_tok_s", s.throughput_tok_s},
+        {"requests_per_s", s.requests_per_s}, {"mean_unique_experts", s.mean_unique_experts},
+        {"mean_batch_tokens", s.mean_batch_tokens}, {"cache_hit_ratio", s.cache_hit_ratio},
+        {"slow_tier_bytes", s.slow_tier_bytes}, {"stall_s", s.stall_s}, {"compute_s", s.compute_s},
+        {"makespan_s", s.makespan_s}, {"router_s", s.router_s},
+        {"direct_io", tiers ? tiers->direct_io() : false}, {"clock", f.clock}};
+    fmt::print("{}\n", j.dump());
+    return;
+  }
+  fmt::print("replay: {} requests ({} prompt + {} generated tokens), {} steps; {} scheduler, cache {}\n", s.requests,
+             s.prompt_tokens, s.generated_tokens, s.steps, f.scheduler, cache);
+  if (trace.skipped) fmt::print("  {} trace entries skipped\n", trace.skipped);
+  fmt::print("| metric | mean | p50 | p95 | p99 |\n|---|---:|---:|---:|---:|\n");
+  auto row = [](const char* name, const Distribution& d, double scale) {
+    fmt::print("| {} | {:.2f} | {:.2f} | {:.2f} | {:.2f} |\n", name, d.mean * scale, d.p50 * scale, d.p95 * scale,
+               d.p99 * scale);
+  };
+  row("normalized latency (ms/token)", s.normalized_latency_s, 1e3);
+  row("time to first token (ms)", s.ttft_s, 1e3);
+  row("time per output token (ms)", s.tpot_s, 1e3);
+  fmt::print("throughput {:.1f} tokens/s, {:.2f} requests/s over {:.1f} s (compute {:.1f} s, router {:.2f} s)\n",
+             s.throughput_tok_s, s.requests_per_s, s.makespan_s, s.compute_s, s.router_s);
+  fmt::print("unique experts per batch {:.2f}, tokens per batch {:.1f}\n", s.mean_unique_experts, s.mean_batch_tokens);
+  if (tiers)
+    fmt::print("expert cache: hit ratio {:.1f}%, slow tier {:.1f} MiB read, compute stalled {:.2f} s\n",
+               100 * s.cache_hit_ratio, s.slow_tier_bytes / 1048576.0, s.stall_s);
+}
+
+const bool registered = lookahead::cli::register_command(
+    {"moe", "replay", "Serve a request trace with the batching engine and report latency, throughput and cache metrics",
+     [](CLI::App& cmd) {
+       auto f = std::make_shared<ReplayFlags>();
+       lookahead::cli::add_model_flags(cmd, f->model);
+       cmd.add_option("--trace", f->trace, "trace file: our JSONL, ShareGPT or LMSYS JSON (docs/serving-system.md)");
+       cmd.add_option("--format", f->format, "jsonl, sharegpt or lmsys (default: detected)");
+       cmd.add_option("--synth", f->synth, "replay N synthetic requests instead of a trace (needs --corpus, --rate)");
+       cmd.add_option("--corpus", f->corpus, "text the synthetic prompts are drawn from");
+       cmd.add_option("--prompt-median", f->prompt_median, "synthetic prompt length median (tokens, log-normal)")->capture_default_str();
+       cmd.add_option("--output-median", f->output_median, "synthetic output length median (tokens, log-normal)")->capture_default_str();
+       cmd.add_option("--rate", f->rate, "Poisson arrivals at R requests/s (required for ShareGPT/LMSYS dumps)");
+       cmd.add_option("--max-requests", f->max_requests, "replay the first N requests (0 = all)")->capture_default_str();
+       cmd.add_flag("--skip-bad", f->skip_bad, "skip malformed trace entries (counted) instead of failing");
+       cmd.add_option("--scheduler", f->scheduler, "expert-aware, decode-first or prefill-first")->capture_default_str();
+       cmd.add_option("--cache", f->cache, "resident (memory-mapped), belady, lru, random or none")->capture_default_str();
+       cmd.add_option("--budget", f->budget, "expert cache RAM budget: bytes (512MiB) or experts (3experts)");
+       cmd.add_option("--prefetch", f->prefetch, "on or off: load the plan's next slabs while computing")->capture_default_str();
+       cmd.add_option("--direct-io", f->direct_io, "on (O_DIRECT reads) or off (buffered + fadvise)")->capture_default_str();
+       cmd.add_option("--readers", f->readers, "prefetch reader threads")->capture_default_str();
+       cmd.add_option("--horizon", f->horizon, "predicted batches beyond the current one in the expert plan")->capture_default_str();
+       cmd.add_option("--token-budget", f->token_budget, "tokens per batch (MaxTokenLen); the longest prompt must fit")->capture_default_str();
+       cmd.add_option("--max-running", f->max_running, "sequences holding a KV cache at once")->capture_default_str();
+       cmd.add_option("--starvation-limit", f->starvation, "expert-aware: batches a request may wait before its queue goes first (0 = off)")->capture_default_str();
+       cmd.add_option("--ctx,-c", f->ctx, "most tokens (prompt + output) of one sequence")->capture_default_str();
+       cmd.add_option("--kv-budget", f->kv_budget, "KV cache memory of all sequences (default: max-running full contexts)");
+       cmd.add_option("--seed", f->seed, "arrival and synthetic-trace seed")->capture_default_str();
+       cmd.add_option("--threads,-t", f->threads, "CPU threads (0 = all cores)")->capture_default_str();
+       cmd.add_option("--clock", f->clock, "step time: wall, or cpu (engine thread CPU + expert-load stalls; needs --threads 1)")->capture_default_str();
+       cmd.add_flag("--json", f->json, "one JSON object");
+       cmd.callback([f] { run_replay(*f); });
+     }});
+
+}  // namespace
