@@ -210,6 +210,27 @@ TEST_F(TieredExpertsTest, PlansReplacedPerBatchKeepHitsAndWeights) {
   EXPECT_EQ(store.stats().accesses, seq.size());
 }
 
+TEST_F(TieredExpertsTest, ManyReadersWithHalfRightPlans) {
+  // Four readers racing on prefetches while plans are replaced every batch and half of them are
+  // wrong: every returned slab must still be exact.
+  for (CachePolicy policy : {CachePolicy::BELADY, CachePolicy::LRU, CachePolicy::RANDOM}) {
+    TierOptions o = options(policy, {3, 0}, true);
+    o.readers = 4;
+    TieredExperts store(model(), o);
+    for (uint32_t b = 0; b < 40; ++b) {
+      const std::vector<SlabKey> actual = batch_accesses(100 + b, 1);
+      std::vector<SlabKey> plan = b % 2 ? batch_accesses(500 + b, 3) : actual;
+      const std::vector<SlabKey> ahead = batch_accesses(900 + b, 2);
+      plan.insert(plan.end(), ahead.begin(), ahead.end());
+      store.set_plan(plan);
+      for (const SlabKey& k : actual) expect_expert(store.expert(k.layer, k.expert), k);
+    }
+    const TierStats s = store.stats();
+    EXPECT_EQ(s.bytes_read, (s.misses + s.prefetches) * slab_bytes());
+    EXPECT_GT(s.prefetches, 0u);
+  }
+}
+
 TEST_F(TieredExpertsTest, WrongPlanStillGivesCorrectWeights) {
   const std::vector<SlabKey> predicted = batch_accesses(7, 8), actual = batch_accesses(8, 8);
   for (CachePolicy policy : {CachePolicy::BELADY, CachePolicy::LRU}) {
