@@ -133,7 +133,7 @@ void run_tier_bench(const TierBenchOptions& o) {
       {"direct_io", store.direct_io()}, {"readers", o.readers}, {"plan", o.plan}, {"locality", locality},
       {"streams", o.streams}, {"batches", o.batches}, {"warmup", o.warmup}, {"horizon", o.horizon}, {"compute", o.compute},
       {"unique_experts_per_batch", unique_sum / o.batches},
-      {"accesses", s.accesses}, {"hits", s.hits}, {"misses", s.misses}, {"prefetches", s.prefetches},
+      {"accesses", s.accesses}, {"hits", s.hits}, {"late_hits", s.late_hits}, {"misses", s.misses}, {"prefetches", s.prefetches},
       {"hit_ratio", s.hit_ratio()}, {"bytes_read", s.bytes_read}, {"wall_s", wall},
       {"stall_s", s.stall_seconds}, {"read_busy_s", s.read_seconds},
       {"read_gib_per_s_wall", s.bytes_read / gib / wall},
@@ -148,8 +148,8 @@ void run_tier_bench(const TierBenchOptions& o) {
   fmt::print("  policy {} prefetch {} budget {} direct_io {} plan {} ({:.2f} unique experts/batch)\n", o.policy,
              o.prefetch, o.budget.empty() ? "none" : o.budget, store.direct_io() ? "yes" : "no (buffered)", o.plan,
              unique_sum / o.batches);
-  fmt::print("  accesses {} hits {} ({:.1f}%) misses {} prefetches {}\n", s.accesses, s.hits, 100 * s.hit_ratio(),
-             s.misses, s.prefetches);
+  fmt::print("  accesses {} hits {} ({:.1f}%; {} still in flight) misses {} prefetches {}\n", s.accesses, s.hits,
+             100 * s.hit_ratio(), s.late_hits, s.misses, s.prefetches);
   fmt::print("  read {:.2f} GiB in {:.2f} s wall: {:.2f} GiB/s (reader busy {:.2f} s: {:.2f} GiB/s)\n",
              s.bytes_read / gib, wall, s.bytes_read / gib / wall, s.read_seconds,
              s.read_seconds > 0 ? s.bytes_read / gib / s.read_seconds : 0.0);

@@ -277,6 +277,7 @@ const ExpertFfn& TieredExperts::expert(int layer, int32_t e) const {
     cache_.touch(key, now_, next_use);
     slot = it->second.get();
     if (!slot->loaded) {  // in flight from a prefetch
+      ++stats_.late_hits;
       const auto t0 = std::chrono::steady_clock::now();
       loaded_cv_.wait(lock, [&] { return slot->loaded || !read_error_.empty(); });
       stats_.stall_seconds += seconds_since(t0);

@@ -77,6 +77,7 @@ struct TierOptions {
 
 struct TierStats {
   uint64_t accesses = 0, hits = 0, misses = 0;  // hit = resident (or already in flight) when asked
+  uint64_t late_hits = 0;                        // hits whose slab was still in flight (expert() waited)
   uint64_t prefetches = 0;                       // loads started ahead of use
   uint64_t bytes_read = 0;                       // slow-tier bytes (slab sizes)
   double stall_seconds = 0;                      // time expert() waited for a load

@@ -143,6 +143,7 @@ TEST_F(TieredExpertsTest, DemandMissesEqualReplayForEveryPolicy) {
         EXPECT_EQ(got.hits, want.hits);
         EXPECT_EQ(got.bytes_read, want.bytes_loaded);
         EXPECT_EQ(got.prefetches, 0u);
+        EXPECT_EQ(got.late_hits, 0u);  // nothing is ever in flight when asked without prefetch
       }
     }
   }
@@ -228,6 +229,7 @@ TEST_F(TieredExpertsTest, ManyReadersWithHalfRightPlans) {
     const TierStats s = store.stats();
     EXPECT_EQ(s.bytes_read, (s.misses + s.prefetches) * slab_bytes());
     EXPECT_GT(s.prefetches, 0u);
+    EXPECT_LE(s.late_hits, s.hits);
   }
 }
 
