@@ -4,6 +4,7 @@
 Usage: bench/serve_load.py [--binary build/release/lookahead] [--model models/...gguf]
                            [--clients 32] [--duration 60] [--max-tokens 16]
                            [--max-running 4] [--max-queue 32] [--ctx 512] [--threads 0] [--json]
+                           [--server-arg=--cache=belady --server-arg=--budget=3experts ...]
 
 Starts the server itself on 127.0.0.1 (--port 0), sends one warm-up request, then runs --clients
 threads, each sending streaming chat completions back to back (a short user message, temperature
@@ -144,13 +145,15 @@ def main():
     ap.add_argument("--max-queue", type=int, default=32)
     ap.add_argument("--ctx", type=int, default=512)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--server-arg", action="append", default=[],
+                    help="extra flag for moe serve, e.g. --server-arg=--scheduler=expert-aware (repeatable)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if not 1 <= args.clients <= 256 or not 1 <= args.duration <= 600:
         sys.exit("serve_load: --clients must be 1..256 and --duration 1..600 s")
 
     cmd = [args.binary, "moe", "serve", "--model", args.model, "--port", "0", "--ctx", str(args.ctx),
-           "--max-running", str(args.max_running), "--max-queue", str(args.max_queue), "--threads", str(args.threads)]
+           "--max-running", str(args.max_running), "--max-queue", str(args.max_queue), "--threads", str(args.threads)] + args.server_arg
     server = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     port, banner = None, ""
     while port is None:
@@ -166,6 +169,7 @@ def main():
         Client(0, port, argparse.Namespace(**{**vars(args), "duration": 60}), time.time() + 1e9, [], threading.Lock()).one(0)
         m0 = metrics(port)
         rss_before = status_kib(server.pid, "VmRSS")
+        anon_before, file_before = status_kib(server.pid, "RssAnon"), status_kib(server.pid, "RssFile")
         results, lock = [], threading.Lock()
         t_start = time.time()
         deadline = t_start + args.duration
@@ -188,6 +192,7 @@ def main():
             time.sleep(0.2)
             m1 = metrics(port)
         rss_after = status_kib(server.pid, "VmRSS")
+        anon_after, file_after = status_kib(server.pid, "RssAnon"), status_kib(server.pid, "RssFile")
         rss_hwm = status_kib(server.pid, "VmHWM")
     finally:
         server.send_signal(signal.SIGTERM)
@@ -213,6 +218,10 @@ def main():
         "kv_cache_mib": round(m1["lookahead_kv_cache_bytes"] / 2**20, 1),
         "rss_before_mib": round(rss_before / 1024, 1), "rss_peak_during_mib": round(rss_peak_during / 1024, 1),
         "rss_after_mib": round(rss_after / 1024, 1), "rss_hwm_mib": round(rss_hwm / 1024, 1),
+        # RssFile: memory-mapped weights paged in (a Read-ME model touches more experts as traffic
+        # varies; reclaimable); RssAnon: heap, KV caches, buffers (what the KV limit bounds).
+        "rss_anon_before_mib": round(anon_before / 1024, 1), "rss_anon_after_mib": round(anon_after / 1024, 1),
+        "rss_file_before_mib": round(file_before / 1024, 1), "rss_file_after_mib": round(file_after / 1024, 1),
         "server_exit_status": rc, "load_average": os.getloadavg(),
     }
     if args.json:

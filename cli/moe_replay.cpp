@@ -101,7 +101,7 @@ void run_replay(const ReplayFlags& f) {
     if (!readme) lookahead::fail("--cache {}: a dense model has no experts to cache (use a Read-ME model directory)", f.cache);
     TierOptions t;
     t.policy = parse_cache_policy(f.cache, "--cache");
-    t.prefetch = on_off(f.prefetch, "--prefetch");
+    serve::apply_prefetch_flag(f.prefetch, t);
     t.direct_io = on_off(f.direct_io, "--direct-io");
     t.readers = f.readers;
     t.seed = f.seed;
@@ -198,7 +198,7 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--scheduler", f->scheduler, "expert-aware, decode-first or prefill-first")->capture_default_str();
        cmd.add_option("--cache", f->cache, "resident (memory-mapped), belady, lru, random or none")->capture_default_str();
        cmd.add_option("--budget", f->budget, "expert cache RAM budget: bytes (512MiB) or experts (3experts)");
-       cmd.add_option("--prefetch", f->prefetch, "on or off: load the plan's next slabs while computing")->capture_default_str();
+       cmd.add_option("--prefetch", f->prefetch, "on, off or conservative (belady: prefetch only what demand Belady loads)")->capture_default_str();
        cmd.add_option("--direct-io", f->direct_io, "on (O_DIRECT reads) or off (buffered + fadvise)")->capture_default_str();
        cmd.add_option("--readers", f->readers, "prefetch reader threads")->capture_default_str();
        cmd.add_option("--horizon", f->horizon, "predicted batches beyond the current one in the expert plan")->capture_default_str();

@@ -102,7 +102,6 @@ void run_serve(const ServeOptions& o) {
   if (!tiered && budget.given()) lookahead::fail("--budget needs an expert cache: --cache belady|lru|random|none");
   if (tiered && cache != serving::CachePolicy::NONE && !budget.given())
     lookahead::fail("--cache {} needs --budget (bytes like 512MiB, or experts like 3experts)", o.cache);
-  if (o.prefetch != "on" && o.prefetch != "off") lookahead::fail("--prefetch '{}' must be on or off", o.prefetch);
   if (o.token_budget < 0) lookahead::fail("--token-budget must be >= 0 (got {})", o.token_budget);
   if (o.port < 0 || o.port > 65535) lookahead::fail("--port: {} is not a TCP port (0..65535; 0 = any free port)", o.port);
   if (o.max_queue < 0) lookahead::fail("--max-queue must be >= 0 (got {})", o.max_queue);
@@ -126,7 +125,7 @@ void run_serve(const ServeOptions& o) {
   if (tiered) {
     serving::TierOptions t;
     t.policy = cache;
-    t.prefetch = o.prefetch == "on";
+    apply_prefetch_flag(o.prefetch, t);
     t.capacity.max_bytes = budget.bytes;
     t.capacity.max_slabs = budget.experts * readme->backbone().hparams().n_layer;  // k experts' slabs in every layer
     tiers = std::make_unique<serving::TieredExperts>(*readme, t);
@@ -198,7 +197,7 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--cache", o->cache, "experts: resident (memory-mapped) | belady | lru | random | none (Read-ME models)")
            ->capture_default_str();
        cmd.add_option("--budget", o->budget, "expert cache RAM budget: bytes (512MiB) or experts (3experts)");
-       cmd.add_option("--prefetch", o->prefetch, "on | off: load the next layers' experts while computing")->capture_default_str();
+       cmd.add_option("--prefetch", o->prefetch, "on | off | conservative (belady: prefetch only what demand Belady loads)")->capture_default_str();
        cmd.add_option("--token-budget", o->token_budget, "tokens per batch (0 = the context size)")->capture_default_str();
        cmd.add_option("--max-queue", o->max_queue, "requests waiting beyond the running ones; more get 429")
            ->capture_default_str();

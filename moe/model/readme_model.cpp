@@ -242,8 +242,8 @@ class RandomRouter : public TokenRouter {
 }  // namespace
 
 std::unique_ptr<TokenRouter> make_token_router(const ReadMeModel& model, const std::string& spec,
-                                               const std::string& what) {
-  if (spec == "router") return std::make_unique<PreGatingRouter>(model.config().router, model.router());
+                                               const std::string& what, int64_t positions) {
+  if (spec == "router") return std::make_unique<PreGatingRouter>(model.config().router, model.router(), positions);
   if (spec == "dense") {
     if (!model.backbone().has_dense_ffn())
       fail("{} dense: {} has no dense FFN weights (an experts-only export)", what, model.source().path());

@@ -78,14 +78,16 @@ std::string expert_tensor_name(int layer, const char* proj, int32_t e);  // proj
 std::string expert_neurons_name(int layer, int32_t e);
 
 // The routings of `--route`; nullptr for "dense". `what` names the flag in errors.
+// `positions` (0 = the router's whole window) sizes the pre-gating router's KV cache.
 std::unique_ptr<TokenRouter> make_token_router(const ReadMeModel& model, const std::string& spec,
-                                               const std::string& what = "--route");
+                                               const std::string& what = "--route", int64_t positions = 0);
 
 // The pre-gating router as a TokenRouter (keeps a RouterContext; follows rewinds by re-routing
 // nothing: positions after a truncate are routed again when fed).
 class PreGatingRouter : public TokenRouter {
  public:
-  PreGatingRouter(const RouterConfig& config, const RouterWeights& weights) : ctx_(config, weights) {}
+  PreGatingRouter(const RouterConfig& config, const RouterWeights& weights, int64_t positions = 0)
+      : ctx_(config, weights, positions) {}
   void route(const int32_t* tokens, int64_t n, int64_t pos0, int32_t* experts) override;
   void truncate(int64_t pos) override;
   std::string name() const override { return "router"; }

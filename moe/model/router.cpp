@@ -106,9 +106,13 @@ int32_t argmax(const float* x, int64_t n) {
   return static_cast<int32_t>(best);
 }
 
-RouterContext::RouterContext(const RouterConfig& config, const RouterWeights& weights)
+RouterContext::RouterContext(const RouterConfig& config, const RouterWeights& weights, int64_t positions)
     : config_(config), w_(weights) {
-  const auto d = static_cast<size_t>(config.d_model), pos = static_cast<size_t>(config.max_positions);
+  if (positions < 0 || positions > config.max_positions)
+    fail("router: {} positions requested, the router has {} (max_position_embeddings_predictor)", positions,
+         config.max_positions);
+  positions_ = positions > 0 ? positions : config.max_positions;
+  const auto d = static_cast<size_t>(config.d_model), pos = static_cast<size_t>(positions_);
   k_cache_.resize(pos * d);
   v_cache_.resize(pos * d);
   scores_.resize(static_cast<size_t>(std::max(1, kernel_threads())) * pos);
@@ -118,9 +122,9 @@ RouterContext::RouterContext(const RouterConfig& config, const RouterWeights& we
 const std::vector<int32_t>& RouterContext::route(const int32_t* tokens, int64_t n) {
   const RouterConfig& c = config_;
   if (n <= 0) fail("router: no tokens to route");
-  if (n_past_ + n > c.max_positions)
-    fail("router context of {} positions exceeded ({} routed + {} new); raise max_position_embeddings_predictor",
-         c.max_positions, n_past_, n);
+  if (n_past_ + n > positions_)
+    fail("router context of {} positions exceeded ({} routed + {} new){}", positions_, n_past_, n,
+         positions_ == c.max_positions ? "; raise max_position_embeddings_predictor" : "");
   const int64_t d = c.d_model, hd = c.head_dim(), N = c.n_expert;
   const int64_t mid = c.swiglu ? 2 * int64_t{c.d_inter} : c.d_inter;
   const auto nd = static_cast<size_t>(n * d);
@@ -151,7 +155,7 @@ const std::vector<int32_t>& RouterContext::route(const int32_t* tokens, int64_t 
   }
   const AttentionShape shape{c.n_head, c.n_head, hd};
   attention(shape, q_.data(), n, n_past_, TensorType::F32, k_cache_.data(), v_cache_.data(), att_.data(),
-            scores_.data(), c.max_positions, std::max(1, kernel_threads()));
+            scores_.data(), positions_, std::max(1, kernel_threads()));
   matmul(w_.wo, att_.data(), n, u_.data(), ws_);
   add_bias(u_.data(), w_.bo, n);
   for (size_t i = 0; i < nd; ++i) h_[i] += u_[i];

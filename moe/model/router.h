@@ -62,7 +62,9 @@ struct RouterWeights {
 
 class RouterContext {
  public:
-  RouterContext(const RouterConfig& config, const RouterWeights& weights);
+  // `positions` (0 = the config's max_positions, at most that) sizes the KV cache: a serving
+  // engine gives each request prompt + max_tokens, not the router's whole window.
+  RouterContext(const RouterConfig& config, const RouterWeights& weights, int64_t positions = 0);
 
   // Routes tokens at positions n_past().. and appends them to the cache; returns experts[n].
   const std::vector<int32_t>& route(const int32_t* tokens, int64_t n);
@@ -77,7 +79,8 @@ class RouterContext {
   const RouterConfig config_;
   const RouterWeights& w_;
   int64_t n_past_ = 0;
-  std::vector<float> k_cache_, v_cache_;  // [max_positions][d_r]
+  int64_t positions_ = 0;                 // KV cache capacity
+  std::vector<float> k_cache_, v_cache_;  // [positions_][d_r]
   std::vector<float> h_, u_, q_, k_, v_, att_, mid_, mid2_, scores_, cos_sin_, logits_;
   std::vector<int32_t> experts_;
   MatmulWorkspace ws_;

@@ -48,4 +48,16 @@ Budget parse_budget(const std::string& text) {
   return b;
 }
 
+void apply_prefetch_flag(const std::string& value, serving::TierOptions& tier, const std::string& flag) {
+  if (value == "on" || value == "off") {
+    tier.prefetch = value == "on";
+    tier.conservative_prefetch = false;
+    return;
+  }
+  if (value != "conservative") fail("{} '{}' must be on, off or conservative", flag, value);
+  if (tier.policy != serving::CachePolicy::BELADY) fail("{} conservative needs --cache belady", flag);
+  tier.prefetch = true;
+  tier.conservative_prefetch = true;
+}
+
 }  // namespace lookahead::moe::serve

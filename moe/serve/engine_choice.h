@@ -6,8 +6,12 @@
 // Contract: parse_budget accepts bytes with an optional unit (B, KB, MB, GB, KiB, MiB, GiB;
 // "512MiB", "2GB", "1048576") or an expert count ("3experts", "k=3"); zero, negative or anything
 // else is a lookahead::Error naming the text.
+//
+// apply_prefetch_flag: on, off or conservative (which needs --cache belady); else an Error.
 #include <cstdint>
 #include <string>
+
+#include "moe/serving/tiered_experts.h"
 
 namespace lookahead::moe::serve {
 
@@ -18,5 +22,9 @@ struct Budget {
 };
 
 Budget parse_budget(const std::string& text);
+
+// `--prefetch on|off|conservative` into the tier options (conservative: belady only, prefetch only
+// what demand Belady would load anyway; see tiered_experts.h). `flag` names the flag in errors.
+void apply_prefetch_flag(const std::string& value, serving::TierOptions& tier, const std::string& flag = "--prefetch");
 
 }  // namespace lookahead::moe::serve

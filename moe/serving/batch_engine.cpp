@@ -90,7 +90,8 @@ void BatchEngine::add(EngineRequest request) {
   for (const auto& s : sequences_)
     if (s->req.id == id) fail("request {}: id already queued or running", id);
   auto seq = std::make_unique<Sequence>(std::move(request), hp.n_vocab);
-  if (readme_) seq->router = make_token_router(*readme_, opt_.route, "route");
+  // The router's KV cache holds this request's positions only (not the router's whole window).
+  if (readme_) seq->router = make_token_router(*readme_, opt_.route, "route", n + seq->req.max_tokens);
   // Read-ME routes the prompt at arrival, before the backbone ever sees it.
   seq->prompt_experts.resize(static_cast<size_t>(n));
   route(*seq, seq->req.prompt.data(), n, 0, seq->prompt_experts.data());
