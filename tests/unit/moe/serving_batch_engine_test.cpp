@@ -4,42 +4,23 @@
 // sequences; cancel frees the KV cache; bad requests are refused; replay finishes every request.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <map>
-#include <unistd.h>
 
 #include "common/error.h"
 #include "moe/model/llama.h"
 #include "moe/model/readme_model.h"
 #include "moe/serving/batch_engine.h"
 #include "moe/serving/replay.h"
-#include "moe/serving/synth_model.h"
+#include "tests/unit/moe/synth_model_fixture.h"
 
 namespace lookahead::moe::serving {
 namespace {
 
-namespace fs = std::filesystem;
-
 class BatchEngineTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new fs::path(fs::temp_directory_path() / ("lookahead_batch_engine_" + std::to_string(::getpid())));
-    fs::remove_all(*dir_);
-    SynthOptions o;
-    o.shape = "tiny";
-    o.experts = 4;
-    o.layers = 2;
-    o.dtype = TensorType::F32;
-    o.seed = 3;
-    write_synth_model(o, (*dir_ / "model").string());
-    model_ = new ReadMeModel((*dir_ / "model").string());
-  }
-  static void TearDownTestSuite() {
-    delete model_;
-    fs::remove_all(*dir_);
-    delete dir_;
-  }
-  static const ReadMeModel& model() { return *model_; }
+  static void SetUpTestSuite() { synth_ = new TempSynthModel("batch_engine", 4, 2, TensorType::F32, 3); }
+  static void TearDownTestSuite() { delete synth_; }
+  static const ReadMeModel& model() { return synth_->model(); }
 
   static std::vector<EngineRequest> requests() {
     const std::vector<std::vector<int32_t>> prompts = {
@@ -88,12 +69,10 @@ class BatchEngineTest : public ::testing::Test {
     return got;
   }
 
-  static fs::path* dir_;
-  static ReadMeModel* model_;
+  static TempSynthModel* synth_;
 };
 
-fs::path* BatchEngineTest::dir_ = nullptr;
-ReadMeModel* BatchEngineTest::model_ = nullptr;
+TempSynthModel* BatchEngineTest::synth_ = nullptr;
 
 TEST_F(BatchEngineTest, EverySchedulerGeneratesWhatEachRequestGeneratesAlone) {
   const auto reqs = requests();

@@ -16,6 +16,7 @@
 #include "moe/serving/expert_cache.h"
 #include "moe/serving/synth_model.h"
 #include "moe/serving/tiered_experts.h"
+#include "tests/unit/moe/synth_model_fixture.h"
 
 namespace lookahead::moe::serving {
 namespace {
@@ -24,25 +25,10 @@ namespace fs = std::filesystem;
 
 class TieredExpertsTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new fs::path(fs::temp_directory_path() / ("lookahead_tiered_" + std::to_string(::getpid())));
-    fs::remove_all(*dir_);
-    SynthOptions o;
-    o.shape = "tiny";
-    o.experts = 3;
-    o.layers = 3;
-    o.dtype = TensorType::F16;
-    o.seed = 7;
-    write_synth_model(o, (*dir_ / "model").string());
-    model_ = new ReadMeModel((*dir_ / "model").string());
-  }
-  static void TearDownTestSuite() {
-    delete model_;
-    fs::remove_all(*dir_);
-    delete dir_;
-  }
-  static const ReadMeModel& model() { return *model_; }
-  static uint64_t slab_bytes() { return model_->slab(0, 0).bytes; }
+  static void SetUpTestSuite() { synth_ = new TempSynthModel("tiered", 3, 3, TensorType::F16, 7); }
+  static void TearDownTestSuite() { delete synth_; }
+  static const ReadMeModel& model() { return synth_->model(); }
+  static uint64_t slab_bytes() { return model().slab(0, 0).bytes; }
 
   static std::vector<SlabKey> all_keys() {
     std::vector<SlabKey> keys;
@@ -66,7 +52,7 @@ class TieredExpertsTest : public ::testing::Test {
   }
   static std::vector<SlabAccess> as_accesses(const std::vector<SlabKey>& keys) {
     std::vector<SlabAccess> a;
-    for (const SlabKey& k : keys) a.push_back({k, model_->slab(k.layer, k.expert).bytes});
+    for (const SlabKey& k : keys) a.push_back({k, model().slab(k.layer, k.expert).bytes});
     return a;
   }
   static TierOptions options(CachePolicy policy, CacheCapacity cap, bool prefetch) {
@@ -86,19 +72,18 @@ class TieredExpertsTest : public ::testing::Test {
     EXPECT_EQ(std::memcmp(got.data, want.data, static_cast<size_t>(got.rows * got.row_stride())), 0) << what;
   }
   static void expect_expert(const ExpertFfn& got, const SlabKey& k) {
-    const ExpertFfn& want = model_->expert(k.layer, k.expert);
+    const ExpertFfn& want = model().expert(k.layer, k.expert);
     const std::string what = "layer " + std::to_string(k.layer) + " expert " + std::to_string(k.expert);
     expect_same(got.gate, want.gate, what + " gate");
     expect_same(got.up, want.up, what + " up");
     expect_same(got.down, want.down, what + " down");
   }
 
-  static fs::path* dir_;
-  static ReadMeModel* model_;
+  static const fs::path& dir() { return synth_->dir(); }
+  static TempSynthModel* synth_;
 };
 
-fs::path* TieredExpertsTest::dir_ = nullptr;
-ReadMeModel* TieredExpertsTest::model_ = nullptr;
+TempSynthModel* TieredExpertsTest::synth_ = nullptr;
 
 TEST_F(TieredExpertsTest, WeightsMatchTheModelUnderEveryPolicyBudgetAndPrefetch) {
   const std::vector<SlabKey> seq = batch_accesses(1, 12);
@@ -314,7 +299,7 @@ TEST_F(TieredExpertsTest, SynthModelIsDeterministicAndExpertsShareTheirLayersNeu
   o.layers = 1;
   o.dtype = TensorType::F16;
   o.seed = 7;
-  const std::string out = (*dir_ / "one_layer").string();
+  const std::string out = (dir() / "one_layer").string();
   write_synth_model(o, out);
   EXPECT_THROW(write_synth_model(o, out), Error);  // exists, no force
   o.force = true;
@@ -349,17 +334,17 @@ TEST_F(TieredExpertsTest, SynthModelIsDeterministicAndExpertsShareTheirLayersNeu
   // Bad options.
   SynthOptions bad = o;
   bad.shape = "gpt5";
-  EXPECT_THROW(write_synth_model(bad, (*dir_ / "bad").string()), Error);
+  EXPECT_THROW(write_synth_model(bad, (dir() / "bad").string()), Error);
   bad = o;
   bad.experts = 0;
-  EXPECT_THROW(write_synth_model(bad, (*dir_ / "bad").string()), Error);
+  EXPECT_THROW(write_synth_model(bad, (dir() / "bad").string()), Error);
   bad = o;
   bad.keep = 1.5;
-  EXPECT_THROW(write_synth_model(bad, (*dir_ / "bad").string()), Error);
+  EXPECT_THROW(write_synth_model(bad, (dir() / "bad").string()), Error);
   bad = o;
   bad.dtype = TensorType::Q8_0;
-  EXPECT_THROW(write_synth_model(bad, (*dir_ / "bad").string()), Error);
-  EXPECT_FALSE(fs::exists(*dir_ / "bad"));
+  EXPECT_THROW(write_synth_model(bad, (dir() / "bad").string()), Error);
+  EXPECT_FALSE(fs::exists(dir() / "bad"));
 }
 
 }  // namespace
