@@ -49,6 +49,7 @@ if [[ " $PARTS " == *" cache "* ]]; then
 for k in 2 3 4 5; do
   for p in random lru belady; do run "cache-$p-k$k" --rate "$RATE" --cache "$p" --budget "${k}experts" --prefetch off; done
   run "prefetch-belady-k$k" --rate "$RATE" --cache belady --budget "${k}experts" --prefetch on
+  run "conservative-belady-k$k" --rate "$RATE" --cache belady --budget "${k}experts" --prefetch conservative
 done
 run "ondemand-none" --rate "$RATE" --cache none --prefetch off
 run "resident" --rate "$RATE"
@@ -97,14 +98,15 @@ L.append("")
 none = J("ondemand-none"); res = J("resident")
 L.append(f"### Prefetch on vs off vs no cache, rate {rate} requests/s\n")
 L.append("Normalized latency (end-to-end / generated tokens), mean and p95, ms per token; compute stalled on loads in seconds.\n")
-L.append("| k | Belady + prefetch | Belady, no prefetch | no cache (`--cache none`) | prefetch vs no prefetch | prefetch vs no cache | stall s (prefetch / none-prefetch / no cache) |")
-L.append("|---|---|---|---|---:|---:|---|")
+L.append("| k | Belady + prefetch on | Belady + conservative prefetch | Belady, no prefetch | no cache (`--cache none`) | on vs no prefetch | conservative vs no prefetch | on vs no cache | slow-tier GiB (on / conservative / off / none) | stall s (on / conservative / off / none) |")
+L.append("|---|---|---|---|---|---:|---:|---:|---|---|")
 for k in (2, 3, 4, 5):
-    on, off = J(f"prefetch-belady-k{k}"), J(f"cache-belady-k{k}")
+    on, co, off = J(f"prefetch-belady-k{k}"), J(f"conservative-belady-k{k}"), J(f"cache-belady-k{k}")
     f = lambda j: f"{1e3*j['normalized_latency_s']['mean']:.1f} / {1e3*j['normalized_latency_s']['p95']:.1f}"
     m = lambda j: j['normalized_latency_s']['mean']
-    L.append(f"| {k} | {f(on)} | {f(off)} | {f(none)} | {100*(m(on)/m(off)-1):+.1f}% | {100*(m(on)/m(none)-1):+.1f}% | "
-             f"{on['stall_s']:.2f} / {off['stall_s']:.2f} / {none['stall_s']:.2f} |")
+    L.append(f"| {k} | {f(on)} | {f(co)} | {f(off)} | {f(none)} | {100*(m(on)/m(off)-1):+.1f}% | {100*(m(co)/m(off)-1):+.1f}% | "
+             f"{100*(m(on)/m(none)-1):+.1f}% | " + " / ".join(f"{j['slow_tier_bytes']/2**30:.1f}" for j in (on, co, off, none)) +
+             " | " + " / ".join(f"{j['stall_s']:.1f}" for j in (on, co, off, none)) + " |")
 L.append(f"\nEverything resident (memory-mapped, page cache warm): {1e3*res['normalized_latency_s']['mean']:.1f} / "
          f"{1e3*res['normalized_latency_s']['p95']:.1f} ms per token (mean / p95).\n")
 # Schedulers

@@ -72,13 +72,17 @@ ReplayResult replay_trace(BatchEngine& engine, const Trace& trace, TieredExperts
       continue;
     }
     const double stall0 = tiers ? tiers->stats().stall_seconds : 0.0;
+    const double stall_cpu0 = tiers ? tiers->stats().stall_cpu_seconds : 0.0;
     const auto t0 = std::chrono::steady_clock::now();
     const double cpu0 = thread_cpu_seconds();
     const StepReport step = engine.step();
     const double cpu = thread_cpu_seconds() - cpu0;
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double stall = tiers ? tiers->stats().stall_seconds - stall0 : 0.0;
-    const double dt = options.clock == StepClock::CPU ? cpu + stall : wall;
+    // CPU clock: the thread's CPU time without what it spent inside stalls (a demand read's
+    // syscalls), plus the stalls' wall time, so a read is not counted twice.
+    const double stall_cpu = tiers ? tiers->stats().stall_cpu_seconds - stall_cpu0 : 0.0;
+    const double dt = options.clock == StepClock::CPU ? cpu - stall_cpu + stall : wall;
     if (step.tokens == 0) {
       // Nothing schedulable while requests are queued cannot happen (add() checks every request fits
       // alone); guard against a livelock all the same.

@@ -1,5 +1,7 @@
 #include "moe/serving/tiered_experts.h"
 
+#include <time.h>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -12,6 +14,16 @@
 #include "common/error.h"
 
 namespace lookahead::moe::serving {
+
+namespace {
+// CPU time of the calling thread (a demand read's syscall time counts here as well as in its stall).
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+}  // namespace
+
 
 namespace {
 
@@ -317,15 +329,17 @@ const ExpertFfn& TieredExperts::expert(int layer, int32_t e) const {
     // The demand read runs here, unlocked; the slot is not loaded, so nothing evicts it meanwhile.
     lock.unlock();
     const auto t0 = std::chrono::steady_clock::now();
+    const double cpu0 = thread_cpu_seconds();
     std::string error;
     try {
       read_slab(*slot);
     } catch (const Error& err) {
       error = err.what();
     }
-    const double took = seconds_since(t0);
+    const double took = seconds_since(t0), cpu = thread_cpu_seconds() - cpu0;
     lock.lock();
     stats_.stall_seconds += took;
+    stats_.stall_cpu_seconds += cpu;
     stats_.read_seconds += took;
     if (!error.empty()) {
       if (slot != unkept_.get()) {

@@ -81,6 +81,7 @@ struct TierStats {
   uint64_t prefetches = 0;                       // loads started ahead of use
   uint64_t bytes_read = 0;                       // slow-tier bytes (slab sizes)
   double stall_seconds = 0;                      // time expert() waited for a load
+  double stall_cpu_seconds = 0;                  // CPU time of the caller's thread inside those waits (demand reads' syscalls)
   double read_seconds = 0;                       // summed time inside reads (all threads)
   double hit_ratio() const { return accesses ? static_cast<double>(hits) / static_cast<double>(accesses) : 0.0; }
 };
