@@ -42,12 +42,6 @@ struct ReplayFlags {
   bool skip_bad = false, json = false;
 };
 
-bool on_off(const std::string& v, const char* flag) {
-  if (v == "on") return true;
-  if (v == "off") return false;
-  lookahead::fail("{} '{}' must be on or off", flag, v);
-}
-
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) lookahead::fail("--corpus {}: cannot open", path);
@@ -102,7 +96,7 @@ void run_replay(const ReplayFlags& f) {
     TierOptions t;
     t.policy = parse_cache_policy(f.cache, "--cache");
     serve::apply_prefetch_flag(f.prefetch, t);
-    t.direct_io = on_off(f.direct_io, "--direct-io");
+    t.direct_io = serve::parse_on_off(f.direct_io, "--direct-io");
     t.readers = f.readers;
     t.seed = f.seed;
     if (!f.budget.empty()) {

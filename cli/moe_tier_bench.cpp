@@ -38,12 +38,6 @@ struct TierBenchOptions {
   bool json = false;
 };
 
-bool on_off(const std::string& v, const char* flag) {
-  if (v == "on") return true;
-  if (v == "off") return false;
-  lookahead::fail("{} '{}' must be on or off{}", flag, v, std::string(flag) == "--prefetch" ? " or conservative" : "");
-}
-
 uint64_t touch(const WeightMatrix& m) {
   const auto* p = reinterpret_cast<const uint64_t*>(m.data);
   const auto n = static_cast<size_t>(m.rows * m.row_stride() / 8);
@@ -56,11 +50,8 @@ void run_tier_bench(const TierBenchOptions& o) {
   using namespace lookahead::moe::serving;
   TierOptions t;
   t.policy = parse_cache_policy(o.policy, "--policy");
-  t.conservative_prefetch = o.prefetch == "conservative";
-  t.prefetch = t.conservative_prefetch || on_off(o.prefetch, "--prefetch");
-  if (t.conservative_prefetch && t.policy != CachePolicy::BELADY)
-    lookahead::fail("--prefetch conservative needs --policy belady");
-  t.direct_io = on_off(o.direct_io, "--direct-io");
+  serve::apply_prefetch_flag(o.prefetch, t);
+  t.direct_io = serve::parse_on_off(o.direct_io, "--direct-io");
   t.readers = o.readers;
   t.seed = o.seed;
   if (!o.budget.empty()) {

@@ -48,14 +48,20 @@ Budget parse_budget(const std::string& text) {
   return b;
 }
 
+bool parse_on_off(const std::string& value, const std::string& flag) {
+  if (value == "on") return true;
+  if (value == "off") return false;
+  fail("{} '{}' must be on or off", flag, value);
+}
+
 void apply_prefetch_flag(const std::string& value, serving::TierOptions& tier, const std::string& flag) {
   if (value == "on" || value == "off") {
     tier.prefetch = value == "on";
     tier.conservative_prefetch = false;
     return;
   }
-  if (value != "conservative") fail("{} '{}' must be on, off or conservative", flag, value);
-  if (tier.policy != serving::CachePolicy::BELADY) fail("{} conservative needs --cache belady", flag);
+  if (value != "conservative") fail("{} '{}' must be on or off or conservative", flag, value);
+  if (tier.policy != serving::CachePolicy::BELADY) fail("{} conservative needs the belady cache policy", flag);
   tier.prefetch = true;
   tier.conservative_prefetch = true;
 }

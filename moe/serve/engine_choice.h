@@ -23,6 +23,9 @@ struct Budget {
 
 Budget parse_budget(const std::string& text);
 
+// An on/off flag's value; anything else is an Error naming `flag`.
+bool parse_on_off(const std::string& value, const std::string& flag);
+
 // `--prefetch on|off|conservative` into the tier options (conservative: belady only, prefetch only
 // what demand Belady would load anyway; see tiered_experts.h). `flag` names the flag in errors.
 void apply_prefetch_flag(const std::string& value, serving::TierOptions& tier, const std::string& flag = "--prefetch");

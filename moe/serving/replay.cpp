@@ -5,19 +5,12 @@
 #include <cmath>
 #include <numeric>
 
+#include "common/cpu_time.h"
 #include "common/error.h"
 
-#include <time.h>
 
 namespace lookahead::moe::serving {
 
-namespace {
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-}  // namespace
 
 Distribution distribution(std::vector<double> v) {
   Distribution d;

@@ -1,6 +1,5 @@
 #include "moe/serving/tiered_experts.h"
 
-#include <time.h>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -11,18 +10,11 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/cpu_time.h"
 #include "common/error.h"
 
 namespace lookahead::moe::serving {
 
-namespace {
-// CPU time of the calling thread (a demand read's syscall time counts here as well as in its stall).
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-}  // namespace
 
 
 namespace {
