@@ -1,4 +1,4 @@
-// `lookahead moe synth --shape NAME --experts N --dtype bf16|f16|f32 --out DIR`: a Read-ME model
+// `lookahead moe synth --shape NAME --experts N --dtype bf16|f16|f32|q8_0|q4_0|q4_1 --out DIR`: a Read-ME model
 // with random weights at a named shape (moe/serving/synth_model.h), for scale experiments.
 #include <fmt/format.h>
 
@@ -30,11 +30,8 @@ void run_synth(SynthCliOptions& o) {
     for (char& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return t;
   }();
-  if (type == "q8_0" || type == "q4_0" || type == "q4_1")
-    lookahead::fail("--dtype {}: safetensors (the Read-ME model format) has no quantized types; use bf16, f16 or f32",
-                    o.dtype);
-  if (type != "bf16" && type != "f16" && type != "f32")
-    lookahead::fail("--dtype '{}' must be bf16, f16 or f32", o.dtype);
+  if (type != "bf16" && type != "f16" && type != "f32" && type != "q8_0" && type != "q4_0" && type != "q4_1")
+    lookahead::fail("--dtype '{}' must be bf16, f16, f32, q8_0, q4_0 or q4_1", o.dtype);
   o.synth.dtype = *parse_convert_type(type);
   serving::check_synth_options(o.synth);
   if (o.no_tokenizer) {
@@ -70,7 +67,8 @@ const bool registered = lookahead::cli::register_command(
        for (const auto& n : lookahead::moe::serving::synth_shape_names()) shapes += (shapes.empty() ? "" : ", ") + n;
        cmd.add_option("--shape", o->synth.shape, "model shape: " + shapes)->required();
        cmd.add_option("--experts", o->synth.experts, "number of experts N")->capture_default_str();
-       cmd.add_option("--dtype", o->dtype, "weight type: bf16, f16, f32")->capture_default_str();
+       cmd.add_option("--dtype", o->dtype, "weight type: bf16, f16, f32, or GGML blocks q8_0, q4_0, q4_1 "
+                      "(norms and router stay f32)")->capture_default_str();
        cmd.add_option("--out", o->out, "output model directory (must not exist unless --force)")->required();
        cmd.add_option("--layers", o->synth.layers, "layer count (default: the shape's)");
        cmd.add_option("--seed", o->synth.seed, "random seed")->capture_default_str();

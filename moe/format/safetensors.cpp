@@ -4,6 +4,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -46,6 +47,32 @@ struct Dtype {
 };
 constexpr Dtype kDtypes[] = {{"F32", TensorType::F32, 4}, {"F16", TensorType::F16, 2}, {"BF16", TensorType::BF16, 2}, {"I32", TensorType::I32, 4}};
 
+// The quantized tensors a file declares (metadata key kGgmlTypesKey, see safetensors.h): tensor
+// name -> GGML block type.
+std::map<std::string, TensorType> parse_ggml_types(const std::string& path, const std::string& text) {
+  std::map<std::string, TensorType> types;
+  if (json_depth(text) > 1) fail("{}: __metadata__ '{}' must be a flat JSON object", path, kGgmlTypesKey);
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    fail("{}: __metadata__ '{}' is not valid JSON: {}", path, kGgmlTypesKey, e.what());
+  }
+  if (!j.is_object()) fail("{}: __metadata__ '{}' must be a JSON object {{tensor: type}}", path, kGgmlTypesKey);
+  for (auto& [tensor, type] : j.items()) {
+    if (!type.is_string()) fail("{}: __metadata__ '{}': the type of '{}' is not a string", path, kGgmlTypesKey, tensor);
+    const std::string name = type.get<std::string>();
+    std::optional<TensorType> found;
+    for (TensorType t : {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1})
+      if (name == tensor_type_name(t)) found = t;
+    if (!found)
+      fail("{}: __metadata__ '{}': tensor '{}' has type '{}'; quantized types are Q8_0, Q4_0 and Q4_1", path,
+           kGgmlTypesKey, tensor, name);
+    types[tensor] = *found;
+  }
+  return types;
+}
+
 }  // namespace
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : file_(std::make_unique<MappedFile>(path)) {
@@ -85,24 +112,40 @@ void SafetensorsFile::parse() {
     size_t index;
   };
   std::vector<Range> ranges;
-  for (auto& [name, entry] : header.items()) {
-    if (name == "__metadata__") {
-      if (!entry.is_object()) fail("{}: __metadata__ is not an object", path);
-      for (auto& [k, v] : entry.items()) {
-        if (!v.is_string()) fail("{}: __metadata__ '{}' is not a string", path, k);
-        metadata_[k] = v.get<std::string>();
-      }
-      continue;
+  if (auto meta = header.find("__metadata__"); meta != header.end()) {
+    if (!meta->is_object()) fail("{}: __metadata__ is not an object", path);
+    for (auto& [k, v] : meta->items()) {
+      if (!v.is_string()) fail("{}: __metadata__ '{}' is not a string", path, k);
+      metadata_[k] = v.get<std::string>();
     }
+  }
+  std::map<std::string, TensorType> quantized;
+  if (auto it = metadata_.find(kGgmlTypesKey); it != metadata_.end()) quantized = parse_ggml_types(path, it->second);
+  for (auto& [name, entry] : header.items()) {
+    if (name == "__metadata__") continue;
     if (!entry.is_object()) fail("{}: tensor '{}': entry is not an object", path, name);
     auto dtype_it = entry.find("dtype");
     if (dtype_it == entry.end() || !dtype_it->is_string()) fail("{}: tensor '{}': missing string field 'dtype'", path, name);
     std::string dtype_name = dtype_it->get<std::string>();
+    const auto quant = quantized.find(name);
+    const bool is_quantized = quant != quantized.end();
     const Dtype* dtype = nullptr;
     for (const auto& d : kDtypes)
       if (dtype_name == d.name) dtype = &d;
+    constexpr Dtype kBlockBytes{"U8", TensorType::Q8_0, 1};  // `type` is replaced by the declared one
+    if (is_quantized) {
+      if (dtype_name != "U8")
+        fail("{}: tensor '{}' is declared {} in __metadata__ '{}' but stored as {} (quantized blocks are stored as U8)",
+             path, name, tensor_type_name(quant->second), kGgmlTypesKey, dtype_name);
+      dtype = &kBlockBytes;
+    } else if (dtype_name == "U8") {
+      fail("{}: tensor '{}' has dtype U8, which lookahead reads only as quantized blocks declared in __metadata__ '{}'",
+           path, name, kGgmlTypesKey);
+    }
     if (!dtype)
-      fail("{}: tensor '{}' has dtype {}, which lookahead does not support (F32, F16, BF16, I32)", path, name, dtype_name);
+      fail("{}: tensor '{}' has dtype {}, which lookahead does not support (F32, F16, BF16, I32; U8 for declared "
+           "quantized tensors)",
+           path, name, dtype_name);
 
     auto shape_it = entry.find("shape");
     if (shape_it == entry.end() || !shape_it->is_array()) fail("{}: tensor '{}': missing array field 'shape'", path, name);
@@ -135,6 +178,16 @@ void SafetensorsFile::parse() {
     TensorView view;
     view.name = name;
     view.type = dtype->type;
+    if (is_quantized) {
+      // Stored [..., rows, row bytes]: each row is whole blocks; in GGML order the first dimension
+      // becomes the row's value count.
+      const TensorTypeTraits& t = traits(quant->second);
+      if (shape.empty() || shape[0] == 0 || shape[0] % t.type_size != 0)
+        fail("{}: tensor '{}' ({}): the last dimension must be a positive multiple of the {}-byte block, got [{}]",
+             path, name, t.name, t.type_size, fmt::join(shape.rbegin(), shape.rend(), ", "));
+      view.type = t.type;
+      shape[0] = shape[0] / t.type_size * t.block_size;
+    }
     view.shape = std::move(shape);
     view.bytes = bytes;
     view.file_offset = 8 + header_len + begin;
@@ -143,6 +196,11 @@ void SafetensorsFile::parse() {
     index_[name] = tensors_.size();
     tensors_.push_back(std::move(view));
   }
+
+  for (const auto& [name, type] : quantized)
+    if (!index_.count(name))
+      fail("{}: __metadata__ '{}' declares tensor '{}' ({}), which the file does not hold", path, kGgmlTypesKey, name,
+           tensor_type_name(type));
 
   std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) {
     return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;

@@ -6,10 +6,19 @@
 //    "__metadata__": {"<key>": "<string>"}}
 // then the data section; offsets are relative to its start, tensors are row-major (C order).
 //
+// Quantized tensors (a lookahead extension; the file stays valid safetensors that any reader can
+// open): GGML blocks (tensor_type.h) stored as dtype U8 with row-major shape [..., rows, row
+// bytes], and declared in __metadata__[kGgmlTypesKey] = JSON object {"<tensor>": "Q8_0" | "Q4_0" |
+// "Q4_1"}. This keeps the blocks byte-identical to GGUF's, so kernels use them in place and one
+// Read-ME (layer, expert) slab stays one contiguous read.
+//
 // Contract:
-//   - Every tensor is validated: dtype is F32, F16 or BF16 (others are rejected by name),
+//   - Every tensor is validated: dtype is F32, F16, BF16 or I32 (others are rejected by name), or
+//     U8 for exactly the tensors kGgmlTypesKey declares (row bytes a positive multiple of the
+//     block size; the TensorView then has the declared type and shape[0] = values per row),
 //     prod(shape) * dtype size == end - begin, the range lies inside the data section, and no two
-//     ranges overlap. Any violation throws lookahead::Error naming the file and tensor.
+//     ranges overlap; a declared tensor the file lacks is an error. Any violation throws
+//     lookahead::Error naming the file and tensor.
 //   - Tensors are exposed as TensorView (gguf.h) with the shape REVERSED into GGML order: a
 //     row-major [out, in] tensor becomes shape {in, out}, shape[0] = row length. The bytes are the
 //     same; data points into the mapping and lives as long as the file object.
@@ -23,6 +32,8 @@
 #include "moe/format/mapped_file.h"
 
 namespace lookahead::moe {
+
+inline constexpr const char* kGgmlTypesKey = "ggml_types";
 
 class SafetensorsFile {
  public:

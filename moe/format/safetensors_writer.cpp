@@ -1,5 +1,6 @@
 #include "moe/format/safetensors_writer.h"
 
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
@@ -10,18 +11,34 @@ namespace lookahead::moe {
 
 namespace {
 
+bool is_block_type(TensorType type) { return traits(type).block_size > 1; }
+
 const char* dtype_name(TensorType type) {
   switch (type) {
     case TensorType::F32: return "F32";
     case TensorType::F16: return "F16";
     case TensorType::BF16: return "BF16";
     case TensorType::I32: return "I32";
-    default: fail("safetensors writer: type {} cannot be stored in safetensors (F32, F16, BF16, I32)",
-                  tensor_type_name(type));
+    case TensorType::Q8_0:
+    case TensorType::Q4_0:
+    case TensorType::Q4_1: return "U8";  // GGML blocks, declared in __metadata__ (safetensors.h)
   }
+  fail("safetensors writer: type {} cannot be stored in safetensors", tensor_type_name(type));
+}
+
+// The shape as stored: a block type's last dimension becomes its row's byte count.
+std::vector<int64_t> stored_shape(TensorType type, std::vector<int64_t> shape) {
+  if (is_block_type(type)) shape.back() = row_bytes(type, shape.back());
+  return shape;
 }
 
 }  // namespace
+
+void SafetensorsWriter::set_metadata(const std::string& key, const std::string& value) {
+  if (key == kGgmlTypesKey)
+    fail("safetensors writer: __metadata__ '{}' is written from the quantized tensors, not set by hand", key);
+  metadata_[key] = value;
+}
 
 void SafetensorsWriter::add(Entry e) {
   if (e.name.empty() || e.name == "__metadata__") fail("safetensors writer: invalid tensor name '{}'", e.name);
@@ -32,7 +49,11 @@ void SafetensorsWriter::add(Entry e) {
     if (d < 0) fail("safetensors writer: tensor '{}' has a negative dimension", e.name);
     elements *= static_cast<uint64_t>(d);
   }
-  e.bytes = elements * static_cast<uint64_t>(traits(e.type).type_size);
+  const TensorTypeTraits& t = traits(e.type);
+  if (t.block_size > 1 && (e.shape.empty() || e.shape.back() == 0 || e.shape.back() % t.block_size != 0))
+    fail("safetensors writer: tensor '{}' ({}) needs rows of a positive multiple of {} values, got shape [{}]", e.name,
+         t.name, t.block_size, fmt::join(e.shape, ", "));
+  e.bytes = elements / static_cast<uint64_t>(t.block_size) * static_cast<uint64_t>(t.type_size);
   index_[e.name] = tensors_.size();
   tensors_.push_back(std::move(e));
 }
@@ -49,14 +70,21 @@ void SafetensorsWriter::add_tensor(const std::string& name, TensorType type, std
 
 std::string SafetensorsWriter::header() const {
   nlohmann::ordered_json h = nlohmann::ordered_json::object();
-  if (!metadata_.empty()) {
+  std::map<std::string, std::string> metadata = metadata_;
+  nlohmann::json block_types = nlohmann::json::object();  // sorted by name: deterministic
+  for (const Entry& e : tensors_)
+    if (is_block_type(e.type)) block_types[e.name] = std::string(tensor_type_name(e.type));
+  if (!block_types.empty()) metadata[kGgmlTypesKey] = block_types.dump();
+  if (!metadata.empty()) {
     nlohmann::ordered_json m = nlohmann::ordered_json::object();
-    for (const auto& [k, v] : metadata_) m[k] = v;
+    for (const auto& [k, v] : metadata) m[k] = v;
     h["__metadata__"] = m;
   }
   uint64_t offset = 0;
   for (const Entry& e : tensors_) {
-    h[e.name] = {{"dtype", dtype_name(e.type)}, {"shape", e.shape}, {"data_offsets", {offset, offset + e.bytes}}};
+    h[e.name] = {{"dtype", dtype_name(e.type)},
+                 {"shape", stored_shape(e.type, e.shape)},
+                 {"data_offsets", {offset, offset + e.bytes}}};
     offset += e.bytes;
   }
   std::string text = h.dump();

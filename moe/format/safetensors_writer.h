@@ -9,7 +9,9 @@
 //   - Tensors are packed back to back in insertion order (safetensors allows no gaps), so a caller
 //     controls adjacency: the Read-ME export puts one (layer, expert)'s gate, up and down next to
 //     each other, one contiguous read.
-//   - dtype is F32, F16, BF16 or I32; shape is row-major ([out, in] for a weight). Names are unique
+//   - dtype is F32, F16, BF16, I32, or a GGML block type (Q8_0, Q4_0, Q4_1; rows a multiple of 32
+//     values), stored as U8 [..., rows, row bytes] and declared in __metadata__ (safetensors.h);
+//     `shape` is the logical row-major shape in values ([out, in] for a weight). Names are unique
 //     and non-empty and not "__metadata__". Violations throw lookahead::Error.
 //   - write() goes through AtomicFile: on error no file is left at `path`. Producer tensors are
 //     materialised one at a time, so writing needs memory for one tensor.
@@ -20,13 +22,15 @@
 #include <string>
 #include <vector>
 
+#include "moe/format/safetensors.h"
 #include "moe/format/tensor_type.h"
 
 namespace lookahead::moe {
 
 class SafetensorsWriter {
  public:
-  void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
+  // kGgmlTypesKey is reserved: the writer fills it from the quantized tensors added.
+  void set_metadata(const std::string& key, const std::string& value);
 
   // `data` must stay valid until write() returns and hold exactly prod(shape) * dtype size bytes.
   void add_tensor(const std::string& name, TensorType type, std::vector<int64_t> shape, const void* data);

@@ -146,10 +146,20 @@ void check_synth_options(const SynthOptions& o) {
   if (o.experts < 1 || o.experts > 1024) fail("--experts must be in 1..1024, got {}", o.experts);
   if (o.layers < 0 || o.layers > 1024) fail("--layers must be in 0..1024 (0 = the shape's), got {}", o.layers);
   if (!(o.keep > 0.0 && o.keep <= 1.0)) fail("--keep must be in (0, 1], got {}", o.keep);
-  if (o.dtype != TensorType::F32 && o.dtype != TensorType::F16 && o.dtype != TensorType::BF16)
-    fail("--dtype {}: a Read-ME model stores F32, F16 or BF16 (safetensors has no quantized types)",
-         tensor_type_name(o.dtype));
-  if (std::lround(o.keep * hp.n_ff) < 1) fail("--keep {}: experts of a {}-neuron FFN would be empty", o.keep, hp.n_ff);
+  if (!is_weight_type(o.dtype)) fail("--dtype {}: not a weight type", tensor_type_name(o.dtype));
+  const int64_t block = traits(o.dtype).block_size;
+  if (hp.n_embd % block != 0 || hp.n_ff % block != 0 || (hp.n_head * hp.head_dim) % block != 0)
+    fail("--dtype {}: shape '{}' has rows that are not a multiple of {} values", tensor_type_name(o.dtype), o.shape,
+         block);
+  if (expert_neurons(o.keep, hp.n_ff, o.dtype) < 1)
+    fail("--keep {}: experts of a {}-neuron FFN would be empty", o.keep, hp.n_ff);
+}
+
+int32_t expert_neurons(double keep, int32_t n_ff, TensorType dtype) {
+  // A block type's expert must be whole blocks: its down_proj rows are the expert's neurons.
+  const auto block = static_cast<int32_t>(traits(dtype).block_size);
+  const auto n = static_cast<int32_t>(std::lround(keep * n_ff));
+  return std::min(n_ff, (n + block / 2) / block * block);
 }
 
 void write_synth_model(const SynthOptions& o, const std::string& out) {
@@ -157,7 +167,7 @@ void write_synth_model(const SynthOptions& o, const std::string& out) {
   if (out.empty()) fail("--out: an output directory is required");
   LlamaHparams hp = synth_shape(o.shape);
   if (o.layers > 0) hp.n_layer = o.layers;
-  const auto per_expert = static_cast<int32_t>(std::lround(o.keep * hp.n_ff));
+  const int32_t per_expert = expert_neurons(o.keep, hp.n_ff, o.dtype);
   std::error_code ec;
   if (fs::exists(out, ec) && !o.force) fail("{}: already exists; pass --force to replace it", out);
 

@@ -17,7 +17,10 @@
 //     travels with the model as the export does it, and the vocabulary size becomes the
 //     tokenizer's (the shape's own vocabulary is used only without a tokenizer, for tests that
 //     never tokenize).
-//   - dtype: F32, F16 or BF16 (safetensors has no Q8_0; the Read-ME format stores these three).
+//   - dtype: F32, F16, BF16, or a GGML block type (Q8_0, Q4_0, Q4_1) stored as the format's
+//     quantized safetensors tensors (docs/readme-model.md); norms, neuron lists and the router stay
+//     F32/I32. With a block type each expert holds round(keep * n_ff) neurons rounded to whole
+//     32-value blocks (expert_neurons()).
 //   - Streaming: tensors are produced one at a time while the file is written (memory for one
 //     tensor; a 7B-shape model never sits in RAM). Atomic: assembled under "<out>.tmp.<pid>" and
 //     renamed; an existing `out` is an error unless `force` (then replaced only once the new one
@@ -50,6 +53,9 @@ struct SynthOptions {
 
 // The router config synth writes for a shape (paper width 512 for the big shapes, small for tiny).
 RouterConfig synth_router_config(const LlamaHparams& hp, int32_t experts);
+
+// Neurons per expert: round(keep * n_ff), to the nearest whole block for a block type (at most n_ff).
+int32_t expert_neurons(double keep, int32_t n_ff, TensorType dtype);
 
 // Throws lookahead::Error naming the flag for a bad shape, expert count, layer count, keep or dtype
 // (write_synth_model checks the same first; the CLI calls it before looking for a tokenizer).

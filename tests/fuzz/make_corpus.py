@@ -56,7 +56,7 @@ def gguf(kvs, tensors, version=3, alignment=32):
 def safetensors(tensors, metadata=None):
     """tensors: [(name, dtype, shape)], row-major; data back to back."""
     header, data = {}, b""
-    size = {"F32": 4, "F16": 2, "BF16": 2}
+    size = {"F32": 4, "F16": 2, "BF16": 2, "U8": 1}
     for name, dtype, shape in tensors:
         n = 1
         for d in shape:
@@ -121,6 +121,11 @@ def main():
     ], {"format": "pt"}))
     write("safetensors_fuzz", "scalar_and_empty.safetensors",
           safetensors([("s", "F32", []), ("e", "F16", [0, 3]), ("c", "BF16", [1, 1, 1, 2])]))
+    # Quantized Read-ME weights (docs/readme-model.md): GGML blocks as U8 [rows, row bytes], declared
+    # in __metadata__["ggml_types"].
+    write("safetensors_fuzz", "quantized_blocks.safetensors", safetensors([
+        ("q8", "U8", [2, 68]), ("q4", "U8", [1, 40]), ("n", "F32", [4]),
+    ], {"format": "pt", "ggml_types": json.dumps({"q8": "Q8_0", "q4": "Q4_1"}, separators=(",", ":"))}))
 
 
 if __name__ == "__main__":

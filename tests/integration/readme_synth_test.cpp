@@ -78,6 +78,30 @@ TEST_F(ReadMeSynthCli, TinyModelRunsInEveryMoeCommand) {
   EXPECT_NE(r.output.find("1 layers, 2 experts"), std::string::npos) << r.output;
 }
 
+// Quantized experts (the format's U8-stored GGML blocks): the model loads, generates, and replays
+// through the tiered expert store, whose slabs are then Q8_0's 34 bytes per 32 values.
+TEST_F(ReadMeSynthCli, Q8_0ModelGeneratesAndReplaysThroughTheTieredStore) {
+  const std::string out = path("q8");
+  CliRun r = run("moe synth --shape tiny --experts 3 --dtype q8_0 --layers 2 --seed 2 --tokenizer " + tokenizer_ +
+                 " --out " + out);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("2 layers, 3 experts, Q8_0"), std::string::npos) << r.output;
+  r = run("moe generate --model " + out + " --route router --prompt Hello --tokens 4 --seed 3");
+  ASSERT_EQ(r.status, 0) << r.output;
+  {
+    FILE* f = fopen(path("corpus.txt").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fputs("The quick brown fox jumps over the lazy dog. Pack my box with five dozen liquor jugs.\n", f);
+    fclose(f);
+  }
+  r = run("moe replay --model " + out + " --synth 4 --corpus " + path("corpus.txt") +
+          " --prompt-median 8 --output-median 4 --rate 4 --cache belady --budget 2experts --prefetch on --seed 1 "
+          "--threads 1 --json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("\"cache_hit_ratio\""), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"requests\":4"), std::string::npos) << r.output;
+}
+
 TEST_F(ReadMeSynthCli, BadInputIsAnErrorAndLeavesNothing) {
   const std::string out = path("bad");
   struct Case {
@@ -85,7 +109,8 @@ TEST_F(ReadMeSynthCli, BadInputIsAnErrorAndLeavesNothing) {
   };
   const Case cases[] = {
       {"--shape gpt5", "unknown shape 'gpt5'"},
-      {"--shape tiny --dtype q8_0", "no quantized types"},
+      {"--shape tiny --dtype q5_k", "must be bf16, f16, f32, q8_0, q4_0 or q4_1"},
+      {"--shape tiny --dtype q8_0 --keep 0.1", "--keep"},
       {"--shape tiny --experts 0", "--experts"},
       {"--shape tiny --keep 0", "--keep"},
       {"--shape tiny --tokenizer " + path("missing.gguf"), "missing.gguf"},

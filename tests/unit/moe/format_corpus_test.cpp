@@ -65,6 +65,12 @@ TEST(FormatCorpus, SafetensorsSeedsParse) {
   EXPECT_EQ(tiny.find_tensor("model.layers.0.self_attn.q_proj.weight")->bytes, 128u);
   SafetensorsFile odd(kCorpus + "safetensors_fuzz/scalar_and_empty.safetensors");
   EXPECT_EQ(odd.find_tensor("c")->shape, (std::vector<int64_t>{2, 1, 1, 1}));
+  SafetensorsFile quantized(kCorpus + "safetensors_fuzz/quantized_blocks.safetensors");
+  EXPECT_EQ(quantized.find_tensor("q8")->type, TensorType::Q8_0);
+  EXPECT_EQ(quantized.find_tensor("q8")->shape, (std::vector<int64_t>{64, 2}));
+  EXPECT_EQ(quantized.find_tensor("q4")->type, TensorType::Q4_1);
+  EXPECT_EQ(quantized.find_tensor("q4")->shape, (std::vector<int64_t>{64, 1}));
+  EXPECT_EQ(quantized.find_tensor("n")->type, TensorType::F32);
 }
 
 }  // namespace

@@ -2,10 +2,16 @@
 // header is a lookahead::Error naming the file and tensor; sharded checkpoints via weight_map.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include "common/error.h"
 #include "moe/format/safetensors.h"
+#include "moe/format/safetensors_writer.h"
+#include "moe/kernels/quantize.h"
 #include "tests/unit/moe/format_test_files.h"
 
 namespace lookahead::moe {
@@ -84,6 +90,84 @@ TEST(FormatSafetensors, RejectsMalformedHeaders) {
                {"overlap", "'a'", "'b'"});
   expect_error(raw(R"({"w": {"dtype": "F32", "shape": [1099511627776, 1099511627776], "data_offsets": [0, 4]}})", 4),
                {"'w'", "too large"});
+}
+
+// Quantized tensors: GGML blocks stored as U8 [rows, row bytes] and declared in __metadata__
+// (safetensors.h). Written by SafetensorsWriter, read back as the declared type and value shape,
+// bytes identical to quantize_row's.
+TEST(FormatSafetensors, QuantizedBlocksRoundTripThroughTheWriter) {
+  const int64_t rows = 3, cols = 64;
+  std::vector<float> values(static_cast<size_t>(rows * cols));
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i % 17) * 0.25f - 2.0f;
+  std::vector<std::vector<uint8_t>> expected;
+  const std::vector<TensorType> types = {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1};
+  for (TensorType type : types) {
+    std::vector<uint8_t> q(static_cast<size_t>(rows * row_bytes(type, cols)));
+    for (int64_t r = 0; r < rows; ++r)
+      quantize_row(type, values.data() + r * cols, q.data() + r * row_bytes(type, cols), cols);
+    expected.push_back(std::move(q));
+  }
+  const std::string dir = ::testing::TempDir() + "/quantized_st_" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/q.safetensors";
+  SafetensorsWriter w;
+  w.set_metadata("format", "pt");
+  EXPECT_THROW(w.set_metadata(kGgmlTypesKey, "{}"), Error);  // reserved: derived from the tensors
+  w.add_tensor("q8", TensorType::Q8_0, {rows, cols}, expected[0].data());
+  w.add_tensor("f", TensorType::F32, {rows, cols}, values.data());
+  w.add_tensor("q4_0", TensorType::Q4_0, {rows, cols}, expected[1].data());
+  w.add_tensor("q4_1", TensorType::Q4_1, {rows, cols}, expected[2].data());
+  EXPECT_THROW(w.add_tensor("odd", TensorType::Q8_0, {2, 48}, expected[0].data()), Error);  // 48 % 32 != 0
+  w.write(path);
+
+  SafetensorsFile f(path);
+  const char* names[] = {"q8", "q4_0", "q4_1"};
+  for (size_t i = 0; i < types.size(); ++i) {
+    const TensorView* t = f.find_tensor(names[i]);
+    ASSERT_NE(t, nullptr) << names[i];
+    EXPECT_EQ(t->type, types[i]) << names[i];
+    EXPECT_EQ(t->shape, (std::vector<int64_t>{cols, rows})) << names[i];
+    ASSERT_EQ(t->bytes, expected[i].size()) << names[i];
+    EXPECT_EQ(std::memcmp(t->data, expected[i].data(), expected[i].size()), 0) << names[i];
+  }
+  EXPECT_EQ(f.find_tensor("f")->type, TensorType::F32);
+  EXPECT_EQ(f.metadata().at("format"), "pt");
+  EXPECT_EQ(json::parse(f.metadata().at(kGgmlTypesKey)),
+            (json{{"q8", "Q8_0"}, {"q4_0", "Q4_0"}, {"q4_1", "Q4_1"}}));
+
+  // What a plain safetensors reader sees: U8 rows of bytes.
+  std::ifstream in(path, std::ios::binary);
+  uint64_t n = 0;
+  in.read(reinterpret_cast<char*>(&n), 8);
+  std::string header(n, '\0');
+  in.read(header.data(), static_cast<std::streamsize>(n));
+  const json h = json::parse(header);
+  EXPECT_EQ(h["q8"]["dtype"], "U8");
+  EXPECT_EQ(h["q8"]["shape"], (json{rows, 68}));
+  EXPECT_EQ(h["q4_1"]["shape"], (json{rows, 40}));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(FormatSafetensors, QuantizedDeclarationsAreChecked) {
+  auto with_types = [](const std::string& types, const std::string& tensors, size_t bytes) {
+    json meta = {{"ggml_types", types}};
+    return raw("{\"__metadata__\": " + meta.dump() + (tensors.empty() ? "" : ", " + tensors) + "}", bytes);
+  };
+  const std::string u8_68 = R"("w": {"dtype": "U8", "shape": [1, 68], "data_offsets": [0, 68]})";
+  EXPECT_EQ(parse(with_types(R"({"w": "Q8_0"})", u8_68, 68)).find_tensor("w")->shape, (std::vector<int64_t>{64, 1}));
+  expect_error(raw("{" + u8_68 + "}", 68), {"'w'", "U8", "ggml_types"});           // undeclared U8
+  expect_error(with_types(R"({"w": "Q8_0"})", R"("w": {"dtype": "F32", "shape": [17], "data_offsets": [0, 68]})", 68),
+               {"'w'", "Q8_0", "stored as F32"});
+  expect_error(with_types(R"({"w": "Q8_0"})", R"("w": {"dtype": "U8", "shape": [1, 60], "data_offsets": [0, 60]})", 60),
+               {"'w'", "34-byte block"});
+  expect_error(with_types(R"({"w": "Q8_0"})", R"("w": {"dtype": "U8", "shape": [], "data_offsets": [0, 1]})", 1),
+               {"'w'", "block"});
+  expect_error(with_types(R"({"w": "Q5_K"})", u8_68, 68), {"'w'", "Q5_K"});
+  expect_error(with_types(R"({"w": 8})", u8_68, 68), {"'w'", "not a string"});
+  expect_error(with_types(R"(["w"])", u8_68, 68), {"ggml_types", "object"});
+  expect_error(with_types(R"({"w": {"t": "Q8_0"}})", u8_68, 68), {"ggml_types", "flat"});
+  expect_error(with_types(R"({"w": )", u8_68, 68), {"ggml_types", "not valid JSON"});
+  expect_error(with_types(R"({"w": "Q8_0", "gone": "Q4_0"})", u8_68, 68), {"'gone'", "does not hold"});
 }
 
 TEST(FormatSafetensors, EveryTruncationIsAnError) {

@@ -342,7 +342,7 @@ TEST_F(TieredExpertsTest, SynthModelIsDeterministicAndExpertsShareTheirLayersNeu
   bad.keep = 1.5;
   EXPECT_THROW(write_synth_model(bad, (dir() / "bad").string()), Error);
   bad = o;
-  bad.dtype = TensorType::Q8_0;
+  bad.dtype = TensorType::I32;  // an index type, not a weight type
   EXPECT_THROW(write_synth_model(bad, (dir() / "bad").string()), Error);
   EXPECT_FALSE(fs::exists(dir() / "bad"));
 }
