@@ -33,7 +33,7 @@ using namespace lookahead::moe::serving;
 struct ReplayFlags {
   lookahead::cli::ModelFlags model;
   std::string trace, format, corpus, scheduler = "expert-aware", cache = "resident", budget, prefetch = "on";
-  std::string kv_budget, direct_io = "on", clock = "wall";
+  std::string kv_budget, direct_io = "on", clock = "wall", queue_length = "tokens", prefill_order = "queue";
   double rate = 0;
   int64_t synth = 0, max_requests = 0, token_budget = 1024, max_running = 16, ctx = 2048, starvation = 32;
   int horizon = 1, readers = 2, threads = 0;
@@ -116,6 +116,8 @@ void run_replay(const ReplayFlags& f) {
   o.limits.token_budget = f.token_budget;
   o.limits.max_running = f.max_running;
   o.limits.starvation_limit = f.starvation;
+  o.limits.queue_length = parse_queue_length(f.queue_length, "--queue-length");
+  o.limits.prefill_order = parse_prefill_order(f.prefill_order, "--prefill-order");
   o.n_ctx = f.ctx;
   if (!f.kv_budget.empty()) {
     const serve::Budget b = serve::parse_budget(f.kv_budget);
@@ -142,7 +144,8 @@ void run_replay(const ReplayFlags& f) {
   if (f.json) {
     nlohmann::json j = {
         {"model", f.model.model}, {"route", o.route}, {"trace", f.trace.empty() ? fmt::format("synth:{}", f.synth) : f.trace},
-        {"rate", f.rate}, {"scheduler", f.scheduler}, {"cache", f.cache}, {"budget", f.budget}, {"prefetch", f.prefetch},
+        {"rate", f.rate}, {"scheduler", f.scheduler},
+        {"queue_length", f.queue_length}, {"prefill_order", f.prefill_order}, {"cache", f.cache}, {"budget", f.budget}, {"prefetch", f.prefetch},
         {"token_budget", f.token_budget}, {"max_running", f.max_running}, {"threads", kernel_threads()},
         {"requests", s.requests}, {"skipped", trace.skipped}, {"prompt_tokens", s.prompt_tokens},
         {"generated_tokens", s.generated_tokens}, {"steps", s.steps},
@@ -190,6 +193,12 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--max-requests", f->max_requests, "replay the first N requests (0 = all)")->capture_default_str();
        cmd.add_flag("--skip-bad", f->skip_bad, "skip malformed trace entries (counted) instead of failing");
        cmd.add_option("--scheduler", f->scheduler, "expert-aware, decode-first or prefill-first")->capture_default_str();
+       cmd.add_option("--queue-length", f->queue_length,
+                      "expert-aware: what the longest queue counts: tokens (a prompt counts all its tokens) or requests")
+           ->capture_default_str();
+       cmd.add_option("--prefill-order", f->prefill_order,
+                      "expert-aware: queue (a prompt goes in with its expert's queue) or fcfs (prompts in arrival order)")
+           ->capture_default_str();
        cmd.add_option("--cache", f->cache, "resident (memory-mapped), belady, lru, random or none")->capture_default_str();
        cmd.add_option("--budget", f->budget, "expert cache RAM budget: bytes (512MiB) or experts (3experts)");
        cmd.add_option("--prefetch", f->prefetch, "on, off or conservative (belady: prefetch only what demand Belady loads)")->capture_default_str();

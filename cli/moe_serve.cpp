@@ -36,6 +36,8 @@ struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 8080;
   std::string scheduler = "expert-aware";
+  std::string queue_length = "tokens";
+  std::string prefill_order = "queue";
   std::string cache = "resident";
   std::string budget;
   std::string prefetch = "on";
@@ -96,6 +98,8 @@ class SignalWaiter {
 void run_serve(const ServeOptions& o) {
   // Validate everything before loading the model.
   const serving::SchedulerKind scheduler = serving::parse_scheduler(o.scheduler, "--scheduler");
+  const serving::QueueLength queue_length = serving::parse_queue_length(o.queue_length, "--queue-length");
+  const serving::PrefillOrder prefill_order = serving::parse_prefill_order(o.prefill_order, "--prefill-order");
   const bool tiered = o.cache != "resident";
   const serving::CachePolicy cache = tiered ? serving::parse_cache_policy(o.cache, "--cache") : serving::CachePolicy::NONE;
   const Budget budget = o.budget.empty() ? Budget{} : parse_budget(o.budget);
@@ -135,6 +139,8 @@ void run_serve(const ServeOptions& o) {
   eopt.core.n_ctx = o.ctx;
   if (model.hparams().n_ctx_train > 0) eopt.core.n_ctx = std::min<int64_t>(o.ctx, model.hparams().n_ctx_train);
   eopt.core.limits.max_running = o.max_running;
+  eopt.core.limits.queue_length = queue_length;
+  eopt.core.limits.prefill_order = prefill_order;
   eopt.core.limits.token_budget = o.token_budget > 0 ? o.token_budget : eopt.core.n_ctx;
   eopt.core.route = readme ? (o.route.empty() ? "router" : o.route) : "dense";
   eopt.max_queue = o.max_queue;
@@ -194,6 +200,10 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--host", o->host, "address to listen on")->capture_default_str();
        cmd.add_option("--port", o->port, "TCP port (0 = any free port; the address is printed)")->capture_default_str();
        cmd.add_option("--scheduler", o->scheduler, "expert-aware | decode-first | prefill-first")->capture_default_str();
+       cmd.add_option("--queue-length", o->queue_length, "expert-aware: longest queue counts tokens | requests")
+           ->capture_default_str();
+       cmd.add_option("--prefill-order", o->prefill_order, "expert-aware: prompts join with their expert's queue | fcfs")
+           ->capture_default_str();
        cmd.add_option("--cache", o->cache, "experts: resident (memory-mapped) | belady | lru | random | none (Read-ME models)")
            ->capture_default_str();
        cmd.add_option("--budget", o->budget, "expert cache RAM budget: bytes (512MiB) or experts (3experts)");

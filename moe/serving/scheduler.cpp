@@ -24,6 +24,22 @@ const char* scheduler_name(SchedulerKind kind) {
   return "?";
 }
 
+QueueLength parse_queue_length(std::string_view name, std::string_view what) {
+  if (name == "tokens") return QueueLength::TOKENS;
+  if (name == "requests") return QueueLength::REQUESTS;
+  fail("{}: unknown '{}' (expected tokens or requests)", what, name);
+}
+
+const char* queue_length_name(QueueLength q) { return q == QueueLength::TOKENS ? "tokens" : "requests"; }
+
+PrefillOrder parse_prefill_order(std::string_view name, std::string_view what) {
+  if (name == "queue") return PrefillOrder::QUEUE;
+  if (name == "fcfs") return PrefillOrder::FCFS;
+  fail("{}: unknown '{}' (expected queue or fcfs)", what, name);
+}
+
+const char* prefill_order_name(PrefillOrder p) { return p == PrefillOrder::QUEUE ? "queue" : "fcfs"; }
+
 namespace {
 
 int64_t tokens_of(const QueuedRequest& r) { return static_cast<int64_t>(r.experts.size()); }
@@ -113,58 +129,82 @@ Batch schedule_prefill_first(const std::vector<QueuedRequest>& queue, Builder b)
 Batch schedule_expert_aware(const std::vector<QueuedRequest>& queue, const SchedulerLimits& limits, Builder b) {
   // Per-expert queues of request indices: decodes first, then prefills, each in arrival order.
   std::map<int32_t, std::vector<size_t>> queues;
+  std::vector<size_t> prefills;  // waiting prefills in arrival order (FCFS admission)
   for (size_t i = 0; i < queue.size(); ++i) {
     if (queue[i].running) queues[queue[i].experts[0]].push_back(i);
   }
   for (size_t i = 0; i < queue.size(); ++i) {
-    if (!queue[i].running) queues[queue_expert(queue[i])].push_back(i);
+    if (queue[i].running) continue;
+    queues[queue_expert(queue[i])].push_back(i);
+    prefills.push_back(i);
   }
+  const bool fcfs = limits.prefill_order == PrefillOrder::FCFS;
+  std::vector<bool> added(queue.size(), false);
+  size_t prefill_head = 0;  // prefills[prefill_head] is the oldest prefill not yet in the batch
+  auto add = [&](size_t i) {
+    b.add(queue[i]);
+    added[i] = true;
+    while (prefill_head < prefills.size() && added[prefills[prefill_head]]) ++prefill_head;
+  };
   auto starved = [&](const QueuedRequest& r) {
     return limits.starvation_limit > 0 && r.waited_steps >= limits.starvation_limit;
   };
-  while (!queues.empty() && b.budget_left > 0) {
-    // Eligible steps of each queue (a prefill needs a free slot) and their token count.
+  while (b.budget_left > 0) {
+    // Eligible steps of each queue (a prefill needs a free slot and, with FCFS, every earlier
+    // prefill ahead of it in the batch), their length and token count.
     int32_t chosen = -1;
-    int64_t chosen_len = -1;
+    int64_t chosen_len = -1, chosen_tokens = 0;
     int64_t chosen_wait = -1;  // oldest starved wait in the queue, -1 when none is starved
-    std::map<int32_t, std::vector<size_t>> eligible;
-    for (auto& [e, items] : queues) {
-      std::vector<size_t>& el = eligible[e];
-      int64_t slots = b.slots_left, len = 0, wait = -1;
+    std::vector<size_t> chosen_items;
+    for (const auto& [e, items] : queues) {
+      std::vector<size_t> el;
+      int64_t slots = b.slots_left, tokens = 0, wait = -1;
+      size_t head = prefill_head;
       for (size_t i : items) {
         const QueuedRequest& r = queue[i];
         if (!r.running) {
           if (slots <= 0) continue;
+          if (fcfs) {
+            // Items are in arrival order and earlier prefills are in the batch or in other queues:
+            // once one prefill is not next in line, none after it in this queue is either.
+            if (head >= prefills.size() || prefills[head] != i) break;
+            ++head;
+          }
           --slots;
         }
         el.push_back(i);
-        len += tokens_of(r);
+        tokens += tokens_of(r);
         if (starved(r)) wait = std::max(wait, r.waited_steps);
       }
       if (el.empty()) continue;
+      const int64_t len = limits.queue_length == QueueLength::TOKENS ? tokens : static_cast<int64_t>(el.size());
       // Starved queues first (oldest wait), then the longest queue; ties keep the lowest expert.
       if (wait > chosen_wait || (wait == chosen_wait && len > chosen_len)) {
         chosen = e;
         chosen_len = len;
+        chosen_tokens = tokens;
         chosen_wait = wait;
+        chosen_items = std::move(el);
       }
     }
     if (chosen < 0) break;
-    std::vector<size_t> items = eligible[chosen];
-    queues.erase(chosen);
-    if (chosen_len <= b.budget_left) {
-      for (size_t i : items) b.add(queue[i]);
+    if (chosen_tokens <= b.budget_left) {
+      for (size_t i : chosen_items) add(i);
+      // Steps that were not eligible (FCFS prefills not yet next in line) stay queued.
+      std::vector<size_t>& rest = queues[chosen];
+      std::erase_if(rest, [&](size_t i) { return added[i]; });
+      if (rest.empty()) queues.erase(chosen);
       continue;
     }
     if (chosen_wait >= 0) {
       // Chosen because of starvation: its starved requests go first, oldest first.
-      std::stable_sort(items.begin(), items.end(), [&](size_t x, size_t y) {
+      std::stable_sort(chosen_items.begin(), chosen_items.end(), [&](size_t x, size_t y) {
         return queue[x].waited_steps > queue[y].waited_steps;
       });
     }
-    for (size_t i : items) {
+    for (size_t i : chosen_items) {
       if (!b.fits(queue[i])) break;
-      b.add(queue[i]);
+      add(i);
     }
     break;
   }

@@ -31,6 +31,16 @@
 //     are not eligible. Anti-starvation (not in the paper, whose Algorithm 1 can starve a rare
 //     expert under load): a request with waited_steps >= starvation_limit puts its queue ahead of
 //     all others (oldest first), so its wait is bounded; starvation_limit = 0 turns this off.
+//     Two choices the paper leaves open are options (SchedulerLimits; defaults = the behaviour above):
+//       queue_length: what "longest" counts: TOKENS (a waiting prefill counts its whole prompt, so
+//         an expert with one waiting prompt usually has the longest queue) or REQUESTS (steps: a
+//         prefill counts 1 like a decode, the length of Algorithm 1's per-expert request list).
+//         The fit test against the budget always counts tokens.
+//       prefill_order: QUEUE (a prefill goes in whenever its expert's queue is taken, overtaking
+//         earlier prompts of other experts) or FCFS (a waiting prefill is eligible only once every
+//         earlier waiting prefill is in the batch, as in the two baselines). A queue taken while
+//         its prefill was not yet eligible keeps that prefill, and may be taken again in the same
+//         batch once it is.
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -41,6 +51,14 @@ enum class SchedulerKind { EXPERT_AWARE, DECODE_FIRST, PREFILL_FIRST };
 // "expert-aware", "decode-first", "prefill-first"; anything else throws naming `what`.
 SchedulerKind parse_scheduler(std::string_view name, std::string_view what = "scheduler");
 const char* scheduler_name(SchedulerKind kind);
+
+// Expert-aware's options (header comment): "tokens" / "requests" and "queue" / "fcfs".
+enum class QueueLength { TOKENS, REQUESTS };
+enum class PrefillOrder { QUEUE, FCFS };
+QueueLength parse_queue_length(std::string_view name, std::string_view what = "queue length");
+const char* queue_length_name(QueueLength q);
+PrefillOrder parse_prefill_order(std::string_view name, std::string_view what = "prefill order");
+const char* prefill_order_name(PrefillOrder p);
 
 struct QueuedRequest {
   uint64_t id = 0;
@@ -53,6 +71,9 @@ struct SchedulerLimits {
   int64_t token_budget = 256;     // MaxTokenLen: tokens per batch
   int64_t max_running = 64;       // sequences holding a KV cache at once
   int64_t starvation_limit = 32;  // expert-aware only; 0 = off
+  // Expert-aware only: what a queue's length counts, and whether prefills keep arrival order.
+  QueueLength queue_length = QueueLength::TOKENS;
+  PrefillOrder prefill_order = PrefillOrder::QUEUE;
 };
 
 struct BatchStep {

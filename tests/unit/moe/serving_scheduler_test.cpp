@@ -45,6 +45,55 @@ TEST(ServingScheduler, ExpertAwareAlgorithmOne) {
   EXPECT_EQ(ids(b), (std::vector<uint64_t>{1, 3, 5, 2, 7, 4}));
 }
 
+SchedulerLimits limits(int64_t budget, int64_t max_running, QueueLength length, PrefillOrder order) {
+  SchedulerLimits l{budget, max_running, 0};
+  l.queue_length = length;
+  l.prefill_order = order;
+  return l;
+}
+
+TEST(ServingScheduler, ExpertAwareQueueLengthInRequests) {
+  // Expert 0: three decodes (3 tokens, 3 requests); expert 1: one 10-token prompt (10 tokens, 1 request).
+  const std::vector<QueuedRequest> q = {decode(1, 0), decode(2, 0), decode(3, 0), prefill(4, std::vector<int32_t>(10, 1))};
+  // Tokens: the prompt's queue is the longest and fits; expert 0's 3 do not fit the 2 left: r1, r2.
+  Batch b = schedule(SchedulerKind::EXPERT_AWARE, q, limits(12, 8, QueueLength::TOKENS, PrefillOrder::QUEUE));
+  EXPECT_EQ(ids(b), (std::vector<uint64_t>{4, 1, 2}));
+  // Requests: expert 0's 3 decodes are the longest queue; then the prompt does not fit the 9 left.
+  b = schedule(SchedulerKind::EXPERT_AWARE, q, limits(12, 8, QueueLength::REQUESTS, PrefillOrder::QUEUE));
+  EXPECT_EQ(ids(b), (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(b.experts, (std::vector<int32_t>{0}));
+  // Ties in requests keep the lowest expert: hand_queue's experts 0 and 1 both hold 3 steps.
+  b = schedule(SchedulerKind::EXPERT_AWARE, hand_queue(), limits(3, 8, QueueLength::REQUESTS, PrefillOrder::QUEUE));
+  EXPECT_EQ(ids(b), (std::vector<uint64_t>{1, 3, 5}));
+}
+
+TEST(ServingScheduler, ExpertAwareFcfsPrefills) {
+  // r1's 4-token prompt (expert 1) arrived before r2's 6-token prompt (expert 0).
+  const std::vector<QueuedRequest> q = {prefill(1, {1, 1, 1, 1}), prefill(2, {0, 0, 0, 0, 0, 0}), decode(3, 0)};
+  // Queue order: expert 0 (r3 + r2, 7 tokens) is longest and fits; r1 (4) does not fit the 1 left.
+  Batch b = schedule(SchedulerKind::EXPERT_AWARE, q, limits(8, 8, QueueLength::TOKENS, PrefillOrder::QUEUE));
+  EXPECT_EQ(ids(b), (std::vector<uint64_t>{3, 2}));
+  // FCFS: r2 is not eligible before r1, so expert 0's queue is r3 alone (1 token) and expert 1's
+  // (r1, 4) is taken first; then expert 0's r3 + r2 (7) do not fit the 4 left: r3 only.
+  b = schedule(SchedulerKind::EXPERT_AWARE, q, limits(8, 8, QueueLength::TOKENS, PrefillOrder::FCFS));
+  EXPECT_EQ(ids(b), (std::vector<uint64_t>{1, 3}));
+  // A queue taken before its prompt was next in line keeps it: expert 0's decodes go first
+  // (requests 3 > 1), r5's prompt (expert 0) becomes eligible once r4's (expert 1) is in.
+  const std::vector<QueuedRequest> q2 = {decode(1, 0), decode(2, 0), decode(3, 0), prefill(4, {1, 1}), prefill(5, {0, 0})};
+  b = schedule(SchedulerKind::EXPERT_AWARE, q2, limits(10, 8, QueueLength::REQUESTS, PrefillOrder::FCFS));
+  EXPECT_EQ(ids(b), (std::vector<uint64_t>{1, 2, 3, 4, 5}));
+  // Without FCFS, expert 0's queue (4 requests) is taken whole first, then expert 1's.
+  b = schedule(SchedulerKind::EXPERT_AWARE, q2, limits(10, 8, QueueLength::REQUESTS, PrefillOrder::QUEUE));
+  EXPECT_EQ(ids(b), (std::vector<uint64_t>{1, 2, 3, 5, 4}));
+  // FCFS never lets a later prompt overtake one that does not fit: after expert 0's decodes, r1's
+  // 4 tokens do not fit the 3 left, so r2's 1-token prompt waits too (queue order takes it).
+  const std::vector<QueuedRequest> q3 = {decode(3, 0), decode(6, 0), prefill(1, {1, 1, 1, 1}), prefill(2, {0})};
+  b = schedule(SchedulerKind::EXPERT_AWARE, q3, limits(5, 8, QueueLength::REQUESTS, PrefillOrder::FCFS));
+  EXPECT_EQ(ids(b), (std::vector<uint64_t>{3, 6}));
+  b = schedule(SchedulerKind::EXPERT_AWARE, q3, limits(5, 8, QueueLength::REQUESTS, PrefillOrder::QUEUE));
+  EXPECT_EQ(ids(b), (std::vector<uint64_t>{3, 6, 2}));
+}
+
 TEST(ServingScheduler, DecodeFirst) {
   Batch b = schedule(SchedulerKind::DECODE_FIRST, hand_queue(), {6, 8, 0});
   EXPECT_EQ(ids(b), (std::vector<uint64_t>{1, 2, 3, 4, 5, 7}));
@@ -86,6 +135,12 @@ TEST(ServingScheduler, BadInput) {
   EXPECT_THROW(schedule(SchedulerKind::PREFILL_FIRST, {decode(1, 0), decode(2, 0)}, {8, 1, 0}), Error);
   EXPECT_THROW(schedule(SchedulerKind::PREFILL_FIRST, {}, {0, 1, 0}), Error);
   EXPECT_THROW(parse_scheduler("fcfs"), Error);
+  EXPECT_THROW(parse_queue_length("prompts"), Error);
+  EXPECT_THROW(parse_prefill_order("lifo"), Error);
+  EXPECT_EQ(parse_queue_length("requests"), QueueLength::REQUESTS);
+  EXPECT_EQ(parse_prefill_order("fcfs"), PrefillOrder::FCFS);
+  EXPECT_STREQ(queue_length_name(QueueLength::TOKENS), "tokens");
+  EXPECT_STREQ(prefill_order_name(PrefillOrder::QUEUE), "queue");
   EXPECT_EQ(parse_scheduler("expert-aware"), SchedulerKind::EXPERT_AWARE);
   EXPECT_STREQ(scheduler_name(SchedulerKind::PREFILL_FIRST), "prefill-first");
 }
@@ -177,6 +232,24 @@ TEST(ServingScheduler, ExpertAwareTouchesFewerExpertsOnSyntheticWorkload) {
     EXPECT_LT(ea.mean_unique_experts, pf.mean_unique_experts) << per_step << " per step";
     // Bounded wait: a running sequence waits at most about the starvation limit (16) for a token.
     EXPECT_LE(ea.max_decode_wait, 2 * limits.starvation_limit) << per_step << " per step";
+    // The expert-aware options keep the budget (checked in simulate), finish every request with a
+    // bounded decode wait, and still touch fewer experts than both baselines.
+    for (QueueLength length : {QueueLength::TOKENS, QueueLength::REQUESTS}) {
+      for (PrefillOrder order : {PrefillOrder::QUEUE, PrefillOrder::FCFS}) {
+        SchedulerLimits variant = limits;
+        variant.queue_length = length;
+        variant.prefill_order = order;
+        SimResult v = simulate(SchedulerKind::EXPERT_AWARE, variant, per_step);
+        std::printf("  expert-aware --queue-length %s --prefill-order %s: unique experts/batch %.2f, max wait %lld "
+                    "(decodes %lld), steps %lld\n", queue_length_name(length), prefill_order_name(order),
+                    v.mean_unique_experts, static_cast<long long>(v.max_wait),
+                    static_cast<long long>(v.max_decode_wait), static_cast<long long>(v.steps));
+        EXPECT_EQ(v.finished, 150) << queue_length_name(length) << " " << prefill_order_name(order);
+        EXPECT_LE(v.max_decode_wait, 2 * limits.starvation_limit) << queue_length_name(length) << " " << prefill_order_name(order);
+        EXPECT_LT(v.mean_unique_experts, df.mean_unique_experts) << queue_length_name(length) << " " << prefill_order_name(order);
+        EXPECT_LT(v.mean_unique_experts, pf.mean_unique_experts) << queue_length_name(length) << " " << prefill_order_name(order);
+      }
+    }
   }
 }
 
