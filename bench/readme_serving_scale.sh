@@ -13,7 +13,8 @@
 # (atomically), and prints the table; the doc section "Scale: the forward pass at 7B shapes" of
 # docs/results/readme-serving.md is written from it by hand.
 #
-# Usage: bench/readme_serving_scale.sh   (env: LOOKAHEAD=build/release/lookahead MODEL=.cache/synth/llama2-7b-8l
+# Usage: bench/readme_serving_scale.sh   (env: LOOKAHEAD=build/release/lookahead DTYPE=bf16 (or q8_0: quantized
+#        experts, 34/64 of bf16's bytes) MODEL=.cache/synth/llama2-7b-8l[-DTYPE] WORK=.cache/bench/serving-scale[-DTYPE]
 #        N=4 RATE=2 PROMPT_MEDIAN=16 OUTPUT_MEDIAN=16 TOKEN_BUDGET=64 SEED=1 ROUTE=router BUDGET=1GiB DISK_GIB=4
 #        REUSE=1 (keep existing JSONs) SKIP_DISKBW=1 CLEAN=1 (delete the model at the end))
 # Writes the model first if missing (about 6 GB on disk, 42 s); delete it afterwards (CLEAN=1).
@@ -21,7 +22,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 LOOKAHEAD=${LOOKAHEAD:-$ROOT/build/release/lookahead}
-MODEL=${MODEL:-$ROOT/.cache/synth/llama2-7b-8l}
+DTYPE=${DTYPE:-bf16}
+SUFFIX=$([ "$DTYPE" = bf16 ] || echo "-$DTYPE")
+MODEL=${MODEL:-$ROOT/.cache/synth/llama2-7b-8l$SUFFIX}
 N=${N:-4}
 RATE=${RATE:-2}
 PROMPT_MEDIAN=${PROMPT_MEDIAN:-16}
@@ -30,12 +33,12 @@ TOKEN_BUDGET=${TOKEN_BUDGET:-64}
 SEED=${SEED:-1}
 ROUTE=${ROUTE:-router}
 BUDGET=${BUDGET:-1GiB}
-WORK=${WORK:-$ROOT/.cache/bench/serving-scale}
+WORK=${WORK:-$ROOT/.cache/bench/serving-scale$SUFFIX}
 mkdir -p "$WORK"
 [ -x "$LOOKAHEAD" ] || { echo "readme_serving_scale: $LOOKAHEAD not built" >&2; exit 1; }
 if [ ! -d "$MODEL" ]; then
   echo "readme_serving_scale: writing $MODEL" >&2
-  nice -n 10 "$LOOKAHEAD" moe synth --shape llama2-7b --experts 4 --layers 8 --dtype bf16 --seed 1 --out "$MODEL"
+  nice -n 10 "$LOOKAHEAD" moe synth --shape llama2-7b --experts 4 --layers 8 --dtype "$DTYPE" --seed 1 --out "$MODEL"
 fi
 CORPUS=$WORK/heldout-mix.txt
 if [ ! -s "$CORPUS" ]; then cat "$ROOT"/.cache/corpus/*/heldout.txt > "$CORPUS.tmp" && mv "$CORPUS.tmp" "$CORPUS"; fi

@@ -1,36 +1,22 @@
 // `lookahead moe synth` end to end: a tiny random Read-ME model with SmolLM2's tokenizer loads in
-// `moe info`, generates under random, router and oracle routing, and drives `moe tier-bench`; bad
+// `moe info`, generates under random, router and oracle routing, and drives `moe tier-bench`; a
+// Q8_0 one generates and replays through the tiered expert store; bad
 // input fails with a message naming the problem and leaves nothing behind.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <string>
+
+#include "tests/integration/cli_run.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct CliRun {
-  int status = -1;
-  std::string output;  // stdout + stderr
-};
-
-CliRun run(const std::string& args) {
-  const std::string cmd = std::string(LOOKAHEAD_BINARY) + " " + args + " 2>&1";
-  CliRun r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using lookahead::test::CliRun;
+CliRun run(const std::string& args) { return lookahead::test::run_cli(args); }
 
 class ReadMeSynthCli : public ::testing::Test {
  protected:
