@@ -71,8 +71,7 @@ void run_refactor(RefactorCommandOptions o) {
   for (std::string name; std::getline(list, name, ',');)
     if (!name.empty()) o.r.domains.push_back(name);
   const auto type = parse_convert_type(o.dtype);
-  if (!type || (*type != TensorType::F16 && *type != TensorType::BF16 && *type != TensorType::F32))
-    lookahead::fail("--dtype '{}' must be f16, bf16 or f32", o.dtype);
+  if (!type) lookahead::fail("--dtype '{}' must be f16, bf16, f32, q8_0, q4_0 or q4_1", o.dtype);
   o.r.dtype = *type;
   o.r.dense_ffn = !o.no_dense_ffn;
   if (o.mlp != "silu" && o.mlp != "swiglu") lookahead::fail("--router-mlp '{}' must be silu or swiglu", o.mlp);
@@ -136,7 +135,8 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--router-normalizer", o->normalizer, "attention score scale: released (1) or paper (sqrt(head size))")
            ->capture_default_str();
        cmd.add_option("--router-mlp", o->mlp, "router MLP: silu (released code) or swiglu (paper)")->capture_default_str();
-       cmd.add_option("--dtype", o->dtype, "weight type of the export: f16, bf16, f32")->capture_default_str();
+       cmd.add_option("--dtype", o->dtype, "weight type of the export: f16, bf16, f32, or GGML blocks q8_0, q4_0, q4_1 (experts are then "
+                      "rounded up to whole 32-neuron blocks with their next most active neurons)")->capture_default_str();
        cmd.add_flag("--no-dense-ffn", o->no_dense_ffn, "leave the dense FFN out (then --route dense is unavailable)");
        cmd.add_option("--seed", o->seed, "router training seed")->capture_default_str();
        cmd.add_option("--threads,-t", o->threads, "CPU threads (0 = all cores)")->capture_default_str();

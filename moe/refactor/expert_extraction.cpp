@@ -18,8 +18,26 @@ std::vector<int32_t> top_neurons(const float* values, int32_t n, int32_t k) {
   return out;
 }
 
-ExpertSets extract_experts(const ActivationStats& stats, double keep) {
+std::vector<int32_t> round_up_to_blocks(std::vector<int32_t> top, const float* values, int32_t n, int32_t block) {
+  LOOKAHEAD_CHECK(block >= 1);
+  const auto want = std::min<int64_t>(n, (static_cast<int64_t>(top.size()) + block - 1) / block * block);
+  if (static_cast<int64_t>(top.size()) == want) return top;
+  std::vector<char> taken(static_cast<size_t>(n), 0);
+  for (int32_t j : top) taken[static_cast<size_t>(j)] = 1;
+  std::vector<int32_t> rest;
+  for (int32_t j = 0; j < n; ++j)
+    if (!taken[static_cast<size_t>(j)]) rest.push_back(j);
+  const auto extra = static_cast<size_t>(want - static_cast<int64_t>(top.size()));
+  std::partial_sort(rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(extra), rest.end(),
+                    [values](int32_t a, int32_t b) { return values[a] != values[b] ? values[a] > values[b] : a < b; });
+  top.insert(top.end(), rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(extra));
+  std::sort(top.begin(), top.end());
+  return top;
+}
+
+ExpertSets extract_experts(const ActivationStats& stats, double keep, int32_t block) {
   if (!(keep > 0.0 && keep <= 1.0)) fail("--keep must lie in (0, 1] (got {})", keep);
+  if (block < 1) fail("expert block size must be >= 1 (got {})", block);
   ExpertSets sets;
   sets.n_layer = stats.n_layer;
   sets.n_ff = stats.n_ff;
@@ -29,7 +47,9 @@ ExpertSets extract_experts(const ActivationStats& stats, double keep) {
   sets.neurons.resize(static_cast<size_t>(stats.n_layer));
   sets.permanent.resize(static_cast<size_t>(stats.n_layer));
   for (int32_t l = 0; l < stats.n_layer; ++l) {
-    for (size_t e = 0; e < stats.domains.size(); ++e) sets.neurons[l].push_back(top_neurons(stats.row(e, l), stats.n_ff, k));
+    for (size_t e = 0; e < stats.domains.size(); ++e)
+      sets.neurons[l].push_back(
+          round_up_to_blocks(top_neurons(stats.row(e, l), stats.n_ff, k), stats.row(e, l), stats.n_ff, block));
     std::vector<int32_t> common = sets.neurons[l][0];
     for (size_t e = 1; e < sets.neurons[l].size(); ++e) {
       std::vector<int32_t> next;

@@ -6,8 +6,13 @@
 // neurons for keep = 0.5; ties at the threshold are left out). Expert e is domain e's whole top set;
 // the permanent (residual) expert is the intersection of all domains' sets. Experts overlap.
 //
-// Contract: keep must lie in (0, 1]; throws lookahead::Error otherwise. Neuron lists are sorted and
-// distinct, ready for FfnHook::active_neurons.
+// Quantized exports (GGML blocks of 32 values) need every expert to be whole blocks, because an
+// expert's down_proj rows are its neurons: with block > 1 each top set is then filled up to the next
+// multiple of `block` with the domain's next most active neurons (ties: lower index first), e.g.
+// 767 -> 768 of SmolLM2's 1536. block = 1 is the paper's rule unchanged.
+//
+// Contract: keep must lie in (0, 1] and block >= 1; throws lookahead::Error otherwise. Neuron lists
+// are sorted and distinct, ready for FfnHook::active_neurons.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -28,7 +33,11 @@ struct ExpertSets {
 // Indices j with values[j] strictly greater than the k-th largest value (k >= 1), sorted.
 std::vector<int32_t> top_neurons(const float* values, int32_t n, int32_t k);
 
-ExpertSets extract_experts(const ActivationStats& stats, double keep);
+ExpertSets extract_experts(const ActivationStats& stats, double keep, int32_t block = 1);
+
+// `top` (sorted, from top_neurons) filled up to a multiple of `block` (at most n) with the next
+// largest of values[] not in it, ties to the lower index; sorted.
+std::vector<int32_t> round_up_to_blocks(std::vector<int32_t> top, const float* values, int32_t n, int32_t block);
 
 // The overlap structure reported by `lookahead moe experts`.
 struct OverlapReport {

@@ -107,14 +107,25 @@ void write_readme_model(const ModelSource& dense, const ExpertSets& sets, const 
                         const TensorLookup& router, const std::string& out, const ReadMeExportOptions& options) {
   const LlamaHparams& hp = dense.hparams();
   const TensorType dtype = options.dtype;
-  if (dtype != TensorType::F32 && dtype != TensorType::F16 && dtype != TensorType::BF16)
-    fail("Read-ME export: dtype must be F32, F16 or BF16 (got {})", tensor_type_name(dtype));
+  if (!is_weight_type(dtype)) fail("Read-ME export: dtype {} is not a weight type", tensor_type_name(dtype));
+  const int64_t block = traits(dtype).block_size;  // GGML block types: rows must be whole blocks
   if (sets.n_layer != hp.n_layer || sets.n_ff != hp.n_ff)
     fail("Read-ME export: expert sets are for {} layers x {} neurons, the model has {} x {}", sets.n_layer, sets.n_ff,
          hp.n_layer, hp.n_ff);
   const int32_t N = static_cast<int32_t>(sets.experts.size());
   if (N != config.router.n_expert)
     fail("Read-ME export: {} expert sets but the router has {} outputs", N, config.router.n_expert);
+  if (hp.n_embd % block != 0 || hp.n_ff % block != 0 || (int64_t{hp.n_head} * hp.head_dim) % block != 0)
+    fail("Read-ME export: --dtype {} needs rows of whole {}-value blocks; this model's are {} (hidden), {} (FFN) and {} "
+         "(attention)",
+         tensor_type_name(dtype), block, hp.n_embd, hp.n_ff, int64_t{hp.n_head} * hp.head_dim);
+  for (int32_t l = 0; l < sets.n_layer; ++l)
+    for (int32_t e = 0; e < N; ++e)
+      if (const auto s = static_cast<int64_t>(sets.neurons.at(static_cast<size_t>(l)).at(static_cast<size_t>(e)).size());
+          s % block != 0)
+        fail("Read-ME export: expert '{}' has {} neurons in layer {}; --dtype {} needs a multiple of {} (its down_proj "
+             "rows are the expert's neurons; extract_experts(..., block) rounds them)",
+             sets.experts[static_cast<size_t>(e)], s, l, tensor_type_name(dtype), block);
   std::error_code ec;
   if (fs::exists(out, ec)) fail("{}: already exists; choose a new output directory or remove it", out);
 

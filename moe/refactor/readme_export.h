@@ -4,7 +4,8 @@
 //
 // Contract:
 //   - Backbone tensors get Hugging Face names and layout (q/k rows of a GGUF source are permuted
-//     back to rotate_half order), every weight in `dtype` (F32/F16/BF16), norms in F32.
+//     back to rotate_half order), every weight in `dtype` (F32/F16/BF16, or a GGML block type Q8_0/Q4_0/Q4_1
+//     stored as docs/readme-model.md "Quantized weights" says; experts must then be whole blocks), norms in F32.
 //   - Expert e of layer l holds rows S_e of the dense gate/up and columns S_e of down, written
 //     adjacently (gate, up, down) so one (layer, expert) is one contiguous read; its neuron list is
 //     stored beside it. The dense FFN is written too unless `dense_ffn` is false.

@@ -65,7 +65,8 @@ RefactorSummary refactor_to_readme(const RefactorOptions& o, const RouterTrainer
   }
 
   // 2. Experts.
-  const ExpertSets sets = extract_experts(stats, o.keep);
+  // A block-quantized export needs whole-block experts (expert_extraction.h).
+  const ExpertSets sets = extract_experts(stats, o.keep, static_cast<int32_t>(traits(o.dtype).block_size));
   const OverlapReport overlap = overlap_report(sets);
 
   // 3. Router targets on the training split (the targets depend on the expert sets).

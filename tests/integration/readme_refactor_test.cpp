@@ -80,6 +80,26 @@ TEST_F(ReadMeRefactorCli, RefactorsRunsAndEvaluates) {
   EXPECT_NE(r.output.find("router_share"), std::string::npos) << r.output;
 }
 
+// A Q8_0 export of the real model: experts rounded to whole 32-neuron blocks, every matrix in the
+// format's quantized tensors, and the model runs.
+TEST_F(ReadMeRefactorCli, Q8_0ExportHasWholeBlockExpertsAndRuns) {
+  const std::string out = path("readme_q8");
+  CliRun r = run(refactor_args(out) + " --dtype q8_0");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run("moe info --model " + out + " --json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("Q8_0"), std::string::npos) << r.output;
+  std::ifstream st(out + "/model.safetensors", std::ios::binary);
+  uint64_t n = 0;
+  st.read(reinterpret_cast<char*>(&n), 8);
+  std::string header(n, '\0');
+  st.read(header.data(), static_cast<std::streamsize>(n));
+  EXPECT_NE(header.find("ggml_types"), std::string::npos);
+  EXPECT_NE(header.find("\"dtype\":\"U8\""), std::string::npos);
+  r = run("moe generate --model " + out + " --route oracle:code --prompt 'def add(a, b):' --tokens 4 --temp 0");
+  EXPECT_EQ(r.status, 0) << r.output;
+}
+
 TEST_F(ReadMeRefactorCli, BadInputFailsClearlyAndLeavesNothing) {
   struct Case {
     std::string args, expect;

@@ -294,6 +294,15 @@ TEST(ReadMeModel, BadInputIsAClearErrorAndLeavesNothingBehind) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("proj_out.bias"), std::string::npos) << e.what();
   }
+  // A Q8_0 export of a model whose rows are not whole 32-value blocks: refused before writing.
+  ReadMeExportOptions q8 = eo;
+  q8.dtype = TensorType::Q8_0;
+  try {
+    write_readme_model(*dense, sets_for({{0}, {1}}), config, lookup, f.tmp.file("broken_q8"), q8);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("whole 32-value blocks"), std::string::npos) << e.what();
+  }
   for (const auto& entry : std::filesystem::directory_iterator(f.tmp.path()))
     EXPECT_EQ(entry.path().filename().string().find("broken"), std::string::npos) << entry.path();
   // A Read-ME directory with an expert tensor missing: the error names it.

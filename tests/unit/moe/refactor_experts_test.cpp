@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "common/error.h"
@@ -39,6 +40,32 @@ static ActivationStats synthetic_stats() {
     s.mean_abs.insert(s.mean_abs.end(), layer1[d], layer1[d] + 8);
   }
   return s;
+}
+
+// Quantized exports: each top set is filled up to whole blocks with the domain's next most active
+// neurons (ties to the lower index), never beyond n.
+TEST(RefactorExtractExperts, BlockRoundingAddsTheNextMostActiveNeurons) {
+  const float v[] = {0.1f, 0.9f, 0.5f, 0.3f, 0.5f, 0.2f};
+  EXPECT_EQ(round_up_to_blocks({1}, v, 6, 1), (std::vector<int32_t>{1}));
+  EXPECT_EQ(round_up_to_blocks({1}, v, 6, 2), (std::vector<int32_t>{1, 2}));  // 0.5 at 2 and 4: lower index
+  EXPECT_EQ(round_up_to_blocks({1}, v, 6, 3), (std::vector<int32_t>{1, 2, 4}));
+  EXPECT_EQ(round_up_to_blocks({1, 2}, v, 6, 4), (std::vector<int32_t>{1, 2, 3, 4}));
+  EXPECT_EQ(round_up_to_blocks({1, 2, 4}, v, 6, 4), (std::vector<int32_t>{1, 2, 3, 4}));
+  EXPECT_EQ(round_up_to_blocks({1, 2, 4}, v, 6, 32), (std::vector<int32_t>{0, 1, 2, 3, 4, 5}));  // capped at n
+  EXPECT_EQ(round_up_to_blocks({1, 2}, v, 6, 2), (std::vector<int32_t>{1, 2}));  // already whole
+
+  // On the synthetic stats: every set is a superset of the paper's and a multiple of the block.
+  const ExpertSets paper = extract_experts(synthetic_stats(), 0.5);
+  const ExpertSets blocked = extract_experts(synthetic_stats(), 0.5, 4);
+  for (int l = 0; l < 2; ++l)
+    for (int e = 0; e < 3; ++e) {
+      const auto& a = paper.neurons[l][e];
+      const auto& b = blocked.neurons[l][e];
+      EXPECT_EQ(b.size(), 4u) << l << " " << e;
+      EXPECT_TRUE(std::includes(b.begin(), b.end(), a.begin(), a.end())) << l << " " << e;
+    }
+  EXPECT_EQ(blocked.neurons[0][0], (std::vector<int32_t>{0, 1, 2, 7}));  // a's 4th: neuron 7 (6)
+  EXPECT_THROW(extract_experts(synthetic_stats(), 0.5, 0), Error);
 }
 
 TEST(RefactorExtractExperts, ExpectedNeuronSetsAndPermanentExpert) {
