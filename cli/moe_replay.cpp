@@ -34,6 +34,7 @@ struct ReplayFlags {
   lookahead::cli::ModelFlags model;
   std::string trace, format, corpus, scheduler = "expert-aware", cache = "resident", budget, prefetch = "on";
   std::string kv_budget, direct_io = "on", clock = "wall", queue_length = "tokens", prefill_order = "queue";
+  std::string partial_queue = "stop";
   double rate = 0;
   int64_t synth = 0, max_requests = 0, token_budget = 1024, max_running = 16, ctx = 2048, starvation = 32;
   int horizon = 1, readers = 2, threads = 0;
@@ -118,6 +119,7 @@ void run_replay(const ReplayFlags& f) {
   o.limits.starvation_limit = f.starvation;
   o.limits.queue_length = parse_queue_length(f.queue_length, "--queue-length");
   o.limits.prefill_order = parse_prefill_order(f.prefill_order, "--prefill-order");
+  o.limits.partial_queue = parse_partial_queue(f.partial_queue, "--partial-queue");
   o.n_ctx = f.ctx;
   if (!f.kv_budget.empty()) {
     const serve::Budget b = serve::parse_budget(f.kv_budget);
@@ -145,7 +147,8 @@ void run_replay(const ReplayFlags& f) {
     nlohmann::json j = {
         {"model", f.model.model}, {"route", o.route}, {"trace", f.trace.empty() ? fmt::format("synth:{}", f.synth) : f.trace},
         {"rate", f.rate}, {"scheduler", f.scheduler},
-        {"queue_length", f.queue_length}, {"prefill_order", f.prefill_order}, {"cache", f.cache}, {"budget", f.budget}, {"prefetch", f.prefetch},
+        {"queue_length", f.queue_length}, {"prefill_order", f.prefill_order},
+        {"partial_queue", f.partial_queue}, {"cache", f.cache}, {"budget", f.budget}, {"prefetch", f.prefetch},
         {"token_budget", f.token_budget}, {"max_running", f.max_running}, {"threads", kernel_threads()},
         {"requests", s.requests}, {"skipped", trace.skipped}, {"prompt_tokens", s.prompt_tokens},
         {"generated_tokens", s.generated_tokens}, {"steps", s.steps},
@@ -198,6 +201,9 @@ const bool registered = lookahead::cli::register_command(
            ->capture_default_str();
        cmd.add_option("--prefill-order", f->prefill_order,
                       "expert-aware: queue (a prompt goes in with its expert's queue) or fcfs (prompts in arrival order)")
+           ->capture_default_str();
+       cmd.add_option("--partial-queue", f->partial_queue,
+                      "expert-aware: when the longest queue does not fit: stop (Algorithm 1) or continue with the next queues")
            ->capture_default_str();
        cmd.add_option("--cache", f->cache, "resident (memory-mapped), belady, lru, random or none")->capture_default_str();
        cmd.add_option("--budget", f->budget, "expert cache RAM budget: bytes (512MiB) or experts (3experts)");

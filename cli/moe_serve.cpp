@@ -38,6 +38,7 @@ struct ServeOptions {
   std::string scheduler = "expert-aware";
   std::string queue_length = "tokens";
   std::string prefill_order = "queue";
+  std::string partial_queue = "stop";
   std::string cache = "resident";
   std::string budget;
   std::string prefetch = "on";
@@ -100,6 +101,7 @@ void run_serve(const ServeOptions& o) {
   const serving::SchedulerKind scheduler = serving::parse_scheduler(o.scheduler, "--scheduler");
   const serving::QueueLength queue_length = serving::parse_queue_length(o.queue_length, "--queue-length");
   const serving::PrefillOrder prefill_order = serving::parse_prefill_order(o.prefill_order, "--prefill-order");
+  const serving::PartialQueue partial_queue = serving::parse_partial_queue(o.partial_queue, "--partial-queue");
   const bool tiered = o.cache != "resident";
   const serving::CachePolicy cache = tiered ? serving::parse_cache_policy(o.cache, "--cache") : serving::CachePolicy::NONE;
   const Budget budget = o.budget.empty() ? Budget{} : parse_budget(o.budget);
@@ -141,6 +143,7 @@ void run_serve(const ServeOptions& o) {
   eopt.core.limits.max_running = o.max_running;
   eopt.core.limits.queue_length = queue_length;
   eopt.core.limits.prefill_order = prefill_order;
+  eopt.core.limits.partial_queue = partial_queue;
   eopt.core.limits.token_budget = o.token_budget > 0 ? o.token_budget : eopt.core.n_ctx;
   eopt.core.route = readme ? (o.route.empty() ? "router" : o.route) : "dense";
   eopt.max_queue = o.max_queue;
@@ -203,6 +206,8 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--queue-length", o->queue_length, "expert-aware: longest queue counts tokens | requests")
            ->capture_default_str();
        cmd.add_option("--prefill-order", o->prefill_order, "expert-aware: prompts join with their expert's queue | fcfs")
+           ->capture_default_str();
+       cmd.add_option("--partial-queue", o->partial_queue, "expert-aware: longest queue does not fit: stop | continue")
            ->capture_default_str();
        cmd.add_option("--cache", o->cache, "experts: resident (memory-mapped) | belady | lru | random | none (Read-ME models)")
            ->capture_default_str();

@@ -40,6 +40,14 @@ PrefillOrder parse_prefill_order(std::string_view name, std::string_view what) {
 
 const char* prefill_order_name(PrefillOrder p) { return p == PrefillOrder::QUEUE ? "queue" : "fcfs"; }
 
+PartialQueue parse_partial_queue(std::string_view name, std::string_view what) {
+  if (name == "stop") return PartialQueue::STOP;
+  if (name == "continue") return PartialQueue::CONTINUE;
+  fail("{}: unknown '{}' (expected stop or continue)", what, name);
+}
+
+const char* partial_queue_name(PartialQueue p) { return p == PartialQueue::STOP ? "stop" : "continue"; }
+
 namespace {
 
 int64_t tokens_of(const QueuedRequest& r) { return static_cast<int64_t>(r.experts.size()); }
@@ -202,11 +210,23 @@ Batch schedule_expert_aware(const std::vector<QueuedRequest>& queue, const Sched
         return queue[x].waited_steps > queue[y].waited_steps;
       });
     }
-    for (size_t i : chosen_items) {
-      if (!b.fits(queue[i])) break;
-      add(i);
+    if (limits.partial_queue == PartialQueue::STOP) {
+      for (size_t i : chosen_items) {
+        if (!b.fits(queue[i])) break;
+        add(i);
+      }
+      break;
     }
-    break;
+    // CONTINUE: skip what does not fit (with FCFS a prefill that does not fit ends this queue's
+    // prefills: the later ones may not overtake it), drop the queue for this batch, go on.
+    for (size_t i : chosen_items) {
+      if (b.fits(queue[i])) {
+        add(i);
+      } else if (fcfs && !queue[i].running) {
+        break;
+      }
+    }
+    queues.erase(chosen);
   }
   return b.finish();
 }

@@ -41,6 +41,12 @@
 //         earlier waiting prefill is in the batch, as in the two baselines). A queue taken while
 //         its prefill was not yet eligible keeps that prefill, and may be taken again in the same
 //         batch once it is.
+//       partial_queue: after the longest queue does not fit whole, STOP (Algorithm 1: append what
+//         fits and stop) or CONTINUE (append what fits, drop that queue for this batch, and keep
+//         taking the next longest queues' steps that fit). With single-token steps (decodes) the
+//         two are the same batch, since "what fits" fills the budget; they differ only when a
+//         prefill, which cannot be split, does not fit and would leave the rest of the budget
+//         unused. With FCFS, a prefill that does not fit still blocks every later prefill.
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -52,13 +58,16 @@ enum class SchedulerKind { EXPERT_AWARE, DECODE_FIRST, PREFILL_FIRST };
 SchedulerKind parse_scheduler(std::string_view name, std::string_view what = "scheduler");
 const char* scheduler_name(SchedulerKind kind);
 
-// Expert-aware's options (header comment): "tokens" / "requests" and "queue" / "fcfs".
+// Expert-aware's options (header comment): "tokens" / "requests", "queue" / "fcfs" and "stop" / "continue".
 enum class QueueLength { TOKENS, REQUESTS };
 enum class PrefillOrder { QUEUE, FCFS };
+enum class PartialQueue { STOP, CONTINUE };
 QueueLength parse_queue_length(std::string_view name, std::string_view what = "queue length");
 const char* queue_length_name(QueueLength q);
 PrefillOrder parse_prefill_order(std::string_view name, std::string_view what = "prefill order");
 const char* prefill_order_name(PrefillOrder p);
+PartialQueue parse_partial_queue(std::string_view name, std::string_view what = "partial queue");
+const char* partial_queue_name(PartialQueue p);
 
 struct QueuedRequest {
   uint64_t id = 0;
@@ -74,6 +83,7 @@ struct SchedulerLimits {
   // Expert-aware only: what a queue's length counts, and whether prefills keep arrival order.
   QueueLength queue_length = QueueLength::TOKENS;
   PrefillOrder prefill_order = PrefillOrder::QUEUE;
+  PartialQueue partial_queue = PartialQueue::STOP;
 };
 
 struct BatchStep {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <map>
 #include <random>
+#include <string>
 
 #include "common/error.h"
 #include "moe/serving/scheduler.h"
@@ -45,10 +46,12 @@ TEST(ServingScheduler, ExpertAwareAlgorithmOne) {
   EXPECT_EQ(ids(b), (std::vector<uint64_t>{1, 3, 5, 2, 7, 4}));
 }
 
-SchedulerLimits limits(int64_t budget, int64_t max_running, QueueLength length, PrefillOrder order) {
+SchedulerLimits limits(int64_t budget, int64_t max_running, QueueLength length, PrefillOrder order,
+                       PartialQueue partial = PartialQueue::STOP) {
   SchedulerLimits l{budget, max_running, 0};
   l.queue_length = length;
   l.prefill_order = order;
+  l.partial_queue = partial;
   return l;
 }
 
@@ -92,6 +95,34 @@ TEST(ServingScheduler, ExpertAwareFcfsPrefills) {
   EXPECT_EQ(ids(b), (std::vector<uint64_t>{3, 6}));
   b = schedule(SchedulerKind::EXPERT_AWARE, q3, limits(5, 8, QueueLength::REQUESTS, PrefillOrder::QUEUE));
   EXPECT_EQ(ids(b), (std::vector<uint64_t>{3, 6, 2}));
+}
+
+TEST(ServingScheduler, ExpertAwarePartialQueueContinue) {
+  // Decodes only: "what fits" of the longest queue fills the budget, so continue = Algorithm 1.
+  const SchedulerLimits cont = limits(6, 8, QueueLength::TOKENS, PrefillOrder::QUEUE, PartialQueue::CONTINUE);
+  EXPECT_EQ(ids(schedule(SchedulerKind::EXPERT_AWARE, hand_queue(), cont)), (std::vector<uint64_t>{2, 7, 6, 1}));
+  // Expert 0's queue (r1, r2 + an 8-token prompt: 10) does not fit budget 8: stop leaves 6 tokens
+  // unused; continue skips the prompt and takes experts 1 and 2's decodes.
+  const std::vector<QueuedRequest> q = {decode(1, 0), decode(2, 0), prefill(3, std::vector<int32_t>(8, 0)), decode(4, 1),
+                                        decode(5, 2)};
+  Batch b = schedule(SchedulerKind::EXPERT_AWARE, q, limits(8, 8, QueueLength::TOKENS, PrefillOrder::QUEUE));
+  EXPECT_EQ(ids(b), (std::vector<uint64_t>{1, 2}));
+  b = schedule(SchedulerKind::EXPERT_AWARE, q, limits(8, 8, QueueLength::TOKENS, PrefillOrder::QUEUE, PartialQueue::CONTINUE));
+  EXPECT_EQ(ids(b), (std::vector<uint64_t>{1, 2, 4, 5}));
+  EXPECT_EQ(b.experts, (std::vector<int32_t>{0, 1, 2}));
+  // With FCFS the 6-token prompt r2 that does not fit still blocks r3's 1-token prompt; queue
+  // order lets r3 in.
+  const std::vector<QueuedRequest> q2 = {decode(1, 0), prefill(2, {0, 0, 0, 0, 0, 0}), prefill(3, {1})};
+  b = schedule(SchedulerKind::EXPERT_AWARE, q2, limits(6, 8, QueueLength::TOKENS, PrefillOrder::FCFS, PartialQueue::CONTINUE));
+  EXPECT_EQ(ids(b), (std::vector<uint64_t>{1}));
+  b = schedule(SchedulerKind::EXPERT_AWARE, q2, limits(6, 8, QueueLength::TOKENS, PrefillOrder::QUEUE, PartialQueue::CONTINUE));
+  EXPECT_EQ(ids(b), (std::vector<uint64_t>{1, 3}));
+  // The same inside one queue: r2 and r3 both under expert 0.
+  const std::vector<QueuedRequest> q3 = {decode(1, 0), prefill(2, {0, 0, 0, 0, 0, 0}), prefill(3, {0})};
+  b = schedule(SchedulerKind::EXPERT_AWARE, q3, limits(6, 8, QueueLength::TOKENS, PrefillOrder::FCFS, PartialQueue::CONTINUE));
+  EXPECT_EQ(ids(b), (std::vector<uint64_t>{1}));
+  b = schedule(SchedulerKind::EXPERT_AWARE, q3, limits(6, 8, QueueLength::TOKENS, PrefillOrder::QUEUE, PartialQueue::CONTINUE));
+  EXPECT_EQ(ids(b), (std::vector<uint64_t>{1, 3}));
 }
 
 TEST(ServingScheduler, DecodeFirst) {
@@ -141,6 +172,9 @@ TEST(ServingScheduler, BadInput) {
   EXPECT_EQ(parse_prefill_order("fcfs"), PrefillOrder::FCFS);
   EXPECT_STREQ(queue_length_name(QueueLength::TOKENS), "tokens");
   EXPECT_STREQ(prefill_order_name(PrefillOrder::QUEUE), "queue");
+  EXPECT_THROW(parse_partial_queue("break"), Error);
+  EXPECT_EQ(parse_partial_queue("continue"), PartialQueue::CONTINUE);
+  EXPECT_STREQ(partial_queue_name(PartialQueue::STOP), "stop");
   EXPECT_EQ(parse_scheduler("expert-aware"), SchedulerKind::EXPERT_AWARE);
   EXPECT_STREQ(scheduler_name(SchedulerKind::PREFILL_FIRST), "prefill-first");
 }
@@ -236,18 +270,22 @@ TEST(ServingScheduler, ExpertAwareTouchesFewerExpertsOnSyntheticWorkload) {
     // bounded decode wait, and still touch fewer experts than both baselines.
     for (QueueLength length : {QueueLength::TOKENS, QueueLength::REQUESTS}) {
       for (PrefillOrder order : {PrefillOrder::QUEUE, PrefillOrder::FCFS}) {
-        SchedulerLimits variant = limits;
-        variant.queue_length = length;
-        variant.prefill_order = order;
-        SimResult v = simulate(SchedulerKind::EXPERT_AWARE, variant, per_step);
-        std::printf("  expert-aware --queue-length %s --prefill-order %s: unique experts/batch %.2f, max wait %lld "
-                    "(decodes %lld), steps %lld\n", queue_length_name(length), prefill_order_name(order),
-                    v.mean_unique_experts, static_cast<long long>(v.max_wait),
-                    static_cast<long long>(v.max_decode_wait), static_cast<long long>(v.steps));
-        EXPECT_EQ(v.finished, 150) << queue_length_name(length) << " " << prefill_order_name(order);
-        EXPECT_LE(v.max_decode_wait, 2 * limits.starvation_limit) << queue_length_name(length) << " " << prefill_order_name(order);
-        EXPECT_LT(v.mean_unique_experts, df.mean_unique_experts) << queue_length_name(length) << " " << prefill_order_name(order);
-        EXPECT_LT(v.mean_unique_experts, pf.mean_unique_experts) << queue_length_name(length) << " " << prefill_order_name(order);
+        for (PartialQueue partial : {PartialQueue::STOP, PartialQueue::CONTINUE}) {
+          SchedulerLimits variant = limits;
+          variant.queue_length = length;
+          variant.prefill_order = order;
+          variant.partial_queue = partial;
+          SimResult v = simulate(SchedulerKind::EXPERT_AWARE, variant, per_step);
+          const std::string name = std::string(queue_length_name(length)) + " / " + prefill_order_name(order) + " / " +
+                                   partial_queue_name(partial);
+          std::printf("  expert-aware %s: unique experts/batch %.2f, max wait %lld (decodes %lld), steps %lld\n",
+                      name.c_str(), v.mean_unique_experts, static_cast<long long>(v.max_wait),
+                      static_cast<long long>(v.max_decode_wait), static_cast<long long>(v.steps));
+          EXPECT_EQ(v.finished, 150) << name;
+          EXPECT_LE(v.max_decode_wait, 2 * limits.starvation_limit) << name;
+          EXPECT_LT(v.mean_unique_experts, df.mean_unique_experts) << name;
+          EXPECT_LT(v.mean_unique_experts, pf.mean_unique_experts) << name;
+        }
       }
     }
   }
