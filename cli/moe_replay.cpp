@@ -61,6 +61,11 @@ void run_replay(const ReplayFlags& f) {
   if (f.trace.empty() == (f.synth <= 0)) lookahead::fail("give exactly one of --trace FILE and --synth N");
   if (f.synth > 0 && f.corpus.empty()) lookahead::fail("--synth needs --corpus FILE (the text prompts are drawn from)");
   if (f.synth > 0 && !(f.rate > 0)) lookahead::fail("--synth needs --rate R > 0 (requests per second)");
+  // Scheduler names are checked before the model is loaded.
+  const SchedulerKind scheduler = parse_scheduler(f.scheduler, "--scheduler");
+  const QueueLength queue_length = parse_queue_length(f.queue_length, "--queue-length");
+  const PrefillOrder prefill_order = parse_prefill_order(f.prefill_order, "--prefill-order");
+  const PartialQueue partial_queue = parse_partial_queue(f.partial_queue, "--partial-queue");
 
   LoadedModel loaded(f.model.model, f.model.route);
   const Tokenizer& tokenizer = loaded.source().tokenizer();
@@ -113,13 +118,13 @@ void run_replay(const ReplayFlags& f) {
   }
 
   BatchEngineOptions o;
-  o.scheduler = parse_scheduler(f.scheduler, "--scheduler");
+  o.scheduler = scheduler;
   o.limits.token_budget = f.token_budget;
   o.limits.max_running = f.max_running;
   o.limits.starvation_limit = f.starvation;
-  o.limits.queue_length = parse_queue_length(f.queue_length, "--queue-length");
-  o.limits.prefill_order = parse_prefill_order(f.prefill_order, "--prefill-order");
-  o.limits.partial_queue = parse_partial_queue(f.partial_queue, "--partial-queue");
+  o.limits.queue_length = queue_length;
+  o.limits.prefill_order = prefill_order;
+  o.limits.partial_queue = partial_queue;
   o.n_ctx = f.ctx;
   if (!f.kv_budget.empty()) {
     const serve::Budget b = serve::parse_budget(f.kv_budget);
