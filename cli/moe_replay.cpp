@@ -39,6 +39,7 @@ struct ReplayFlags {
   int64_t synth = 0, max_requests = 0, token_budget = 1024, max_running = 16, ctx = 2048, starvation = 32;
   int horizon = 1, readers = 2, threads = 0;
   double prompt_median = 256, output_median = 128;
+  double model_mem_gbs = 10, model_gflops = 60;  // --clock model's machine
   uint64_t seed = 0;
   bool skip_bad = false, json = false;
 };
@@ -67,6 +68,12 @@ void run_replay(const ReplayFlags& f) {
   const PrefillOrder prefill_order = parse_prefill_order(f.prefill_order, "--prefill-order");
   const PartialQueue partial_queue = parse_partial_queue(f.partial_queue, "--partial-queue");
 
+  if (f.clock != "wall" && f.clock != "cpu" && f.clock != "model")
+    lookahead::fail("--clock '{}' must be wall, cpu or model", f.clock);
+  if (f.clock == "model" && f.cache != "resident")
+    lookahead::fail("--clock model does not model expert loads from disk; use --clock cpu or wall with --cache {}", f.cache);
+  if (!(f.model_mem_gbs > 0) || !(f.model_gflops > 0))
+    lookahead::fail("--model-mem-gbs and --model-gflops must be positive (got {} and {})", f.model_mem_gbs, f.model_gflops);
   LoadedModel loaded(f.model.model, f.model.route);
   const Tokenizer& tokenizer = loaded.source().tokenizer();
   const ReadMeModel* readme = loaded.readme();
@@ -139,8 +146,11 @@ void run_replay(const ReplayFlags& f) {
   if (f.clock == "cpu") {
     if (kernel_threads() != 1) lookahead::fail("--clock cpu needs --threads 1 (it counts one thread's CPU time)");
     ro.clock = StepClock::CPU;
-  } else if (f.clock != "wall") {
-    lookahead::fail("--clock '{}' must be wall or cpu", f.clock);
+  } else if (f.clock == "model") {
+    ro.clock = StepClock::MODEL;
+    ro.cost = make_step_cost_model(loaded.llama(), readme);
+    ro.cost.mem_bytes_per_s = f.model_mem_gbs * 1e9;
+    ro.cost.flops_per_s = f.model_gflops * 1e9;
   }
   const ReplayResult result = replay_trace(engine, trace, tiers.get(), ro);
   const ReplaySummary s = summarize(result);
@@ -223,7 +233,12 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--kv-budget", f->kv_budget, "KV cache memory of all sequences (default: max-running full contexts)");
        cmd.add_option("--seed", f->seed, "arrival and synthetic-trace seed")->capture_default_str();
        cmd.add_option("--threads,-t", f->threads, "CPU threads (0 = all cores)")->capture_default_str();
-       cmd.add_option("--clock", f->clock, "step time: wall, or cpu (engine thread CPU + expert-load stalls; needs --threads 1)")->capture_default_str();
+       cmd.add_option("--clock", f->clock,
+                      "step time: wall; cpu (engine thread CPU + expert-load stalls; needs --threads 1); or model (a cost "
+                      "model of streamed weight bytes and flops: deterministic; experts resident only)")
+           ->capture_default_str();
+       cmd.add_option("--model-mem-gbs", f->model_mem_gbs, "--clock model: weight streaming rate, GB/s")->capture_default_str();
+       cmd.add_option("--model-gflops", f->model_gflops, "--clock model: matrix-multiply rate, GFLOP/s")->capture_default_str();
        cmd.add_flag("--json", f->json, "one JSON object");
        cmd.callback([f] { run_replay(*f); });
      }});

@@ -27,10 +27,52 @@ Distribution distribution(std::vector<double> v) {
   return d;
 }
 
+double StepCostModel::step_seconds(int64_t tokens, int64_t unique_experts) const {
+  const double bytes = dense_bytes + expert_bytes * static_cast<double>(unique_experts);
+  const double flops = 2.0 * static_cast<double>(tokens) * params_per_token;
+  return bytes / mem_bytes_per_s + flops / flops_per_s;
+}
+
+StepCostModel make_step_cost_model(const LlamaModel& backbone, const ReadMeModel* readme) {
+  StepCostModel c;
+  auto bytes = [](const WeightMatrix& m) { return static_cast<double>(m.rows) * static_cast<double>(m.row_stride()); };
+  auto params = [](const WeightMatrix& m) { return static_cast<double>(m.rows) * static_cast<double>(m.cols); };
+  const LlamaWeights& w = backbone.weights();
+  c.dense_bytes = bytes(w.output);
+  c.params_per_token = params(w.output);
+  for (const auto& l : w.layers) {
+    for (const WeightMatrix* m : {&l.wq, &l.wk, &l.wv, &l.wo}) {
+      c.dense_bytes += bytes(*m);
+      c.params_per_token += params(*m);
+    }
+    if (!readme && l.w_gate.data)
+      for (const WeightMatrix* m : {&l.w_gate, &l.w_up, &l.w_down}) {
+        c.expert_bytes += bytes(*m);
+        c.params_per_token += params(*m);
+      }
+  }
+  if (readme) {
+    const int32_t N = readme->n_expert();
+    double expert_params = 0;
+    for (int l = 0; l < backbone.hparams().n_layer; ++l)
+      for (int32_t e = 0; e < N; ++e) {
+        const ExpertFfn& f = readme->expert(l, e);
+        c.expert_bytes += (bytes(f.gate) + bytes(f.up) + bytes(f.down)) / N;
+        expert_params += (params(f.gate) + params(f.up) + params(f.down)) / N;
+      }
+    c.params_per_token += expert_params;
+  }
+  return c;
+}
+
 ReplayResult replay_trace(BatchEngine& engine, const Trace& trace, TieredExperts* tiers, const ReplayOptions& options) {
   const auto& reqs = trace.requests;
   const size_t n = reqs.size();
   if (n == 0) fail("replay: the trace has no requests");
+  if (options.clock == StepClock::MODEL && tiers)
+    fail("replay: the model clock does not model expert loads from the slow tier; use the cpu or wall clock with a cache");
+  if (options.clock == StepClock::MODEL && (!(options.cost.mem_bytes_per_s > 0) || !(options.cost.flops_per_s > 0)))
+    fail("replay: the model clock needs positive memory bandwidth and flop rate");
   ReplayResult r;
   r.requests.resize(n);
   std::vector<bool> started(n, false);
@@ -75,7 +117,9 @@ ReplayResult replay_trace(BatchEngine& engine, const Trace& trace, TieredExperts
     // CPU clock: the thread's CPU time without what it spent inside stalls (a demand read's
     // syscalls), plus the stalls' wall time, so a read is not counted twice.
     const double stall_cpu = tiers ? tiers->stats().stall_cpu_seconds - stall_cpu0 : 0.0;
-    const double dt = options.clock == StepClock::CPU ? cpu - stall_cpu + stall : wall;
+    const double dt = options.clock == StepClock::CPU     ? cpu - stall_cpu + stall
+                      : options.clock == StepClock::MODEL ? options.cost.step_seconds(step.tokens, step.unique_experts)
+                                                          : wall;
     if (step.tokens == 0) {
       // Nothing schedulable while requests are queued cannot happen (add() checks every request fits
       // alone); guard against a livelock all the same.

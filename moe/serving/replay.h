@@ -11,6 +11,15 @@
 // plus the time it stalled on expert loads; with one compute thread (--threads 1) that is the
 // step's cost without the time other processes took the core, so runs on a shared machine stay
 // comparable (load changes wall time by several x there; see docs/results/readme-serving.md).
+// `model` is a cost model instead of a measurement, so a replay is deterministic in everything but
+// its wall_seconds fields (which requests have arrived before a step no longer depends on timing):
+//   step seconds = streamed bytes / mem_bytes_per_s + flops / flops_per_s, where
+//   streamed bytes = the non-FFN weights (attention, output head) once per step + each unique
+//                    expert's slabs in every layer once per step (a dense model: its whole FFN),
+//   flops          = 2 x tokens x (non-FFN matrix parameters + one expert's parameters, all layers).
+// It leaves out attention over the context and expert loads from a slow tier (replay_trace refuses
+// a tiered store under this clock: load times are measurements). It is what the paper's argument
+// needs: a step costs more the more experts it streams, and more tokens amortize the streaming.
 //
 // Contract:
 //   - Every request needs prompt token ids (read the trace with the model's tokenizer); a request
@@ -29,11 +38,25 @@
 
 namespace lookahead::moe::serving {
 
-enum class StepClock { WALL, CPU };
+enum class StepClock { WALL, CPU, MODEL };
+
+// The model clock's inputs: a model's per-step byte and flop counts, and the machine's rates
+// (defaults: near this project's 2-core AVX2 box at one thread; docs/serving-system.md).
+struct StepCostModel {
+  double dense_bytes = 0;      // non-FFN weights read once per step
+  double expert_bytes = 0;     // one expert's slabs over all layers (mean over experts)
+  double params_per_token = 0; // non-FFN matrix parameters + one expert's, all layers
+  double mem_bytes_per_s = 10e9;
+  double flops_per_s = 60e9;
+  double step_seconds(int64_t tokens, int64_t unique_experts) const;
+};
+// The byte and parameter counts of `backbone` (dense FFN) or of a Read-ME model's experts.
+StepCostModel make_step_cost_model(const LlamaModel& backbone, const ReadMeModel* readme);
 
 struct ReplayOptions {
   SamplingParams sampling;  // default greedy (temperature 0)
   StepClock clock = StepClock::WALL;
+  StepCostModel cost;       // for StepClock::MODEL
 };
 
 struct RequestRecord {

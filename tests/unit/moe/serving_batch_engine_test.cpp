@@ -227,6 +227,66 @@ TEST_F(BatchEngineTest, ReplayFinishesEveryRequestOnTheVirtualClock) {
   EXPECT_THROW(replay_trace(engine, trace, nullptr, {}), Error);
 }
 
+// The model clock (replay.h): a replay with a fixed trace is deterministic in everything but wall
+// time: the same batches, the same arrival/first-token/finish times, twice, and the modelled step
+// time grows with the batch's unique experts and tokens. A cache is refused under it.
+TEST_F(BatchEngineTest, ModelClockReplayIsDeterministicButForWallTime) {
+  ReplayOptions ro;
+  ro.clock = StepClock::MODEL;
+  ro.cost = make_step_cost_model(model().backbone(), &model());
+  ASSERT_GT(ro.cost.dense_bytes, 0);
+  ASSERT_GT(ro.cost.expert_bytes, 0);
+  EXPECT_LT(ro.cost.step_seconds(4, 1), ro.cost.step_seconds(4, 2));
+  EXPECT_LT(ro.cost.step_seconds(4, 2), ro.cost.step_seconds(40, 2));
+  Trace trace;
+  const auto reqs = requests();
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    TraceRequest t;
+    // Arrivals every 1.5 modelled decode steps: requests join while others run.
+    t.arrival_s = 1.5 * ro.cost.step_seconds(1, 1) * static_cast<double>(i);
+    t.prompt_tokens = reqs[i].prompt;
+    t.prompt_len = static_cast<int64_t>(t.prompt_tokens.size());
+    t.output_len = reqs[i].max_tokens;
+    trace.requests.push_back(t);
+  }
+  auto run = [&] {
+    BatchEngineOptions o;
+    o.limits.token_budget = 16;
+    o.n_ctx = 64;
+    BatchEngine engine(model().backbone(), &model(), &model(), nullptr, {}, o);
+    return replay_trace(engine, trace, nullptr, ro);
+  };
+  const ReplayResult a = run(), b = run();
+  ASSERT_EQ(a.steps.size(), b.steps.size());
+  for (size_t i = 0; i < a.steps.size(); ++i) {
+    EXPECT_EQ(a.steps[i].start_s, b.steps[i].start_s) << i;
+    EXPECT_EQ(a.steps[i].seconds, b.steps[i].seconds) << i;
+    EXPECT_EQ(a.steps[i].tokens, b.steps[i].tokens) << i;
+    EXPECT_EQ(a.steps[i].prefills, b.steps[i].prefills) << i;
+    EXPECT_EQ(a.steps[i].unique_experts, b.steps[i].unique_experts) << i;
+    EXPECT_EQ(a.steps[i].seconds, ro.cost.step_seconds(a.steps[i].tokens, a.steps[i].unique_experts)) << i;
+  }
+  for (size_t i = 0; i < a.requests.size(); ++i) {
+    EXPECT_EQ(a.requests[i].first_token_s, b.requests[i].first_token_s) << i;
+    EXPECT_EQ(a.requests[i].finish_s, b.requests[i].finish_s) << i;
+    EXPECT_EQ(a.requests[i].generated, reqs[i].max_tokens) << i;
+  }
+  EXPECT_EQ(a.makespan_s, b.makespan_s);
+  int64_t mixed = 0;  // steps that batch more than one request
+  for (const StepRecord& st : a.steps) mixed += st.prefills + st.decodes > 1;
+  EXPECT_GT(mixed, 0);
+
+  TierOptions t;
+  t.policy = CachePolicy::BELADY;
+  t.capacity.max_slabs = 3;
+  t.direct_io = false;
+  TieredExperts tiers(model(), t);
+  BatchEngineOptions o;
+  o.n_ctx = 64;
+  BatchEngine engine(model().backbone(), &model(), &tiers, &tiers, {}, o);
+  EXPECT_THROW(replay_trace(engine, trace, &tiers, ro), Error);
+}
+
 TEST(ReplayDistribution, NearestRankPercentiles) {
   std::vector<double> v;
   for (int i = 100; i >= 1; --i) v.push_back(i);
