@@ -102,7 +102,7 @@ void run_bench(const BenchOptions& o) {
   // Size and parameter count as llama-bench reports them: all tensors of the model.
   {
     auto add = [&](const WeightMatrix& m) {
-      bytes += static_cast<uint64_t>(m.rows * m.row_stride());
+      bytes += static_cast<uint64_t>(m.bytes());
       params += static_cast<uint64_t>(m.rows * m.cols);
     };
     const LlamaWeights& w = model.weights();

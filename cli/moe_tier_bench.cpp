@@ -40,7 +40,7 @@ struct TierBenchOptions {
 
 uint64_t touch(const WeightMatrix& m) {
   const auto* p = reinterpret_cast<const uint64_t*>(m.data);
-  const auto n = static_cast<size_t>(m.rows * m.row_stride() / 8);
+  const auto n = static_cast<size_t>(m.bytes() / 8);
   uint64_t sum = 0;
   for (size_t i = 0; i < n; ++i) sum += p[i];
   return sum;

@@ -30,6 +30,7 @@ struct WeightMatrix {
   int64_t cols = 0;
   int64_t row_stride() const { return row_bytes(type, cols); }
   const uint8_t* row(int64_t r) const { return data + r * row_stride(); }
+  int64_t bytes() const { return rows * row_stride(); }
 };
 
 enum class KernelPath { Scalar, Avx2 };

@@ -26,6 +26,7 @@ struct ExpertFfn {
   WeightMatrix gate, up;  // [S_e][d]
   WeightMatrix down;      // [d][S_e]
   int64_t size() const { return gate.rows; }
+  int64_t bytes() const { return gate.bytes() + up.bytes() + down.bytes(); }
 };
 
 class ExpertWeights {

@@ -58,12 +58,11 @@ LlamaModel::LlamaModel(const ModelSource& source) : source_(source), hp_(source.
 }
 
 uint64_t LlamaModel::weight_bytes_per_token() const {
-  auto bytes = [](const WeightMatrix& m) { return static_cast<uint64_t>(m.rows * m.row_stride()); };
-  uint64_t total = bytes(w_.output) + static_cast<uint64_t>(w_.token_embd.row_stride());
+  int64_t total = w_.output.bytes() + w_.token_embd.row_stride();
   for (const auto& l : w_.layers)
-    total += bytes(l.wq) + bytes(l.wk) + bytes(l.wv) + bytes(l.wo) +
-             (l.w_gate.data ? bytes(l.w_gate) + bytes(l.w_up) + bytes(l.w_down) : 0);
-  return total;
+    total += l.wq.bytes() + l.wk.bytes() + l.wv.bytes() + l.wo.bytes() +
+             (l.w_gate.data ? l.w_gate.bytes() + l.w_up.bytes() + l.w_down.bytes() : 0);
+  return static_cast<uint64_t>(total);
 }
 
 KvCache::KvCache(const LlamaHparams& hp, int64_t n_ctx, TensorType kv_type) : n_ctx_(n_ctx), type_(kv_type) {

@@ -46,9 +46,8 @@ uint64_t LoadedModel::weight_bytes_per_token() const {
   const LlamaModel& m = llama();
   uint64_t total = m.weight_bytes_per_token();
   if (!readme_ || route_ == "dense") return total;
-  auto bytes = [](const WeightMatrix& w) { return static_cast<uint64_t>(w.rows * w.row_stride()); };
   for (const auto& l : m.weights().layers)
-    if (l.w_gate.data) total -= bytes(l.w_gate) + bytes(l.w_up) + bytes(l.w_down);
+    if (l.w_gate.data) total -= static_cast<uint64_t>(l.w_gate.bytes() + l.w_up.bytes() + l.w_down.bytes());
   // Routed tokens read one expert per layer: the mean over experts (or the oracle's one).
   const int32_t N = readme_->n_expert();
   int32_t only = -1;
@@ -58,8 +57,7 @@ uint64_t LoadedModel::weight_bytes_per_token() const {
     double layer = 0;
     for (int32_t e = 0; e < N; ++e) {
       if (only >= 0 && e != only) continue;
-      const ExpertFfn& E = readme_->expert(l, e);
-      layer += static_cast<double>(bytes(E.gate) + bytes(E.up) + bytes(E.down));
+      layer += static_cast<double>(readme_->expert(l, e).bytes());
     }
     ffn += only >= 0 ? layer : layer / N;
   }

@@ -94,9 +94,8 @@ RouterWeights RouterWeights::load(const RouterConfig& c, const TensorLookup& loo
 }
 
 uint64_t RouterWeights::bytes() const {
-  auto b = [](const WeightMatrix& m) { return static_cast<uint64_t>(m.rows * m.row_stride()); };
-  return static_cast<uint64_t>(embed.row_stride()) + b(wq) + b(wk) + b(wv) + b(wo) + b(proj_1) + b(proj_2) +
-         b(proj_out);
+  return static_cast<uint64_t>(embed.row_stride() + wq.bytes() + wk.bytes() + wv.bytes() + wo.bytes() +
+                               proj_1.bytes() + proj_2.bytes() + proj_out.bytes());
 }
 
 int32_t argmax(const float* x, int64_t n) {

@@ -103,6 +103,14 @@ std::string readme_config_json(const LlamaHparams& hp, const Tokenizer* tok, Ten
   return config_json.dump(2) + "\n";
 }
 
+void check_whole_block_rows(const LlamaHparams& hp, TensorType dtype, const std::string& what) {
+  const int64_t block = traits(dtype).block_size;
+  const int64_t attention = int64_t{hp.n_head} * hp.head_dim;
+  if (hp.n_embd % block != 0 || hp.n_ff % block != 0 || attention % block != 0)
+    fail("{}: --dtype {} needs rows of whole {}-value blocks; this model's are {} (hidden), {} (FFN) and {} (attention)",
+         what, tensor_type_name(dtype), block, hp.n_embd, hp.n_ff, attention);
+}
+
 void write_readme_model(const ModelSource& dense, const ExpertSets& sets, const ReadMeConfig& config,
                         const TensorLookup& router, const std::string& out, const ReadMeExportOptions& options) {
   const LlamaHparams& hp = dense.hparams();
@@ -115,10 +123,7 @@ void write_readme_model(const ModelSource& dense, const ExpertSets& sets, const 
   const int32_t N = static_cast<int32_t>(sets.experts.size());
   if (N != config.router.n_expert)
     fail("Read-ME export: {} expert sets but the router has {} outputs", N, config.router.n_expert);
-  if (hp.n_embd % block != 0 || hp.n_ff % block != 0 || (int64_t{hp.n_head} * hp.head_dim) % block != 0)
-    fail("Read-ME export: --dtype {} needs rows of whole {}-value blocks; this model's are {} (hidden), {} (FFN) and {} "
-         "(attention)",
-         tensor_type_name(dtype), block, hp.n_embd, hp.n_ff, int64_t{hp.n_head} * hp.head_dim);
+  check_whole_block_rows(hp, dtype, "Read-ME export");
   for (int32_t l = 0; l < sets.n_layer; ++l)
     for (int32_t e = 0; e < N; ++e)
       if (const auto s = static_cast<int64_t>(sets.neurons.at(static_cast<size_t>(l)).at(static_cast<size_t>(e)).size());

@@ -37,6 +37,10 @@ std::string readme_config_json(const LlamaHparams& hp, const Tokenizer* tok, Ten
 // tokenizer.gguf from a GGUF file); throws lookahead::Error if it has none.
 void write_readme_tokenizer(const ModelSource& source, const std::string& dir);
 
+// Throws lookahead::Error (prefixed with `what`) unless every weight row of a model shaped `hp`
+// (hidden size, FFN size, attention width) is whole blocks of `dtype`; float types always pass.
+void check_whole_block_rows(const LlamaHparams& hp, TensorType dtype, const std::string& what);
+
 void write_readme_model(const ModelSource& dense, const ExpertSets& sets, const ReadMeConfig& config,
                         const TensorLookup& router, const std::string& out, const ReadMeExportOptions& options);
 

@@ -35,32 +35,27 @@ double StepCostModel::step_seconds(int64_t tokens, int64_t unique_experts) const
 
 StepCostModel make_step_cost_model(const LlamaModel& backbone, const ReadMeModel* readme) {
   StepCostModel c;
-  auto bytes = [](const WeightMatrix& m) { return static_cast<double>(m.rows) * static_cast<double>(m.row_stride()); };
-  auto params = [](const WeightMatrix& m) { return static_cast<double>(m.rows) * static_cast<double>(m.cols); };
+  auto add = [](double& bytes, double& params, const WeightMatrix& m) {
+    bytes += static_cast<double>(m.bytes());
+    params += static_cast<double>(m.rows) * static_cast<double>(m.cols);
+  };
   const LlamaWeights& w = backbone.weights();
-  c.dense_bytes = bytes(w.output);
-  c.params_per_token = params(w.output);
+  add(c.dense_bytes, c.params_per_token, w.output);
   for (const auto& l : w.layers) {
-    for (const WeightMatrix* m : {&l.wq, &l.wk, &l.wv, &l.wo}) {
-      c.dense_bytes += bytes(*m);
-      c.params_per_token += params(*m);
-    }
-    if (!readme && l.w_gate.data)
-      for (const WeightMatrix* m : {&l.w_gate, &l.w_up, &l.w_down}) {
-        c.expert_bytes += bytes(*m);
-        c.params_per_token += params(*m);
-      }
+    for (const WeightMatrix* m : {&l.wq, &l.wk, &l.wv, &l.wo}) add(c.dense_bytes, c.params_per_token, *m);
+    if (!readme && l.w_gate.data)  // dense: the whole FFN is the one "expert"
+      for (const WeightMatrix* m : {&l.w_gate, &l.w_up, &l.w_down}) add(c.expert_bytes, c.params_per_token, *m);
   }
-  if (readme) {
+  if (readme) {  // the mean expert over all layers
     const int32_t N = readme->n_expert();
-    double expert_params = 0;
+    double bytes = 0, params = 0;
     for (int l = 0; l < backbone.hparams().n_layer; ++l)
       for (int32_t e = 0; e < N; ++e) {
         const ExpertFfn& f = readme->expert(l, e);
-        c.expert_bytes += (bytes(f.gate) + bytes(f.up) + bytes(f.down)) / N;
-        expert_params += (params(f.gate) + params(f.up) + params(f.down)) / N;
+        for (const WeightMatrix* m : {&f.gate, &f.up, &f.down}) add(bytes, params, *m);
       }
-    c.params_per_token += expert_params;
+    c.expert_bytes += bytes / N;
+    c.params_per_token += params / N;
   }
   return c;
 }

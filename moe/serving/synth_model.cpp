@@ -147,10 +147,7 @@ void check_synth_options(const SynthOptions& o) {
   if (o.layers < 0 || o.layers > 1024) fail("--layers must be in 0..1024 (0 = the shape's), got {}", o.layers);
   if (!(o.keep > 0.0 && o.keep <= 1.0)) fail("--keep must be in (0, 1], got {}", o.keep);
   if (!is_weight_type(o.dtype)) fail("--dtype {}: not a weight type", tensor_type_name(o.dtype));
-  const int64_t block = traits(o.dtype).block_size;
-  if (hp.n_embd % block != 0 || hp.n_ff % block != 0 || (hp.n_head * hp.head_dim) % block != 0)
-    fail("--dtype {}: shape '{}' has rows that are not a multiple of {} values", tensor_type_name(o.dtype), o.shape,
-         block);
+  check_whole_block_rows(hp, o.dtype, "--shape " + o.shape);
   if (expert_neurons(o.keep, hp.n_ff, o.dtype) < 1)
     fail("--keep {}: experts of a {}-neuron FFN would be empty", o.keep, hp.n_ff);
 }
