@@ -105,7 +105,11 @@ void run_refactor(RefactorCommandOptions o) {
   for (double p : s.permanent_share) perm += p;
   fmt::print("  permanent expert: {:.1f}% of FFN neurons (mean over layers)\n", 100 * perm / s.permanent_share.size());
   for (size_t e = 0; e < s.experts.size(); ++e)
-    fmt::print("  expert {} {:12} {:.1f}% of FFN neurons\n", e, s.experts[e], 100 * s.expert_share[e]);
+    fmt::print("  expert {} {:12} {:.1f}% of FFN neurons{}\n", e, s.experts[e], 100 * s.expert_share[e],
+               s.error_fit.empty() ? ""
+                                   : fmt::format("; FFN output error on its calibration tokens {:.1f}% cut -> {:.1f}% "
+                                                 "reconstructed",
+                                                 100 * s.error_cut[e], 100 * s.error_fit[e]));
 }
 
 const bool registered = lookahead::cli::register_command(
@@ -137,6 +141,11 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--router-mlp", o->mlp, "router MLP: silu (released code) or swiglu (paper)")->capture_default_str();
        cmd.add_option("--dtype", o->dtype, "weight type of the export: f16, bf16, f32, or GGML blocks q8_0, q4_0, q4_1 (experts are then "
                       "rounded up to whole 32-neuron blocks with their next most active neurons)")->capture_default_str();
+       cmd.add_option("--reconstruct", r.reconstruct, "expert reconstruction: lsq (refit each expert's down_proj by ridge least "
+                      "squares to the dense FFN's output on its domain's calibration tokens) or none (the dense columns)")
+           ->capture_default_str();
+       cmd.add_option("--ridge", r.ridge, "ridge of the reconstruction, relative to the mean diagonal of the kept "
+                      "neurons' Gram matrix")->capture_default_str();
        cmd.add_flag("--no-dense-ffn", o->no_dense_ffn, "leave the dense FFN out (then --route dense is unavailable)");
        cmd.add_option("--seed", o->seed, "router training seed")->capture_default_str();
        cmd.add_option("--threads,-t", o->threads, "CPU threads (0 = all cores)")->capture_default_str();

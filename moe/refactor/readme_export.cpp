@@ -1,12 +1,12 @@
 #include "moe/refactor/readme_export.h"
 
-#include <unistd.h>
-
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/staging_dir.h"
 #include "moe/format/convert.h"
 #include "moe/format/gguf.h"
 #include "moe/format/gguf_writer.h"
@@ -21,18 +21,6 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-// Removes the temporary directory unless released.
-struct TempDir {
-  fs::path path;
-  bool keep = false;
-  ~TempDir() {
-    if (!keep) {
-      std::error_code ec;
-      fs::remove_all(path, ec);
-    }
-  }
-};
-
 // Row r of a tensor (GGML order: shape[0] = row length), widened to f32.
 void row_f32(const TensorView& t, int64_t r, float* out) {
   const int64_t cols = t.shape.at(0);
@@ -40,6 +28,14 @@ void row_f32(const TensorView& t, int64_t r, float* out) {
 }
 
 std::vector<int64_t> hf_shape(const TensorView& t) { return {t.shape.rbegin(), t.shape.rend()}; }
+
+// quantize_row, refusing a non-finite value: a NaN or Inf written into a model file would only
+// show up later as garbage text, so the export stops and names the tensor.
+void export_row(TensorType to, const float* row, uint8_t* dst, int64_t n, const std::string& tensor) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(row[i])) fail("Read-ME export: tensor '{}' holds a non-finite value ({})", tensor, row[i]);
+  quantize_row(to, row, dst, n);
+}
 
 json dense_config(const LlamaHparams& hp, const Tokenizer* tok, TensorType dtype) {
   json j;
@@ -67,6 +63,33 @@ json dense_config(const LlamaHparams& hp, const Tokenizer* tok, TensorType dtype
 
 }  // namespace
 
+void add_hf_tensor(SafetensorsWriter& w, const ModelSource& dense, const std::string& gguf_name, TensorType dtype) {
+  const LlamaHparams& hp = dense.hparams();
+  const bool gguf_layout = !hp.rope_neox;
+  const TensorView& t = dense.tensor(gguf_name);
+  const std::string hf = hf_name_of_gguf(gguf_name);
+  LOOKAHEAD_CHECK(!hf.empty());
+  const bool is_vector = t.shape.size() == 1;
+  const TensorType to = is_vector ? TensorType::F32 : dtype;
+  std::vector<int64_t> rows_from;  // hf row r comes from GGUF row rows_from[r]
+  if (gguf_layout && (gguf_name.ends_with(".attn_q.weight") || gguf_name.ends_with(".attn_k.weight"))) {
+    const int64_t heads = gguf_name.ends_with(".attn_q.weight") ? hp.n_head : hp.n_head_kv;
+    const std::vector<int64_t> src = hf_to_gguf_rope_rows(t.rows(), heads);  // gguf row g <- hf row src[g]
+    rows_from.assign(src.size(), 0);
+    for (size_t g = 0; g < src.size(); ++g) rows_from[static_cast<size_t>(src[g])] = static_cast<int64_t>(g);
+  }
+  const TensorView* tp = &t;
+  w.add_tensor(hf, to, hf_shape(t), [tp, to, rows_from, hf](uint8_t* dst) {
+    const int64_t cols = tp->shape.at(0), rows = tp->rows();
+    std::vector<float> row(static_cast<size_t>(cols));
+    const int64_t stride = row_bytes(to, cols);
+    for (int64_t r = 0; r < rows; ++r) {
+      row_f32(*tp, rows_from.empty() ? r : rows_from[static_cast<size_t>(r)], row.data());
+      export_row(to, row.data(), dst + r * stride, cols, hf);
+    }
+  });
+}
+
 void write_readme_tokenizer(const ModelSource& dense, const std::string& dir_name) {
   const fs::path dir(dir_name);
   std::error_code ec;
@@ -92,6 +115,10 @@ void write_readme_tokenizer(const ModelSource& dense, const std::string& dir_nam
     if (key.rfind("tokenizer.", 0) == 0) w.set(key, value), ++n;
   if (n == 0) fail("{}: no tokenizer.* keys to export", dense.path());
   w.write((dir / "tokenizer.gguf").string());
+}
+
+std::string dense_config_json(const LlamaHparams& hp, const Tokenizer* tok, TensorType dtype) {
+  return dense_config(hp, tok, dtype).dump(2) + "\n";
 }
 
 std::string readme_config_json(const LlamaHparams& hp, const Tokenizer* tok, TensorType dtype,
@@ -131,12 +158,7 @@ void write_readme_model(const ModelSource& dense, const ExpertSets& sets, const 
         fail("Read-ME export: expert '{}' has {} neurons in layer {}; --dtype {} needs a multiple of {} (its down_proj "
              "rows are the expert's neurons; extract_experts(..., block) rounds them)",
              sets.experts[static_cast<size_t>(e)], s, l, tensor_type_name(dtype), block);
-  std::error_code ec;
-  if (fs::exists(out, ec)) fail("{}: already exists; choose a new output directory or remove it", out);
-
-  TempDir tmp{fs::path(out + ".tmp." + std::to_string(::getpid()))};
-  fs::remove_all(tmp.path, ec);
-  if (!fs::create_directories(tmp.path, ec) || ec) fail("{}: cannot create: {}", tmp.path.string(), ec.message());
+  StagingDir tmp(out);
 
   // config.json: the dense config plus the Read-ME keys.
   const Tokenizer* tok = nullptr;
@@ -145,8 +167,8 @@ void write_readme_model(const ModelSource& dense, const ExpertSets& sets, const 
   } catch (const Error&) {
     tok = nullptr;  // write_tokenizer below names what is missing
   }
-  write_file_atomic((tmp.path / "config.json").string(), readme_config_json(hp, tok, dtype, config));
-  write_readme_tokenizer(dense, tmp.path.string());
+  write_file_atomic(tmp.file("config.json"), readme_config_json(hp, tok, dtype, config));
+  write_readme_tokenizer(dense, tmp.path().string());
 
   SafetensorsWriter w;
   w.set_metadata("format", "pt");
@@ -155,32 +177,8 @@ void write_readme_model(const ModelSource& dense, const ExpertSets& sets, const 
     for (const auto& e : sets.experts) s += (s.empty() ? "" : ",") + e;
     return s;
   }());
-  const bool gguf_layout = !hp.rope_neox;
-  // A whole tensor converted to dtype (q/k permuted back to HF's rotate_half layout when needed).
-  auto add_dense = [&](const std::string& gguf_name) {
-    const TensorView& t = dense.tensor(gguf_name);
-    const std::string hf = hf_name_of_gguf(gguf_name);
-    LOOKAHEAD_CHECK(!hf.empty());
-    const bool is_vector = t.shape.size() == 1;
-    const TensorType to = is_vector ? TensorType::F32 : dtype;
-    std::vector<int64_t> rows_from;  // hf row r comes from GGUF row rows_from[r]
-    if (gguf_layout && (gguf_name.ends_with(".attn_q.weight") || gguf_name.ends_with(".attn_k.weight"))) {
-      const int64_t heads = gguf_name.ends_with(".attn_q.weight") ? hp.n_head : hp.n_head_kv;
-      const std::vector<int64_t> src = hf_to_gguf_rope_rows(t.rows(), heads);  // gguf row g <- hf row src[g]
-      rows_from.assign(src.size(), 0);
-      for (size_t g = 0; g < src.size(); ++g) rows_from[static_cast<size_t>(src[g])] = static_cast<int64_t>(g);
-    }
-    const TensorView* tp = &t;
-    w.add_tensor(hf, to, hf_shape(t), [tp, to, rows_from](uint8_t* dst) {
-      const int64_t cols = tp->shape.at(0), rows = tp->rows();
-      std::vector<float> row(static_cast<size_t>(cols));
-      const int64_t stride = row_bytes(to, cols);
-      for (int64_t r = 0; r < rows; ++r) {
-        row_f32(*tp, rows_from.empty() ? r : rows_from[static_cast<size_t>(r)], row.data());
-        quantize_row(to, row.data(), dst + r * stride, cols);
-      }
-    });
-  };
+  w.set_metadata("readme.reconstruction", options.reconstruction);
+  auto add_dense = [&](const std::string& gguf_name) { add_hf_tensor(w, dense, gguf_name, dtype); };
 
   add_dense("token_embd.weight");
   for (int l = 0; l < hp.n_layer; ++l) {
@@ -200,23 +198,37 @@ void write_readme_model(const ModelSource& dense, const ExpertSets& sets, const 
       const auto s = static_cast<int64_t>(ids->size());
       if (s == 0) fail("Read-ME export: expert '{}' has no neurons in layer {}", sets.experts[static_cast<size_t>(e)], l);
       for (const TensorView* m : {gate, up}) {
-        w.add_tensor(expert_tensor_name(l, m == gate ? "gate" : "up", e), dtype, {s, d}, [m, ids, dtype, d](uint8_t* dst) {
+        const std::string name = expert_tensor_name(l, m == gate ? "gate" : "up", e);
+        w.add_tensor(name, dtype, {s, d}, [m, ids, dtype, d, name](uint8_t* dst) {
           std::vector<float> row(static_cast<size_t>(d));
           const int64_t stride = row_bytes(dtype, d);
           for (size_t i = 0; i < ids->size(); ++i) {
             row_f32(*m, (*ids)[i], row.data());
-            quantize_row(dtype, row.data(), dst + static_cast<int64_t>(i) * stride, d);
+            export_row(dtype, row.data(), dst + static_cast<int64_t>(i) * stride, d, name);
           }
         });
       }
-      w.add_tensor(expert_tensor_name(l, "down", e), dtype, {d, s}, [down, ids, dtype, s](uint8_t* dst) {
+      // down_proj: the refit matrix when reconstruction ran, else the dense columns S_e.
+      const std::vector<float>* refit = nullptr;
+      if (options.down) {
+        refit = &options.down->at(static_cast<size_t>(l)).at(static_cast<size_t>(e));
+        if (static_cast<int64_t>(refit->size()) != d * s)
+          fail("Read-ME export: refit down_proj of layer {} expert '{}' has {} values, expected {} x {}", l,
+               sets.experts[static_cast<size_t>(e)], refit->size(), d, s);
+      }
+      const std::string down_name = expert_tensor_name(l, "down", e);
+      w.add_tensor(down_name, dtype, {d, s}, [down, ids, dtype, s, refit, down_name](uint8_t* dst) {
         const int64_t ff = down->shape.at(0), rows = down->rows();
         std::vector<float> row(static_cast<size_t>(ff)), picked(static_cast<size_t>(s));
         const int64_t stride = row_bytes(dtype, s);
         for (int64_t r = 0; r < rows; ++r) {
-          row_f32(*down, r, row.data());
-          for (int64_t i = 0; i < s; ++i) picked[static_cast<size_t>(i)] = row[static_cast<size_t>((*ids)[static_cast<size_t>(i)])];
-          quantize_row(dtype, picked.data(), dst + r * stride, s);
+          if (refit) {
+            std::copy_n(refit->data() + r * s, s, picked.data());
+          } else {
+            row_f32(*down, r, row.data());
+            for (int64_t i = 0; i < s; ++i) picked[static_cast<size_t>(i)] = row[static_cast<size_t>((*ids)[static_cast<size_t>(i)])];
+          }
+          export_row(dtype, picked.data(), dst + r * stride, s, down_name);
         }
       });
       w.add_tensor(expert_neurons_name(l, e), TensorType::I32, {s}, ids->data());
@@ -246,16 +258,18 @@ void write_readme_model(const ModelSource& dense, const ExpertSets& sets, const 
     const TensorView* t = router(name);
     if (!t) fail("Read-ME export: the trained router lacks '{}'", name);
     if (hf_shape(*t) != shape) fail("Read-ME export: router tensor '{}' has the wrong shape", name);
-    w.add_tensor(name, TensorType::F32, shape, [t](uint8_t* dst) {
+    w.add_tensor(name, TensorType::F32, shape, [t, name](uint8_t* dst) {
       const int64_t cols = t->shape.at(0);
-      for (int64_t r = 0; r < t->rows(); ++r) row_f32(*t, r, reinterpret_cast<float*>(dst) + r * cols);
+      std::vector<float> row(static_cast<size_t>(cols));
+      for (int64_t r = 0; r < t->rows(); ++r) {
+        row_f32(*t, r, row.data());
+        export_row(TensorType::F32, row.data(), dst + r * cols * static_cast<int64_t>(sizeof(float)), cols, name);
+      }
     });
   }
 
-  w.write((tmp.path / "model.safetensors").string(), options.progress ? "writing Read-ME model" : "");
-  fs::rename(tmp.path, out, ec);
-  if (ec) fail("{}: cannot move the finished model into place: {}", out, ec.message());
-  tmp.keep = true;
+  w.write(tmp.file("model.safetensors"), options.progress ? "writing Read-ME model" : "");
+  tmp.commit();
 }
 
 }  // namespace lookahead::moe

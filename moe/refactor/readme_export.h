@@ -8,13 +8,16 @@
 //     stored as docs/readme-model.md "Quantized weights" says; experts must then be whole blocks), norms in F32.
 //   - Expert e of layer l holds rows S_e of the dense gate/up and columns S_e of down, written
 //     adjacently (gate, up, down) so one (layer, expert) is one contiguous read; its neuron list is
-//     stored beside it. The dense FFN is written too unless `dense_ffn` is false.
+//     stored beside it; with options.down, its down_proj is the refit matrix instead of the dense
+//     columns. The dense FFN is written too unless `dense_ffn` is false.
+//   - Every exported value must be finite: NaN or Inf anywhere is an error naming the tensor.
 //   - Router tensors are the `cluster_predictor.*` tensors `router` returns, converted to F32.
 //   - The tokenizer travels with the model: tokenizer.json / tokenizer.model (and their configs)
 //     copied from an HF source, or tokenizer.gguf (the source's tokenizer.* keys) from a GGUF one.
 //   - Atomic: the directory is assembled under "<out>.tmp.<pid>" and renamed to `out` at the end;
 //     `out` must not exist. On any error nothing is left behind.
 #include <string>
+#include <vector>
 
 #include "moe/format/model_source.h"
 #include "moe/format/tensor_type.h"
@@ -23,16 +26,29 @@
 
 namespace lookahead::moe {
 
+class SafetensorsWriter;
+
+// Refit down projections (ffn_reconstruction.h): [layer][expert] -> V [d][S_e] row-major.
+using ExpertDownProjs = std::vector<std::vector<std::vector<float>>>;
+
 struct ReadMeExportOptions {
   TensorType dtype = TensorType::F16;
   bool dense_ffn = true;
   bool progress = true;
+  // nullptr: expert e's down_proj is the dense columns W_down[:, S_e]; otherwise these matrices.
+  const ExpertDownProjs* down = nullptr;
+  std::string reconstruction = "none";  // recorded in the file's metadata (readme.reconstruction)
 };
 
 // config.json of a Read-ME model: the dense LlamaForCausalLM config of `hp` plus `config`'s Read-ME
 // keys (shared with `moe synth`, moe/serving/synth_model.h).
 std::string readme_config_json(const LlamaHparams& hp, const Tokenizer* tok, TensorType dtype,
                                const ReadMeConfig& config);
+// config.json of a dense LlamaForCausalLM shaped `hp`.
+std::string dense_config_json(const LlamaHparams& hp, const Tokenizer* tok, TensorType dtype);
+// Adds the dense tensor `gguf_name` of `source` to `w` under its Hugging Face name, converted to
+// `dtype` (vectors stay F32; q/k rows of a GGUF source permuted back to rotate_half order).
+void add_hf_tensor(SafetensorsWriter& w, const ModelSource& source, const std::string& gguf_name, TensorType dtype);
 // Copies `source`'s tokenizer into `dir` (tokenizer.json/.model and configs from an HF directory,
 // tokenizer.gguf from a GGUF file); throws lookahead::Error if it has none.
 void write_readme_tokenizer(const ModelSource& source, const std::string& dir);

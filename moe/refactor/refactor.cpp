@@ -1,14 +1,20 @@
 #include "moe/refactor/refactor.h"
 
+#include <fmt/format.h>
+
+#include <cmath>
 #include <filesystem>
 
 #include "common/error.h"
+#include "common/progress.h"
 #include "moe/format/model_source.h"
 #include "moe/format/safetensors.h"
 #include "moe/model/llama.h"
 #include "moe/refactor/activation_stats.h"
 #include "moe/refactor/corpus.h"
 #include "moe/refactor/expert_extraction.h"
+#include "moe/refactor/ffn_reconstruction.h"
+#include "moe/refactor/pruned_model.h"
 #include "moe/refactor/readme_export.h"
 #include "moe/refactor/router_targets.h"
 
@@ -16,8 +22,71 @@ namespace lookahead::moe {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// The activation statistics of `calibration`: WORK/stats.gguf when it was made from the same model
+// and domains with at least as many tokens, else collected now and saved there.
+ActivationStats statistics_for(const LlamaModel& model, const std::vector<CorpusDomain>& calibration,
+                               const fs::path& work, const RefactorOptions& o) {
+  const LlamaHparams& hp = model.hparams();
+  const std::string stats_path = (work / "stats.gguf").string();
+  std::error_code ec;
+  if (fs::exists(stats_path, ec)) {
+    ActivationStats stats = ActivationStats::load(stats_path);
+    std::vector<std::string> names;
+    for (const auto& d : calibration) names.push_back(d.name);
+    if (stats.model == o.model && stats.domains == names && stats.n_layer == hp.n_layer && stats.n_ff == hp.n_ff &&
+        !stats.tokens.empty() && stats.tokens[0] >= o.stats_tokens)
+      return stats;
+  }
+  StatsOptions so;
+  so.ctx = o.ctx;
+  so.tokens_per_domain = o.stats_tokens;
+  so.progress = o.progress;
+  ActivationStats stats = collect_activation_stats(model, calibration, so);
+  stats.save(stats_path);
+  return stats;
+}
+
+// Refits every (layer, expert)'s down_proj (ffn_reconstruction.h), one domain's Gram at a time so
+// at most one domain's n_layer x n_ff^2 doubles are held. Fills the per-expert mean relative errors.
+ExpertDownProjs reconstruct_experts(const LlamaModel& model, const std::vector<CorpusDomain>& calibration,
+                                    const ExpertSets& sets, const RefactorOptions& o, std::vector<double>& error_cut,
+                                    std::vector<double>& error_fit) {
+  const LlamaHparams& hp = model.hparams();
+  const size_t n_expert = sets.experts.size();
+  ExpertDownProjs down(static_cast<size_t>(hp.n_layer), std::vector<std::vector<float>>(n_expert));
+  std::vector<std::vector<float>> dense(static_cast<size_t>(hp.n_layer));
+  for (int l = 0; l < hp.n_layer; ++l) dense[static_cast<size_t>(l)] = dense_down_proj(model.source(), l);
+  error_cut.assign(n_expert, 0.0);
+  error_fit.assign(n_expert, 0.0);
+  GramOptions go;
+  go.ctx = o.ctx;
+  go.tokens = o.stats_tokens;
+  go.progress = o.progress;
+  for (size_t e = 0; e < n_expert; ++e) {
+    const FfnGram gram = collect_ffn_gram(model, calibration[e], go);
+    ProgressBar progress("fit " + sets.experts[e], static_cast<uint64_t>(hp.n_layer), o.progress);
+    for (int l = 0; l < hp.n_layer; ++l) {
+      const DownFit fit = fit_down_proj(dense[static_cast<size_t>(l)].data(), hp.n_embd, hp.n_ff, gram.layer(l),
+                                        sets.neurons[static_cast<size_t>(l)][e], o.ridge,
+                                        fmt::format("reconstruction of expert '{}' layer {}", sets.experts[e], l));
+      down[static_cast<size_t>(l)][e] = fit.down;
+      error_cut[e] += fit.error_cut / hp.n_layer;
+      error_fit[e] += fit.error_fit / hp.n_layer;
+      progress.advance();
+    }
+    progress.finish();
+  }
+  return down;
+}
+
+}  // namespace
+
 RefactorSummary refactor_to_readme(const RefactorOptions& o, const RouterTrainer& train_router) {
   if (!(o.keep > 0 && o.keep <= 1)) fail("--keep must lie in (0, 1] (got {})", o.keep);
+  if (o.reconstruct != "lsq" && o.reconstruct != "none") fail("--reconstruct '{}' must be lsq or none", o.reconstruct);
+  if (!(o.ridge >= 0) || !std::isfinite(o.ridge)) fail("--ridge must be finite and >= 0 (got {})", o.ridge);
   if (o.out.empty()) fail("--out is required");
   std::error_code ec;
   if (fs::exists(o.out, ec)) fail("{}: already exists; choose a new output directory or remove it", o.out);
@@ -45,29 +114,17 @@ RefactorSummary refactor_to_readme(const RefactorOptions& o, const RouterTrainer
   if (ec) fail("{}: cannot create the work directory: {}", work.string(), ec.message());
 
   // 1. Activation statistics (reused when the work dir has them for the same model and domains).
-  const std::string stats_path = (work / "stats.gguf").string();
-  ActivationStats stats;
-  bool have_stats = false;
-  if (fs::exists(stats_path, ec)) {
-    stats = ActivationStats::load(stats_path);
-    std::vector<std::string> names;
-    for (const auto& d : calibration) names.push_back(d.name);
-    have_stats = stats.model == o.model && stats.domains == names && stats.n_layer == hp.n_layer && stats.n_ff == hp.n_ff &&
-                 !stats.tokens.empty() && stats.tokens[0] >= o.stats_tokens;
-  }
-  if (!have_stats) {
-    StatsOptions so;
-    so.ctx = o.ctx;
-    so.tokens_per_domain = o.stats_tokens;
-    so.progress = o.progress;
-    stats = collect_activation_stats(model, calibration, so);
-    stats.save(stats_path);
-  }
+  const ActivationStats stats = statistics_for(model, calibration, work, o);
 
   // 2. Experts.
   // A block-quantized export needs whole-block experts (expert_extraction.h).
   const ExpertSets sets = extract_experts(stats, o.keep, static_cast<int32_t>(traits(o.dtype).block_size));
   const OverlapReport overlap = overlap_report(sets);
+
+  // 2b. Expert reconstruction: each expert's down_proj refit on its own domain's calibration tokens.
+  ExpertDownProjs refit;
+  std::vector<double> error_cut, error_fit;
+  if (o.reconstruct == "lsq") refit = reconstruct_experts(model, calibration, sets, o, error_cut, error_fit);
 
   // 3. Router targets on the training split (the targets depend on the expert sets).
   const std::string targets_path = (work / "router_targets.safetensors").string();
@@ -95,6 +152,8 @@ RefactorSummary refactor_to_readme(const RefactorOptions& o, const RouterTrainer
   eo.dtype = o.dtype;
   eo.dense_ffn = o.dense_ffn;
   eo.progress = o.progress;
+  if (o.reconstruct == "lsq") eo.down = &refit;
+  eo.reconstruction = o.reconstruct == "lsq" ? fmt::format("lsq ridge={}", o.ridge) : "none";
   write_readme_model(*source, sets, config, [&](const std::string& n) { return router_file.find_tensor(n); }, o.out, eo);
 
   RefactorSummary s;
@@ -105,8 +164,72 @@ RefactorSummary refactor_to_readme(const RefactorOptions& o, const RouterTrainer
     for (int l = 0; l < sets.n_layer; ++l) sum += static_cast<double>(sets.neurons[static_cast<size_t>(l)][e].size());
     s.expert_share.push_back(sum / sets.n_layer / sets.n_ff);
   }
+  s.error_cut = error_cut;
+  s.error_fit = error_fit;
   for (auto t : stats.tokens) s.stats_tokens += t;
   s.router_tokens = targets.tokens;
+  return s;
+}
+
+PruneSummary prune_to_dense(const RefactorOptions& o, int32_t width) {
+  if (!(o.keep > 0 && o.keep <= 1)) fail("--keep must lie in (0, 1] (got {})", o.keep);
+  if (o.reconstruct != "lsq" && o.reconstruct != "none") fail("--reconstruct '{}' must be lsq or none", o.reconstruct);
+  if (!(o.ridge >= 0) || !std::isfinite(o.ridge)) fail("--ridge must be finite and >= 0 (got {})", o.ridge);
+  if (o.out.empty()) fail("--out is required");
+  std::error_code ec;
+  if (fs::exists(o.out, ec)) fail("{}: already exists; choose a new output directory or remove it", o.out);
+  const std::vector<CorpusDomain> calibration = open_corpus(o.corpus, "calibration", o.domains);
+  auto source = open_model(o.model);
+  const LlamaModel model(*source);
+  const LlamaHparams& hp = model.hparams();
+  if (!model.has_dense_ffn()) fail("{}: has no dense FFN to prune", o.model);
+  const fs::path work = o.work_dir.empty() ? fs::path(o.out + ".work") : fs::path(o.work_dir);
+  fs::create_directories(work, ec);
+  if (ec) fail("{}: cannot create the work directory: {}", work.string(), ec.message());
+  const ActivationStats stats = statistics_for(model, calibration, work, o);
+
+  const auto block = static_cast<int32_t>(traits(o.dtype).block_size);
+  if (width <= 0) {
+    const ExpertSets sets = extract_experts(stats, o.keep, block);
+    double sum = 0;
+    for (const auto& layer : sets.neurons)
+      for (const auto& expert : layer) sum += static_cast<double>(expert.size());
+    const double mean = sum / static_cast<double>(sets.n_layer) / static_cast<double>(sets.experts.size());
+    width = static_cast<int32_t>(std::lround(mean / block)) * block;
+  }
+  if (width < 1 || width > hp.n_ff) fail("--width {} must lie in [1, {}]", width, hp.n_ff);
+  if (width % block != 0) fail("--width {} must be a multiple of {} for --dtype {}", width, block, tensor_type_name(o.dtype));
+  const std::vector<std::vector<int32_t>> neurons = pruned_neurons(stats, width);
+
+  PruneSummary s;
+  s.width = width;
+  for (auto t : stats.tokens) s.stats_tokens += t;
+  std::vector<std::vector<float>> refit;
+  if (o.reconstruct == "lsq") {
+    // One Gram pooled over every domain: the pruned model serves them all with the same neurons.
+    GramOptions go;
+    go.ctx = o.ctx;
+    go.tokens = o.stats_tokens;
+    go.progress = o.progress;
+    FfnGram pooled = collect_ffn_gram(model, calibration[0], go);
+    for (size_t d = 1; d < calibration.size(); ++d) pooled.add(collect_ffn_gram(model, calibration[d], go));
+    ProgressBar progress("fit pruned", static_cast<uint64_t>(hp.n_layer), o.progress);
+    for (int l = 0; l < hp.n_layer; ++l) {
+      const std::vector<float> dense = dense_down_proj(model.source(), l);
+      DownFit fit = fit_down_proj(dense.data(), hp.n_embd, hp.n_ff, pooled.layer(l), neurons[static_cast<size_t>(l)],
+                                  o.ridge, fmt::format("reconstruction of the pruned FFN, layer {}", l));
+      s.error_cut += fit.error_cut / hp.n_layer;
+      s.error_fit += fit.error_fit / hp.n_layer;
+      refit.push_back(std::move(fit.down));
+      progress.advance();
+    }
+    progress.finish();
+  }
+  PrunedExportOptions eo;
+  eo.dtype = o.dtype;
+  eo.progress = o.progress;
+  if (o.reconstruct == "lsq") eo.down = &refit;
+  write_pruned_model(*source, neurons, o.out, eo);
   return s;
 }
 

@@ -1,8 +1,9 @@
 #pragma once
 // `lookahead moe refactor` end to end (Read-ME section 3): activation statistics on each domain's
 // calibration split -> expert neuron sets -> router training targets on the training split ->
-// router training (libtorch, in a separate program: the engine never links it) -> a Read-ME
-// model directory (docs/readme-model.md).
+// least-squares reconstruction of each expert's down_proj (ffn_reconstruction.h) -> router training
+// (libtorch, in a separate program: the engine never links it) -> a Read-ME model directory
+// (docs/readme-model.md).
 //
 // Contract: options are validated before any work (keep in (0, 1], domains present and non-empty,
 // the model has an FFN of the expected shape); the output directory appears only when everything
@@ -30,6 +31,11 @@ struct RefactorOptions {
   TensorType dtype = TensorType::F16;
   bool dense_ffn = true;
   bool progress = true;
+  // Expert reconstruction (ffn_reconstruction.h): "lsq" refits every expert's down_proj by ridge
+  // least squares to the dense FFN's output on its domain's calibration tokens; "none" keeps the
+  // dense columns (the paper's cut).
+  std::string reconstruct = "lsq";
+  double ridge = 1e-3;
 };
 
 // Trains the router: reads `targets_path`, writes `router_path` (cluster_predictor.* tensors).
@@ -39,9 +45,24 @@ struct RefactorSummary {
   std::vector<std::string> experts;
   std::vector<double> permanent_share;  // per layer
   std::vector<double> expert_share;     // per expert: mean S_e / n_ff
+  // Per expert, mean over layers of the relative FFN output error on its calibration tokens
+  // (ffn_reconstruction.h): of the cut dense columns, and of the refit (empty without --reconstruct lsq).
+  std::vector<double> error_cut, error_fit;
   int64_t stats_tokens = 0, router_tokens = 0;
 };
 
 RefactorSummary refactor_to_readme(const RefactorOptions& options, const RouterTrainer& train_router);
+
+// `lookahead moe prune`: the dense model of the same active FFN size (pruned_model.h), from the
+// same statistics as `moe refactor` (WORK/stats.gguf is shared when both get the same --work), with
+// the same reconstruction. width <= 0: the mean size of the experts `moe refactor` would extract
+// with options.keep and options.dtype, rounded to the nearest neuron (whole blocks when quantized).
+// options.router, options.router_tokens and options.router_ctx are unused.
+struct PruneSummary {
+  int32_t width = 0;
+  double error_cut = 0, error_fit = 0;  // mean over layers (error_fit only with lsq)
+  int64_t stats_tokens = 0;
+};
+PruneSummary prune_to_dense(const RefactorOptions& options, int32_t width);
 
 }  // namespace lookahead::moe

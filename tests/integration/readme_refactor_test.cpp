@@ -54,6 +54,8 @@ TEST_F(ReadMeRefactorCli, RefactorsRunsAndEvaluates) {
   CliRun r = run(refactor_args(out));
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("Read-ME model with 2 experts"), std::string::npos) << r.output;
+  // Reconstruction is on by default and reports each expert's FFN output error before and after.
+  EXPECT_NE(r.output.find("reconstructed"), std::string::npos) << r.output;
   ASSERT_TRUE(fs::exists(out + "/config.json"));
   ASSERT_TRUE(fs::exists(out + "/model.safetensors"));
   EXPECT_TRUE(fs::exists(out + "/tokenizer.gguf"));
@@ -110,6 +112,8 @@ TEST_F(ReadMeRefactorCli, BadInputFailsClearlyAndLeavesNothing) {
       {refactor_args(out) + " --keep 0", "--keep must lie in (0, 1]"},
       {refactor_args(out) + " --domains code,latin", "latin"},
       {refactor_args(out) + " --experts-from clusters", "--experts-from"},
+      {refactor_args(out) + " --reconstruct qr", "--reconstruct 'qr' must be lsq or none"},
+      {refactor_args(out) + " --ridge -1", "--ridge must be finite and >= 0"},
       {"moe refactor --model " + path("nope.gguf") + " --corpus " + path("corpus") + " --out " + out, "nope.gguf"},
       {"moe generate --model " + model_ + " --route router --prompt hi", "Read-ME model"},
   };

@@ -1,0 +1,70 @@
+#pragma once
+// Training-free expert reconstruction: an expert keeps the neurons S of the dense FFN and so loses
+// W_down[:, not S] a[not S] from every token's FFN output. Much of that loss is linearly predictable
+// from the activations the expert keeps, so instead of the dense columns W_down[:, S] the expert gets
+// the down projection that best reproduces the dense FFN's output on calibration tokens:
+//
+//     V = argmin_V  sum_t || W_down a_t - V a_t[S] ||^2  +  lambda ||V||^2
+//       = (G_SS + lambda I)^-1 G_S: W_down^T          (transposed),    G = sum_t a_t a_t^T
+//
+// where a_t = SiLU(W_gate h_t) * (W_up h_t) is the dense FFN's activation on the dense model's own
+// residual stream. Only the Gram matrix G (n_ff x n_ff per layer) is accumulated, so one dense pass
+// over a domain serves every neuron subset of that domain; the normal equations are solved by
+// Cholesky (LAPACK dposv from OpenBLAS). lambda = ridge * trace(G_SS) / |S| keeps the system
+// positive definite when tokens are few (fewer tokens than kept neurons makes G_SS singular).
+//
+// Contract:
+//   - FfnGram holds G for every layer (double, both triangles) and the token count.
+//   - collect_ffn_gram() runs the dense model over `domain`'s text in the same windows as the
+//     activation statistics (activation_stats.h) and throws lookahead::Error when the text has
+//     fewer than `min_tokens` tokens.
+//   - fit_down_proj() returns V [d][|S|] (row-major, d = rows of W_down) and the relative output
+//     error ||Y - Y_hat||^2 / ||Y||^2 on the Gram's tokens both for the cut (V = W_down[:, S]) and
+//     for the fit. Throws lookahead::Error (naming `what`) if G_SS + lambda I is not positive
+//     definite or the solution is not finite; never returns NaN weights.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "moe/model/llama.h"
+#include "moe/refactor/corpus.h"
+
+namespace lookahead::moe {
+
+struct FfnGram {
+  int32_t n_layer = 0;
+  int32_t n_ff = 0;
+  int64_t tokens = 0;
+  std::vector<double> g;  // [layer][n_ff][n_ff], symmetric
+
+  FfnGram() = default;
+  FfnGram(int32_t layers, int32_t ff);
+  double* layer(int l) { return g.data() + static_cast<size_t>(l) * n_ff * n_ff; }
+  const double* layer(int l) const { return g.data() + static_cast<size_t>(l) * n_ff * n_ff; }
+  // this += other (same shape).
+  void add(const FfnGram& other);
+};
+
+struct GramOptions {
+  int64_t ctx = 512;
+  int64_t tokens = 8192;     // at most this many text tokens of the domain
+  int64_t min_tokens = 64;   // fewer is an error: the fit would rest on the ridge alone
+  bool progress = true;
+};
+
+FfnGram collect_ffn_gram(const LlamaModel& model, const CorpusDomain& domain, const GramOptions& options);
+
+struct DownFit {
+  std::vector<float> down;     // [d][|S|]
+  double error_cut = 0;        // relative output error of W_down[:, S]
+  double error_fit = 0;        // relative output error of `down`
+};
+
+// w_down: the dense down projection, row-major [d][n_ff]; gram: G of one layer [n_ff][n_ff].
+DownFit fit_down_proj(const float* w_down, int64_t d, int64_t n_ff, const double* gram,
+                      const std::vector<int32_t>& neurons, double ridge, const std::string& what);
+
+// The dense FFN's down projection of `layer` widened to f32, row-major [n_embd][n_ff].
+std::vector<float> dense_down_proj(const class ModelSource& source, int layer);
+
+}  // namespace lookahead::moe
