@@ -2,7 +2,7 @@
 // inference engine (`lookahead`) never links libtorch.
 //   lookahead-train router        --data router_targets.safetensors --out router.safetensors ...
 //   lookahead-train router-logits --router router.safetensors --tokens 1,2,3 [--json]
-//   lookahead-train experts       --model READ_ME_DIR --data tokens.safetensors --steps N --out DIR ...
+//   lookahead-train experts       --model READ_ME_DIR --data tokens.safetensors --steps N --out DIR [--teacher dense] ...
 // Errors in input print one line "lookahead-train: error: ..." and exit 1.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -96,17 +96,29 @@ void run_router_logits(const std::string& path, const std::string& tokens_text, 
 void run_experts(const train::ExpertTrainOptions& o, bool json) {
   auto r = train::finetune_experts(o);
   if (json) {
+    nlohmann::json curve = nlohmann::json::array();
+    for (const auto& p : r.curve)
+      curve.push_back({{"step", p.step}, {"train_tokens", p.train_tokens}, {"train_loss", p.train_loss},
+                       {"heldout_ce", p.heldout_ce}, {"heldout_kl", p.heldout_kl}, {"seconds", p.seconds}});
     nlohmann::json j = {{"out", o.out},
                         {"trainable_parameters", r.trainable_parameters},
                         {"steps", o.steps},
                         {"seconds", r.seconds},
                         {"ms_per_step", r.ms_per_step},
+                        {"tokens_per_second", r.tokens_per_second},
+                        {"train_tokens", r.train_tokens},
+                        {"teacher", o.teacher},
+                        {"resumed_from", r.resumed_from},
+                        {"stopped", r.stopped},
                         {"loss_first", r.loss_first},
                         {"loss_last", r.loss_last},
                         {"loss", r.loss},
                         {"eval_tokens", r.eval_tokens},
                         {"eval_loss_before", r.eval_loss_before},
                         {"eval_loss_after", r.eval_loss_after},
+                        {"eval_kl_before", r.eval_kl_before},
+                        {"eval_kl_after", r.eval_kl_after},
+                        {"curve", curve},
                         {"experts", r.experts},
                         {"expert_share", r.expert_share}};
     std::printf("%s\n", j.dump().c_str());
@@ -115,11 +127,23 @@ void run_experts(const train::ExpertTrainOptions& o, bool json) {
   std::string shares;
   for (size_t e = 0; e < r.experts.size(); ++e)
     shares += fmt::format("{}{} {:.1f}%", e ? ", " : "", r.experts[e], 100.0 * r.expert_share[e]);
-  std::printf("experts: %lld trainable params (%s), %lld steps in %.1f s (%.0f ms/step)\n",
-              static_cast<long long>(r.trainable_parameters), o.train_attention ? "FFN + attention" : "FFN",
-              static_cast<long long>(o.steps), r.seconds, r.ms_per_step);
+  const std::string loss_name =
+      r.distilled ? (o.kl_weight == 1.0 ? std::string("KL to the dense teacher")
+                                        : fmt::format("{:g} KL to the dense teacher + {:g} CE", o.kl_weight, 1.0 - o.kl_weight))
+                  : std::string("CE");
+  std::printf("experts: %lld trainable params (%s), loss %s; steps %lld..%lld of %lld in %.1f s (%.0f ms/step, %.0f tokens/s)\n",
+              static_cast<long long>(r.trainable_parameters), o.train_attention ? "experts + attention" : "experts",
+              loss_name.c_str(), static_cast<long long>(r.resumed_from), static_cast<long long>(r.stopped ? o.stop_after : o.steps),
+              static_cast<long long>(o.steps), r.seconds, r.ms_per_step, r.tokens_per_second);
   std::printf("experts: training loss %.4f -> %.4f (mean of first/last 10%% of steps); routing: %s\n", r.loss_first,
               r.loss_last, shares.c_str());
+  if (r.stopped) {
+    std::printf("experts: stopped after step %lld; checkpoint %s.ckpt (continue with --resume)\n",
+                static_cast<long long>(o.stop_after), o.out.c_str());
+    return;
+  }
+  if (r.eval_tokens > 0 && !std::isnan(r.eval_kl_before))
+    std::printf("experts: held-out KL to the dense model %.4f -> %.4f\n", r.eval_kl_before, r.eval_kl_after);
   if (r.eval_tokens > 0)
     std::printf("experts: held-out loss %.4f -> %.4f (perplexity %.2f -> %.2f, %lld tokens); wrote %s\n", r.eval_loss_before,
                 r.eval_loss_after, std::exp(r.eval_loss_before), std::exp(r.eval_loss_after),
@@ -177,7 +201,8 @@ int main(int argc, char** argv) {
   auto expert_opts = std::make_shared<train::ExpertTrainOptions>();
   {
     auto& o = *expert_opts;
-    CLI::App* cmd = app.add_subcommand("experts", "Fine-tune a Read-ME model's experts (causal LM, router frozen, masked dense FFN)");
+    CLI::App* cmd = app.add_subcommand(
+        "experts", "Train a Read-ME model's experts, router frozen (stage 2): LM loss, or distillation from the dense FFN");
     cmd->add_option("--model", o.model, "Read-ME model directory (lookahead moe refactor)")->required();
     cmd->add_option("--data", o.data, "safetensors with I32 `tokens` (+ `seq_start`); router_targets.safetensors works")->required();
     cmd->add_option("--out", o.out, "output Read-ME directory (must not exist)")->required();
@@ -189,6 +214,17 @@ int main(int argc, char** argv) {
     cmd->add_option("--seed", o.seed, "seed for window sampling")->capture_default_str();
     cmd->add_option("--warmup", o.warmup, "linear warm-up steps before the cosine decay")->capture_default_str();
     cmd->add_flag("--train-attention", o.train_attention, "also train q/k/v/o and the layer norms (default: frozen)");
+    cmd->add_option("--teacher", o.teacher,
+                    "none: next-token CE only; dense: distil from the directory's dense FFN (mlp.*) with the original attention")
+        ->capture_default_str();
+    cmd->add_option("--kl-weight", o.kl_weight, "with --teacher dense: loss = w * KL(teacher || student) + (1 - w) * CE")
+        ->capture_default_str();
+    cmd->add_option("--eval-every", o.eval_every, "held-out CE and KL every N steps (0: before and after only)")->capture_default_str();
+    cmd->add_option("--curve", o.curve, "CSV of the held-out curve: step,train_tokens,train_loss,heldout_ce,heldout_kl,seconds");
+    cmd->add_option("--checkpoint-every", o.checkpoint_every, "write OUT.ckpt every N steps (0: never)")->capture_default_str();
+    cmd->add_flag("--resume", o.resume, "continue from OUT.ckpt (same options; same result as an uninterrupted run)");
+    cmd->add_option("--stop-after", o.stop_after, "stop after step N with OUT.ckpt written, no output (0: run to --steps)")
+        ->capture_default_str();
     cmd->add_option("--holdout", o.holdout, "fraction of sequences (the last ones) held out for the eval loss")->capture_default_str();
     cmd->add_option("--eval-windows", o.eval_windows, "most held-out windows evaluated before and after")->capture_default_str();
     cmd->add_option("--threads", o.threads, "libtorch intra-op threads (results are reproducible per thread count)")

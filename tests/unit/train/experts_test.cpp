@@ -1,7 +1,10 @@
-// Read-ME expert fine-tuning (train/experts.h) on a tiny hand-built Read-ME directory: the libtorch
-// backbone agrees with the engine's Read-ME forward pass, training lowers the loss and re-exports
-// experts that still share the dense weights, frozen tensors stay byte-identical, same seed gives
-// the same file, bad input is an error that leaves nothing behind.
+// Read-ME expert training (train/experts.h) on a tiny hand-built Read-ME directory: the libtorch
+// backbone agrees with the engine's Read-ME forward pass (also when an expert's down_proj is not a
+// column subset of the dense one, and for the dense teacher), training lowers the loss and
+// re-exports each expert's own weights, distillation from the dense FFN lowers the held-out KL,
+// frozen tensors stay byte-identical, same seed gives the same file, a run stopped and resumed from
+// its checkpoint gives the same file as an uninterrupted one, bad input is an error that leaves
+// nothing behind.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -50,9 +53,12 @@ std::string read_bytes(const fs::path& p) {
 // A tiny Llama (GQA 4/2 heads) refactored into 2 experts over 24 FFN neurons (expert 0: neurons
 // 0..15, expert 1: 8..23, so 8..15 are shared), with a random router. F32 throughout so the engine
 // and libtorch see the same numbers. `dense`: keep mlp.* too. `drop`: leave one tensor out.
-void write_readme_dir(const fs::path& dir, bool dense, const std::string& drop = "") {
+// `refit`: each expert's down_proj is the dense columns plus noise (as after `moe refactor`'s
+// least-squares reconstruction: no longer a column subset of mlp.down_proj).
+void write_readme_dir(const fs::path& dir, bool dense, const std::string& drop = "", bool refit = false) {
   fs::create_directories(dir);
   std::mt19937 rng(11);
+  std::mt19937 refit_rng(23);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::deque<std::vector<float>> store;  // keeps tensor data alive until write(); stable references
   std::deque<std::vector<int32_t>> istore;
@@ -102,6 +108,8 @@ void write_readme_dir(const fs::path& dir, bool dense, const std::string& drop =
       }
       for (int64_t r = 0; r < D; ++r)
         for (int64_t i = 0; i < s; ++i) de[static_cast<size_t>(r * s + i)] = down[static_cast<size_t>(r * FF + ids[static_cast<size_t>(i)])];
+      if (refit)  // its own generator: every other tensor stays as without `refit`
+        for (auto& x : de) x += 0.2f * normal(refit_rng);
       store.push_back(std::move(ge));
       const auto* gp = store.back().data();
       store.push_back(std::move(ue));
@@ -163,12 +171,21 @@ void write_readme_dir(const fs::path& dir, bool dense, const std::string& drop =
 }
 
 // Sequences of a learnable pattern: t, t+1, t+2, ... (mod V), from random starts.
-void write_tokens(const fs::path& path, int64_t n_seq, int64_t len) {
+std::vector<std::vector<int32_t>> token_sequences(int64_t n_seq, int64_t len) {
   std::mt19937 rng(5);
-  std::vector<int32_t> tokens, starts{0};
+  std::vector<std::vector<int32_t>> out;
   for (int64_t s = 0; s < n_seq; ++s) {
     int32_t t = static_cast<int32_t>(rng() % V);
-    for (int64_t i = 0; i < len; ++i) tokens.push_back((t + static_cast<int32_t>(i)) % static_cast<int32_t>(V));
+    out.emplace_back();
+    for (int64_t i = 0; i < len; ++i) out.back().push_back((t + static_cast<int32_t>(i)) % static_cast<int32_t>(V));
+  }
+  return out;
+}
+
+void write_tokens(const fs::path& path, int64_t n_seq, int64_t len) {
+  std::vector<int32_t> tokens, starts{0};
+  for (const auto& seq : token_sequences(n_seq, len)) {
+    tokens.insert(tokens.end(), seq.begin(), seq.end());
     starts.push_back(static_cast<int32_t>(tokens.size()));
   }
   moe::SafetensorsWriter w;
@@ -184,16 +201,24 @@ std::vector<int32_t> prompt() {
 }
 
 // The engine's Read-ME forward pass (router before the backbone, each token's expert FFN).
-std::vector<float> engine_logits(const fs::path& dir, const std::vector<int32_t>& tokens, std::vector<int32_t>* experts) {
+// With `dense`: the dense FFN (the teacher) instead of the routed experts.
+std::vector<float> engine_logits(const fs::path& dir, const std::vector<int32_t>& tokens, std::vector<int32_t>* experts,
+                                 bool dense = false) {
   moe::ReadMeModel model(dir.string());
   moe::ContextOptions opts;
   opts.n_ctx = 64;
   moe::LlamaContext ctx(model.backbone(), opts);
   auto router = moe::make_token_router(model, "router");
-  ctx.set_routing(router.get(), &model);
+  if (!dense) ctx.set_routing(router.get(), &model);
   const float* z = ctx.forward(tokens.data(), static_cast<int64_t>(tokens.size()), 0);
   *experts = ctx.last_experts();
   return std::vector<float>(z, z + tokens.size() * V);
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
+  return m;
 }
 
 void expect_agreement(const fs::path& dir, const char* what) {
@@ -207,9 +232,20 @@ void expect_agreement(const fs::path& dir, const char* what) {
   for (int32_t e : e_torch) used[e] += 1;
   EXPECT_GT(used[0], 0) << what << ": the test router should use both experts";
   EXPECT_GT(used[1], 0) << what;
-  double max_diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) max_diff = std::max(max_diff, std::fabs(double(a[i]) - b[i]));
+  const double max_diff = max_abs_diff(a, b);
   std::printf("Read-ME forward agreement (%s): max |engine - libtorch| = %.3g\n", what, max_diff);
+  EXPECT_LT(max_diff, 1e-4) << what;
+}
+
+// The teacher: libtorch's dense-FFN forward against the engine's dense route.
+void expect_dense_agreement(const fs::path& dir, const char* what) {
+  std::vector<int32_t> unused;
+  const auto tokens = prompt();
+  const auto a = readme_logits(dir.string(), tokens, nullptr, 1, /*dense=*/true);
+  const auto b = engine_logits(dir, tokens, &unused, /*dense=*/true);
+  ASSERT_EQ(a.size(), b.size());
+  const double max_diff = max_abs_diff(a, b);
+  std::printf("dense teacher agreement (%s): max |engine - libtorch| = %.3g\n", what, max_diff);
   EXPECT_LT(max_diff, 1e-4) << what;
 }
 
@@ -217,8 +253,24 @@ TEST(ExpertFinetune, LibtorchForwardAgreesWithEngine) {
   auto dir = temp_dir("agree");
   write_readme_dir(dir / "dense", true);
   write_readme_dir(dir / "experts_only", false);
+  write_readme_dir(dir / "refit", true, "", /*refit=*/true);
   expect_agreement(dir / "dense", "with dense FFN");
   expect_agreement(dir / "experts_only", "experts only");
+  expect_agreement(dir / "refit", "down_proj refitted, not the dense columns");
+  expect_dense_agreement(dir / "dense", "dense");
+  expect_dense_agreement(dir / "refit", "refit");
+  // The refitted experts really differ from the masked dense FFN: the routed logits move, the
+  // dense ones do not.
+  const auto tokens = prompt();
+  EXPECT_GT(max_abs_diff(readme_logits((dir / "dense").string(), tokens), readme_logits((dir / "refit").string(), tokens)), 1e-2);
+  EXPECT_EQ(readme_logits((dir / "dense").string(), tokens, nullptr, 1, true),
+            readme_logits((dir / "refit").string(), tokens, nullptr, 1, true));
+  try {
+    readme_logits((dir / "experts_only").string(), tokens, nullptr, 1, true);
+    ADD_FAILURE() << "dense logits of a directory without a dense FFN";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("dense FFN"), std::string::npos) << e.what();
+  }
   fs::remove_all(dir);
 }
 
@@ -248,7 +300,7 @@ TEST(ExpertFinetune, TrainsReexportsAndKeepsFrozenTensors) {
   EXPECT_LT(r.loss_last, r.loss_first);
   EXPECT_GT(r.eval_tokens, 0);
   EXPECT_LT(r.eval_loss_after, r.eval_loss_before);
-  EXPECT_EQ(r.trainable_parameters, L * 3 * FF * D);
+  EXPECT_EQ(r.trainable_parameters, L * 3 * (16 + 16) * D);  // each expert's own gate/up/down
   EXPECT_TRUE(fs::exists(dir / "out" / "config.json"));
   EXPECT_TRUE(fs::exists(dir / "out" / "tokenizer.json"));
 
@@ -270,11 +322,12 @@ TEST(ExpertFinetune, TrainsReexportsAndKeepsFrozenTensors) {
     const bool expert_weight = a.name.find(".moe.") != std::string::npos && a.name.find("neurons") == std::string::npos;
     EXPECT_EQ(same, !expert_weight) << a.name << (expert_weight ? " should be trained" : " should be unchanged");
   }
-  // Shared neurons 8..15 stay shared: expert 0's rows 8..15 equal expert 1's rows 0..7.
+  // Experts are trained as separate weights: neurons 8..15, copies of the same dense rows in both
+  // experts before training, differ after it.
   for (int l = 0; l < L; ++l) {
     const auto* g0 = out.find_tensor(moe::expert_tensor_name(l, "gate", 0));
     const auto* g1 = out.find_tensor(moe::expert_tensor_name(l, "gate", 1));
-    EXPECT_EQ(std::memcmp(g0->data + 8 * D * 4, g1->data, 8 * D * 4), 0) << "layer " << l;
+    EXPECT_NE(std::memcmp(g0->data + 8 * D * 4, g1->data, 8 * D * 4), 0) << "layer " << l;
   }
   // The fine-tuned directory runs in the engine and both forward passes still agree.
   expect_agreement(dir / "out", "fine-tuned");
@@ -294,10 +347,162 @@ TEST(ExpertFinetune, SameSeedSameFileAndAttentionOption) {
   o.out = (dir / "c").string();
   o.train_attention = true;
   auto r = finetune_experts(o);
-  EXPECT_EQ(r.trainable_parameters, L * (3 * FF * D + (H + 2 * HKV) * HD * D + D * H * HD + 2 * D));
+  EXPECT_EQ(r.trainable_parameters, L * (3 * 32 * D + (H + 2 * HKV) * HD * D + D * H * HD + 2 * D));
   moe::SafetensorsFile a((dir / "a" / "model.safetensors").string()), c((dir / "c" / "model.safetensors").string());
   const std::string q = "model.layers.0.self_attn.q_proj.weight";
   EXPECT_NE(std::memcmp(a.find_tensor(q)->data, c.find_tensor(q)->data, a.find_tensor(q)->bytes), 0);
+  fs::remove_all(dir);
+}
+
+// Distillation from the dense FFN on a model whose experts were refitted: the held-out KL to the
+// dense model falls, further than LM-only training takes it; the result still runs in the engine
+// with the same logits; the dense FFN (the teacher) is left as it was.
+TEST(ExpertFinetune, DistillationLowersHeldOutKl) {
+  auto dir = temp_dir("distil");
+  write_readme_dir(dir / "in", true, "", /*refit=*/true);
+  write_tokens(dir / "tokens.safetensors", 16, 24);
+  auto o = tiny(dir / "in", dir / "tokens.safetensors", dir / "kl");
+  o.teacher = "dense";
+  o.eval_every = 10;
+  o.curve = (dir / "curve.csv").string();
+  auto r = finetune_experts(o);
+  std::printf("distillation: held-out KL %.4f -> %.4f, CE %.3f -> %.3f, %.0f tokens/s\n", r.eval_kl_before, r.eval_kl_after,
+              r.eval_loss_before, r.eval_loss_after, r.tokens_per_second);
+  EXPECT_TRUE(r.distilled);
+  EXPECT_GT(r.eval_kl_before, 0.0);
+  EXPECT_LT(r.eval_kl_after, 0.5 * r.eval_kl_before);
+  EXPECT_LT(r.loss_last, r.loss_first);
+  EXPECT_GT(r.tokens_per_second, 0.0);
+  // The curve: step 0 and every 10 steps, KL falling overall.
+  ASSERT_EQ(r.curve.size(), 5u);
+  EXPECT_EQ(r.curve.front().step, 0);
+  EXPECT_EQ(r.curve.back().step, 40);
+  EXPECT_EQ(r.curve.back().train_tokens, 40 * 4 * 16);
+  EXPECT_DOUBLE_EQ(r.curve.back().heldout_kl, r.eval_kl_after);
+  EXPECT_TRUE(std::isnan(r.curve.front().train_loss));
+  std::istringstream csv(read_bytes(dir / "curve.csv"));
+  std::string line;
+  std::vector<std::string> lines;
+  while (std::getline(csv, line)) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 6u);
+  EXPECT_EQ(lines[0], "step,train_tokens,train_loss,heldout_ce,heldout_kl,seconds");
+  EXPECT_EQ(lines[1].rfind("0,0,,", 0), 0u) << lines[1];
+  EXPECT_EQ(lines[5].rfind("40,2560,", 0), 0u) << lines[5];
+
+  // LM-only training from the same start: the held-out KL is reported too, and distillation ends
+  // closer to the teacher.
+  o.teacher = "none";
+  o.out = (dir / "lm").string();
+  o.curve.clear();
+  auto lm = finetune_experts(o);
+  std::printf("LM only: held-out KL %.4f -> %.4f, CE %.3f -> %.3f\n", lm.eval_kl_before, lm.eval_kl_after, lm.eval_loss_before,
+              lm.eval_loss_after);
+  EXPECT_FALSE(lm.distilled);
+  EXPECT_DOUBLE_EQ(lm.eval_kl_before, r.eval_kl_before);
+  EXPECT_LT(r.eval_kl_after, lm.eval_kl_after);
+
+  expect_agreement(dir / "kl", "distilled from refitted experts");
+
+  // With attention trained too, the teacher keeps the original attention: the reported held-out
+  // KL is KL(input's dense forward || output's routed forward), recomputed here window by window
+  // (the last 4 of 16 sequences, windows of 16 tokens from each sequence's start).
+  o.teacher = "dense";
+  o.train_attention = true;
+  o.out = (dir / "kl_attn").string();
+  auto ra = finetune_experts(o);
+  double kl = 0;
+  int64_t count = 0;
+  const auto seqs = token_sequences(16, 24);
+  for (size_t q = 12; q < 16; ++q)
+    for (size_t p = 0; p + 1 < seqs[q].size(); p += 16) {
+      std::vector<int32_t> window(seqs[q].begin() + static_cast<std::ptrdiff_t>(p),
+                                  seqs[q].begin() + static_cast<std::ptrdiff_t>(std::min(seqs[q].size(), p + 16)));
+      const auto zt = readme_logits((dir / "in").string(), window, nullptr, 1, /*dense=*/true);
+      const auto zs = readme_logits((dir / "kl_attn").string(), window);
+      for (size_t t = 0; t + 1 < window.size(); ++t, ++count) {
+        auto log_softmax = [&](const std::vector<float>& z) {
+          std::vector<double> out(z.begin() + static_cast<std::ptrdiff_t>(t * V), z.begin() + static_cast<std::ptrdiff_t>((t + 1) * V));
+          const double m = *std::max_element(out.begin(), out.end());
+          double sum = 0;
+          for (double x : out) sum += std::exp(x - m);
+          for (double& x : out) x -= m + std::log(sum);
+          return out;
+        };
+        const auto lt = log_softmax(zt), ls = log_softmax(zs);
+        for (int64_t v = 0; v < V; ++v) kl += std::exp(lt[v]) * (lt[v] - ls[v]);
+      }
+    }
+  EXPECT_EQ(count, ra.eval_tokens);
+  EXPECT_NEAR(kl / static_cast<double>(count), ra.eval_kl_after, 1e-4 * std::max(1.0, ra.eval_kl_after));
+  moe::SafetensorsFile in((dir / "in" / "model.safetensors").string()), out((dir / "kl" / "model.safetensors").string());
+  for (const auto& t : in.tensors()) {
+    if (t.name.find(".mlp.") == std::string::npos) continue;
+    EXPECT_EQ(std::memcmp(t.data, out.find_tensor(t.name)->data, t.bytes), 0) << t.name << ": the teacher stays frozen";
+  }
+  fs::remove_all(dir);
+}
+
+// A run stopped after 2 steps and resumed from its checkpoint writes the same file as 4 steps in a
+// row (distillation with attention trained: the optimizer state of both parameter groups, the
+// sampler and the teacher's frozen attention all have to come back).
+TEST(ExpertFinetune, ResumeGivesTheSameFileAsAnUninterruptedRun) {
+  auto dir = temp_dir("resume");
+  write_readme_dir(dir / "in", true, "", /*refit=*/true);
+  write_tokens(dir / "tokens.safetensors", 8, 20);
+  auto o = tiny(dir / "in", dir / "tokens.safetensors", dir / "straight");
+  o.steps = 4;
+  o.teacher = "dense";
+  o.kl_weight = 0.7;
+  o.train_attention = true;
+  o.eval_every = 1;
+  o.curve = (dir / "straight.csv").string();
+  auto straight = finetune_experts(o);
+  EXPECT_FALSE(fs::exists(dir / "straight.ckpt")) << "the checkpoint goes once the output is written";
+
+  o.out = (dir / "resumed").string();
+  o.curve = (dir / "resumed.csv").string();
+  o.checkpoint_every = 1;
+  o.stop_after = 2;
+  auto first = finetune_experts(o);
+  EXPECT_TRUE(first.stopped);
+  EXPECT_FALSE(fs::exists(dir / "resumed"));
+  ASSERT_TRUE(fs::exists(dir / "resumed.ckpt"));
+  // Starting over on top of a checkpoint is refused; so is resuming with other options.
+  o.stop_after = 0;
+  try {
+    finetune_experts(o);
+    ADD_FAILURE() << "a fresh run over an existing checkpoint";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--resume"), std::string::npos) << e.what();
+  }
+  o.resume = true;
+  auto other = o;
+  other.lr = 2e-2;
+  try {
+    finetune_experts(other);
+    ADD_FAILURE() << "resumed with another --lr";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--lr"), std::string::npos) << e.what();
+  }
+  // A row past the checkpoint (as if the first run had died after an eval) is dropped on resume.
+  std::ofstream(o.curve, std::ios::app) << "3,999,1,1,1,1\n";
+  auto second = finetune_experts(o);
+  EXPECT_EQ(second.resumed_from, 2);
+  EXPECT_FALSE(second.stopped);
+  EXPECT_EQ(read_bytes(dir / "straight" / "model.safetensors"), read_bytes(dir / "resumed" / "model.safetensors"));
+  EXPECT_EQ(second.loss, straight.loss);
+  EXPECT_EQ(second.train_tokens, straight.train_tokens);
+  EXPECT_EQ(second.eval_kl_after, straight.eval_kl_after);
+  EXPECT_EQ(second.eval_loss_before, straight.eval_loss_before);
+  EXPECT_FALSE(fs::exists(dir / "resumed.ckpt"));
+  // The curves agree but for the seconds column.
+  auto strip_seconds = [](const std::string& text) {
+    std::istringstream in(text);
+    std::string line, out;
+    while (std::getline(in, line)) out += line.substr(0, line.rfind(',')) + "\n";
+    return out;
+  };
+  EXPECT_EQ(strip_seconds(read_bytes(dir / "straight.csv")), strip_seconds(read_bytes(dir / "resumed.csv")));
   fs::remove_all(dir);
 }
 
@@ -320,9 +525,58 @@ TEST(ExpertFinetune, BadInputIsAnErrorAndLeavesNothing) {
   expect_error(tiny(dir / "broken", dir / "tokens.safetensors", dir / "out"), "gate_proj_1");
   expect_error(tiny(dir / "in", dir / "missing.safetensors", dir / "out"), "missing.safetensors");
   expect_error(tiny(dir / "in", dir / "tokens.safetensors", dir / "in"), "already exists");
+  auto distil = tiny(dir / "in", dir / "tokens.safetensors", dir / "out");
+  distil.teacher = "dense";  // "in" has no dense FFN
+  expect_error(distil, "no dense FFN");
+  distil.teacher = "big";
+  expect_error(distil, "--teacher");
+  distil.teacher = "none";
+  distil.kl_weight = 1.5;
+  expect_error(distil, "--kl-weight");
+  auto resume = tiny(dir / "in", dir / "tokens.safetensors", dir / "out");
+  resume.resume = true;
+  expect_error(resume, "no checkpoint");
+  resume.resume = false;
+  resume.stop_after = 40;
+  expect_error(resume, "--stop-after");
   EXPECT_FALSE(fs::exists(dir / "out"));
   for (const auto& entry : fs::directory_iterator(dir))
     EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos) << entry.path();
+  fs::remove_all(dir);
+}
+
+TEST(ExpertTrainCli, DistillationJsonCurveAndErrors) {
+  auto dir = temp_dir("cli");
+  write_readme_dir(dir / "dense", true, "", /*refit=*/true);
+  write_readme_dir(dir / "experts_only", false);
+  write_tokens(dir / "tokens.safetensors", 8, 20);
+  const std::string bin = LOOKAHEAD_TRAIN_BINARY;
+  auto run = [&](const std::string& args) {
+    const std::string cmd = bin + " experts --data " + (dir / "tokens.safetensors").string() + " --seq-len 16 --batch 2 " + args +
+                            " > " + (dir / "stdout").string() + " 2> " + (dir / "stderr").string();
+    return std::system(cmd.c_str());
+  };
+  const std::string out = (dir / "out").string(), curve = (dir / "curve.csv").string();
+  EXPECT_NE(run("--model " + (dir / "experts_only").string() + " --out " + out + " --teacher dense"), 0);
+  EXPECT_NE(read_bytes(dir / "stderr").find("no dense FFN"), std::string::npos) << read_bytes(dir / "stderr");
+  EXPECT_NE(run("--model " + (dir / "dense").string() + " --out " + out + " --resume"), 0);
+  EXPECT_NE(read_bytes(dir / "stderr").find("out.ckpt"), std::string::npos) << read_bytes(dir / "stderr");
+  ASSERT_EQ(run("--model " + (dir / "dense").string() + " --out " + out +
+                " --steps 3 --stop-after 2 --teacher dense --kl-weight 0.5 --curve " + curve + " --eval-every 1"),
+            0);
+  EXPECT_NE(read_bytes(dir / "stdout").find("--resume"), std::string::npos) << read_bytes(dir / "stdout");
+  ASSERT_EQ(run("--model " + (dir / "dense").string() + " --out " + out +
+                " --steps 3 --teacher dense --kl-weight 0.5 --curve " + curve + " --eval-every 1 --resume --json"),
+            0);
+  const auto j = nlohmann::json::parse(read_bytes(dir / "stdout"));
+  EXPECT_EQ(j.at("resumed_from"), 2);
+  EXPECT_EQ(j.at("teacher"), "dense");
+  EXPECT_EQ(j.at("loss").size(), 3u);
+  EXPECT_EQ(j.at("curve").size(), 1u);  // this run's rows
+  EXPECT_TRUE(j.at("eval_kl_after").is_number());
+  EXPECT_TRUE(fs::exists(dir / "out" / "model.safetensors"));
+  const std::string rows = read_bytes(curve);
+  EXPECT_EQ(std::count(rows.begin(), rows.end(), '\n'), 5);  // header + steps 0..3
   fs::remove_all(dir);
 }
 
