@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "cli/moe_reconstruction_flags.h"
 #include "common/error.h"
 #include "moe/format/convert.h"
 #include "moe/kernels/matmul.h"
@@ -21,6 +22,7 @@ struct PruneCommandOptions {
   std::string domains, dtype = "f16";
   int32_t width = 0;
   int threads = 0;
+  lookahead::cli::ReconstructionFlags reconstruction;
 };
 
 void run_prune(PruneCommandOptions o) {
@@ -33,11 +35,15 @@ void run_prune(PruneCommandOptions o) {
   const auto type = parse_convert_type(o.dtype);
   if (!type) lookahead::fail("--dtype '{}' must be f16, bf16, f32, q8_0, q4_0 or q4_1", o.dtype);
   o.r.dtype = *type;
+  o.reconstruction.apply(o.r);
   const PruneSummary s = prune_to_dense(o.r, o.width);
   fmt::print("{}: dense model with FFN width {} ({} calibration tokens)\n", o.r.out, s.width, s.stats_tokens);
   if (o.r.reconstruct == "lsq")
-    fmt::print("  FFN output error on the calibration tokens: {:.1f}% cut -> {:.1f}% reconstructed\n", 100 * s.error_cut,
-               100 * s.error_fit);
+    fmt::print("  FFN output error (mean over layers): fit tokens {:.1f}% cut -> {:.1f}% reconstructed{}\n", 100 * s.error_cut,
+               100 * s.error_fit,
+               o.r.ridge < 0 ? fmt::format("; validation tokens {:.1f}% -> {:.1f}%, median ridge {}",
+                                           100 * s.validation_error_cut, 100 * s.validation_error_fit, s.ridge)
+                             : "");
 }
 
 const bool registered = lookahead::cli::register_command(
@@ -56,9 +62,7 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--width", o->width, "FFN neurons kept per layer (0 = from --keep)")->capture_default_str();
        cmd.add_option("--ctx", r.ctx, "tokens per forward window for statistics")->capture_default_str();
        cmd.add_option("--stats-tokens", r.stats_tokens, "calibration tokens per domain")->capture_default_str();
-       cmd.add_option("--reconstruct", r.reconstruct, "lsq (refit down_proj on all domains' calibration tokens) or none")
-           ->capture_default_str();
-       cmd.add_option("--ridge", r.ridge, "ridge of the reconstruction (relative)")->capture_default_str();
+       lookahead::cli::add_reconstruction_flags(cmd, r, o->reconstruction, "all domains' calibration tokens");
        cmd.add_option("--dtype", o->dtype, "weight type: f16, bf16, f32, q8_0, q4_0, q4_1")->capture_default_str();
        cmd.add_option("--threads,-t", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
        cmd.callback([o] { run_prune(*o); });

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "cli/moe_reconstruction_flags.h"
 #include "common/error.h"
 #include "moe/format/convert.h"
 #include "moe/kernels/matmul.h"
@@ -33,6 +34,7 @@ struct RefactorCommandOptions {
   uint64_t seed = 0;
   int threads = 0;
   bool no_dense_ffn = false;
+  lookahead::cli::ReconstructionFlags reconstruction;
 };
 
 // lookahead-train next to this binary, else $LOOKAHEAD_TRAIN, else on PATH.
@@ -74,6 +76,7 @@ void run_refactor(RefactorCommandOptions o) {
   if (!type) lookahead::fail("--dtype '{}' must be f16, bf16, f32, q8_0, q4_0 or q4_1", o.dtype);
   o.r.dtype = *type;
   o.r.dense_ffn = !o.no_dense_ffn;
+  o.reconstruction.apply(o.r);
   if (o.mlp != "silu" && o.mlp != "swiglu") lookahead::fail("--router-mlp '{}' must be silu or swiglu", o.mlp);
   o.r.router.swiglu = o.mlp == "swiglu";
   const int32_t hd = o.r.router.n_head > 0 ? o.r.router.d_model / o.r.router.n_head : 0;
@@ -105,11 +108,18 @@ void run_refactor(RefactorCommandOptions o) {
   for (double p : s.permanent_share) perm += p;
   fmt::print("  permanent expert: {:.1f}% of FFN neurons (mean over layers)\n", 100 * perm / s.permanent_share.size());
   for (size_t e = 0; e < s.experts.size(); ++e)
-    fmt::print("  expert {} {:12} {:.1f}% of FFN neurons{}\n", e, s.experts[e], 100 * s.expert_share[e],
-               s.error_fit.empty() ? ""
-                                   : fmt::format("; FFN output error on its calibration tokens {:.1f}% cut -> {:.1f}% "
-                                                 "reconstructed",
-                                                 100 * s.error_cut[e], 100 * s.error_fit[e]));
+    fmt::print("  expert {} {:12} {:.1f}% of FFN neurons\n", e, s.experts[e], 100 * s.expert_share[e]);
+  if (!s.error_fit.empty()) {
+    fmt::print("  FFN output error, cut -> reconstructed (mean over layers; fit tokens{}):\n",
+               o.r.ridge < 0 ? " | validation tokens, median ridge" : "");
+    for (size_t e = 0; e < s.experts.size(); ++e) {
+      fmt::print("    {:12} {:5.1f}% -> {:5.1f}% reconstructed", s.experts[e], 100 * s.error_cut[e], 100 * s.error_fit[e]);
+      if (o.r.ridge < 0)
+        fmt::print(" | {:5.1f}% -> {:5.1f}%, ridge {}", 100 * s.validation_error_cut[e], 100 * s.validation_error_fit[e],
+                   s.ridge[e]);
+      fmt::print("\n");
+    }
+  }
 }
 
 const bool registered = lookahead::cli::register_command(
@@ -141,11 +151,7 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--router-mlp", o->mlp, "router MLP: silu (released code) or swiglu (paper)")->capture_default_str();
        cmd.add_option("--dtype", o->dtype, "weight type of the export: f16, bf16, f32, or GGML blocks q8_0, q4_0, q4_1 (experts are then "
                       "rounded up to whole 32-neuron blocks with their next most active neurons)")->capture_default_str();
-       cmd.add_option("--reconstruct", r.reconstruct, "expert reconstruction: lsq (refit each expert's down_proj by ridge least "
-                      "squares to the dense FFN's output on its domain's calibration tokens) or none (the dense columns)")
-           ->capture_default_str();
-       cmd.add_option("--ridge", r.ridge, "ridge of the reconstruction, relative to the mean diagonal of the kept "
-                      "neurons' Gram matrix")->capture_default_str();
+       lookahead::cli::add_reconstruction_flags(cmd, r, o->reconstruction, "its domain's calibration tokens");
        cmd.add_flag("--no-dense-ffn", o->no_dense_ffn, "leave the dense FFN out (then --route dense is unavailable)");
        cmd.add_option("--seed", o->seed, "router training seed")->capture_default_str();
        cmd.add_option("--threads,-t", o->threads, "CPU threads (0 = all cores)")->capture_default_str();

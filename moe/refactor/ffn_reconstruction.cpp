@@ -1,12 +1,14 @@
 #include "moe/refactor/ffn_reconstruction.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <cmath>
 
 #include "common/error.h"
 #include "common/progress.h"
 #include "moe/format/model_source.h"
+#include "moe/kernels/matmul.h"
 #include "moe/kernels/quantize.h"
 #include "moe/model/ffn_hook.h"
 
@@ -27,20 +29,33 @@ void FfnGram::add(const FfnGram& other) {
 
 namespace {
 
-// G_l += A^T A for each forward chunk's activations A [n_tokens][n_ff]: a float SYRK per chunk
-// (at most ctx tokens, so float loses nothing that matters), summed into the double Gram.
+// G_l += A^T A for each forward chunk's activations A [n_tokens][n_ff]. The engine's threading
+// (moe/kernels/matmul.cpp, matmul_blas): our OpenMP threads split G's rows and each calls a
+// single-threaded sgemm on its share (float over at most ctx tokens loses nothing that matters),
+// then adds it into the double Gram; OpenBLAS's own threads would fight OpenMP's spinning workers.
 class GramRecorder : public FfnHook {
  public:
-  explicit GramRecorder(FfnGram& gram)
-      : gram_(gram), chunk_(static_cast<size_t>(gram.n_ff) * gram.n_ff) {}
+  explicit GramRecorder(FfnGram& gram) : gram_(gram), chunk_(static_cast<size_t>(gram.n_ff) * gram.n_ff) {}
 
   void on_ffn_activation(int layer, const float* a, int64_t n_tokens, int64_t n_ff) override {
     LOOKAHEAD_CHECK(layer >= 0 && layer < gram_.n_layer && n_ff == gram_.n_ff);
-    const int n = static_cast<int>(n_ff);
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, static_cast<int>(n_tokens), 1.0f, a, n, 0.0f, chunk_.data(), n);
+    openblas_set_num_threads(1);
+    const int n = static_cast<int>(n_ff), nt = kernel_threads();
+    const int64_t per_thread = (n_ff + nt - 1) / nt;
     double* g = gram_.layer(layer);
-    for (int i = 0; i < n; ++i)
-      for (int j = i; j < n; ++j) g[static_cast<size_t>(i) * n + j] += chunk_[static_cast<size_t>(i) * n + j];
+#pragma omp parallel num_threads(nt)
+    {
+      const int64_t begin = std::min<int64_t>(n_ff, omp_get_thread_num() * per_thread);
+      const int64_t end = std::min<int64_t>(n_ff, begin + per_thread);
+      if (end > begin) {
+        // chunk[begin:end, :] = A[:, begin:end]^T A
+        float* c = chunk_.data() + begin * n_ff;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(end - begin), n, static_cast<int>(n_tokens),
+                    1.0f, a + begin, n, a, n, 0.0f, c, n);
+        double* gr = g + begin * n_ff;
+        for (int64_t i = 0; i < (end - begin) * n_ff; ++i) gr[i] += c[i];
+      }
+    }
   }
 
  private:
@@ -48,24 +63,30 @@ class GramRecorder : public FfnHook {
   std::vector<float> chunk_;
 };
 
-// Fills the lower triangle from the upper one.
-void symmetrize(double* g, int64_t n) {
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < i; ++j) g[i * n + j] = g[j * n + i];
-}
-
 }  // namespace
 
-FfnGram collect_ffn_gram(const LlamaModel& model, const CorpusDomain& domain, const GramOptions& o) {
+ReconstructionTokens reconstruction_tokens(const Tokenizer& tokenizer, const CorpusDomain& domain, int64_t fit_tokens,
+                                           int64_t validation_tokens, int64_t min_tokens) {
+  if (fit_tokens < 1 || validation_tokens < 0) fail("reconstruction token counts must be positive");
+  std::vector<int32_t> ids = tokenize_prefix(tokenizer, read_text_file(domain.path), fit_tokens + validation_tokens);
+  const auto have = static_cast<int64_t>(ids.size());
+  const int64_t held = have >= fit_tokens + validation_tokens ? validation_tokens : std::min(validation_tokens, have / 4);
+  ReconstructionTokens t;
+  t.fit.assign(ids.begin(), ids.begin() + std::min(fit_tokens, have - held));
+  t.validation.assign(ids.end() - held, ids.end());
+  if (static_cast<int64_t>(t.fit.size()) < min_tokens)
+    fail("corpus domain '{}' ({}): {} tokens to fit on, expert reconstruction needs at least {} (or use --reconstruct none)",
+         domain.name, domain.path, t.fit.size(), min_tokens);
+  return t;
+}
+
+FfnGram collect_ffn_gram(const LlamaModel& model, const std::vector<int32_t>& ids, const std::string& name,
+                         const GramOptions& o) {
   if (o.ctx < 2) fail("--ctx must be at least 2 (got {})", o.ctx);
   const LlamaHparams& hp = model.hparams();
   const Tokenizer& tokenizer = model.source().tokenizer();
   const std::vector<int32_t> prefix = tokenizer.encode("", /*add_special=*/true, /*parse_special=*/false);
   if (static_cast<int64_t>(prefix.size()) >= o.ctx) fail("--ctx {} leaves no room for text", o.ctx);
-  const std::vector<int32_t> ids = tokenize_prefix(tokenizer, read_text_file(domain.path), o.tokens);
-  if (static_cast<int64_t>(ids.size()) < o.min_tokens)
-    fail("corpus domain '{}' ({}): {} tokens, expert reconstruction needs at least {} (or use --reconstruct none)",
-         domain.name, domain.path, ids.size(), o.min_tokens);
 
   FfnGram gram(hp.n_layer, hp.n_ff);
   ContextOptions copt;
@@ -74,9 +95,10 @@ FfnGram collect_ffn_gram(const LlamaModel& model, const CorpusDomain& domain, co
   LlamaContext ctx(model, copt);
   GramRecorder recorder(gram);
   ctx.set_ffn_hook(&recorder);
-  ProgressBar progress("gram " + domain.name, static_cast<uint64_t>(o.tokens), o.progress);
+  const auto total = static_cast<int64_t>(ids.size());
+  ProgressBar progress("gram " + name, static_cast<uint64_t>(total), o.progress);
   int64_t used = 0;
-  for_each_window(ids, prefix, o.ctx, o.tokens, [&](const std::vector<int32_t>& window, int64_t n) {
+  for_each_window(ids, prefix, o.ctx, total, [&](const std::vector<int32_t>& window, int64_t n) {
     ctx.truncate(0);
     ctx.forward(window.data(), static_cast<int64_t>(window.size()));
     gram.tokens += static_cast<int64_t>(window.size());
@@ -84,60 +106,56 @@ FfnGram collect_ffn_gram(const LlamaModel& model, const CorpusDomain& domain, co
     progress.set(static_cast<uint64_t>(used));
   });
   progress.finish();
-  for (int l = 0; l < hp.n_layer; ++l) symmetrize(gram.layer(l), hp.n_ff);
   return gram;
 }
 
-DownFit fit_down_proj(const float* w_down, int64_t d, int64_t n_ff, const double* gram,
-                      const std::vector<int32_t>& neurons, double ridge, const std::string& what) {
-  const auto s = static_cast<int64_t>(neurons.size());
-  if (s == 0) fail("{}: no neurons to fit", what);
-  if (!(ridge >= 0) || !std::isfinite(ridge)) fail("{}: ridge must be finite and >= 0 (got {})", what, ridge);
-  for (int32_t j : neurons)
-    if (j < 0 || j >= n_ff) fail("{}: neuron {} outside [0, {})", what, j, n_ff);
+namespace {
 
-  std::vector<double> w(static_cast<size_t>(d * n_ff));
-  for (size_t i = 0; i < w.size(); ++i) w[i] = w_down[i];
-  // G[:, S] [n_ff][s] and G_SS [s][s].
-  std::vector<double> g_colS(static_cast<size_t>(n_ff * s)), g_ss(static_cast<size_t>(s * s));
-  for (int64_t j = 0; j < n_ff; ++j)
-    for (int64_t i = 0; i < s; ++i) g_colS[static_cast<size_t>(j * s + i)] = gram[j * n_ff + neurons[static_cast<size_t>(i)]];
-  for (int64_t a = 0; a < s; ++a)
-    for (int64_t b = 0; b < s; ++b)
-      g_ss[static_cast<size_t>(a * s + b)] = g_colS[static_cast<size_t>(neurons[static_cast<size_t>(a)] * s + b)];
-  double trace = 0;
-  for (int64_t a = 0; a < s; ++a) trace += g_ss[static_cast<size_t>(a * s + a)];
-  if (!(trace > 0)) fail("{}: the kept neurons never activate on the calibration tokens (trace of G_SS is {})", what, trace);
+// The pieces of the relative output error ||Y - V A_S||^2 / ||Y||^2 on the tokens of one Gram G,
+// with Y = W A: ||Y||^2 = sum_r W[r] G W[r]^T, and for any V: ||Y||^2 - 2 <V, R> + <V G_SS, V>,
+// R = W G[:, S] [d][s]. R read column-major is also the s x d right-hand side B of the normal
+// equations (G_SS + lambda I) X = B, and X read row-major is V [d][s].
+struct OutputError {
+  int64_t d = 0, s = 0;
+  double y2 = 0, trace = 0;   // ||Y||^2 and trace(G_SS)
+  std::vector<double> r, g_ss;
 
-  // R = W G[:, S]  [d][s]: row r is (G_S: W^T)[:, r], i.e. R read column-major is the s x d
-  // right-hand side B of (G_SS + lambda I) X = B, and X read row-major is V [d][s].
-  std::vector<double> r(static_cast<size_t>(d * s));
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(d), static_cast<int>(s), static_cast<int>(n_ff), 1.0,
-              w.data(), static_cast<int>(n_ff), g_colS.data(), static_cast<int>(s), 0.0, r.data(), static_cast<int>(s));
+  OutputError(const std::vector<double>& w, int64_t d_, int64_t n_ff, const double* gram, const std::vector<int32_t>& neurons)
+      : d(d_), s(static_cast<int64_t>(neurons.size())) {
+    std::vector<double> g_colS(static_cast<size_t>(n_ff * s));  // G[:, S]
+    for (int64_t j = 0; j < n_ff; ++j)
+      for (int64_t i = 0; i < s; ++i) g_colS[static_cast<size_t>(j * s + i)] = gram[j * n_ff + neurons[static_cast<size_t>(i)]];
+    g_ss.resize(static_cast<size_t>(s * s));
+    for (int64_t a = 0; a < s; ++a)
+      for (int64_t b = 0; b < s; ++b)
+        g_ss[static_cast<size_t>(a * s + b)] = g_colS[static_cast<size_t>(neurons[static_cast<size_t>(a)] * s + b)];
+    for (int64_t a = 0; a < s; ++a) trace += g_ss[static_cast<size_t>(a * s + a)];
+    r.resize(static_cast<size_t>(d * s));
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(d), static_cast<int>(s), static_cast<int>(n_ff),
+                1.0, w.data(), static_cast<int>(n_ff), g_colS.data(), static_cast<int>(s), 0.0, r.data(), static_cast<int>(s));
+    std::vector<double> wg(static_cast<size_t>(d * n_ff));
+    cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, static_cast<int>(d), static_cast<int>(n_ff), 1.0, gram,
+                static_cast<int>(n_ff), w.data(), static_cast<int>(n_ff), 0.0, wg.data(), static_cast<int>(n_ff));
+    for (size_t i = 0; i < w.size(); ++i) y2 += wg[i] * w[i];
+  }
 
-  // ||Y||^2 = sum_r W[r] G W[r]^T, and the error of any V: ||Y||^2 - 2 <V, R> + <V G_SS, V>.
-  std::vector<double> wg(static_cast<size_t>(d * n_ff));
-  cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, static_cast<int>(d), static_cast<int>(n_ff), 1.0, gram,
-              static_cast<int>(n_ff), w.data(), static_cast<int>(n_ff), 0.0, wg.data(), static_cast<int>(n_ff));
-  double y2 = 0;
-  for (size_t i = 0; i < w.size(); ++i) y2 += wg[i] * w[i];
-  auto relative_error = [&](const std::vector<double>& v) {
+  double relative(const std::vector<double>& v) const {
     std::vector<double> vg(static_cast<size_t>(d * s));
     cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, static_cast<int>(d), static_cast<int>(s), 1.0, g_ss.data(),
                 static_cast<int>(s), v.data(), static_cast<int>(s), 0.0, vg.data(), static_cast<int>(s));
     double cross = 0, quad = 0;
     for (size_t i = 0; i < v.size(); ++i) cross += v[i] * r[i], quad += vg[i] * v[i];
     return y2 > 0 ? std::max(0.0, (y2 - 2 * cross + quad) / y2) : 0.0;
-  };
+  }
+};
 
-  std::vector<double> cut(static_cast<size_t>(d * s));
-  for (int64_t row = 0; row < d; ++row)
-    for (int64_t i = 0; i < s; ++i) cut[static_cast<size_t>(row * s + i)] = w[static_cast<size_t>(row * n_ff + neurons[static_cast<size_t>(i)])];
-
-  std::vector<double> a = g_ss, x = r;
-  const double lambda = ridge * trace / static_cast<double>(s);
+// V = ((G_SS + ridge * tr(G_SS) / s * I)^-1 R^T)^T by Cholesky.
+std::vector<double> solve_ridge(const OutputError& fit, double ridge, const std::string& what) {
+  const int64_t s = fit.s;
+  std::vector<double> a = fit.g_ss, x = fit.r;
+  const double lambda = ridge * fit.trace / static_cast<double>(s);
   for (int64_t i = 0; i < s; ++i) a[static_cast<size_t>(i * s + i)] += lambda;
-  const int n = static_cast<int>(s), nrhs = static_cast<int>(d);
+  const int n = static_cast<int>(s), nrhs = static_cast<int>(fit.d);
   int info = 0;
   dposv_("U", &n, &nrhs, a.data(), &n, x.data(), &n, &info);
   if (info != 0)
@@ -145,10 +163,57 @@ DownFit fit_down_proj(const float* w_down, int64_t d, int64_t n_ff, const double
          "calibration tokens", what, info);
   for (double v : x)
     if (!std::isfinite(v)) fail("{}: the least-squares solution is not finite; raise the ridge", what);
+  return x;
+}
+
+}  // namespace
+
+DownFit fit_down_proj(const float* w_down, int64_t d, int64_t n_ff, const double* gram,
+                      const std::vector<int32_t>& neurons, double ridge, const std::string& what) {
+  return fit_down_proj(w_down, d, n_ff, gram, neurons, std::vector<double>{ridge}, nullptr, what);
+}
+
+DownFit fit_down_proj(const float* w_down, int64_t d, int64_t n_ff, const double* gram,
+                      const std::vector<int32_t>& neurons, const std::vector<double>& ridges, const double* validation,
+                      const std::string& what) {
+  const auto s = static_cast<int64_t>(neurons.size());
+  if (s == 0) fail("{}: no neurons to fit", what);
+  if (ridges.empty()) fail("{}: no ridge to fit with", what);
+  if (ridges.size() > 1 && !validation) fail("{}: choosing among {} ridges needs validation tokens", what, ridges.size());
+  for (double ridge : ridges)
+    if (!(ridge >= 0) || !std::isfinite(ridge)) fail("{}: ridge must be finite and >= 0 (got {})", what, ridge);
+  for (int32_t j : neurons)
+    if (j < 0 || j >= n_ff) fail("{}: neuron {} outside [0, {})", what, j, n_ff);
+
+  // No OpenMP region runs here, so OpenBLAS may use every kernel thread (the forward pass sets it to 1).
+  openblas_set_num_threads(kernel_threads());
+  std::vector<double> w(static_cast<size_t>(d * n_ff));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = w_down[i];
+  const OutputError calib(w, d, n_ff, gram, neurons);
+  if (!(calib.trace > 0))
+    fail("{}: the kept neurons never activate on the calibration tokens (trace of G_SS is {})", what, calib.trace);
+  std::vector<double> cut(static_cast<size_t>(d * s));
+  for (int64_t row = 0; row < d; ++row)
+    for (int64_t i = 0; i < s; ++i) cut[static_cast<size_t>(row * s + i)] = w[static_cast<size_t>(row * n_ff + neurons[static_cast<size_t>(i)])];
 
   DownFit fit;
-  fit.error_cut = relative_error(cut);
-  fit.error_fit = relative_error(x);
+  fit.error_cut = calib.relative(cut);
+  if (validation) {
+    const OutputError held(w, d, n_ff, validation, neurons);
+    fit.validation_error_cut = held.relative(cut);
+    std::vector<double> best;
+    for (double ridge : ridges) {
+      std::vector<double> x = solve_ridge(calib, ridge, what);
+      const double e = held.relative(x);
+      if (best.empty() || e < fit.validation_error_fit) fit.validation_error_fit = e, fit.ridge = ridge, best = std::move(x);
+    }
+    fit.error_fit = calib.relative(best);
+    fit.down.assign(best.begin(), best.end());
+    return fit;
+  }
+  const std::vector<double> x = solve_ridge(calib, ridges[0], what);
+  fit.ridge = ridges[0];
+  fit.error_fit = calib.relative(x);
   fit.down.assign(x.begin(), x.end());
   return fit;
 }

@@ -15,9 +15,9 @@
 //
 // Contract:
 //   - FfnGram holds G for every layer (double, both triangles) and the token count.
-//   - collect_ffn_gram() runs the dense model over `domain`'s text in the same windows as the
-//     activation statistics (activation_stats.h) and throws lookahead::Error when the text has
-//     fewer than `min_tokens` tokens.
+//   - collect_ffn_gram() runs the dense model over token ids in the same windows as the activation
+//     statistics (activation_stats.h); reconstruction_tokens() splits a domain's calibration text
+//     into fit and validation tokens and throws lookahead::Error when too few are left to fit on.
 //   - fit_down_proj() returns V [d][|S|] (row-major, d = rows of W_down) and the relative output
 //     error ||Y - Y_hat||^2 / ||Y||^2 on the Gram's tokens both for the cut (V = W_down[:, S]) and
 //     for the fit. Throws lookahead::Error (naming `what`) if G_SS + lambda I is not positive
@@ -45,24 +45,48 @@ struct FfnGram {
   void add(const FfnGram& other);
 };
 
+// A domain's calibration text for reconstruction: the first `fit_tokens` tokens to fit on and the
+// next `validation_tokens` to choose the ridge on. A domain with fewer tokens keeps a quarter of
+// them (at most validation_tokens) for validation; fewer than `min_tokens` to fit on is an error.
+struct ReconstructionTokens {
+  std::vector<int32_t> fit, validation;
+};
+ReconstructionTokens reconstruction_tokens(const Tokenizer& tokenizer, const CorpusDomain& domain, int64_t fit_tokens,
+                                           int64_t validation_tokens, int64_t min_tokens = 64);
+
 struct GramOptions {
   int64_t ctx = 512;
-  int64_t tokens = 8192;     // at most this many text tokens of the domain
-  int64_t min_tokens = 64;   // fewer is an error: the fit would rest on the ridge alone
   bool progress = true;
 };
 
-FfnGram collect_ffn_gram(const LlamaModel& model, const CorpusDomain& domain, const GramOptions& options);
+// G over `ids` (text tokens, no specials), run in windows of ctx tokens like the activation
+// statistics; `name` labels the progress bar.
+FfnGram collect_ffn_gram(const LlamaModel& model, const std::vector<int32_t>& ids, const std::string& name,
+                         const GramOptions& options);
 
 struct DownFit {
   std::vector<float> down;     // [d][|S|]
-  double error_cut = 0;        // relative output error of W_down[:, S]
-  double error_fit = 0;        // relative output error of `down`
+  double ridge = 0;            // the ridge `down` was solved with
+  double error_cut = 0;        // relative output error of W_down[:, S] on the calibration tokens
+  double error_fit = 0;        // relative output error of `down` on the calibration tokens
+  double validation_error_cut = 0, validation_error_fit = 0;  // the same on validation tokens (when given)
 };
 
 // w_down: the dense down projection, row-major [d][n_ff]; gram: G of one layer [n_ff][n_ff].
 DownFit fit_down_proj(const float* w_down, int64_t d, int64_t n_ff, const double* gram,
                       const std::vector<int32_t>& neurons, double ridge, const std::string& what);
+// Ridge chosen by validation: solves with every ridge in `ridges` on `gram` and keeps the solution
+// with the least output error on the tokens of `validation` (a Gram of other tokens, same layer).
+// With a single ridge, validation may be nullptr.
+DownFit fit_down_proj(const float* w_down, int64_t d, int64_t n_ff, const double* gram,
+                      const std::vector<int32_t>& neurons, const std::vector<double>& ridges, const double* validation,
+                      const std::string& what);
+
+// The ridges `--ridge auto` tries (relative to the mean diagonal of G_SS).
+inline const std::vector<double>& auto_ridges() {
+  static const std::vector<double> r = {1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0};
+  return r;
+}
 
 // The dense FFN's down projection of `layer` widened to f32, row-major [n_embd][n_ff].
 std::vector<float> dense_down_proj(const class ModelSource& source, int layer);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -48,35 +49,88 @@ ActivationStats statistics_for(const LlamaModel& model, const std::vector<Corpus
   return stats;
 }
 
-// Refits every (layer, expert)'s down_proj (ffn_reconstruction.h), one domain's Gram at a time so
-// at most one domain's n_layer x n_ff^2 doubles are held. Fills the per-expert mean relative errors.
+void check_reconstruction_options(const RefactorOptions& o) {
+  if (o.reconstruct != "lsq" && o.reconstruct != "none") fail("--reconstruct '{}' must be lsq or none", o.reconstruct);
+  if (!std::isfinite(o.ridge)) fail("--ridge must be finite (got {})", o.ridge);
+  if (o.reconstruct_tokens < 1) fail("--reconstruct-tokens must be positive (got {})", o.reconstruct_tokens);
+  if (o.validation_tokens < 1) fail("--validation-tokens must be positive (got {})", o.validation_tokens);
+}
+
+// Per-(layer, expert) down_proj fits of one kind of FFN: what the summary reports.
+struct FitReport {
+  double error_cut = 0, error_fit = 0, validation_error_cut = 0, validation_error_fit = 0;
+  std::vector<double> ridges;
+  void add(const DownFit& f, int n_layer) {
+    error_cut += f.error_cut / n_layer, error_fit += f.error_fit / n_layer;
+    validation_error_cut += f.validation_error_cut / n_layer, validation_error_fit += f.validation_error_fit / n_layer;
+    ridges.push_back(f.ridge);
+  }
+  double median_ridge() {
+    std::sort(ridges.begin(), ridges.end());
+    return ridges.empty() ? 0 : ridges[ridges.size() / 2];
+  }
+};
+
+// The Grams of `domains`' calibration text, summed: the fit tokens' and the validation tokens'.
+std::pair<FfnGram, FfnGram> reconstruction_grams(const LlamaModel& model, const std::vector<CorpusDomain>& domains,
+                                                 const RefactorOptions& o) {
+  GramOptions go;
+  go.ctx = o.ctx;
+  go.progress = o.progress;
+  const bool validate = o.ridge < 0;
+  std::pair<FfnGram, FfnGram> g;
+  for (size_t d = 0; d < domains.size(); ++d) {
+    const ReconstructionTokens t = reconstruction_tokens(model.source().tokenizer(), domains[d], o.reconstruct_tokens,
+                                                         validate ? o.validation_tokens : 0);
+    if (validate && t.validation.empty())
+      fail("corpus domain '{}' ({}): no calibration tokens left to choose the ridge on; give --ridge R", domains[d].name,
+           domains[d].path);
+    FfnGram fit = collect_ffn_gram(model, t.fit, domains[d].name, go);
+    FfnGram held = validate ? collect_ffn_gram(model, t.validation, domains[d].name + " (validation)", go) : FfnGram();
+    if (d == 0) {
+      g = {std::move(fit), std::move(held)};
+    } else {
+      g.first.add(fit);
+      if (validate) g.second.add(held);
+    }
+  }
+  return g;
+}
+
+DownFit fit_layer(const LlamaModel& model, const std::pair<FfnGram, FfnGram>& grams, int l, const std::vector<float>& dense,
+                  const std::vector<int32_t>& neurons, const RefactorOptions& o, const std::string& what) {
+  const LlamaHparams& hp = model.hparams();
+  if (o.ridge >= 0) return fit_down_proj(dense.data(), hp.n_embd, hp.n_ff, grams.first.layer(l), neurons, o.ridge, what);
+  return fit_down_proj(dense.data(), hp.n_embd, hp.n_ff, grams.first.layer(l), neurons, auto_ridges(), grams.second.layer(l),
+                       what);
+}
+
+// Refits every (layer, expert)'s down_proj (ffn_reconstruction.h) on its own domain's calibration
+// tokens, one domain's Grams at a time so at most two n_layer x n_ff^2 double arrays are held.
 ExpertDownProjs reconstruct_experts(const LlamaModel& model, const std::vector<CorpusDomain>& calibration,
-                                    const ExpertSets& sets, const RefactorOptions& o, std::vector<double>& error_cut,
-                                    std::vector<double>& error_fit) {
+                                    const ExpertSets& sets, const RefactorOptions& o, RefactorSummary& summary) {
   const LlamaHparams& hp = model.hparams();
   const size_t n_expert = sets.experts.size();
   ExpertDownProjs down(static_cast<size_t>(hp.n_layer), std::vector<std::vector<float>>(n_expert));
   std::vector<std::vector<float>> dense(static_cast<size_t>(hp.n_layer));
   for (int l = 0; l < hp.n_layer; ++l) dense[static_cast<size_t>(l)] = dense_down_proj(model.source(), l);
-  error_cut.assign(n_expert, 0.0);
-  error_fit.assign(n_expert, 0.0);
-  GramOptions go;
-  go.ctx = o.ctx;
-  go.tokens = o.stats_tokens;
-  go.progress = o.progress;
   for (size_t e = 0; e < n_expert; ++e) {
-    const FfnGram gram = collect_ffn_gram(model, calibration[e], go);
+    const auto grams = reconstruction_grams(model, {calibration[e]}, o);
+    FitReport report;
     ProgressBar progress("fit " + sets.experts[e], static_cast<uint64_t>(hp.n_layer), o.progress);
     for (int l = 0; l < hp.n_layer; ++l) {
-      const DownFit fit = fit_down_proj(dense[static_cast<size_t>(l)].data(), hp.n_embd, hp.n_ff, gram.layer(l),
-                                        sets.neurons[static_cast<size_t>(l)][e], o.ridge,
-                                        fmt::format("reconstruction of expert '{}' layer {}", sets.experts[e], l));
-      down[static_cast<size_t>(l)][e] = fit.down;
-      error_cut[e] += fit.error_cut / hp.n_layer;
-      error_fit[e] += fit.error_fit / hp.n_layer;
+      DownFit fit = fit_layer(model, grams, l, dense[static_cast<size_t>(l)], sets.neurons[static_cast<size_t>(l)][e], o,
+                              fmt::format("reconstruction of expert '{}' layer {}", sets.experts[e], l));
+      report.add(fit, hp.n_layer);
+      down[static_cast<size_t>(l)][e] = std::move(fit.down);
       progress.advance();
     }
     progress.finish();
+    summary.error_cut.push_back(report.error_cut);
+    summary.error_fit.push_back(report.error_fit);
+    summary.validation_error_cut.push_back(report.validation_error_cut);
+    summary.validation_error_fit.push_back(report.validation_error_fit);
+    summary.ridge.push_back(report.median_ridge());
   }
   return down;
 }
@@ -85,8 +139,7 @@ ExpertDownProjs reconstruct_experts(const LlamaModel& model, const std::vector<C
 
 RefactorSummary refactor_to_readme(const RefactorOptions& o, const RouterTrainer& train_router) {
   if (!(o.keep > 0 && o.keep <= 1)) fail("--keep must lie in (0, 1] (got {})", o.keep);
-  if (o.reconstruct != "lsq" && o.reconstruct != "none") fail("--reconstruct '{}' must be lsq or none", o.reconstruct);
-  if (!(o.ridge >= 0) || !std::isfinite(o.ridge)) fail("--ridge must be finite and >= 0 (got {})", o.ridge);
+  check_reconstruction_options(o);
   if (o.out.empty()) fail("--out is required");
   std::error_code ec;
   if (fs::exists(o.out, ec)) fail("{}: already exists; choose a new output directory or remove it", o.out);
@@ -122,9 +175,9 @@ RefactorSummary refactor_to_readme(const RefactorOptions& o, const RouterTrainer
   const OverlapReport overlap = overlap_report(sets);
 
   // 2b. Expert reconstruction: each expert's down_proj refit on its own domain's calibration tokens.
+  RefactorSummary s;
   ExpertDownProjs refit;
-  std::vector<double> error_cut, error_fit;
-  if (o.reconstruct == "lsq") refit = reconstruct_experts(model, calibration, sets, o, error_cut, error_fit);
+  if (o.reconstruct == "lsq") refit = reconstruct_experts(model, calibration, sets, o, s);
 
   // 3. Router targets on the training split (the targets depend on the expert sets).
   const std::string targets_path = (work / "router_targets.safetensors").string();
@@ -153,10 +206,12 @@ RefactorSummary refactor_to_readme(const RefactorOptions& o, const RouterTrainer
   eo.dense_ffn = o.dense_ffn;
   eo.progress = o.progress;
   if (o.reconstruct == "lsq") eo.down = &refit;
-  eo.reconstruction = o.reconstruct == "lsq" ? fmt::format("lsq ridge={}", o.ridge) : "none";
+  eo.reconstruction = o.reconstruct != "lsq" ? "none"
+                      : o.ridge >= 0 ? fmt::format("lsq ridge={}", o.ridge)
+                                     : fmt::format("lsq ridge=auto({} fit + {} validation tokens per domain)",
+                                                   o.reconstruct_tokens, o.validation_tokens);
   write_readme_model(*source, sets, config, [&](const std::string& n) { return router_file.find_tensor(n); }, o.out, eo);
 
-  RefactorSummary s;
   s.experts = sets.experts;
   s.permanent_share = overlap.permanent_share;
   for (size_t e = 0; e < sets.experts.size(); ++e) {
@@ -164,8 +219,6 @@ RefactorSummary refactor_to_readme(const RefactorOptions& o, const RouterTrainer
     for (int l = 0; l < sets.n_layer; ++l) sum += static_cast<double>(sets.neurons[static_cast<size_t>(l)][e].size());
     s.expert_share.push_back(sum / sets.n_layer / sets.n_ff);
   }
-  s.error_cut = error_cut;
-  s.error_fit = error_fit;
   for (auto t : stats.tokens) s.stats_tokens += t;
   s.router_tokens = targets.tokens;
   return s;
@@ -173,8 +226,7 @@ RefactorSummary refactor_to_readme(const RefactorOptions& o, const RouterTrainer
 
 PruneSummary prune_to_dense(const RefactorOptions& o, int32_t width) {
   if (!(o.keep > 0 && o.keep <= 1)) fail("--keep must lie in (0, 1] (got {})", o.keep);
-  if (o.reconstruct != "lsq" && o.reconstruct != "none") fail("--reconstruct '{}' must be lsq or none", o.reconstruct);
-  if (!(o.ridge >= 0) || !std::isfinite(o.ridge)) fail("--ridge must be finite and >= 0 (got {})", o.ridge);
+  check_reconstruction_options(o);
   if (o.out.empty()) fail("--out is required");
   std::error_code ec;
   if (fs::exists(o.out, ec)) fail("{}: already exists; choose a new output directory or remove it", o.out);
@@ -207,23 +259,20 @@ PruneSummary prune_to_dense(const RefactorOptions& o, int32_t width) {
   std::vector<std::vector<float>> refit;
   if (o.reconstruct == "lsq") {
     // One Gram pooled over every domain: the pruned model serves them all with the same neurons.
-    GramOptions go;
-    go.ctx = o.ctx;
-    go.tokens = o.stats_tokens;
-    go.progress = o.progress;
-    FfnGram pooled = collect_ffn_gram(model, calibration[0], go);
-    for (size_t d = 1; d < calibration.size(); ++d) pooled.add(collect_ffn_gram(model, calibration[d], go));
+    const auto grams = reconstruction_grams(model, calibration, o);
+    FitReport report;
     ProgressBar progress("fit pruned", static_cast<uint64_t>(hp.n_layer), o.progress);
     for (int l = 0; l < hp.n_layer; ++l) {
-      const std::vector<float> dense = dense_down_proj(model.source(), l);
-      DownFit fit = fit_down_proj(dense.data(), hp.n_embd, hp.n_ff, pooled.layer(l), neurons[static_cast<size_t>(l)],
-                                  o.ridge, fmt::format("reconstruction of the pruned FFN, layer {}", l));
-      s.error_cut += fit.error_cut / hp.n_layer;
-      s.error_fit += fit.error_fit / hp.n_layer;
+      DownFit fit = fit_layer(model, grams, l, dense_down_proj(model.source(), l), neurons[static_cast<size_t>(l)], o,
+                              fmt::format("reconstruction of the pruned FFN, layer {}", l));
+      report.add(fit, hp.n_layer);
       refit.push_back(std::move(fit.down));
       progress.advance();
     }
     progress.finish();
+    s.error_cut = report.error_cut, s.error_fit = report.error_fit;
+    s.validation_error_cut = report.validation_error_cut, s.validation_error_fit = report.validation_error_fit;
+    s.ridge = report.median_ridge();
   }
   PrunedExportOptions eo;
   eo.dtype = o.dtype;

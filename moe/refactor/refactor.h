@@ -35,7 +35,9 @@ struct RefactorOptions {
   // least squares to the dense FFN's output on its domain's calibration tokens; "none" keeps the
   // dense columns (the paper's cut).
   std::string reconstruct = "lsq";
-  double ridge = 1e-3;
+  double ridge = -1;                    // < 0: chosen per (layer, expert) among auto_ridges() on validation tokens
+  int64_t reconstruct_tokens = 16384;   // per domain, calibration split: fit tokens
+  int64_t validation_tokens = 4096;     // per domain, the calibration tokens right after them
 };
 
 // Trains the router: reads `targets_path`, writes `router_path` (cluster_predictor.* tensors).
@@ -48,6 +50,8 @@ struct RefactorSummary {
   // Per expert, mean over layers of the relative FFN output error on its calibration tokens
   // (ffn_reconstruction.h): of the cut dense columns, and of the refit (empty without --reconstruct lsq).
   std::vector<double> error_cut, error_fit;
+  // The same on the validation tokens, and the median chosen ridge, per expert.
+  std::vector<double> validation_error_cut, validation_error_fit, ridge;
   int64_t stats_tokens = 0, router_tokens = 0;
 };
 
@@ -61,6 +65,7 @@ RefactorSummary refactor_to_readme(const RefactorOptions& options, const RouterT
 struct PruneSummary {
   int32_t width = 0;
   double error_cut = 0, error_fit = 0;  // mean over layers (error_fit only with lsq)
+  double validation_error_cut = 0, validation_error_fit = 0, ridge = 0;  // validation errors, median ridge
   int64_t stats_tokens = 0;
 };
 PruneSummary prune_to_dense(const RefactorOptions& options, int32_t width);

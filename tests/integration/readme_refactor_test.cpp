@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "tests/integration/cli_run.h"
@@ -102,6 +103,36 @@ TEST_F(ReadMeRefactorCli, Q8_0ExportHasWholeBlockExpertsAndRuns) {
   EXPECT_EQ(r.status, 0) << r.output;
 }
 
+// `moe prune`: a plain dense checkpoint whose FFN is the experts' mean width, that every command opens.
+TEST_F(ReadMeRefactorCli, PruneWritesTheSameActiveSizeDenseBaseline) {
+  const std::string out = path("pruned");
+  CliRun r = run("moe prune --model " + model_ + " --corpus " + path("corpus") + " --out " + out +
+                 " --stats-tokens 96 --ctx 64");
+  ASSERT_EQ(r.status, 0) << r.output;
+  // keep 0.5 of SmolLM2's 1536 neurons: experts of 766-767 neurons, so width 766 or 767.
+  EXPECT_TRUE(r.output.find("FFN width 766") != std::string::npos || r.output.find("FFN width 767") != std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("reconstructed"), std::string::npos) << r.output;
+  std::ifstream config_file(out + "/config.json");
+  const std::string config((std::istreambuf_iterator<char>(config_file)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(config.find("\"intermediate_size\": 766") != std::string::npos ||
+              config.find("\"intermediate_size\": 767") != std::string::npos)
+      << config;
+  r = run("moe generate --model " + out + " --prompt 'def add(a, b):' --tokens 4 --temp 0");
+  EXPECT_EQ(r.status, 0) << r.output;
+  // An explicit width; a width that is not whole blocks of a quantized type is refused by name.
+  r = run("moe prune --model " + model_ + " --corpus " + path("corpus") + " --out " + path("pruned_q8") +
+          " --stats-tokens 96 --ctx 64 --width 100 --dtype q8_0 --reconstruct none");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("--width 100 must be a multiple of 32"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(path("pruned_q8")));
+  r = run("moe prune --model " + model_ + " --corpus " + path("corpus") + " --out " + path("pruned_q8") +
+          " --stats-tokens 96 --ctx 64 --width 128 --dtype q8_0 --reconstruct none");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run("moe generate --model " + path("pruned_q8") + " --prompt hi --tokens 2 --temp 0");
+  EXPECT_EQ(r.status, 0) << r.output;
+}
+
 TEST_F(ReadMeRefactorCli, BadInputFailsClearlyAndLeavesNothing) {
   struct Case {
     std::string args, expect;
@@ -113,7 +144,8 @@ TEST_F(ReadMeRefactorCli, BadInputFailsClearlyAndLeavesNothing) {
       {refactor_args(out) + " --domains code,latin", "latin"},
       {refactor_args(out) + " --experts-from clusters", "--experts-from"},
       {refactor_args(out) + " --reconstruct qr", "--reconstruct 'qr' must be lsq or none"},
-      {refactor_args(out) + " --ridge -1", "--ridge must be finite and >= 0"},
+      {refactor_args(out) + " --ridge -1", "--ridge '-1' must be auto or a number >= 0"},
+      {refactor_args(out) + " --reconstruct-tokens 0", "--reconstruct-tokens must be positive"},
       {"moe refactor --model " + path("nope.gguf") + " --corpus " + path("corpus") + " --out " + out, "nope.gguf"},
       {"moe generate --model " + model_ + " --route router --prompt hi", "Read-ME model"},
   };

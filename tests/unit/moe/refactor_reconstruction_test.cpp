@@ -124,6 +124,31 @@ TEST(FfnReconstruction, FewerTokensThanNeuronsNeedsTheRidgeAndNeverGivesNaN) {
   EXPECT_LE(fit.error_fit, fit.error_cut + 1e-9);
 }
 
+TEST(FfnReconstruction, ValidationPicksTheRidgeWithTheLeastHeldOutError) {
+  // Few fit tokens for many neurons: the unregularised fit overfits, so validation prefers a ridge.
+  // The first 20 tokens of one layer to fit on, the other 400 to validate on.
+  const RandomLayer all = random_layer(420, 4, 16, 4);
+  RandomLayer fit_tokens{20, 4, 16, {all.a.begin(), all.a.begin() + 20 * 16}, all.w, {}};
+  RandomLayer held{400, 4, 16, {all.a.begin() + 20 * 16, all.a.end()}, all.w, {}};
+  fit_tokens.g = gram_of(fit_tokens.a, 20, 16);
+  held.g = gram_of(held.a, 400, 16);
+  const std::vector<int32_t> kept = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+  const std::vector<double> ridges = {1e-6, 1e-2, 1.0};
+  const DownFit best = fit_down_proj(fit_tokens.w.data(), 4, 16, fit_tokens.g.data(), kept, ridges, held.g.data(), "t");
+  double least = 1e300;
+  for (double r : ridges) {
+    const DownFit one = fit_down_proj(fit_tokens.w.data(), 4, 16, fit_tokens.g.data(), kept, r, "t");
+    const double e = explicit_error(held.w, one.down, held.a, held.tokens, 4, 16, kept);
+    least = std::min(least, e);
+    EXPECT_LE(best.validation_error_fit, e + 1e-6) << r;
+  }
+  EXPECT_NEAR(best.validation_error_fit, least, 1e-6);
+  EXPECT_NEAR(best.validation_error_fit, explicit_error(held.w, best.down, held.a, held.tokens, 4, 16, kept), 1e-6);
+  EXPECT_GT(best.validation_error_cut, 0);
+  // Several ridges without validation tokens is an error.
+  EXPECT_THROW(fit_down_proj(fit_tokens.w.data(), 4, 16, fit_tokens.g.data(), kept, ridges, nullptr, "t"), Error);
+}
+
 TEST(FfnReconstruction, BadInputIsAnErrorNamingTheFit) {
   const float w[] = {1, 2};
   const double zero[] = {0, 0, 0, 0};
