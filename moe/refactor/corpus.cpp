@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "moe/format/safetensors_writer.h"
 
 namespace lookahead::moe {
 
@@ -73,6 +74,35 @@ int64_t for_each_window(const std::vector<int32_t>& ids, const std::vector<int32
     visit(window, n);
   }
   return used;
+}
+
+int64_t write_corpus_tokens(const Tokenizer& tokenizer, const std::vector<CorpusDomain>& domains, int64_t tokens_per_domain,
+                            int64_t ctx, const std::string& out) {
+  if (tokens_per_domain < 1) fail("--tokens-per-domain must be positive (got {})", tokens_per_domain);
+  const std::vector<int32_t> prefix = tokenizer.encode("", true, false);
+  if (ctx - static_cast<int64_t>(prefix.size()) < 2) fail("--ctx {} leaves no room for text", ctx);
+  std::vector<int32_t> tokens, seq_start{0}, domain;
+  for (size_t d = 0; d < domains.size(); ++d) {
+    const std::vector<int32_t> ids = tokenize_prefix(tokenizer, read_text_file(domains[d].path), tokens_per_domain);
+    if (ids.empty()) fail("corpus domain '{}' ({}) has no tokens", domains[d].name, domains[d].path);
+    for_each_window(ids, prefix, ctx, tokens_per_domain, [&](const std::vector<int32_t>& window, int64_t) {
+      tokens.insert(tokens.end(), window.begin(), window.end());
+      domain.insert(domain.end(), window.size(), static_cast<int32_t>(d));
+      seq_start.push_back(static_cast<int32_t>(tokens.size()));
+    });
+    if (tokens.size() > static_cast<size_t>(INT32_MAX / 2)) fail("{}: too many tokens", out);
+  }
+  SafetensorsWriter w;
+  w.set_metadata("format", "pt");
+  std::string names;
+  for (const auto& d : domains) names += (names.empty() ? "" : ",") + d.name;
+  w.set_metadata("domains", names);
+  const auto n = static_cast<int64_t>(tokens.size());
+  w.add_tensor("tokens", TensorType::I32, {n}, tokens.data());
+  w.add_tensor("seq_start", TensorType::I32, {static_cast<int64_t>(seq_start.size())}, seq_start.data());
+  w.add_tensor("domain", TensorType::I32, {n}, domain.data());
+  w.write(out);
+  return n;
 }
 
 }  // namespace lookahead::moe
