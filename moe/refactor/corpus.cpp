@@ -81,17 +81,26 @@ int64_t write_corpus_tokens(const Tokenizer& tokenizer, const std::vector<Corpus
   if (tokens_per_domain < 1) fail("--tokens-per-domain must be positive (got {})", tokens_per_domain);
   const std::vector<int32_t> prefix = tokenizer.encode("", true, false);
   if (ctx - static_cast<int64_t>(prefix.size()) < 2) fail("--ctx {} leaves no room for text", ctx);
-  std::vector<int32_t> tokens, seq_start{0}, domain;
+  std::vector<std::vector<std::vector<int32_t>>> windows(domains.size());  // [domain][window]
+  size_t most = 0;
   for (size_t d = 0; d < domains.size(); ++d) {
     const std::vector<int32_t> ids = tokenize_prefix(tokenizer, read_text_file(domains[d].path), tokens_per_domain);
     if (ids.empty()) fail("corpus domain '{}' ({}) has no tokens", domains[d].name, domains[d].path);
-    for_each_window(ids, prefix, ctx, tokens_per_domain, [&](const std::vector<int32_t>& window, int64_t) {
-      tokens.insert(tokens.end(), window.begin(), window.end());
-      domain.insert(domain.end(), window.size(), static_cast<int32_t>(d));
-      seq_start.push_back(static_cast<int32_t>(tokens.size()));
-    });
-    if (tokens.size() > static_cast<size_t>(INT32_MAX / 2)) fail("{}: too many tokens", out);
+    for_each_window(ids, prefix, ctx, tokens_per_domain,
+                    [&](const std::vector<int32_t>& window, int64_t) { windows[d].push_back(window); });
+    most = std::max(most, windows[d].size());
   }
+  // Domains interleaved window by window, so any tail of the sequences (the trainer's held-out
+  // part) holds every domain.
+  std::vector<int32_t> tokens, seq_start{0}, domain;
+  for (size_t i = 0; i < most; ++i)
+    for (size_t d = 0; d < domains.size(); ++d) {
+      if (i >= windows[d].size()) continue;
+      tokens.insert(tokens.end(), windows[d][i].begin(), windows[d][i].end());
+      domain.insert(domain.end(), windows[d][i].size(), static_cast<int32_t>(d));
+      seq_start.push_back(static_cast<int32_t>(tokens.size()));
+      if (tokens.size() > static_cast<size_t>(INT32_MAX / 2)) fail("{}: too many tokens", out);
+    }
   SafetensorsWriter w;
   w.set_metadata("format", "pt");
   std::string names;

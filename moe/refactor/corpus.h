@@ -34,7 +34,7 @@ int64_t for_each_window(const std::vector<int32_t>& ids, const std::vector<int32
 
 // Training tokens for `lookahead-train experts --data` (train/token_data.h): up to
 // `tokens_per_domain` text tokens of each domain cut into windows of `ctx` tokens (prefix first,
-// as everywhere else), written as safetensors `tokens` I32 [T], `seq_start` I32 [S+1] (one sequence
+// as everywhere else), domains interleaved window by window, written as safetensors `tokens` I32 [T], `seq_start` I32 [S+1] (one sequence
 // per window) and `domain` I32 [T]. Atomic. Returns the number of tokens written.
 int64_t write_corpus_tokens(const Tokenizer& tokenizer, const std::vector<CorpusDomain>& domains, int64_t tokens_per_domain,
                             int64_t ctx, const std::string& out);
