@@ -27,43 +27,43 @@ void FfnGram::add(const FfnGram& other) {
   tokens += other.tokens;
 }
 
-namespace {
+GramRecorder::GramRecorder(FfnGram& gram) : gram_(gram), chunk_(static_cast<size_t>(gram.n_ff) * gram.n_ff) {}
 
-// G_l += A^T A for each forward chunk's activations A [n_tokens][n_ff]. The engine's threading
-// (moe/kernels/matmul.cpp, matmul_blas): our OpenMP threads split G's rows and each calls a
-// single-threaded sgemm on its share (float over at most ctx tokens loses nothing that matters),
-// then adds it into the double Gram; OpenBLAS's own threads would fight OpenMP's spinning workers.
-class GramRecorder : public FfnHook {
- public:
-  explicit GramRecorder(FfnGram& gram) : gram_(gram), chunk_(static_cast<size_t>(gram.n_ff) * gram.n_ff) {}
-
-  void on_ffn_activation(int layer, const float* a, int64_t n_tokens, int64_t n_ff) override {
-    LOOKAHEAD_CHECK(layer >= 0 && layer < gram_.n_layer && n_ff == gram_.n_ff);
-    openblas_set_num_threads(1);
-    const int n = static_cast<int>(n_ff), nt = kernel_threads();
-    const int64_t per_thread = (n_ff + nt - 1) / nt;
-    double* g = gram_.layer(layer);
-#pragma omp parallel num_threads(nt)
-    {
-      const int64_t begin = std::min<int64_t>(n_ff, omp_get_thread_num() * per_thread);
-      const int64_t end = std::min<int64_t>(n_ff, begin + per_thread);
-      if (end > begin) {
-        // chunk[begin:end, :] = A[:, begin:end]^T A
-        float* c = chunk_.data() + begin * n_ff;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(end - begin), n, static_cast<int>(n_tokens),
-                    1.0f, a + begin, n, a, n, 0.0f, c, n);
-        double* gr = g + begin * n_ff;
-        for (int64_t i = 0; i < (end - begin) * n_ff; ++i) gr[i] += c[i];
-      }
+// The engine's threading (moe/kernels/matmul.cpp, matmul_blas): our OpenMP threads take blocks of
+// G's rows, each block [b0, b1) x [b0, n_ff) one single-threaded sgemm (float over at most ctx
+// tokens loses nothing that matters), added into the double Gram; OpenBLAS's own threads would
+// fight OpenMP's spinning workers. Only the upper triangle (and diagonal blocks) is accumulated.
+void GramRecorder::on_ffn_activation(int layer, const float* a, int64_t n_tokens, int64_t n_ff) {
+  LOOKAHEAD_CHECK(layer >= 0 && layer < gram_.n_layer && n_ff == gram_.n_ff);
+  openblas_set_num_threads(1);
+  const int n = static_cast<int>(n_ff);
+  constexpr int64_t kBlock = 64;
+  const int64_t n_blocks = (n_ff + kBlock - 1) / kBlock;
+  double* g = gram_.layer(layer);
+#pragma omp parallel for num_threads(kernel_threads()) schedule(dynamic, 1)
+  for (int64_t blk = 0; blk < n_blocks; ++blk) {
+    const int64_t b0 = blk * kBlock, b1 = std::min(n_ff, b0 + kBlock);
+    // chunk[b0:b1, b0:n] = A[:, b0:b1]^T A[:, b0:n]
+    float* c = chunk_.data() + b0 * n_ff + b0;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(b1 - b0), static_cast<int>(n_ff - b0),
+                static_cast<int>(n_tokens), 1.0f, a + b0, n, a + b0, n, 0.0f, c, n);
+    for (int64_t i = b0; i < b1; ++i) {
+      double* gr = g + i * n_ff;
+      const float* cr = chunk_.data() + i * n_ff;
+      for (int64_t j = b0; j < n_ff; ++j) gr[j] += cr[j];
     }
   }
+  if (layer == 0) gram_.tokens += n_tokens;  // every layer sees the same tokens
+}
 
- private:
-  FfnGram& gram_;
-  std::vector<float> chunk_;
-};
-
-}  // namespace
+void GramRecorder::finish() {
+  for (int l = 0; l < gram_.n_layer; ++l) {
+    double* g = gram_.layer(l);
+    const int64_t n = gram_.n_ff;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < i; ++j) g[i * n + j] = g[j * n + i];
+  }
+}
 
 ReconstructionTokens reconstruction_tokens(const Tokenizer& tokenizer, const CorpusDomain& domain, int64_t fit_tokens,
                                            int64_t validation_tokens, int64_t min_tokens) {
@@ -101,11 +101,11 @@ FfnGram collect_ffn_gram(const LlamaModel& model, const std::vector<int32_t>& id
   for_each_window(ids, prefix, o.ctx, total, [&](const std::vector<int32_t>& window, int64_t n) {
     ctx.truncate(0);
     ctx.forward(window.data(), static_cast<int64_t>(window.size()));
-    gram.tokens += static_cast<int64_t>(window.size());
     used += n;
     progress.set(static_cast<uint64_t>(used));
   });
   progress.finish();
+  recorder.finish();
   return gram;
 }
 

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "moe/model/ffn_hook.h"
 #include "moe/model/llama.h"
 #include "moe/refactor/corpus.h"
 
@@ -43,6 +44,19 @@ struct FfnGram {
   const double* layer(int l) const { return g.data() + static_cast<size_t>(l) * n_ff * n_ff; }
   // this += other (same shape).
   void add(const FfnGram& other);
+};
+
+// An FfnHook accumulating G += A^T A of every layer's activations A [n_tokens][n_ff] (and the token
+// count); call finish() once after the last forward to complete G's lower triangle.
+class GramRecorder : public FfnHook {
+ public:
+  explicit GramRecorder(FfnGram& gram);
+  void on_ffn_activation(int layer, const float* a, int64_t n_tokens, int64_t n_ff) override;
+  void finish();
+
+ private:
+  FfnGram& gram_;
+  std::vector<float> chunk_;  // one chunk's A^T A (upper part)
 };
 
 // A domain's calibration text for reconstruction: the first `fit_tokens` tokens to fit on and the

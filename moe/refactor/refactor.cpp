@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 
@@ -177,7 +178,11 @@ RefactorSummary refactor_to_readme(const RefactorOptions& o, const RouterTrainer
   // 2b. Expert reconstruction: each expert's down_proj refit on its own domain's calibration tokens.
   RefactorSummary s;
   ExpertDownProjs refit;
-  if (o.reconstruct == "lsq") refit = reconstruct_experts(model, calibration, sets, o, s);
+  if (o.reconstruct == "lsq") {
+    const auto start = std::chrono::steady_clock::now();
+    refit = reconstruct_experts(model, calibration, sets, o, s);
+    s.reconstruct_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
 
   // 3. Router targets on the training split (the targets depend on the expert sets).
   const std::string targets_path = (work / "router_targets.safetensors").string();

@@ -52,6 +52,7 @@ struct RefactorSummary {
   std::vector<double> error_cut, error_fit;
   // The same on the validation tokens, and the median chosen ridge, per expert.
   std::vector<double> validation_error_cut, validation_error_fit, ridge;
+  double reconstruct_seconds = 0;       // wall time of the reconstruction step
   int64_t stats_tokens = 0, router_tokens = 0;
 };
 

@@ -64,6 +64,29 @@ RandomLayer random_layer(int64_t tokens, int64_t d, int64_t n_ff, uint32_t seed)
   return L;
 }
 
+TEST(FfnReconstruction, GramRecorderSumsEveryChunksActivations) {
+  // Two layers, n_ff = 150 (three 64-row blocks, the last partial), chunks of 7 and 5 tokens.
+  const int64_t n_ff = 150;
+  std::mt19937 rng(9);
+  std::normal_distribution<float> n01;
+  FfnGram gram(2, static_cast<int32_t>(n_ff));
+  GramRecorder recorder(gram);
+  std::vector<double> all[2];
+  for (int64_t tokens : {7, 5})
+    for (int l = 0; l < 2; ++l) {
+      std::vector<float> a(static_cast<size_t>(tokens * n_ff));
+      for (auto& x : a) x = n01(rng);
+      recorder.on_ffn_activation(l, a.data(), tokens, n_ff);
+      all[l].insert(all[l].end(), a.begin(), a.end());
+    }
+  recorder.finish();
+  EXPECT_EQ(gram.tokens, 7 + 5);
+  for (int l = 0; l < 2; ++l) {
+    const std::vector<double> want = gram_of(all[l], 12, n_ff);
+    for (int64_t i = 0; i < n_ff * n_ff; ++i) ASSERT_NEAR(gram.layer(l)[i], want[static_cast<size_t>(i)], 1e-4) << l << " " << i;
+  }
+}
+
 TEST(FfnReconstruction, TinyClosedFormCase) {
   // n_ff = 2, d = 1, keep neuron 0. G = [[4, 2], [2, 3]], W = [1, 2]:
   //   V = (g00 w0 + g01 w1) / (g00 + lambda) = (4 + 4) / 4 = 2 with no ridge,
