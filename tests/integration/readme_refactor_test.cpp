@@ -133,6 +133,25 @@ TEST_F(ReadMeRefactorCli, PruneWritesTheSameActiveSizeDenseBaseline) {
   EXPECT_EQ(r.status, 0) << r.output;
 }
 
+// `moe corpus-tokens`: training windows of every domain, interleaved, in the trainer's format.
+TEST_F(ReadMeRefactorCli, CorpusTokensWritesInterleavedTrainingWindows) {
+  const std::string out = path("tokens.safetensors");
+  CliRun r = run("moe corpus-tokens --model " + model_ + " --corpus " + path("corpus") + " --tokens-per-domain 40 --ctx 16 --out " + out);
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::ifstream st(out, std::ios::binary);
+  uint64_t n = 0;
+  st.read(reinterpret_cast<char*>(&n), 8);
+  std::string header(n, '\0');
+  st.read(header.data(), static_cast<std::streamsize>(n));
+  for (const char* name : {"\"tokens\"", "\"seq_start\"", "\"domain\"", "\"domains\":\"code,german\""})
+    EXPECT_NE(header.find(name), std::string::npos) << name << "\n" << header;
+  EXPECT_NE(r.output.find("tokens of 2 domains"), std::string::npos) << r.output;
+  r = run("moe corpus-tokens --model " + model_ + " --corpus " + path("corpus") + " --tokens-per-domain 0 --out " + path("t0"));
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("--tokens-per-domain must be positive"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(path("t0")));
+}
+
 TEST_F(ReadMeRefactorCli, BadInputFailsClearlyAndLeavesNothing) {
   struct Case {
     std::string args, expect;
