@@ -38,6 +38,14 @@ inline void add_reconstruction_flags(CLI::App& cmd, moe::RefactorOptions& r, Rec
   cmd.add_option("--reconstruct-tokens", r.reconstruct_tokens, "calibration tokens per domain to fit on")->capture_default_str();
   cmd.add_option("--validation-tokens", r.validation_tokens, "calibration tokens per domain after those, to choose the ridge on")
       ->capture_default_str();
+  cmd.add_option("--select", r.select,
+                 "which neurons to keep: activation (largest mean |a|, the paper's rule) or output (as many, chosen on the "
+                 "fit tokens to least increase the FFN output error after the refit)")
+      ->capture_default_str();
+  cmd.add_option("--select-damp", r.select_damp, "--select output: damping relative to the mean diagonal of the Gram matrix")
+      ->capture_default_str();
+  cmd.add_option("--select-block", r.select_block, "--select output: neurons removed per step (1 = pure greedy, slowest)")
+      ->capture_default_str();
 }
 
 }  // namespace lookahead::cli

@@ -110,8 +110,9 @@ void run_refactor(RefactorCommandOptions o) {
   for (size_t e = 0; e < s.experts.size(); ++e)
     fmt::print("  expert {} {:12} {:.1f}% of FFN neurons\n", e, s.experts[e], 100 * s.expert_share[e]);
   if (!s.error_fit.empty()) {
-    fmt::print("  reconstruction: {:.0f} s; FFN output error, cut -> reconstructed (mean over layers; fit tokens{}):\n",
-               s.reconstruct_seconds, o.r.ridge < 0 ? " | validation tokens, median ridge" : "");
+    fmt::print("  {}reconstruction: {:.0f} s; FFN output error, cut -> reconstructed (mean over layers; fit tokens{}):\n",
+               o.r.select == "output" ? "neuron selection by output error + " : "", s.reconstruct_seconds,
+               o.r.ridge < 0 ? " | validation tokens, median ridge" : "");
     for (size_t e = 0; e < s.experts.size(); ++e) {
       fmt::print("    {:12} {:5.1f}% -> {:5.1f}% reconstructed", s.experts[e], 100 * s.error_cut[e], 100 * s.error_fit[e]);
       if (o.r.ridge < 0)

@@ -46,10 +46,18 @@ ExpertSets extract_experts(const ActivationStats& stats, double keep, int32_t bl
   const int32_t k = std::max<int32_t>(1, static_cast<int32_t>(keep * stats.n_ff));
   sets.neurons.resize(static_cast<size_t>(stats.n_layer));
   sets.permanent.resize(static_cast<size_t>(stats.n_layer));
-  for (int32_t l = 0; l < stats.n_layer; ++l) {
+  for (int32_t l = 0; l < stats.n_layer; ++l)
     for (size_t e = 0; e < stats.domains.size(); ++e)
       sets.neurons[l].push_back(
           round_up_to_blocks(top_neurons(stats.row(e, l), stats.n_ff, k), stats.row(e, l), stats.n_ff, block));
+  update_permanent(sets);
+  return sets;
+}
+
+void update_permanent(ExpertSets& sets) {
+  sets.permanent.assign(sets.neurons.size(), {});
+  for (size_t l = 0; l < sets.neurons.size(); ++l) {
+    if (sets.neurons[l].empty()) continue;
     std::vector<int32_t> common = sets.neurons[l][0];
     for (size_t e = 1; e < sets.neurons[l].size(); ++e) {
       std::vector<int32_t> next;
@@ -59,7 +67,6 @@ ExpertSets extract_experts(const ActivationStats& stats, double keep, int32_t bl
     }
     sets.permanent[l] = std::move(common);
   }
-  return sets;
 }
 
 OverlapReport overlap_report(const ExpertSets& sets) {

@@ -35,6 +35,9 @@ std::vector<int32_t> top_neurons(const float* values, int32_t n, int32_t k);
 
 ExpertSets extract_experts(const ActivationStats& stats, double keep, int32_t block = 1);
 
+// Recomputes sets.permanent (the intersection of every layer's experts) after sets.neurons changed.
+void update_permanent(ExpertSets& sets);
+
 // `top` (sorted, from top_neurons) filled up to a multiple of `block` (at most n) with the next
 // largest of values[] not in it, ties to the lower index; sorted.
 std::vector<int32_t> round_up_to_blocks(std::vector<int32_t> top, const float* values, int32_t n, int32_t block);

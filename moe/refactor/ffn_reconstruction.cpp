@@ -3,7 +3,9 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "common/error.h"
 #include "common/progress.h"
@@ -15,6 +17,8 @@
 // LAPACK's Cholesky solve, from OpenBLAS (Debian's libopenblas carries LAPACK; no lapacke.h).
 extern "C" void dposv_(const char* uplo, const int* n, const int* nrhs, double* a, const int* lda, double* b,
                        const int* ldb, int* info);
+extern "C" void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info);
+extern "C" void dpotri_(const char* uplo, const int* n, double* a, const int* lda, int* info);
 
 namespace lookahead::moe {
 
@@ -216,6 +220,84 @@ DownFit fit_down_proj(const float* w_down, int64_t d, int64_t n_ff, const double
   fit.error_fit = calib.relative(x);
   fit.down.assign(x.begin(), x.end());
   return fit;
+}
+
+namespace {
+
+// a (n x n, row-major, symmetric positive definite) := a^-1, both triangles. False if not PD.
+bool invert_spd(std::vector<double>& a, int64_t n64) {
+  const int n = static_cast<int>(n64);
+  int info = 0;
+  dpotrf_("U", &n, a.data(), &n, &info);
+  if (info != 0) return false;
+  dpotri_("U", &n, a.data(), &n, &info);
+  if (info != 0) return false;
+  // Row-major "U" is LAPACK's column-major "L": the inverse is in the row-major lower triangle.
+  for (int64_t i = 0; i < n64; ++i)
+    for (int64_t j = i + 1; j < n64; ++j) a[static_cast<size_t>(i * n64 + j)] = a[static_cast<size_t>(j * n64 + i)];
+  return true;
+}
+
+}  // namespace
+
+std::vector<int32_t> select_neurons_output(const float* w_down, int64_t d, int64_t n_ff, const double* gram, int64_t keep,
+                                           double damp, int64_t block, const std::string& what) {
+  if (keep < 1 || keep > n_ff) fail("{}: cannot keep {} of {} neurons", what, keep, n_ff);
+  if (block < 1) fail("{}: selection block must be >= 1 (got {})", what, block);
+  if (!(damp > 0) || !std::isfinite(damp)) fail("{}: selection damping must be finite and > 0 (got {})", what, damp);
+  openblas_set_num_threads(kernel_threads());
+  const auto n = static_cast<size_t>(n_ff);
+  double trace = 0;
+  for (size_t j = 0; j < n; ++j) trace += gram[j * n + j];
+  if (!(trace > 0) || !std::isfinite(trace)) fail("{}: the neurons never activate on the calibration tokens", what);
+  std::vector<double> hinv(gram, gram + n * n);
+  const double lambda = damp * trace / static_cast<double>(n);
+  for (size_t j = 0; j < n; ++j) hinv[j * n + j] += lambda;
+  if (!invert_spd(hinv, n_ff)) fail("{}: the calibration Gram is not positive definite; raise the damping", what);
+  std::vector<double> w(static_cast<size_t>(d) * n);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = w_down[i];
+
+  std::vector<char> alive(n, 1);
+  std::vector<std::pair<double, int32_t>> cost;
+  std::vector<double> hbb, hb_rows, wb, t, wt;
+  for (int64_t left = n_ff; left > keep;) {
+    const auto b = static_cast<size_t>(std::min(block, left - keep));
+    cost.clear();
+    for (size_t j = 0; j < n; ++j) {
+      if (!alive[j]) continue;
+      double norm = 0;
+      for (int64_t r = 0; r < d; ++r) norm += w[static_cast<size_t>(r) * n + j] * w[static_cast<size_t>(r) * n + j];
+      const double hjj = hinv[j * n + j];
+      if (!(hjj > 0) || !std::isfinite(norm)) fail("{}: neuron selection lost positive definiteness; raise the damping", what);
+      cost.emplace_back(norm / hjj, static_cast<int32_t>(j));
+    }
+    std::partial_sort(cost.begin(), cost.begin() + static_cast<std::ptrdiff_t>(b), cost.end());
+    // M = (Hinv_BB)^-1; T = M Hinv_B: [b][n]; then Hinv -= Hinv_:B T and W -= W_:B T.
+    hbb.assign(b * b, 0.0);
+    hb_rows.assign(b * n, 0.0);
+    wb.assign(static_cast<size_t>(d) * b, 0.0);
+    for (size_t i = 0; i < b; ++i) {
+      const auto bi = static_cast<size_t>(cost[i].second);
+      for (size_t k = 0; k < b; ++k) hbb[i * b + k] = hinv[bi * n + static_cast<size_t>(cost[k].second)];
+      std::copy(hinv.begin() + static_cast<std::ptrdiff_t>(bi * n), hinv.begin() + static_cast<std::ptrdiff_t>((bi + 1) * n),
+                hb_rows.begin() + static_cast<std::ptrdiff_t>(i * n));
+      for (int64_t r = 0; r < d; ++r) wb[static_cast<size_t>(r) * b + i] = w[static_cast<size_t>(r) * n + bi];
+    }
+    if (!invert_spd(hbb, static_cast<int64_t>(b)))
+      fail("{}: neuron selection lost positive definiteness; raise the damping", what);
+    t.assign(b * n, 0.0);
+    const int bn = static_cast<int>(b), nn = static_cast<int>(n), dn = static_cast<int>(d);
+    cblas_dsymm(CblasRowMajor, CblasLeft, CblasUpper, bn, nn, 1.0, hbb.data(), bn, hb_rows.data(), nn, 0.0, t.data(), nn);
+    // Hinv is symmetric, so Hinv_:B = hb_rows^T.
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nn, nn, bn, -1.0, hb_rows.data(), nn, t.data(), nn, 1.0, hinv.data(), nn);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, dn, nn, bn, -1.0, wb.data(), bn, t.data(), nn, 1.0, w.data(), nn);
+    for (size_t i = 0; i < b; ++i) alive[static_cast<size_t>(cost[i].second)] = 0;
+    left -= static_cast<int64_t>(b);
+  }
+  std::vector<int32_t> kept;
+  for (size_t j = 0; j < n; ++j)
+    if (alive[j]) kept.push_back(static_cast<int32_t>(j));
+  return kept;
 }
 
 std::vector<float> dense_down_proj(const ModelSource& source, int layer) {

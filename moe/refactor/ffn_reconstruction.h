@@ -96,6 +96,25 @@ DownFit fit_down_proj(const float* w_down, int64_t d, int64_t n_ff, const double
                       const std::vector<int32_t>& neurons, const std::vector<double>& ridges, const double* validation,
                       const std::string& what);
 
+// Output-aware neuron selection (`--select output`): instead of the neurons with the largest mean
+// |a_j| (the paper's statistic, blind to what each neuron writes), keep the `keep` neurons whose
+// removal least increases the FFN output error after the least-squares refit above. Exact subset
+// selection is combinatorial; this is greedy backward elimination by the structured Optimal Brain
+// Surgeon rule (Hassibi & Stork; ZipLM, Kurtic et al. 2023, for whole neurons): with
+// H = G + lambda I and W the current optimal down projection of the alive set A (at the start the
+// dense W_down, zero error), removing a set B of neurons costs
+//     dE(B) = tr( W[:, B] (Hinv_BB)^-1 W[:, B]^T ),   Hinv = (H_AA)^-1,
+// and the survivors' optimal weights and inverse follow in closed form:
+//     W_A -= W_B (Hinv_BB)^-1 Hinv_BA,   Hinv_AA -= Hinv_AB (Hinv_BB)^-1 Hinv_BA.
+// Each step removes the `block` alive neurons of least single-neuron cost ||W[:, j]||^2 / Hinv_jj
+// together (block = 1 is the pure greedy rule; larger blocks trade exactness for speed: n_ff^2 x block
+// flops per step). lambda = damp * trace(G) / n_ff, as the ridge of fit_down_proj.
+//
+// Contract: 1 <= keep <= n_ff, block >= 1, damp > 0; returns `keep` sorted distinct neuron ids.
+// Throws lookahead::Error (naming `what`) when G is not positive semidefinite enough to invert.
+std::vector<int32_t> select_neurons_output(const float* w_down, int64_t d, int64_t n_ff, const double* gram, int64_t keep,
+                                           double damp, int64_t block, const std::string& what);
+
 // The ridges `--ridge auto` tries (relative to the mean diagonal of G_SS).
 inline const std::vector<double>& auto_ridges() {
   static const std::vector<double> r = {1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0};

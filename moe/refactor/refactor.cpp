@@ -55,6 +55,29 @@ void check_reconstruction_options(const RefactorOptions& o) {
   if (!std::isfinite(o.ridge)) fail("--ridge must be finite (got {})", o.ridge);
   if (o.reconstruct_tokens < 1) fail("--reconstruct-tokens must be positive (got {})", o.reconstruct_tokens);
   if (o.validation_tokens < 1) fail("--validation-tokens must be positive (got {})", o.validation_tokens);
+  if (o.select != "activation" && o.select != "output") fail("--select '{}' must be activation or output", o.select);
+  if (!(o.select_damp > 0) || !std::isfinite(o.select_damp)) fail("--select-damp must be finite and > 0 (got {})", o.select_damp);
+  if (o.select_block < 1) fail("--select-block must be positive (got {})", o.select_block);
+}
+
+// Both need the calibration Grams.
+bool needs_grams(const RefactorOptions& o) { return o.reconstruct == "lsq" || o.select == "output"; }
+
+// `neurons` replaced by as many chosen on the fit Gram of `layer` (select_neurons_output).
+void select_on_gram(const LlamaModel& model, const std::pair<FfnGram, FfnGram>& grams, int l, const std::vector<float>& dense,
+                    std::vector<int32_t>& neurons, const RefactorOptions& o, const std::string& what) {
+  const LlamaHparams& hp = model.hparams();
+  neurons = select_neurons_output(dense.data(), hp.n_embd, hp.n_ff, grams.first.layer(l), static_cast<int64_t>(neurons.size()),
+                                  o.select_damp, o.select_block, what);
+}
+
+std::string reconstruction_label(const RefactorOptions& o) {
+  std::string label = o.reconstruct != "lsq" ? "none"
+                      : o.ridge >= 0          ? fmt::format("lsq ridge={}", o.ridge)
+                                              : fmt::format("lsq ridge=auto({} fit + {} validation tokens per domain)",
+                                                            o.reconstruct_tokens, o.validation_tokens);
+  if (o.select == "output") label += fmt::format("; neurons selected by output error (damp {}, block {})", o.select_damp, o.select_block);
+  return label;
 }
 
 // Per-(layer, expert) down_proj fits of one kind of FFN: what the summary reports.
@@ -78,7 +101,7 @@ std::pair<FfnGram, FfnGram> reconstruction_grams(const LlamaModel& model, const 
   GramOptions go;
   go.ctx = o.ctx;
   go.progress = o.progress;
-  const bool validate = o.ridge < 0;
+  const bool validate = o.reconstruct == "lsq" && o.ridge < 0;
   std::pair<FfnGram, FfnGram> g;
   for (size_t d = 0; d < domains.size(); ++d) {
     const ReconstructionTokens t = reconstruction_tokens(model.source().tokenizer(), domains[d], o.reconstruct_tokens,
@@ -106,10 +129,11 @@ DownFit fit_layer(const LlamaModel& model, const std::pair<FfnGram, FfnGram>& gr
                        what);
 }
 
-// Refits every (layer, expert)'s down_proj (ffn_reconstruction.h) on its own domain's calibration
-// tokens, one domain's Grams at a time so at most two n_layer x n_ff^2 double arrays are held.
-ExpertDownProjs reconstruct_experts(const LlamaModel& model, const std::vector<CorpusDomain>& calibration,
-                                    const ExpertSets& sets, const RefactorOptions& o, RefactorSummary& summary) {
+// Per expert, on its own domain's calibration tokens (one domain's Grams at a time, so at most two
+// n_layer x n_ff^2 double arrays are held): with --select output, chooses the expert's neurons
+// (select_neurons_output); with --reconstruct lsq, refits its down_proj (ffn_reconstruction.h).
+ExpertDownProjs fit_experts(const LlamaModel& model, const std::vector<CorpusDomain>& calibration, ExpertSets& sets,
+                            const RefactorOptions& o, RefactorSummary& summary) {
   const LlamaHparams& hp = model.hparams();
   const size_t n_expert = sets.experts.size();
   ExpertDownProjs down(static_cast<size_t>(hp.n_layer), std::vector<std::vector<float>>(n_expert));
@@ -120,19 +144,25 @@ ExpertDownProjs reconstruct_experts(const LlamaModel& model, const std::vector<C
     FitReport report;
     ProgressBar progress("fit " + sets.experts[e], static_cast<uint64_t>(hp.n_layer), o.progress);
     for (int l = 0; l < hp.n_layer; ++l) {
-      DownFit fit = fit_layer(model, grams, l, dense[static_cast<size_t>(l)], sets.neurons[static_cast<size_t>(l)][e], o,
-                              fmt::format("reconstruction of expert '{}' layer {}", sets.experts[e], l));
-      report.add(fit, hp.n_layer);
-      down[static_cast<size_t>(l)][e] = std::move(fit.down);
+      const std::string what = fmt::format("expert '{}' layer {}", sets.experts[e], l);
+      std::vector<int32_t>& neurons = sets.neurons[static_cast<size_t>(l)][e];
+      if (o.select == "output") select_on_gram(model, grams, l, dense[static_cast<size_t>(l)], neurons, o, "neuron selection of " + what);
+      if (o.reconstruct == "lsq") {
+        DownFit fit = fit_layer(model, grams, l, dense[static_cast<size_t>(l)], neurons, o, "reconstruction of " + what);
+        report.add(fit, hp.n_layer);
+        down[static_cast<size_t>(l)][e] = std::move(fit.down);
+      }
       progress.advance();
     }
     progress.finish();
+    if (o.reconstruct != "lsq") continue;
     summary.error_cut.push_back(report.error_cut);
     summary.error_fit.push_back(report.error_fit);
     summary.validation_error_cut.push_back(report.validation_error_cut);
     summary.validation_error_fit.push_back(report.validation_error_fit);
     summary.ridge.push_back(report.median_ridge());
   }
+  if (o.select == "output") update_permanent(sets);
   return down;
 }
 
@@ -172,17 +202,18 @@ RefactorSummary refactor_to_readme(const RefactorOptions& o, const RouterTrainer
 
   // 2. Experts.
   // A block-quantized export needs whole-block experts (expert_extraction.h).
-  const ExpertSets sets = extract_experts(stats, o.keep, static_cast<int32_t>(traits(o.dtype).block_size));
-  const OverlapReport overlap = overlap_report(sets);
+  // The sizes are the activation rule's; --select output then chooses which neurons on the Grams.
+  ExpertSets sets = extract_experts(stats, o.keep, static_cast<int32_t>(traits(o.dtype).block_size));
 
-  // 2b. Expert reconstruction: each expert's down_proj refit on its own domain's calibration tokens.
+  // 2b. Neuron selection and expert reconstruction on each domain's calibration tokens.
   RefactorSummary s;
   ExpertDownProjs refit;
-  if (o.reconstruct == "lsq") {
+  if (needs_grams(o)) {
     const auto start = std::chrono::steady_clock::now();
-    refit = reconstruct_experts(model, calibration, sets, o, s);
+    refit = fit_experts(model, calibration, sets, o, s);
     s.reconstruct_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
+  const OverlapReport overlap = overlap_report(sets);
 
   // 3. Router targets on the training split (the targets depend on the expert sets).
   const std::string targets_path = (work / "router_targets.safetensors").string();
@@ -211,10 +242,7 @@ RefactorSummary refactor_to_readme(const RefactorOptions& o, const RouterTrainer
   eo.dense_ffn = o.dense_ffn;
   eo.progress = o.progress;
   if (o.reconstruct == "lsq") eo.down = &refit;
-  eo.reconstruction = o.reconstruct != "lsq" ? "none"
-                      : o.ridge >= 0 ? fmt::format("lsq ridge={}", o.ridge)
-                                     : fmt::format("lsq ridge=auto({} fit + {} validation tokens per domain)",
-                                                   o.reconstruct_tokens, o.validation_tokens);
+  eo.reconstruction = reconstruction_label(o);
   write_readme_model(*source, sets, config, [&](const std::string& n) { return router_file.find_tensor(n); }, o.out, eo);
 
   s.experts = sets.experts;
@@ -256,22 +284,28 @@ PruneSummary prune_to_dense(const RefactorOptions& o, int32_t width) {
   }
   if (width < 1 || width > hp.n_ff) fail("--width {} must lie in [1, {}]", width, hp.n_ff);
   if (width % block != 0) fail("--width {} must be a multiple of {} for --dtype {}", width, block, tensor_type_name(o.dtype));
-  const std::vector<std::vector<int32_t>> neurons = pruned_neurons(stats, width);
+  std::vector<std::vector<int32_t>> neurons = pruned_neurons(stats, width);
 
   PruneSummary s;
   s.width = width;
   for (auto t : stats.tokens) s.stats_tokens += t;
   std::vector<std::vector<float>> refit;
-  if (o.reconstruct == "lsq") {
+  if (needs_grams(o)) {
     // One Gram pooled over every domain: the pruned model serves them all with the same neurons.
     const auto grams = reconstruction_grams(model, calibration, o);
     FitReport report;
     ProgressBar progress("fit pruned", static_cast<uint64_t>(hp.n_layer), o.progress);
     for (int l = 0; l < hp.n_layer; ++l) {
-      DownFit fit = fit_layer(model, grams, l, dense_down_proj(model.source(), l), neurons[static_cast<size_t>(l)], o,
-                              fmt::format("reconstruction of the pruned FFN, layer {}", l));
-      report.add(fit, hp.n_layer);
-      refit.push_back(std::move(fit.down));
+      const std::vector<float> dense = dense_down_proj(model.source(), l);
+      if (o.select == "output")
+        select_on_gram(model, grams, l, dense, neurons[static_cast<size_t>(l)], o,
+                       fmt::format("neuron selection of the pruned FFN, layer {}", l));
+      if (o.reconstruct == "lsq") {
+        DownFit fit = fit_layer(model, grams, l, dense, neurons[static_cast<size_t>(l)], o,
+                                fmt::format("reconstruction of the pruned FFN, layer {}", l));
+        report.add(fit, hp.n_layer);
+        refit.push_back(std::move(fit.down));
+      }
       progress.advance();
     }
     progress.finish();

@@ -38,6 +38,12 @@ struct RefactorOptions {
   double ridge = -1;                    // < 0: chosen per (layer, expert) among auto_ridges() on validation tokens
   int64_t reconstruct_tokens = 16384;   // per domain, calibration split: fit tokens
   int64_t validation_tokens = 4096;     // per domain, the calibration tokens right after them
+  // Which neurons an expert (or the pruned FFN) keeps: "activation" = the largest mean |a_j| (the
+  // paper's rule, expert_extraction.h); "output" = the same number of neurons chosen on the fit
+  // tokens' Gram to least increase the FFN output error after the refit (select_neurons_output).
+  std::string select = "activation";
+  double select_damp = 1e-2;            // lambda = damp * mean diagonal of G during selection
+  int64_t select_block = 16;            // neurons removed per selection step
 };
 
 // Trains the router: reads `targets_path`, writes `router_path` (cluster_predictor.* tensors).

@@ -2,6 +2,7 @@
 // hand and against the error computed from the activations themselves.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -191,6 +192,76 @@ TEST(FfnReconstruction, BadInputIsAnErrorNamingTheFit) {
   EXPECT_NE(message([&] { fit_down_proj(w, 1, 2, g, {0}, -1, "x"); }).find("ridge"), std::string::npos);
   const double nan_g[] = {NAN, 0, 0, 1};
   EXPECT_NE(message([&] { fit_down_proj(w, 1, 2, nan_g, {0}, 1e-3, "x"); }), "no error");
+}
+
+// The refit error of keeping `s` (a vanishing ridge: the least-squares error, defined for duplicates).
+double refit_error(const RandomLayer& L, const std::vector<int32_t>& s) {
+  return fit_down_proj(L.w.data(), L.d, L.n_ff, L.g.data(), s, 1e-9, "t").error_fit;
+}
+
+TEST(FfnReconstruction, OutputSelectionDropsTheNeuronWhoseLossTheRefitRecoversBest) {
+  // Removing one neuron (block 1) is exactly optimal: compare with every choice, for several layers.
+  for (uint32_t seed : {1u, 2u, 3u, 4u}) {
+    const RandomLayer L = random_layer(200, 3, 7, seed);
+    const std::vector<int32_t> got = select_neurons_output(L.w.data(), L.d, L.n_ff, L.g.data(), 6, 1e-9, 1, "t");
+    ASSERT_EQ(got.size(), 6u);
+    double best = 1e300;
+    for (int32_t drop = 0; drop < 7; ++drop) {
+      std::vector<int32_t> s;
+      for (int32_t j = 0; j < 7; ++j)
+        if (j != drop) s.push_back(j);
+      best = std::min(best, refit_error(L, s));
+    }
+    EXPECT_NEAR(refit_error(L, got), best, 1e-9 + 1e-6 * best) << "seed " << seed;
+  }
+}
+
+TEST(FfnReconstruction, OutputSelectionKeepsOneOfTwoDuplicatesWhereTheStatisticKeepsBoth) {
+  // Neurons 0 and 1 fire identically and most strongly; 2 and 3 are weaker but independent. Keeping
+  // two, the mean-|a| statistic keeps the duplicates (0, 1) and loses 2 and 3 for good; the output
+  // selection keeps one duplicate (the refit moves the other's column onto it) and one of 2, 3.
+  const int64_t tokens = 64, n_ff = 4, d = 2;
+  std::mt19937 rng(5);
+  std::normal_distribution<double> n01;
+  RandomLayer L{tokens, d, n_ff, std::vector<double>(static_cast<size_t>(tokens * n_ff)), {1, 1, 1, 0, 1, 1, 0, 1}, {}};
+  for (int64_t t = 0; t < tokens; ++t) {
+    const double big = 3 * n01(rng);
+    L.a[static_cast<size_t>(t * n_ff + 0)] = big;
+    L.a[static_cast<size_t>(t * n_ff + 1)] = big;
+    L.a[static_cast<size_t>(t * n_ff + 2)] = n01(rng);
+    L.a[static_cast<size_t>(t * n_ff + 3)] = n01(rng);
+  }
+  L.g = gram_of(L.a, tokens, n_ff);
+  const std::vector<int32_t> got = select_neurons_output(L.w.data(), d, n_ff, L.g.data(), 2, 1e-6, 1, "t");
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0] == 0 || got[0] == 1, true);
+  EXPECT_TRUE(got[1] == 2 || got[1] == 3);
+  EXPECT_LT(refit_error(L, got), 0.5 * refit_error(L, {0, 1}));
+}
+
+TEST(FfnReconstruction, OutputSelectionInBlocksStaysCloseToGreedyAndNeverWorseThanRandom) {
+  const RandomLayer L = random_layer(300, 5, 24, 11);
+  const auto greedy = select_neurons_output(L.w.data(), L.d, L.n_ff, L.g.data(), 12, 1e-6, 1, "t");
+  const auto blocks = select_neurons_output(L.w.data(), L.d, L.n_ff, L.g.data(), 12, 1e-6, 4, "t");
+  ASSERT_EQ(blocks.size(), 12u);
+  EXPECT_TRUE(std::is_sorted(blocks.begin(), blocks.end()));
+  EXPECT_LT(refit_error(L, blocks), 1.25 * refit_error(L, greedy));
+  // Against 50 random subsets of the same size, the greedy choice is at least as good as all of them.
+  std::mt19937 rng(3);
+  std::vector<int32_t> all(24);
+  for (int32_t j = 0; j < 24; ++j) all[static_cast<size_t>(j)] = j;
+  for (int trial = 0; trial < 50; ++trial) {
+    std::shuffle(all.begin(), all.end(), rng);
+    std::vector<int32_t> s(all.begin(), all.begin() + 12);
+    std::sort(s.begin(), s.end());
+    EXPECT_LE(refit_error(L, greedy), refit_error(L, s) + 1e-12);
+  }
+  // keep = n_ff keeps everything; bad arguments are errors naming the selection.
+  EXPECT_EQ(select_neurons_output(L.w.data(), L.d, L.n_ff, L.g.data(), 24, 1e-3, 8, "t").size(), 24u);
+  EXPECT_THROW(select_neurons_output(L.w.data(), L.d, L.n_ff, L.g.data(), 0, 1e-3, 8, "t"), Error);
+  EXPECT_THROW(select_neurons_output(L.w.data(), L.d, L.n_ff, L.g.data(), 4, 0.0, 8, "t"), Error);
+  const std::vector<double> zero(24 * 24, 0.0);
+  EXPECT_THROW(select_neurons_output(L.w.data(), L.d, L.n_ff, zero.data(), 4, 1e-3, 8, "expert 'x'"), Error);
 }
 
 }  // namespace
