@@ -168,24 +168,77 @@ struct HttpServer::Impl {
       }
       res.set_content(dump(models_json(opt.model_id, started)["data"][0]), "application/json");
     });
-    svr.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      generate(req, res, ApiKind::COMPLETION);
-    });
-    svr.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      generate(req, res, ApiKind::CHAT);
-    });
+    // The generation endpoints read their bodies themselves: cpp-httplib's own reading refuses a
+    // form-encoded body (curl -d's default Content-Type) over 8 KiB whatever the payload limit.
+    svr.Post("/v1/completions",
+             [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+               std::string body;
+               if (read_body(req, res, reader, body)) generate(req, body, res, ApiKind::COMPLETION);
+             });
+    svr.Post("/v1/chat/completions",
+             [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+               std::string body;
+               if (read_body(req, res, reader, body)) generate(req, body, res, ApiKind::CHAT);
+             });
   }
 
-  void generate(const httplib::Request& req, httplib::Response& res, ApiKind kind) {
+  // The request body, up to max_body_bytes, whatever Content-Type it declares (it is parsed as JSON
+  // in any case); a multipart form is refused with 415. False: an error response is set.
+  bool read_body(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,
+                 std::string& body) {
+    if (req.is_multipart_form_data()) {
+      // Consume the form so the connection stays in step, then refuse it.
+      reader([](const httplib::MultipartFormData&) { return true; }, [](const char*, size_t) { return true; });
+      send_error(res, ApiError(415, "invalid_request_error",
+                               fmt::format("Unsupported Content-Type '{}': send the request as a JSON body "
+                                           "(Content-Type: application/json).",
+                                           req.get_header_value("Content-Type")),
+                               "", "unsupported_media_type"));
+      return false;
+    }
+    // cpp-httplib checks Content-Length against the limit; a chunked body is counted here.
+    bool too_large = false;
+    const bool ok = reader([&](const char* data, size_t n) {
+      if (body.size() + n > opt.max_body_bytes) {
+        too_large = true;
+        return false;
+      }
+      body.append(data, n);
+      return true;
+    });
+    if (ok) return true;
+    if (too_large || res.status == 413)
+      send_error(res, ApiError(413, "invalid_request_error",
+                               fmt::format("The request body is larger than this server's limit of {} bytes "
+                                           "(moe serve --max-body).",
+                                           opt.max_body_bytes),
+                               "", "request_too_large"));
+    else
+      send_error(res, ApiError(400, "invalid_request_error", "The request body could not be read (malformed "
+                               "Content-Length or chunked encoding, or the client stopped sending).", "",
+                               "bad_request"));
+    return false;
+  }
+
+  void generate(const httplib::Request& req, const std::string& body, httplib::Response& res, ApiKind kind) {
     if (draining) {
       send_error(res, ApiError(503, "server_error", "The server is shutting down.", "", "server_shutting_down"));
       return;
     }
     ApiRequest ar;
     try {
-      ar = kind == ApiKind::CHAT ? parse_chat_request(req.body, api) : parse_completion_request(req.body, api);
+      ar = kind == ApiKind::CHAT ? parse_chat_request(body, api) : parse_completion_request(body, api);
     } catch (const ApiError& e) {
-      send_error(res, e);
+      const std::string type = req.get_header_value("Content-Type");
+      if (e.code == "invalid_json" && !type.empty() && type.find("json") == std::string::npos) {
+        // Say what the server expected: the declared type is not the problem, the body is.
+        send_error(res, ApiError(e.status, e.type,
+                                 std::string(e.what()) + fmt::format(" (The body must be JSON; it was declared as "
+                                                                     "'{}'.)", type),
+                                 e.param, e.code));
+      } else {
+        send_error(res, e);
+      }
       return;
     }
     if (!ar.seeded) {

@@ -96,6 +96,65 @@ class ServeHttp(unittest.TestCase):
         self.assertEqual(text, whole.choices[0].message.content)
         self.assertEqual(chunks[-1].choices[0].finish_reason, whole.choices[0].finish_reason)
 
+    # Item 2: curl -d @body.json sends Content-Type application/x-www-form-urlencoded; the body is
+    # JSON all the same, and the only size limit is --max-body (1 MiB by default).
+    def test_large_json_body_with_any_declared_type(self):
+        body = json.dumps({"prompt": "Hello", "max_tokens": 2, "temperature": 0, "padding": "x" * 20000})
+        self.assertGreater(len(body), 8192)
+        for ctype in ("application/x-www-form-urlencoded", "text/plain", None):
+            headers = {"Content-Type": ctype} if ctype else {}
+            status, _, data = self.server.raw("POST", "/v1/completions", body, headers)
+            self.assertEqual(status, 200, (ctype, data))
+            self.assertEqual(json.loads(data)["usage"]["completion_tokens"], 2)
+
+    def test_body_over_max_body_is_413_naming_the_limit(self):
+        body = json.dumps({"prompt": "Hello", "padding": "x" * (1 << 20)})
+        status, _, data = self.server.raw("POST", "/v1/completions", body,
+                                          {"Content-Type": "application/x-www-form-urlencoded"})
+        err = base.assert_error(self, status, data, 413, code="request_too_large")
+        self.assertIn("1048576 bytes", err["message"])
+        self.assertIn("--max-body", err["message"])
+
+    def test_chunked_body_over_max_body_is_413(self):
+        piece = b"x" * 65536
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=30) as s:
+            s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() +
+                      b"\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+            try:
+                for _ in range(20):  # 1.25 MiB
+                    s.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+                s.sendall(b"0\r\n\r\n")
+            except OSError:
+                pass  # the server may stop reading once it has refused the body
+            data = b""
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+        self.assertTrue(data.startswith(b"HTTP/1.1 413"), data[:200])
+
+    def test_form_that_is_not_json_says_so(self):
+        status, _, data = self.server.raw("POST", "/v1/completions", "prompt=Hello&max_tokens=2",
+                                          {"Content-Type": "application/x-www-form-urlencoded"})
+        err = base.assert_error(self, status, data, 400, code="invalid_json")
+        self.assertIn("must be JSON", err["message"])
+        self.assertIn("application/x-www-form-urlencoded", err["message"])
+
+    def test_multipart_form_is_415(self):
+        boundary = "XyZ"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\nHello\r\n"
+                f"--{boundary}--\r\n")
+        status, _, data = self.server.raw("POST", "/v1/completions", body,
+                                          {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        err = base.assert_error(self, status, data, 415, code="unsupported_media_type")
+        self.assertIn("application/json", err["message"])
+        # The connection and the server carry on.
+        self.assertEqual(self.server.raw("GET", "/health")[0], 200)
+
 
 if __name__ == "__main__":
     if not os.path.exists(MODEL):
