@@ -49,6 +49,8 @@ struct ServeOptions {
   std::string api_key;
   std::string model_name;
   size_t max_body = 1 << 20;
+  int64_t max_connections = 256;
+  double request_timeout = 10;
   double drain_timeout = 10;
   int threads = 0;
 };
@@ -114,6 +116,11 @@ void run_serve(const ServeOptions& o) {
   if (o.max_running < 1) lookahead::fail("--max-running must be >= 1 (got {})", o.max_running);
   if (o.ctx < 16) lookahead::fail("--ctx must be >= 16 tokens (got {})", o.ctx);
   if (o.max_body < 1024) lookahead::fail("--max-body must be >= 1024 bytes (got {})", o.max_body);
+  // Sockets above 1023 are beyond cpp-httplib's select(): keep the cap well below.
+  if (o.max_connections < 1 || o.max_connections > 900)
+    lookahead::fail("--max-connections must be in 1..900 (got {})", o.max_connections);
+  if (!(o.request_timeout > 0) || o.request_timeout > 3600)
+    lookahead::fail("--request-timeout must be in (0, 3600] seconds (got {})", o.request_timeout);
   if (o.drain_timeout < 0) lookahead::fail("--drain-timeout must be >= 0 seconds (got {})", o.drain_timeout);
   if (o.threads < 0) lookahead::fail("--threads must be >= 0 (got {})", o.threads);
   if (o.threads > 0) set_kernel_threads(o.threads);
@@ -165,6 +172,8 @@ void run_serve(const ServeOptions& o) {
     sopt.model_id = std::filesystem::is_directory(p) ? p.filename().string() : p.stem().string();
   }
   sopt.max_body_bytes = o.max_body;
+  sopt.max_connections = o.max_connections;
+  sopt.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.request_timeout * 1000));
   sopt.drain_grace = std::chrono::milliseconds(static_cast<int64_t>(o.drain_timeout * 1000));
   HttpServer server(engine, tok, sopt);
   const int port = server.bind();
@@ -224,6 +233,12 @@ const bool registered = lookahead::cli::register_command(
            ->envname("LOOKAHEAD_API_KEY");
        cmd.add_option("--model-name", o->model_name, "model id reported by /v1/models (default: the file name)");
        cmd.add_option("--max-body", o->max_body, "largest request body in bytes (larger: 413)")->capture_default_str();
+       cmd.add_option("--max-connections", o->max_connections,
+                      "open HTTP connections at once, each with its own thread (more: 503 at once)")
+           ->capture_default_str();
+       cmd.add_option("--request-timeout", o->request_timeout,
+                      "seconds a client has to send a whole request, headers and body (slower: 408, closed)")
+           ->capture_default_str();
        cmd.add_option("--drain-timeout", o->drain_timeout, "seconds in-flight requests may finish after SIGTERM")
            ->capture_default_str();
        cmd.add_option("--threads,-t", o->threads, "CPU threads for the model (0 = all cores)")->capture_default_str();

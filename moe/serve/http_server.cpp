@@ -2,16 +2,23 @@
 #include "moe/serve/http_server.h"
 
 #include <httplib.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <array>
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <random>
+#include <system_error>
 #include <thread>
 
 #include "common/error.h"
@@ -52,6 +59,222 @@ void send_error(httplib::Response& res, const ApiError& e) {
   res.set_content(dump(error_json(e)), "application/json");
 }
 
+using Clock = std::chrono::steady_clock;
+
+// Per-connection state, seen by the handlers through a thread-local pointer: cpp-httplib runs a
+// connection's requests, and their handlers and content providers, on the thread that owns it.
+struct ConnectionState {
+  bool close_after_response = false;  // the response's end is the connection's (no length, unread body)
+  bool request_timed_out = false;     // the request did not arrive within request_timeout
+};
+thread_local ConnectionState* t_connection = nullptr;
+
+void close_after_response() {
+  if (t_connection) t_connection->close_after_response = true;
+}
+
+// Waits for `events` on `sock` until `until`, in slices so that `stop()` is noticed. 1: ready,
+// 0: timed out or stopped, -1: error.
+template <typename Stop>
+int wait_socket(int sock, short events, Clock::time_point until, const Stop& stop) {
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+    if (left <= 0 || stop()) return 0;
+    pollfd pfd{sock, events, 0};
+    const int r = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left, 100)));
+    if (r > 0) return 1;
+    if (r < 0 && errno != EINTR) return -1;
+  }
+}
+
+// A connection's socket as cpp-httplib's Stream, with a deadline for the whole request: reads
+// (request line, headers, body) fail once it has passed, however steadily a slow client trickles
+// bytes (cpp-httplib's own read timeout restarts with every byte).
+class ConnectionStream final : public httplib::Stream {
+ public:
+  ConnectionStream(int sock, Clock::time_point deadline, std::chrono::milliseconds write_timeout,
+                   const std::atomic<socket_t>& listener, ConnectionState& state)
+      : sock_(sock), deadline_(deadline), write_timeout_(write_timeout), listener_(listener), state_(state) {}
+
+  bool is_readable() const override {
+    const int r = wait_socket(sock_, POLLIN, deadline_, [this] { return listener_ == INVALID_SOCKET; });
+    if (r == 0 && Clock::now() >= deadline_) state_.request_timed_out = true;
+    return r > 0;
+  }
+  bool is_writable() const override {
+    if (wait_socket(sock_, POLLOUT, Clock::now() + write_timeout_, [] { return false; }) <= 0) return false;
+    // Alive: nothing to read, or data (not an orderly close) waiting.
+    pollfd pfd{sock_, POLLIN, 0};
+    if (::poll(&pfd, 1, 0) == 0) return true;
+    char c;
+    return ::recv(sock_, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+  }
+  ssize_t read(char* ptr, size_t size) override {
+    if (off_ < len_) {
+      const size_t n = std::min(size, len_ - off_);
+      std::memcpy(ptr, buf_.data() + off_, n);
+      off_ += n;
+      return static_cast<ssize_t>(n);
+    }
+    if (!is_readable()) return -1;
+    off_ = len_ = 0;
+    if (size >= buf_.size()) return recv_some(ptr, size);
+    const ssize_t n = recv_some(buf_.data(), buf_.size());
+    if (n <= 0) return n;
+    len_ = static_cast<size_t>(n);
+    off_ = std::min(size, len_);
+    std::memcpy(ptr, buf_.data(), off_);
+    return static_cast<ssize_t>(off_);
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    if (!is_writable()) return -1;
+    ssize_t n;
+    do {
+      n = ::send(sock_, ptr, size, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n;
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override { address(true, ip, port); }
+  void get_local_ip_and_port(std::string& ip, int& port) const override { address(false, ip, port); }
+  socket_t socket() const override { return sock_; }
+
+ private:
+  ssize_t recv_some(char* p, size_t n) {
+    ssize_t r;
+    do {
+      r = ::recv(sock_, p, n, 0);
+    } while (r < 0 && errno == EINTR);
+    return r;
+  }
+  void address(bool peer, std::string& ip, int& port) const {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof(addr);
+    const int r = peer ? ::getpeername(sock_, reinterpret_cast<sockaddr*>(&addr), &len)
+                       : ::getsockname(sock_, reinterpret_cast<sockaddr*>(&addr), &len);
+    if (r != 0) return;
+    char host[NI_MAXHOST];
+    char serv[NI_MAXSERV];
+    if (::getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host, sizeof(host), serv, sizeof(serv),
+                      NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+      ip = host;
+      port = std::atoi(serv);
+    }
+  }
+
+  int sock_;
+  Clock::time_point deadline_;
+  std::chrono::milliseconds write_timeout_;
+  const std::atomic<socket_t>& listener_;
+  ConnectionState& state_;
+  std::array<char, 4096> buf_{};
+  size_t off_ = 0, len_ = 0;
+};
+
+// One thread per connection, started at once: a connection never waits for a free thread, so slow
+// clients cannot keep /health or any other request waiting (ConnectionServer caps how many there
+// are). shutdown() waits for every connection to end.
+class ConnectionThreads final : public httplib::TaskQueue {
+ public:
+  void enqueue(std::function<void()> fn) override {
+    {
+      std::lock_guard lk(mu_);
+      ++running_;
+    }
+    try {
+      std::thread([this, fn]() mutable {
+        fn();
+        std::lock_guard lk(mu_);
+        --running_;
+        cv_.notify_all();
+      }).detach();
+    } catch (const std::system_error&) {
+      // No thread to be had: serve it here (the connection cap keeps this rare).
+      fn();
+      std::lock_guard lk(mu_);
+      --running_;
+    }
+  }
+  void shutdown() override {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [this] { return running_ == 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int64_t running_ = 0;
+};
+
+// cpp-httplib's Server with its connection loop replaced: at most `max_connections` open
+// connections (more get 503 and are closed at once), a deadline of `request_timeout` for each
+// request to arrive in full (headers and body; then 408 and the connection closes), idle
+// keep-alive connections closed after `idle_timeout`.
+class ConnectionServer final : public httplib::Server {
+ public:
+  int64_t max_connections = 256;
+  std::chrono::milliseconds request_timeout{10000};
+  std::chrono::milliseconds idle_timeout{5000};
+  std::chrono::milliseconds write_timeout{5000};
+  std::function<void(int status)> on_refused;  // a connection refused before any request was read
+
+  int64_t open_connections() const { return open_; }
+
+ private:
+  bool process_and_close_socket(socket_t sock) override {
+    struct Close {
+      ConnectionServer* self;
+      socket_t sock;
+      ~Close() {
+        ::shutdown(sock, SHUT_RDWR);
+        ::close(sock);
+        --self->open_;
+      }
+    } close_at_end{this, sock};
+    if (++open_ > max_connections) {
+      refuse(sock);
+      return false;
+    }
+    ConnectionState state;
+    t_connection = &state;
+    struct Reset {
+      ~Reset() { t_connection = nullptr; }
+    } reset;
+    const auto stopping = [this] { return svr_sock_ == INVALID_SOCKET; };
+    bool ret = false;
+    Clock::time_point wait_until = Clock::now() + request_timeout;  // the first request's bytes
+    for (size_t left = keep_alive_max_count_; left > 0 && !stopping(); --left) {
+      if (wait_socket(sock, POLLIN, wait_until, stopping) <= 0) break;
+      state = ConnectionState{};
+      // The request line may have started arriving during the wait: the deadline is counted from
+      // the connection's start for the first request, from the first byte for later ones.
+      const Clock::time_point deadline = left == keep_alive_max_count_ ? wait_until : Clock::now() + request_timeout;
+      ConnectionStream strm(sock, deadline, write_timeout, svr_sock_, state);
+      bool closed = false;
+      ret = process_request(strm, left == 1, closed, nullptr);
+      if (!ret || closed || state.close_after_response || state.request_timed_out) break;
+      wait_until = Clock::now() + idle_timeout;
+    }
+    return ret;
+  }
+
+  void refuse(socket_t sock) {
+    const std::string body = dump(error_json(ApiError(
+        503, "server_error",
+        fmt::format("The server has {} open connections, its limit (moe serve --max-connections); retry later.",
+                    max_connections),
+        "", "too_many_connections")));
+    const std::string head = fmt::format(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\n"
+        "Retry-After: 1\r\nConnection: close\r\n\r\n",
+        body.size());
+    const std::string msg = head + body;
+    [[maybe_unused]] const ssize_t n = ::send(sock, msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (on_refused) on_refused(503);
+  }
+
+  std::atomic<int64_t> open_{0};
+};
+
 bool constant_time_equal(const std::string& a, const std::string& b) {
   if (a.size() != b.size()) return false;
   unsigned char diff = 0;
@@ -66,7 +289,7 @@ struct HttpServer::Impl {
   const Tokenizer& tok;
   HttpServerOptions opt;
   ApiContext api;
-  httplib::Server svr;
+  ConnectionServer svr;
   int64_t started = std::time(nullptr);
   std::atomic<bool> draining{false};
   std::atomic<int64_t> active{0};  // generation requests between submit and their last byte
@@ -86,10 +309,13 @@ struct HttpServer::Impl {
   }
 
   void routes() {
-    const auto& lim = engine.limits();
-    const int threads =
-        opt.http_threads > 0 ? opt.http_threads : static_cast<int>(lim.max_queue + lim.max_running + 8);
-    svr.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+    svr.new_task_queue = [] { return new ConnectionThreads; };
+    svr.max_connections = opt.max_connections;
+    svr.request_timeout = opt.request_timeout;
+    svr.on_refused = [this](int status) {
+      std::lock_guard lk(counters_mu);
+      ++responses_by_code[status];
+    };
     svr.set_payload_max_length(opt.max_body_bytes);
     // SO_REUSEADDR only: cpp-httplib's default also sets SO_REUSEPORT, which would let a second
     // server silently share a port that is in use.
@@ -119,7 +345,15 @@ struct HttpServer::Impl {
     // Responses with an error status and no body of ours (unknown path, body too large, ...) get
     // OpenAI's error shape.
     svr.set_error_handler(httplib::Server::HandlerWithResponse(
-        [](const httplib::Request& req, httplib::Response& res) {
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (t_connection && t_connection->request_timed_out) {
+            send_error(res, ApiError(408, "invalid_request_error",
+                                     fmt::format("The request did not arrive within {} s (moe serve "
+                                                 "--request-timeout): send its headers and body without pauses.",
+                                                 opt.request_timeout.count() / 1000.0),
+                                     "", "request_timeout"));
+            return httplib::Server::HandlerResponse::Handled;
+          }
           if (!res.body.empty() || res.content_provider_) return httplib::Server::HandlerResponse::Unhandled;
           send_error(res, error_for_status(res.status, req.method, req.path));
           return httplib::Server::HandlerResponse::Handled;
@@ -207,7 +441,10 @@ struct HttpServer::Impl {
       return true;
     });
     if (ok) return true;
-    if (too_large || res.status == 413)
+    close_after_response();  // the rest of the body is unread
+    if (t_connection && t_connection->request_timed_out)
+      res.status = 408;  // the error handler says so
+    else if (too_large || res.status == 413)
       send_error(res, ApiError(413, "invalid_request_error",
                                fmt::format("The request body is larger than this server's limit of {} bytes "
                                            "(moe serve --max-body).",

@@ -10,7 +10,11 @@
 //     malformed JSON and wrong types 400, unknown model 404, max_tokens beyond the context 400
 //     (code context_length_exceeded), bodies over max_body_bytes 413, unknown paths 404, a missing
 //     or wrong API key 401 (when api_key is set; / and /health stay open), a full queue 429 at once
-//     (code queue_full), a draining server 503.
+//     (code queue_full), a draining server 503, a request whose headers and body have not all
+//     arrived within request_timeout 408 (the connection closes), a connection beyond
+//     max_connections 503 at once (code too_many_connections). Each connection has its own thread,
+//     so slow clients never hold up others (/health included) while under the cap. Bodies are JSON
+//     whatever their declared Content-Type (a multipart form: 415).
 //   - A streaming client that disconnects has its request cancelled (KV cache freed) within about
 //     a token or a second (an SSE comment is sent every second while a request waits, to notice).
 //   - shutdown() (from any thread, e.g. on SIGTERM): new requests get 503, in-flight requests
@@ -31,7 +35,8 @@ struct HttpServerOptions {
   std::string api_key;                   // empty: no authentication
   std::string model_id;                  // the name /v1/models reports and requests must use
   size_t max_body_bytes = 1 << 20;
-  int http_threads = 0;                  // 0: max_queue + max_running + 8 (a waiting request holds one)
+  int64_t max_connections = 256;         // open connections, each with its own thread; more get 503
+  std::chrono::milliseconds request_timeout{10000};  // for a request's headers and body to arrive; then 408
   std::chrono::milliseconds drain_grace{10000};
 };
 

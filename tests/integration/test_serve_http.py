@@ -155,6 +155,125 @@ class ServeHttp(unittest.TestCase):
         # The connection and the server carry on.
         self.assertEqual(self.server.raw("GET", "/health")[0], 200)
 
+    # Item 8: slow clients (slowloris) must not hold up other requests. Before: a fixed pool of
+    # --max-queue + --max-running + 8 threads, each held by a client trickling header lines.
+    def test_slow_clients_do_not_hold_up_health(self):
+        socks = []
+        stop = threading.Event()
+        try:
+            for _ in range(40):
+                s = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+                socks.append(s)
+
+            def trickle():
+                while not stop.wait(0.5):
+                    for s in socks:
+                        try:
+                            s.sendall(b"X-Slow: 1\r\n")
+                        except OSError:
+                            pass
+
+            t = threading.Thread(target=trickle, daemon=True)
+            t.start()
+            time.sleep(1)
+            for _ in range(3):
+                conn = base.http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=5)
+                conn.request("GET", "/health")
+                r = conn.getresponse()
+                self.assertEqual((r.status, json.loads(r.read())), (200, {"status": "ok"}))
+                conn.close()
+        finally:
+            stop.set()
+            for s in socks:
+                s.close()
+
+
+class ServeConnectionLimits(unittest.TestCase):
+    """--request-timeout and --max-connections (issue 15, item 8)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = base.Server("--request-timeout", "1.5", "--max-connections", "6", "--threads", "1")
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.server.stop()
+        assert rc == 0, f"server exit status {rc}: {''.join(cls.server.log)}"
+
+    def test_request_trickled_past_the_timeout_gets_408_and_is_closed(self):
+        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+        stop = threading.Event()
+
+        def trickle():
+            try:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+                while not stop.wait(0.3):
+                    s.sendall(b"X-Slow: 1\r\n")
+            except OSError:
+                pass  # closed by the server
+
+        t = threading.Thread(target=trickle, daemon=True)
+        t.start()
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(65536)  # raises after 10 s without a byte: the server never answered
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            stop.set()
+            t.join()
+            s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 408"), data)
+        err = json.loads(body)["error"]
+        self.assertEqual(err["code"], "request_timeout")
+        self.assertIn("--request-timeout", err["message"])
+
+    def test_idle_connection_is_closed(self):
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as s:
+            self.assertEqual(s.recv(100), b"")  # closed without a response, well before the 10 s timeout
+
+    def test_connections_beyond_the_cap_get_503_at_once(self):
+        held = []
+        try:
+            for _ in range(6):  # each served once, then idle on keep-alive: all six counted
+                conn = base.http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+                conn.request("GET", "/health")
+                self.assertEqual(conn.getresponse().read(), b'{"status":"ok"}')
+                held.append(conn)
+            status, _, body = raw_exchange(self.server.port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertTrue(status.startswith("HTTP/1.1 503"), status)
+            err = json.loads(body)["error"]
+            self.assertEqual(err["code"], "too_many_connections")
+            self.assertIn("--max-connections", err["message"])
+        finally:
+            for conn in held:
+                conn.close()
+        deadline = time.time() + 10
+        while True:  # the closed connections leave room again
+            status, _, body = raw_exchange(self.server.port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            if status.startswith("HTTP/1.1 200") or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertTrue(status.startswith("HTTP/1.1 200"), status)
+
+
+class ServeFlags(unittest.TestCase):
+    """Bad server flags are one-line errors naming the flag, before the model loads."""
+
+    def refused(self, *args):
+        r = subprocess.run([BINARY, "moe", "serve", "--model", MODEL, "--port", "0", *args], capture_output=True,
+                           text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0, r.stderr)
+        return r.stderr
+
+    def test_connection_limits_are_validated(self):
+        self.assertIn("--max-connections", self.refused("--max-connections", "0"))
+        self.assertIn("--request-timeout", self.refused("--request-timeout", "0"))
+
 
 if __name__ == "__main__":
     if not os.path.exists(MODEL):
