@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <thread>
@@ -47,6 +48,7 @@ struct ServeOptions {
   int64_t max_running = 4;
   int64_t ctx = 2048;
   std::string api_key;
+  bool api_key_given = false;  // --api-key given (possibly empty), or taken from $LOOKAHEAD_API_KEY
   std::string model_name;
   size_t max_body = 1 << 20;
   int64_t max_connections = 256;
@@ -121,6 +123,12 @@ void run_serve(const ServeOptions& o) {
     lookahead::fail("--max-connections must be in 1..900 (got {})", o.max_connections);
   if (!(o.request_timeout > 0) || o.request_timeout > 3600)
     lookahead::fail("--request-timeout must be in (0, 3600] seconds (got {})", o.request_timeout);
+  // An empty key must not silently mean "no authentication".
+  const char* env_key = std::getenv("LOOKAHEAD_API_KEY");
+  if (o.api_key.empty() && (o.api_key_given || env_key))
+    lookahead::fail("{} is empty: give a key, or leave out --api-key and unset LOOKAHEAD_API_KEY to serve without "
+                    "authentication",
+                    o.api_key_given ? "--api-key" : "LOOKAHEAD_API_KEY");
   if (o.drain_timeout < 0) lookahead::fail("--drain-timeout must be >= 0 seconds (got {})", o.drain_timeout);
   if (o.threads < 0) lookahead::fail("--threads must be >= 0 (got {})", o.threads);
   if (o.threads > 0) set_kernel_threads(o.threads);
@@ -229,8 +237,9 @@ const bool registered = lookahead::cli::register_command(
            ->capture_default_str();
        cmd.add_option("--ctx,-c", o->ctx, "context per sequence in tokens (KV cache limit = ctx x max-running)")
            ->capture_default_str();
-       cmd.add_option("--api-key", o->api_key, "require 'Authorization: Bearer KEY' (also $LOOKAHEAD_API_KEY)")
-           ->envname("LOOKAHEAD_API_KEY");
+       CLI::Option* api_key = cmd.add_option("--api-key", o->api_key,
+                                             "require 'Authorization: Bearer KEY' (also $LOOKAHEAD_API_KEY; not empty)")
+                                  ->envname("LOOKAHEAD_API_KEY");
        cmd.add_option("--model-name", o->model_name, "model id reported by /v1/models (default: the file name)");
        cmd.add_option("--max-body", o->max_body, "largest request body in bytes (larger: 413)")->capture_default_str();
        cmd.add_option("--max-connections", o->max_connections,
@@ -242,7 +251,10 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--drain-timeout", o->drain_timeout, "seconds in-flight requests may finish after SIGTERM")
            ->capture_default_str();
        cmd.add_option("--threads,-t", o->threads, "CPU threads for the model (0 = all cores)")->capture_default_str();
-       cmd.callback([o] { run_serve(*o); });
+       cmd.callback([o, api_key] {
+         o->api_key_given = api_key->count() > 0;  // the flag, or a non-empty $LOOKAHEAD_API_KEY
+         run_serve(*o);
+       });
      }});
 
 }  // namespace

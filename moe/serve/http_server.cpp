@@ -10,6 +10,7 @@
 
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -78,7 +79,7 @@ void close_after_response() {
 template <typename Stop>
 int wait_socket(int sock, short events, Clock::time_point until, const Stop& stop) {
   while (true) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now()).count();
     if (left <= 0 || stop()) return 0;
     pollfd pfd{sock, events, 0};
     const int r = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left, 100)));
@@ -98,7 +99,7 @@ class ConnectionStream final : public httplib::Stream {
 
   bool is_readable() const override {
     const int r = wait_socket(sock_, POLLIN, deadline_, [this] { return listener_ == INVALID_SOCKET; });
-    if (r == 0 && Clock::now() >= deadline_) state_.request_timed_out = true;
+    if (r == 0 && listener_ != INVALID_SOCKET) state_.request_timed_out = true;  // not stopped: the deadline
     return r > 0;
   }
   bool is_writable() const override {
@@ -275,6 +276,24 @@ class ConnectionServer final : public httplib::Server {
   std::atomic<int64_t> open_{0};
 };
 
+// The credentials of "Authorization: Bearer TOKEN": the scheme is case-insensitive (RFC 9110
+// 11.1), spaces around the token are not part of it.
+bool bearer_token(const std::string& auth, std::string& token) {
+  size_t i = auth.find_first_not_of(' ');
+  if (i == std::string::npos) return false;
+  static constexpr std::string_view scheme = "bearer";
+  if (auth.size() < i + scheme.size() + 1) return false;
+  for (size_t k = 0; k < scheme.size(); ++k)
+    if (std::tolower(static_cast<unsigned char>(auth[i + k])) != scheme[k]) return false;
+  i += scheme.size();
+  if (auth[i] != ' ' && auth[i] != '\t') return false;
+  i = auth.find_first_not_of(" \t", i);
+  if (i == std::string::npos) return false;
+  const size_t end = auth.find_last_not_of(" \t");
+  token = auth.substr(i, end + 1 - i);
+  return true;
+}
+
 bool constant_time_equal(const std::string& a, const std::string& b) {
   if (a.size() != b.size()) return false;
   unsigned char diff = 0;
@@ -332,10 +351,9 @@ struct HttpServer::Impl {
         [this](const httplib::Request& req, httplib::Response& res) {
           if (opt.api_key.empty() || req.path == "/" || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
           const std::string auth = req.get_header_value("Authorization");
-          const std::string bearer = "Bearer ";
-          const bool ok = auth.size() > bearer.size() && auth.compare(0, bearer.size(), bearer) == 0 &&
-                          constant_time_equal(auth.substr(bearer.size()), opt.api_key);
-          if (ok) return httplib::Server::HandlerResponse::Unhandled;
+          std::string token;
+          if (bearer_token(auth, token) && constant_time_equal(token, opt.api_key))
+            return httplib::Server::HandlerResponse::Unhandled;
           send_error(res, ApiError(401, "invalid_request_error",
                                    auth.empty() ? "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'."
                                                 : "Incorrect API key provided.",
@@ -538,49 +556,55 @@ struct HttpServer::Impl {
     auto st = std::make_shared<StreamState>();
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");
-    res.set_chunked_content_provider(
-        "text/event-stream",
-        [this, ch, st, ar, id, created, rid](size_t, httplib::DataSink& sink) {
-          std::string out;
-          if (!st->started && ar.kind == ApiKind::CHAT) {
-            const std::string empty;
-            out += sse_event(stream_chunk(ar, id, created, &empty, true, nullptr));
-          }
-          st->started = true;
-          std::deque<TokenEvent> events;
-          if (out.empty()) events = ch->take(std::chrono::milliseconds(1000));
-          if (out.empty() && events.empty()) out = ": waiting\n\n";  // notices a client that left
-          for (const auto& e : events) {
-            if (!e.text.empty()) out += sse_event(stream_chunk(ar, id, created, &e.text, false, nullptr));
-            if (e.finish == FinishReason::NONE) continue;
-            st->finished = true;
-            if (e.finish == FinishReason::STOP || e.finish == FinishReason::LENGTH) {
-              out += sse_event(stream_chunk(ar, id, created, nullptr, false, openai_finish_reason(e.finish)));
-              if (ar.include_usage) out += sse_event(stream_usage_chunk(ar, id, created, e.usage));
-            } else {
-              const ApiError err = e.finish == FinishReason::ERROR
-                                       ? ApiError(500, "server_error", "Generation failed: " + e.error)
-                                       : ApiError(503, "server_error", "The request was cancelled: the server is "
-                                                  "shutting down.", "", "server_shutting_down");
-              out += sse_event(error_json(err));
-            }
-            out += "data: [DONE]\n\n";
-          }
-          // Tokens whose text is held back (a possible stop string, an incomplete UTF-8 character)
-          // leave nothing to send: a zero-byte write would end cpp-httplib's chunked stream (an empty
-          // chunk is its terminator) and count the request as cancelled, so wait for more instead.
-          if (out.empty()) return true;
-          if (!sink.write(out.data(), out.size())) {
-            engine.cancel(rid);  // the client left
-            return false;
-          }
-          if (st->finished) sink.done();
-          return true;
-        },
-        [this, st, rid](bool) {
-          if (!st->finished) engine.cancel(rid);
-          --active;
-        });
+    auto provider = [this, ch, st, ar, id, created, rid](size_t, httplib::DataSink& sink) {
+      std::string out;
+      if (!st->started && ar.kind == ApiKind::CHAT) {
+        const std::string empty;
+        out += sse_event(stream_chunk(ar, id, created, &empty, true, nullptr));
+      }
+      st->started = true;
+      std::deque<TokenEvent> events;
+      if (out.empty()) events = ch->take(std::chrono::milliseconds(1000));
+      if (out.empty() && events.empty()) out = ": waiting\n\n";  // notices a client that left
+      for (const auto& e : events) {
+        if (!e.text.empty()) out += sse_event(stream_chunk(ar, id, created, &e.text, false, nullptr));
+        if (e.finish == FinishReason::NONE) continue;
+        st->finished = true;
+        if (e.finish == FinishReason::STOP || e.finish == FinishReason::LENGTH) {
+          out += sse_event(stream_chunk(ar, id, created, nullptr, false, openai_finish_reason(e.finish)));
+          if (ar.include_usage) out += sse_event(stream_usage_chunk(ar, id, created, e.usage));
+        } else {
+          const ApiError err = e.finish == FinishReason::ERROR
+                                   ? ApiError(500, "server_error", "Generation failed: " + e.error)
+                                   : ApiError(503, "server_error", "The request was cancelled: the server is "
+                                              "shutting down.", "", "server_shutting_down");
+          out += sse_event(error_json(err));
+        }
+        out += "data: [DONE]\n\n";
+      }
+      // Tokens whose text is held back (a possible stop string, an incomplete UTF-8 character)
+      // leave nothing to send: a zero-byte write would end cpp-httplib's chunked stream (an empty
+      // chunk is its terminator) and count the request as cancelled, so wait for more instead.
+      if (out.empty()) return true;
+      if (!sink.write(out.data(), out.size())) {
+        engine.cancel(rid);  // the client left
+        return false;
+      }
+      if (st->finished) sink.done();
+      return true;
+    };
+    auto release = [this, st, rid](bool) {
+      if (!st->finished) engine.cancel(rid);
+      --active;
+    };
+    if (req.version == "HTTP/1.0") {
+      // HTTP/1.0 has no chunked encoding: the stream's end is the connection's.
+      res.set_header("Connection", "close");
+      close_after_response();
+      res.set_content_provider("text/event-stream", std::move(provider), std::move(release));
+    } else {
+      res.set_chunked_content_provider("text/event-stream", std::move(provider), std::move(release));
+    }
   }
 
   void shutdown() {

@@ -155,6 +155,36 @@ class ServeHttp(unittest.TestCase):
         # The connection and the server carry on.
         self.assertEqual(self.server.raw("GET", "/health")[0], 200)
 
+    # Item 13: the auth scheme is case-insensitive; HTTP/1.0 clients get no chunked encoding.
+    def test_auth_scheme_is_case_insensitive(self):
+        for auth in ("bearer " + KEY, "BEARER " + KEY, "Bearer  " + KEY + " "):
+            status, _, body = self.server.raw("GET", "/v1/models", headers={"Authorization": auth})
+            self.assertEqual(status, 200, (auth, body))
+        for auth in ("Basic " + KEY, "Bearer wrong", "Bearer", "bearer" + KEY):
+            status, _, body = self.server.raw("GET", "/v1/models", headers={"Authorization": auth})
+            base.assert_error(self, status, body, 401, code="invalid_api_key")
+
+    def test_http_1_0_stream_is_not_chunked(self):
+        body = json.dumps({"prompt": "Hello", "max_tokens": 3, "temperature": 0, "stream": True}).encode()
+        for extra in (b"", b"Connection: Keep-Alive\r\n"):
+            request = (b"POST /v1/completions HTTP/1.0\r\nAuthorization: Bearer " + KEY.encode() +
+                       b"\r\nContent-Type: application/json\r\n" + extra +
+                       b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            status, headers, data = raw_exchange(self.server.port, request)  # read to the server's close
+            self.assertIn(" 200 ", status)
+            self.assertNotIn("transfer-encoding", headers)
+            self.assertTrue(headers["content-type"].startswith("text/event-stream"))
+            events = sse_events(data)
+            self.assertEqual(events[-1], "[DONE]", data)
+            self.assertEqual(json.loads(events[-2])["choices"][0]["finish_reason"], "length")
+        # A non-streamed reply has a length.
+        body = json.dumps({"prompt": "Hello", "max_tokens": 2, "temperature": 0}).encode()
+        status, headers, data = raw_exchange(
+            self.server.port, b"POST /v1/completions HTTP/1.0\r\nAuthorization: Bearer " + KEY.encode() +
+            b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        self.assertIn(" 200 ", status)
+        self.assertEqual(int(headers["content-length"]), len(data))
+
     # Item 8: slow clients (slowloris) must not hold up other requests. Before: a fixed pool of
     # --max-queue + --max-running + 8 threads, each held by a client trickling header lines.
     def test_slow_clients_do_not_hold_up_health(self):
@@ -264,15 +294,23 @@ class ServeConnectionLimits(unittest.TestCase):
 class ServeFlags(unittest.TestCase):
     """Bad server flags are one-line errors naming the flag, before the model loads."""
 
-    def refused(self, *args):
-        r = subprocess.run([BINARY, "moe", "serve", "--model", MODEL, "--port", "0", *args], capture_output=True,
-                           text=True, timeout=60)
+    def refused(self, *args, env=None):
+        # A model that does not exist: the flag's error must come first.
+        r = subprocess.run([BINARY, "moe", "serve", "--model", "/nonexistent/model.gguf", "--port", "0", *args],
+                           capture_output=True, text=True, timeout=60, env=env)
         self.assertNotEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
         return r.stderr
 
     def test_connection_limits_are_validated(self):
         self.assertIn("--max-connections", self.refused("--max-connections", "0"))
         self.assertIn("--request-timeout", self.refused("--request-timeout", "0"))
+
+    # Item 13: an empty key is an error, not "authentication off".
+    def test_empty_api_key_is_an_error(self):
+        env = {k: v for k, v in os.environ.items() if k != "LOOKAHEAD_API_KEY"}
+        self.assertIn("--api-key is empty", self.refused("--api-key", "", env=env))
+        self.assertIn("LOOKAHEAD_API_KEY is empty", self.refused(env=dict(env, LOOKAHEAD_API_KEY="")))
 
 
 if __name__ == "__main__":
