@@ -1,7 +1,9 @@
 // The `lookahead` binary: git-style command groups `lookahead moe ...` and `lookahead net ...`.
 // Commands live in cli/<group>_<command>.cpp and register themselves (cli/command.h).
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <map>
 #include <vector>
@@ -93,6 +95,11 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "lookahead: error: %s\n", e.what());
+    return 1;
+  }
+  // Results printed to a full disk or a closed pipe are an error, not a silent success.
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::fprintf(stderr, "lookahead: error: cannot write standard output: %s\n", std::strerror(errno));
     return 1;
   }
   return 0;

@@ -9,6 +9,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/staging_dir.h"
 #include "moe/format/safetensors_writer.h"
 #include "moe/kernels/quantize.h"
 #include "moe/model/readme_model.h"
@@ -101,17 +102,6 @@ std::vector<int32_t> random_subset(int32_t n, int32_t count, uint64_t state) {
   return all;
 }
 
-struct TempDir {
-  fs::path path;
-  bool keep = false;
-  ~TempDir() {
-    if (!keep) {
-      std::error_code ec;
-      fs::remove_all(path, ec);
-    }
-  }
-};
-
 }  // namespace
 
 std::vector<std::string> synth_shape_names() {
@@ -183,11 +173,9 @@ void write_synth_model(const SynthOptions& o, const std::string& out) {
   config.source_model = "synth:" + o.shape + ":seed" + std::to_string(o.seed);
   config.dtype = std::string(tensor_type_name(o.dtype));
 
-  TempDir tmp{fs::path(out + ".tmp." + std::to_string(::getpid()))};
-  fs::remove_all(tmp.path, ec);
-  if (!fs::create_directories(tmp.path, ec) || ec) fail("{}: cannot create: {}", tmp.path.string(), ec.message());
-  write_file_atomic((tmp.path / "config.json").string(), readme_config_json(hp, tok, o.dtype, config));
-  if (tokenizer_source) write_readme_tokenizer(*tokenizer_source, tmp.path.string());
+  StagingDir tmp(out, o.force);  // replaces an existing `out` only once the new one is complete
+  write_file_atomic((tmp.path() / "config.json").string(), readme_config_json(hp, tok, o.dtype, config));
+  if (tokenizer_source) write_readme_tokenizer(*tokenizer_source, tmp.path().string());
 
   SafetensorsWriter w;
   w.set_metadata("format", "pt");
@@ -278,21 +266,9 @@ void write_synth_model(const SynthOptions& o, const std::string& out) {
   add_random(cp + "proj_out.weight", TensorType::F32, rc.n_expert, dr);
   add_constant(cp + "proj_out.bias", rc.n_expert, 0.0f);
 
-  w.write((tmp.path / "model.safetensors").string(), o.progress ? "writing synthetic Read-ME model" : "");
+  w.write((tmp.path() / "model.safetensors").string(), o.progress ? "writing synthetic Read-ME model" : "");
 
-  // Replace `out` only now that the new model is complete.
-  if (fs::exists(out, ec)) {
-    const fs::path old = fs::path(out + ".old." + std::to_string(::getpid()));
-    fs::rename(out, old, ec);
-    if (ec) fail("{}: cannot move the existing model aside: {}", out, ec.message());
-    fs::rename(tmp.path, out, ec);
-    if (ec) fail("{}: cannot move the finished model into place: {}", out, ec.message());
-    fs::remove_all(old, ec);
-  } else {
-    fs::rename(tmp.path, out, ec);
-    if (ec) fail("{}: cannot move the finished model into place: {}", out, ec.message());
-  }
-  tmp.keep = true;
+  tmp.commit();
 }
 
 }  // namespace lookahead::moe::serving

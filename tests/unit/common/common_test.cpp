@@ -6,6 +6,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/staging_dir.h"
 #include "common/stats.h"
 
 namespace lookahead {
@@ -43,6 +44,28 @@ TEST(AtomicFile, UnwritableDirectoryIsAClearError) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent-dir/x.bin"), std::string::npos);
   }
+}
+
+TEST(StagingDir, ReplaceSwapsInTheNewDirectoryAndRemovesTheOld) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("lookahead_staging_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "out");
+  std::ofstream(dir / "out" / "old.txt") << "old";
+  const std::string out = (dir / "out").string();
+  EXPECT_THROW(StagingDir{out}, Error);  // exists, no replace
+  {
+    StagingDir staging(out, /*replace=*/true);
+    write_file_atomic(staging.file("new.txt"), "new");
+    EXPECT_TRUE(fs::exists(dir / "out" / "old.txt"));  // untouched until commit
+    staging.commit();
+  }
+  EXPECT_TRUE(fs::exists(dir / "out" / "new.txt"));
+  EXPECT_FALSE(fs::exists(dir / "out" / "old.txt"));
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir), {}), 1);  // no temporary, no old copy
+  std::ofstream(dir / "file") << "x";
+  EXPECT_THROW(StagingDir((dir / "file").string(), true), Error);  // not a directory: never replaced
+  fs::remove_all(dir);
 }
 
 }  // namespace lookahead
