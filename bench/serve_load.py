@@ -188,7 +188,7 @@ def main():
         # Disconnected clients' requests are cancelled: the engine empties.
         settle = time.time() + 30
         m1 = metrics(port)
-        while (m1["lookahead_running_sequences"] > 0 or m1["lookahead_queue_depth"] > 0) and time.time() < settle:
+        while (m1["lookahead_running_sequences"] > 0 or m1["lookahead_waiting_requests"] > 0) and time.time() < settle:
             time.sleep(0.2)
             m1 = metrics(port)
         rss_after = status_kib(server.pid, "VmRSS")
@@ -212,9 +212,9 @@ def main():
         "ttft_p50_s": round(percentile(ttfts, 50), 3), "ttft_p95_s": round(percentile(ttfts, 95), 3),
         "errors": errors, "rejected_429": outcomes.get("429", 0), "cut_at_deadline": outcomes.get("cut", 0),
         "outcomes": outcomes,
-        "server_cancelled": int(m1['lookahead_requests_total{status="cancelled"}'] -
-                                m0['lookahead_requests_total{status="cancelled"}']),
-        "running_after": int(m1["lookahead_running_sequences"]), "queue_after": int(m1["lookahead_queue_depth"]),
+        "server_cancelled": int(m1['lookahead_requests_finished_total{reason="cancelled"}'] -
+                                m0['lookahead_requests_finished_total{reason="cancelled"}']),
+        "running_after": int(m1["lookahead_running_sequences"]), "queue_after": int(m1["lookahead_waiting_requests"]),
         "kv_cache_mib": round(m1["lookahead_kv_cache_bytes"] / 2**20, 1),
         "rss_before_mib": round(rss_before / 1024, 1), "rss_peak_during_mib": round(rss_peak_during / 1024, 1),
         "rss_after_mib": round(rss_after / 1024, 1), "rss_hwm_mib": round(rss_hwm / 1024, 1),

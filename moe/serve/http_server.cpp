@@ -314,6 +314,15 @@ struct HttpServer::Impl {
   std::atomic<int64_t> active{0};  // generation requests between submit and their last byte
   std::mutex counters_mu;
   std::map<int, uint64_t> responses_by_code;
+  uint64_t rejected_invalid = 0;   // generation requests refused here as invalid (400, 404, 413, 415)
+  uint64_t rejected_draining = 0;  // ... and while draining, before reaching the engine
+  // Taken on the engine thread once per token (observe() only); shared with the callbacks, which
+  // may outlive the server.
+  struct Latency {
+    std::mutex mu;
+    LatencyHistograms h;
+  };
+  std::shared_ptr<Latency> latency = std::make_shared<Latency>();
   std::mutex seed_mu;
   std::mt19937_64 seed_rng{std::random_device{}()};
   std::once_flag shutdown_once;
@@ -404,8 +413,15 @@ struct HttpServer::Impl {
       {
         std::lock_guard lk(counters_mu);
         for (const auto& [code, n] : responses_by_code) http.responses_by_code.emplace_back(code, n);
+        http.requests_rejected_invalid = rejected_invalid;
+        http.requests_rejected_draining = rejected_draining;
+      }
+      {
+        std::lock_guard lk(latency->mu);
+        http.latency = latency->h;
       }
       http.active_requests = active;
+      http.open_connections = svr.open_connections();
       res.set_content(prometheus_text(engine.metrics(), engine.limits(), http), "text/plain; version=0.0.4");
     });
     svr.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
@@ -441,6 +457,7 @@ struct HttpServer::Impl {
     if (req.is_multipart_form_data()) {
       // Consume the form so the connection stays in step, then refuse it.
       reader([](const httplib::MultipartFormData&) { return true; }, [](const char*, size_t) { return true; });
+      count_invalid();
       send_error(res, ApiError(415, "invalid_request_error",
                                fmt::format("Unsupported Content-Type '{}': send the request as a JSON body "
                                            "(Content-Type: application/json).",
@@ -460,9 +477,12 @@ struct HttpServer::Impl {
     });
     if (ok) return true;
     close_after_response();  // the rest of the body is unread
-    if (t_connection && t_connection->request_timed_out)
+    if (t_connection && t_connection->request_timed_out) {
       res.status = 408;  // the error handler says so
-    else if (too_large || res.status == 413)
+      return false;
+    }
+    count_invalid();
+    if (too_large || res.status == 413)
       send_error(res, ApiError(413, "invalid_request_error",
                                fmt::format("The request body is larger than this server's limit of {} bytes "
                                            "(moe serve --max-body).",
@@ -475,8 +495,17 @@ struct HttpServer::Impl {
     return false;
   }
 
+  void count_invalid() {
+    std::lock_guard lk(counters_mu);
+    ++rejected_invalid;
+  }
+
   void generate(const httplib::Request& req, const std::string& body, httplib::Response& res, ApiKind kind) {
     if (draining) {
+      {
+        std::lock_guard lk(counters_mu);
+        ++rejected_draining;
+      }
       send_error(res, ApiError(503, "server_error", "The server is shutting down.", "", "server_shutting_down"));
       return;
     }
@@ -484,6 +513,7 @@ struct HttpServer::Impl {
     try {
       ar = kind == ApiKind::CHAT ? parse_chat_request(body, api) : parse_completion_request(body, api);
     } catch (const ApiError& e) {
+      count_invalid();
       const std::string type = req.get_header_value("Content-Type");
       if (e.code == "invalid_json" && !type.empty() && type.find("json") == std::string::npos) {
         // Say what the server expected: the declared type is not the problem, the body is.
@@ -506,7 +536,30 @@ struct HttpServer::Impl {
     g.sampling = ar.sampling;
     g.max_tokens = ar.max_tokens;
     g.stop = ar.stop;
-    g.on_token = [ch](const TokenEvent& e) { ch->push(e); };
+    // Latencies, stamped on the engine's thread as each event is delivered (events of one request
+    // come one at a time, in order).
+    struct Timing {
+      Clock::time_point accepted, last_token;
+      bool any_token = false;
+    };
+    auto timing = std::make_shared<Timing>();
+    g.on_token = [lat = latency, ch, timing](const TokenEvent& e) {
+      const auto now = Clock::now();
+      {
+        std::lock_guard lk(lat->mu);
+        if (e.token >= 0) {
+          const auto since = timing->any_token ? timing->last_token : timing->accepted;
+          (timing->any_token ? lat->h.inter_token : lat->h.time_to_first_token)
+              .observe(std::chrono::duration<double>(now - since).count());
+          timing->any_token = true;
+          timing->last_token = now;
+        }
+        if (e.finish != FinishReason::NONE)
+          lat->h.request_duration.observe(std::chrono::duration<double>(now - timing->accepted).count());
+      }
+      ch->push(e);
+    };
+    timing->accepted = Clock::now();
     ++active;
     const SubmitResult sub = engine.submit(std::move(g));
     switch (sub.status) {

@@ -1,5 +1,7 @@
 #include "moe/serve/openai_api.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "common/error.h"
@@ -342,35 +344,79 @@ json models_json(const std::string& model_id, int64_t created) {
           {"data", json::array({{{"id", model_id}, {"object", "model"}, {"created", created}, {"owned_by", "lookahead"}}})}};
 }
 
+Histogram::Histogram(std::vector<double> upper_bounds)
+    : bounds(std::move(upper_bounds)), counts(bounds.size() + 1, 0) {}
+
+void Histogram::observe(double value) {
+  const size_t i = static_cast<size_t>(std::lower_bound(bounds.begin(), bounds.end(), value) - bounds.begin());
+  ++counts[i];
+  sum += value;
+  ++count;
+}
+
+LatencyHistograms::LatencyHistograms()
+    : time_to_first_token({0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}),
+      inter_token({0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}),
+      request_duration({0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}) {}
+
 std::string prometheus_text(const EngineMetrics& m, const EngineLimits& limits, const HttpCounters& http) {
   std::string out;
   auto metric = [&out](const char* name, const char* type, const char* help) {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
   };
-  metric("lookahead_requests_total", "counter", "Generation requests by outcome.");
-  const std::pair<const char*, uint64_t> outcomes[] = {
-      {"accepted", m.requests_accepted},          {"rejected_queue_full", m.requests_rejected_queue_full},
-      {"rejected_draining", m.requests_rejected_draining}, {"rejected_invalid", m.requests_rejected_invalid},
-      {"stop", m.requests_finished_stop},         {"length", m.requests_finished_length},
-      {"cancelled", m.requests_cancelled},        {"error", m.requests_failed}};
-  for (const auto& [status, n] : outcomes) out += fmt::format("lookahead_requests_total{{status=\"{}\"}} {}\n", status, n);
+  auto histogram = [&](const char* name, const char* help, const Histogram& h) {
+    metric(name, "histogram", help);
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < h.bounds.size(); ++i) {
+      cumulative += h.counts[i];
+      out += fmt::format("{}_bucket{{le=\"{}\"}} {}\n", name, h.bounds[i], cumulative);
+    }
+    out += fmt::format("{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {:.6f}\n{}_count {}\n", name, h.count, name, h.sum, name,
+                       h.count);
+  };
+  // Admission and outcome are separate: every accepted request later finishes with one reason.
+  metric("lookahead_requests_accepted_total", "counter", "Generation requests accepted by the engine.");
+  out += fmt::format("lookahead_requests_accepted_total {}\n", m.requests_accepted);
+  metric("lookahead_requests_rejected_total", "counter",
+         "Generation requests refused: queue_full (429), draining (503), invalid (400, 404 model, 413, 415).");
+  const std::pair<const char*, uint64_t> rejected[] = {
+      {"queue_full", m.requests_rejected_queue_full},
+      {"draining", m.requests_rejected_draining + http.requests_rejected_draining},
+      {"invalid", m.requests_rejected_invalid + http.requests_rejected_invalid}};
+  for (const auto& [reason, n] : rejected)
+    out += fmt::format("lookahead_requests_rejected_total{{reason=\"{}\"}} {}\n", reason, n);
+  metric("lookahead_requests_finished_total", "counter", "Accepted generation requests finished, by reason.");
+  const std::pair<const char*, uint64_t> finished[] = {{"stop", m.requests_finished_stop},
+                                                       {"length", m.requests_finished_length},
+                                                       {"cancelled", m.requests_cancelled},
+                                                       {"error", m.requests_failed}};
+  for (const auto& [reason, n] : finished)
+    out += fmt::format("lookahead_requests_finished_total{{reason=\"{}\"}} {}\n", reason, n);
+  histogram("lookahead_time_to_first_token_seconds", "From acceptance to the first generated token.",
+            http.latency.time_to_first_token);
+  histogram("lookahead_inter_token_latency_seconds", "Between successive generated tokens of a request.",
+            http.latency.inter_token);
+  histogram("lookahead_request_duration_seconds", "From acceptance to the last event, whatever the outcome.",
+            http.latency.request_duration);
   metric("lookahead_http_responses_total", "counter", "HTTP responses by status code.");
   for (const auto& [code, n] : http.responses_by_code)
     out += fmt::format("lookahead_http_responses_total{{code=\"{}\"}} {}\n", code, n);
-  metric("lookahead_http_active_requests", "gauge", "HTTP requests being handled now.");
+  metric("lookahead_http_active_requests", "gauge", "Generation requests being handled now.");
   out += fmt::format("lookahead_http_active_requests {}\n", http.active_requests);
-  metric("lookahead_queue_depth", "gauge", "Requests waiting for a sequence slot.");
-  out += fmt::format("lookahead_queue_depth {}\n", m.queue_depth);
-  metric("lookahead_queue_capacity", "gauge", "Most waiting requests (--max-queue).");
-  out += fmt::format("lookahead_queue_capacity {}\n", limits.max_queue);
+  metric("lookahead_http_open_connections", "gauge", "HTTP connections open now (--max-connections).");
+  out += fmt::format("lookahead_http_open_connections {}\n", http.open_connections);
+  metric("lookahead_waiting_requests", "gauge", "Requests waiting for a sequence slot.");
+  out += fmt::format("lookahead_waiting_requests {}\n", m.queue_depth);
+  metric("lookahead_max_waiting_requests", "gauge", "Most waiting requests (--max-queue).");
+  out += fmt::format("lookahead_max_waiting_requests {}\n", limits.max_queue);
   metric("lookahead_running_sequences", "gauge", "Sequences holding a KV cache.");
   out += fmt::format("lookahead_running_sequences {}\n", m.running_sequences);
   metric("lookahead_max_running_sequences", "gauge", "Most sequences holding a KV cache at once.");
   out += fmt::format("lookahead_max_running_sequences {}\n", limits.max_running);
-  metric("lookahead_batch_size", "gauge", "Tokens the last engine step ran through the model.");
-  out += fmt::format("lookahead_batch_size {}\n", m.batch_size);
-  metric("lookahead_tokens_per_second", "gauge", "Generated tokens per second over the last 10 s.");
-  out += fmt::format("lookahead_tokens_per_second {:.3f}\n", m.tokens_per_second);
+  metric("lookahead_batch_tokens", "gauge", "Tokens the last engine step ran through the model.");
+  out += fmt::format("lookahead_batch_tokens {}\n", m.batch_size);
+  metric("lookahead_generated_tokens_per_second", "gauge", "Generated tokens per second over the last 10 s.");
+  out += fmt::format("lookahead_generated_tokens_per_second {:.3f}\n", m.tokens_per_second);
   metric("lookahead_prompt_tokens_total", "counter", "Prompt tokens prefilled.");
   out += fmt::format("lookahead_prompt_tokens_total {}\n", m.prompt_tokens_total);
   metric("lookahead_generated_tokens_total", "counter", "Tokens generated.");

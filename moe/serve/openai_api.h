@@ -89,10 +89,36 @@ std::string sse_event(const nlohmann::json& j);
 // /v1/models
 nlohmann::json models_json(const std::string& model_id, int64_t created);
 
+// A Prometheus histogram: cumulative counts of observations at or below each bound, their sum and
+// count. observe() allocates nothing (it runs for every generated token).
+struct Histogram {
+  explicit Histogram(std::vector<double> upper_bounds);  // ascending; +Inf is implied
+  void observe(double value);
+  std::vector<double> bounds;
+  std::vector<uint64_t> counts;  // per bucket, not cumulative; the last is above every bound
+  double sum = 0;
+  uint64_t count = 0;
+};
+
+// Latencies as clients see them, in seconds: from a request's acceptance to its first generated
+// token, between its successive tokens, and to its last event (whatever the outcome).
+struct LatencyHistograms {
+  LatencyHistograms();
+  Histogram time_to_first_token;
+  Histogram inter_token;
+  Histogram request_duration;
+};
+
 // Prometheus text exposition of the engine metrics and HTTP responses by status code.
 struct HttpCounters {
   std::vector<std::pair<int, uint64_t>> responses_by_code;  // (status, count), ascending status
   int64_t active_requests = 0;
+  int64_t open_connections = 0;  // HTTP connections open now (limit: --max-connections)
+  // Generation requests refused by the HTTP layer as invalid (400, 404 unknown model, 413, 415):
+  // added to the engine's own invalid count.
+  uint64_t requests_rejected_invalid = 0;
+  uint64_t requests_rejected_draining = 0;  // refused while draining before reaching the engine
+  LatencyHistograms latency;
 };
 std::string prometheus_text(const EngineMetrics& m, const EngineLimits& limits, const HttpCounters& http);
 

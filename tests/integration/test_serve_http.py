@@ -83,7 +83,7 @@ class ServeHttp(unittest.TestCase):
         self.assertEqual([c["choices"][0]["finish_reason"] for c in chunks if c["choices"][0]["finish_reason"]],
                          ["stop"])
         after = self.server.metrics()
-        cancelled = 'lookahead_requests_total{status="cancelled"}'
+        cancelled = 'lookahead_requests_finished_total{reason="cancelled"}'
         self.assertEqual(after.get(cancelled, 0), before.get(cancelled, 0))
 
     def test_streamed_chat_with_stop_through_the_openai_client(self):
@@ -184,6 +184,32 @@ class ServeHttp(unittest.TestCase):
             b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
         self.assertIn(" 200 ", status)
         self.assertEqual(int(headers["content-length"]), len(data))
+
+    # Item 14: every refused request is counted; outcomes apart from admission; latency histograms.
+    def test_metrics_count_400s_and_time_requests_in_seconds(self):
+        invalid = 'lookahead_requests_rejected_total{reason="invalid"}'
+        before = self.server.metrics()
+        for body in ("{not json", json.dumps({"prompt": "hi", "max_tokens": "5"}), json.dumps({"max_tokens": 5})):
+            status, _, _ = self.server.raw("POST", "/v1/completions", body, {"Content-Type": "application/json"})
+            self.assertEqual(status, 400)
+        r = self.client.completions.create(model=MODEL_ID, prompt="The capital of France is", max_tokens=4,
+                                           temperature=0)
+        self.assertEqual(r.usage.completion_tokens, 4)
+        after = self.server.metrics()
+        self.assertEqual(after[invalid] - before.get(invalid, 0), 3)
+        delta = lambda name: after[name] - before.get(name, 0)
+        self.assertEqual(delta("lookahead_requests_accepted_total"), 1)
+        self.assertEqual(delta('lookahead_requests_finished_total{reason="length"}'), 1)
+        self.assertEqual(delta("lookahead_time_to_first_token_seconds_count"), 1)
+        self.assertEqual(delta("lookahead_inter_token_latency_seconds_count"), 3)
+        self.assertEqual(delta("lookahead_request_duration_seconds_count"), 1)
+        self.assertEqual(delta('lookahead_request_duration_seconds_bucket{le="+Inf"}'), 1)
+        self.assertGreater(delta("lookahead_request_duration_seconds_sum"), 0)
+        self.assertGreaterEqual(delta("lookahead_request_duration_seconds_sum"),
+                                delta("lookahead_time_to_first_token_seconds_sum"))
+        self.assertFalse(any('status="accepted"' in name for name in after), "admission mixed with outcomes")
+        _, headers, text = self.server.raw("GET", "/metrics")
+        self.assertIn("# TYPE lookahead_time_to_first_token_seconds histogram", text.decode())
 
     # Item 8: slow clients (slowloris) must not hold up other requests. Before: a fixed pool of
     # --max-queue + --max-running + 8 threads, each held by a client trickling header lines.
@@ -289,6 +315,8 @@ class ServeConnectionLimits(unittest.TestCase):
                 break
             time.sleep(0.1)
         self.assertTrue(status.startswith("HTTP/1.1 200"), status)
+        # Every held connection has been closed on the server too (the metrics request is the one open).
+        self.server.wait_metric("lookahead_http_open_connections", lambda v: v == 1)
 
 
 class ServeFlags(unittest.TestCase):

@@ -238,10 +238,10 @@ class ServeOpenAI(unittest.TestCase):
         for s in streams:
             s.close()
         m = self.server.wait_metric("lookahead_running_sequences", lambda v: v == 0)
-        self.server.wait_metric("lookahead_queue_depth", lambda v: v == 0)
-        cancelled = 'lookahead_requests_total{status="cancelled"}'
+        self.server.wait_metric("lookahead_waiting_requests", lambda v: v == 0)
+        cancelled = 'lookahead_requests_finished_total{reason="cancelled"}'
         self.server.wait_metric(cancelled, lambda v: v >= before.get(cancelled, 0) + 3)
-        self.assertGreaterEqual(m['lookahead_requests_total{status="rejected_queue_full"}'], 1)
+        self.assertGreaterEqual(m['lookahead_requests_rejected_total{reason="queue_full"}'], 1)
         self.assertGreaterEqual(m['lookahead_http_responses_total{code="429"}'], 1)
 
     def test_auth(self):
@@ -296,8 +296,10 @@ class ServeOpenAI(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertTrue(headers["Content-Type"].startswith("text/plain"))
         text = body.decode()
-        for name in ("lookahead_requests_total", "lookahead_queue_depth", "lookahead_running_sequences",
-                     "lookahead_batch_size", "lookahead_tokens_per_second", "lookahead_expert_cache_hit_ratio",
+        for name in ("lookahead_requests_accepted_total", "lookahead_requests_rejected_total",
+                     "lookahead_requests_finished_total", "lookahead_waiting_requests", "lookahead_running_sequences",
+                     "lookahead_batch_tokens", "lookahead_generated_tokens_per_second",
+                     "lookahead_expert_cache_hit_ratio",
                      "lookahead_slow_tier_bytes_total"):
             self.assertIn(f"# TYPE {name} ", text)
 

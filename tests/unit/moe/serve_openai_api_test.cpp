@@ -243,20 +243,50 @@ TEST_F(ServeApi, ResponsesAndChunks) {
 
 TEST_F(ServeApi, PrometheusText) {
   EngineMetrics m;
+  m.requests_accepted = 5;
   m.requests_finished_stop = 3;
   m.requests_rejected_queue_full = 2;
+  m.requests_rejected_invalid = 1;
   m.queue_depth = 4;
   m.tokens_per_second = 12.5;
   EngineLimits lim{64, 2, 8, 258};
   HttpCounters http;
   http.responses_by_code = {{200, 5}, {429, 2}};
+  http.requests_rejected_invalid = 6;  // 400s the API refused before the engine saw them
   const std::string text = prometheus_text(m, lim, http);
   for (const char* line :
-       {"# TYPE lookahead_requests_total counter", "lookahead_requests_total{status=\"stop\"} 3",
-        "lookahead_requests_total{status=\"rejected_queue_full\"} 2", "lookahead_http_responses_total{code=\"429\"} 2",
-        "lookahead_queue_depth 4", "lookahead_running_sequences 0", "lookahead_batch_size 0",
-        "lookahead_tokens_per_second 12.500", "lookahead_expert_cache_hit_ratio 0.000000",
-        "lookahead_slow_tier_bytes_total 0", "lookahead_max_running_sequences 2"})
+       {"# TYPE lookahead_requests_accepted_total counter", "lookahead_requests_accepted_total 5",
+        "# TYPE lookahead_requests_finished_total counter", "lookahead_requests_finished_total{reason=\"stop\"} 3",
+        "lookahead_requests_rejected_total{reason=\"queue_full\"} 2",
+        "lookahead_requests_rejected_total{reason=\"invalid\"} 7", "lookahead_http_responses_total{code=\"429\"} 2",
+        "lookahead_waiting_requests 4", "lookahead_max_waiting_requests 8", "lookahead_running_sequences 0",
+        "lookahead_batch_tokens 0", "lookahead_generated_tokens_per_second 12.500",
+        "lookahead_expert_cache_hit_ratio 0.000000", "lookahead_slow_tier_bytes_total 0",
+        "lookahead_max_running_sequences 2", "# TYPE lookahead_time_to_first_token_seconds histogram",
+        "# TYPE lookahead_inter_token_latency_seconds histogram",
+        "# TYPE lookahead_request_duration_seconds histogram"})
+    EXPECT_NE(text.find(std::string(line) + "\n"), std::string::npos) << line;
+  // Outcomes are not mixed with admission.
+  EXPECT_EQ(text.find("status=\"accepted\""), std::string::npos);
+}
+
+TEST_F(ServeApi, HistogramsAreCumulativeInSeconds) {
+  Histogram h({0.1, 1});
+  h.observe(0.05);
+  h.observe(0.1);  // on a bound: counted in it (le)
+  h.observe(0.5);
+  h.observe(7);
+  EXPECT_EQ(h.count, 4u);
+  EXPECT_DOUBLE_EQ(h.sum, 7.65);
+  HttpCounters http;
+  http.latency.time_to_first_token = h;
+  const std::string text = prometheus_text(EngineMetrics{}, EngineLimits{}, http);
+  for (const char* line : {"lookahead_time_to_first_token_seconds_bucket{le=\"0.1\"} 2",
+                           "lookahead_time_to_first_token_seconds_bucket{le=\"1\"} 3",
+                           "lookahead_time_to_first_token_seconds_bucket{le=\"+Inf\"} 4",
+                           "lookahead_time_to_first_token_seconds_sum 7.650000",
+                           "lookahead_time_to_first_token_seconds_count 4",
+                           "lookahead_request_duration_seconds_bucket{le=\"+Inf\"} 0"})
     EXPECT_NE(text.find(std::string(line) + "\n"), std::string::npos) << line;
 }
 
