@@ -1,8 +1,11 @@
 // The `lookahead` binary: git-style command groups `lookahead moe ...` and `lookahead net ...`.
 // Commands live in cli/<group>_<command>.cpp and register themselves (cli/command.h).
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <map>
@@ -23,9 +26,24 @@ bool register_command(Command command) {
   return true;
 }
 
+// OpenMP's idle workers spin for GOMP_SPINCOUNT iterations (libgomp's default, 300000: milliseconds)
+// before they sleep. On a machine shared with any other load a spinning worker holds a core the
+// thread with the work needs, and decode collapsed (SmolLM2 tg: 72 -> 7-19 tokens/s beside one
+// `yes`). 1000 spins (libgomp's own value once it knows threads outnumber cores) keep the quiet
+// speed and do not collapse: docs/results/engine-threads.md. libgomp reads its environment when
+// it is loaded, before main() (and glibc resets the environment after DT_PREINIT_ARRAY functions
+// run), so the binary sets GOMP_SPINCOUNT and re-executes itself once. OMP_WAIT_POLICY or
+// GOMP_SPINCOUNT from the user win; LOOKAHEAD_NO_REEXEC=1 turns this off.
+static void default_openmp_spin(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT") || std::getenv("LOOKAHEAD_NO_REEXEC")) return;
+  if (setenv("GOMP_SPINCOUNT", "1000", 0) != 0) return;
+  execv("/proc/self/exe", argv);  // returns only on failure: run on with libgomp's default
+}
+
 }  // namespace lookahead::cli
 
 int main(int argc, char** argv) {
+  lookahead::cli::default_openmp_spin(argv);
   using lookahead::cli::registry;
   CLI::App app{"lookahead: Read-ME mixture-of-experts serving (moe) and singlepath-vs-spraying network simulation (net)",
                "lookahead"};
