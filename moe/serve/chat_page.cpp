@@ -40,7 +40,7 @@ constexpr std::string_view kChatPage = R"HTML(<!doctype html>
 <header>
   <h1>lookahead chat</h1><span class="model" id="model">connecting…</span>
   <label>temperature <input id="temperature" type="number" min="0" max="2" step="0.1" value="0.7"></label>
-  <label>max tokens <input id="max_tokens" type="number" min="1" step="1" value="256"></label>
+  <label>max tokens <input id="max_tokens" type="number" min="1" step="1" placeholder="(rest)" title="empty: the rest of the context"></label>
   <label>API key <input id="apikey" type="password" placeholder="(none)" size="12"></label>
 </header>
 <div id="log"><div class="msg system">Type a message and press Enter. Replies stream from POST /v1/chat/completions.</div></div>
@@ -83,24 +83,46 @@ async function loadModel() {
     $("model").textContent = "(" + e.message + ")";
   }
 }
+// One exchange. The conversation (`history`) gains the user's message and the reply only when a
+// reply came (or was stopped part-way): a failed request shows its error in the reply's place and
+// puts the message back in the input box. When the conversation no longer fits the model's context
+// (400 context_length_exceeded), its oldest messages are dropped until it does.
 async function send(text) {
-  history.push({ role: "user", content: text });
-  add("user", text);
+  const turn = { role: "user", content: text };
+  const userBubble = add("user", text);
   const bubble = add("assistant", "");
   const meta = document.createElement("span");
   meta.className = "meta";
-  let reply = "", tokens = 0, t0 = performance.now(), tFirst = null;
+  let reply = "", tokens = 0, t0 = performance.now(), tFirst = null, failed = null, stopped = false;
+  let messages = history.concat([turn]);
   controller = new AbortController();
   $("send").disabled = true; $("stop").disabled = false;
   try {
-    const body = { model: model || undefined, messages: history, stream: true,
-                   stream_options: { include_usage: true },
-                   temperature: parseFloat($("temperature").value), max_tokens: parseInt($("max_tokens").value, 10) };
-    const r = await fetch("/v1/chat/completions", { method: "POST", headers: headers(), body: JSON.stringify(body),
-                                                     signal: controller.signal });
-    if (!r.ok) {
+    const maxTokens = parseInt($("max_tokens").value, 10);  // empty: the rest of the context
+    let r, dropped = 0;
+    while (true) {
+      const body = { model: model || undefined, messages: messages, stream: true,
+                     stream_options: { include_usage: true }, temperature: parseFloat($("temperature").value) };
+      if (maxTokens > 0) body.max_tokens = maxTokens;
+      r = await fetch("/v1/chat/completions", { method: "POST", headers: headers(), body: JSON.stringify(body),
+                                                signal: controller.signal });
+      if (r.ok) break;
       const j = await r.json().catch(() => ({}));
-      throw new Error(j.error ? j.error.message : r.status + " " + r.statusText);
+      const err = j.error || {};
+      if (err.code === "context_length_exceeded" && messages.length > 1) {
+        const cut = Math.min(2, messages.length - 1);  // a user message and its reply
+        messages = messages.slice(cut);
+        dropped += cut;
+        continue;
+      }
+      throw new Error(err.message || (r.status + " " + r.statusText));
+    }
+    if (dropped > 0) {
+      const note = document.createElement("div");
+      note.className = "msg system";
+      note.textContent = "Left out the " + dropped + " oldest message" + (dropped > 1 ? "s" : "") +
+                         " to fit the model's context.";
+      log.insertBefore(note, userBubble);
     }
     const reader = r.body.getReader(), decoder = new TextDecoder();
     let buf = "", done = false;
@@ -128,15 +150,27 @@ async function send(text) {
         }
       }
     }
+    if (!done) throw new Error("the reply ended early (the connection closed before [DONE])");
     const secs = (performance.now() - t0) / 1000;
     meta.textContent = tokens + " tokens, " + secs.toFixed(1) + " s" +
         (tFirst !== null ? ", first token after " + ((tFirst - t0) / 1000).toFixed(2) + " s" : "");
   } catch (e) {
-    if (e.name === "AbortError") meta.textContent = "stopped";
-    else add("error", "error: " + e.message);
+    if (e.name === "AbortError") stopped = true;
+    else failed = e.message;
   } finally {
-    bubble.appendChild(meta);
-    history.push({ role: "assistant", content: reply });
+    if (failed !== null) {
+      bubble.className = "msg error";
+      bubble.textContent = (reply ? reply + "\n" : "") + "error: " + failed;
+      if (!input.value) input.value = text;  // to send again
+    } else if (stopped && !reply) {
+      bubble.className = "msg system";
+      bubble.textContent = "stopped before a reply";
+      if (!input.value) input.value = text;
+    } else {
+      if (stopped) meta.textContent = "stopped";
+      bubble.appendChild(meta);
+      history = messages.slice(0, -1).concat([turn, { role: "assistant", content: reply }]);
+    }
     controller = null;
     $("send").disabled = false; $("stop").disabled = true;
     input.focus();
@@ -158,11 +192,12 @@ $("clear").addEventListener("click", () => {
   log.innerHTML = "";
   add("system", "Conversation cleared.");
 });
-// ?prompt=...&temperature=...&max_tokens=... sends a first message on load (shareable links, and
-// the screenshot in docs/).
+// ?prompt=...&temperature=...&max_tokens=... fill the form on load; the message is sent only when
+// the user sends it (a link from any site must not run generations with the stored API key).
 const params = new URLSearchParams(location.search);
 for (const k of ["temperature", "max_tokens"]) if (params.has(k)) $(k).value = params.get(k);
-loadModel().then(() => { if (params.get("prompt")) send(params.get("prompt")); });
+if (params.get("prompt")) input.value = params.get("prompt");
+loadModel();
 </script>
 </body>
 </html>

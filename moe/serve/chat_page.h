@@ -3,7 +3,9 @@
 // step) that lists the served model, keeps a conversation, and streams each reply from
 // POST /v1/chat/completions (stream: true) as it arrives. An API key typed into the page is sent as
 // a Bearer token and kept in the browser's localStorage. `/?prompt=TEXT[&temperature=T][&max_tokens=N]`
-// sends a first message on load.
+// fills the form but never sends by itself. A failed request shows its error in the reply's place
+// and leaves the conversation as it was; a conversation longer than the context loses its oldest
+// messages until it fits.
 #include <string_view>
 
 namespace lookahead::moe::serve {

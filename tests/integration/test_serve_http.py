@@ -7,6 +7,7 @@ Usage: test_serve_http.py LOOKAHEAD_BINARY   (ctest passes it; LOOKAHEAD_ROOT lo
 """
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -210,6 +211,39 @@ class ServeHttp(unittest.TestCase):
         self.assertFalse(any('status="accepted"' in name for name in after), "admission mixed with outcomes")
         _, headers, text = self.server.raw("GET", "/metrics")
         self.assertIn("# TYPE lookahead_time_to_first_token_seconds histogram", text.decode())
+
+    # Item 12: the chat page, driven by node (tests/integration/chat_page_driver.js) against this server.
+    def test_chat_page_errors_links_and_long_conversations(self):
+        node = shutil.which("node") or shutil.which("nodejs")
+        if not node:
+            self.skipTest("node is not installed: the chat page's script cannot run")
+        driver = os.path.join(os.path.dirname(os.path.abspath(__file__)), "chat_page_driver.js")
+        r = subprocess.run([node, driver, self.server.base, KEY], capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        report = json.loads(r.stdout)
+        # /?prompt= fills the box; nothing is sent by the link alone.
+        self.assertEqual(report["link"], {"posts": 0, "input": "Hello there", "max_tokens": "8"})
+        # A failed request shows its error where the reply would be, adds nothing to the
+        # conversation, and gives the message back.
+        failed = report["failed"]
+        self.assertEqual(json.loads(failed["history"]), [])
+        self.assertEqual([b["cls"] for b in failed["bubbles"]], ["msg user", "msg error"], failed)
+        self.assertIn("Incorrect API key", failed["bubbles"][1]["text"])
+        self.assertFalse(any(b["cls"] == "msg assistant" and not b["text"] for b in failed["bubbles"]), failed)
+        self.assertEqual(failed["input"], "Hi")
+        # The retry is one clean exchange.
+        ok = report["ok"]
+        self.assertEqual([m["role"] for m in ok["history"]], ["user", "assistant"], ok)
+        self.assertTrue(ok["history"][1]["content"], ok)
+        # Too long for the 256-token context: the oldest messages are left out and a reply comes.
+        trimmed = report["trimmed"]
+        history = trimmed["history"]
+        self.assertLess(len(history), 10, trimmed)
+        self.assertEqual(history[-2], {"role": "user", "content": "Say hi"})
+        self.assertTrue(history[-1]["content"], trimmed)
+        self.assertTrue(any(b["cls"] == "msg system" and "oldest message" in b["text"] for b in trimmed["bubbles"]),
+                        trimmed)
+        self.assertFalse(any(b["cls"] == "msg error" for b in trimmed["bubbles"]), trimmed)
 
     # Item 8: slow clients (slowloris) must not hold up other requests. Before: a fixed pool of
     # --max-queue + --max-running + 8 threads, each held by a client trickling header lines.
