@@ -57,6 +57,9 @@ void run_bench(const BenchOptions& o) {
   const LlamaHparams& hp = model.hparams();
   ContextOptions copt;
   copt.n_ctx = std::max<int64_t>({o.n_prompt, o.n_gen, 1});
+  if (hp.n_ctx_train > 0 && copt.n_ctx > hp.n_ctx_train)
+    lookahead::fail("{} {}: longer than the model's training context of {} tokens", o.n_prompt >= o.n_gen ? "-p" : "-n",
+                    copt.n_ctx, hp.n_ctx_train);
   copt.n_batch = std::max<int64_t>(o.n_prompt, 1);
   LlamaContext ctx(model, copt);
   loaded.attach(ctx);

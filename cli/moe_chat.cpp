@@ -29,12 +29,14 @@ struct ChatOptions {
 
 void run_chat(const ChatOptions& o) {
   if (o.s.threads > 0) set_kernel_threads(o.s.threads);
+  require_valid_sampling_flags(o.s.params());
+  lookahead::cli::resolve_ctx(o.s.ctx, o.s.ctx_given(), 0);
   LoadedModel loaded(o.m.model, o.m.route);
   const ModelSource* source = &loaded.source();
   const LlamaModel& model = loaded.llama();
   const Tokenizer& tok = source->tokenizer();
   ContextOptions copt;
-  copt.n_ctx = std::min<int64_t>(o.s.ctx, model.hparams().n_ctx_train);
+  copt.n_ctx = lookahead::cli::resolve_ctx(o.s.ctx, o.s.ctx_given(), model.hparams().n_ctx_train);
   LlamaContext ctx(model, copt);
   loaded.attach(ctx);
   Sampler sampler(o.s.params(), model.hparams().n_vocab);

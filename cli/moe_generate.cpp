@@ -31,6 +31,8 @@ void run_generate(const GenerateOptions& o) {
   if (o.tokens < 0) lookahead::fail("--tokens must be >= 0 (got {})", o.tokens);
   if (o.s.threads > 0) set_kernel_threads(o.s.threads);
   if (o.prompt.empty() == o.prompt_ids.empty()) lookahead::fail("give exactly one of --prompt or --prompt-ids");
+  require_valid_sampling_flags(o.s.params());
+  lookahead::cli::resolve_ctx(o.s.ctx, o.s.ctx_given(), 0);
   LoadedModel loaded(o.m.model, o.m.route);
   const ModelSource* source = &loaded.source();
   const LlamaModel& model = loaded.llama();
@@ -49,10 +51,11 @@ void run_generate(const GenerateOptions& o) {
       tok = nullptr;  // token ids in, token ids out
     }
   }
-  if (static_cast<int64_t>(prompt.size()) > o.s.ctx)
-    lookahead::fail("prompt of {} tokens is longer than the context of {} tokens; raise --ctx", prompt.size(), o.s.ctx);
+  const int64_t n_ctx = lookahead::cli::resolve_ctx(o.s.ctx, o.s.ctx_given(), model.hparams().n_ctx_train);
+  if (static_cast<int64_t>(prompt.size()) > n_ctx)
+    lookahead::fail("prompt of {} tokens is longer than the context of {} tokens; raise --ctx", prompt.size(), n_ctx);
   ContextOptions copt;
-  copt.n_ctx = o.s.ctx;
+  copt.n_ctx = n_ctx;
   LlamaContext ctx(model, copt);
   loaded.attach(ctx);
   Sampler sampler(o.s.params(), model.hparams().n_vocab);
@@ -69,7 +72,7 @@ void run_generate(const GenerateOptions& o) {
   };
   const GenerationStats s = generate(ctx, sampler, prompt, o.tokens, is_end, on_token);
   std::fputc('\n', stdout);
-  if (s.hit_context_limit) std::fprintf(stderr, "lookahead: context of %lld tokens is full; stopped\n", static_cast<long long>(o.s.ctx));
+  if (s.hit_context_limit) std::fprintf(stderr, "lookahead: context of %lld tokens is full; stopped\n", static_cast<long long>(n_ctx));
   if (o.stats)
     std::fprintf(stderr, "prompt: %lld tokens in %.3f s (%.1f tok/s); generated: %lld tokens in %.3f s (%.1f tok/s)\n",
                  static_cast<long long>(s.n_prompt), s.prefill_seconds, s.n_prompt / s.prefill_seconds,

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "common/error.h"
 #include "moe/model/sampling.h"
 
 namespace lookahead::cli {
@@ -29,16 +30,32 @@ struct SamplingFlags {
   float top_p = 0.95f;
   int threads = 0;
   int64_t ctx = 2048;
+  CLI::Option* ctx_option = nullptr;  // to tell a given --ctx from the default
   moe::SamplingParams params() const { return {temp, top_k, top_p, seed}; }
+  bool ctx_given() const { return ctx_option && ctx_option->count() > 0; }
 };
+
+// --ctx, the same in every command: at least `min_ctx`; a context the user gave must fit the
+// model's training context (n_ctx_train, 0 = unknown: no limit) or it is an error; the command's
+// default is capped at the training context. Call with n_ctx_train 0 to check the flag before
+// the model loads.
+inline int64_t resolve_ctx(int64_t ctx, bool given, int64_t n_ctx_train, int64_t min_ctx = 1) {
+  if (ctx < min_ctx) fail("--ctx must be >= {} tokens, got {}", min_ctx, ctx);
+  if (n_ctx_train > 0 && ctx > n_ctx_train) {
+    if (given) fail("--ctx {} is larger than the model's training context of {} tokens", ctx, n_ctx_train);
+    return n_ctx_train;
+  }
+  return ctx;
+}
 
 inline void add_sampling_flags(CLI::App& cmd, SamplingFlags& f) {
   cmd.add_option("--seed", f.seed, "sampling seed")->capture_default_str();
-  cmd.add_option("--temp", f.temp, "temperature (0 = greedy)")->capture_default_str();
-  cmd.add_option("--top-k", f.top_k, "keep the k most likely tokens (0 = all)")->capture_default_str();
-  cmd.add_option("--top-p", f.top_p, "nucleus sampling mass")->capture_default_str();
+  cmd.add_option("--temp", f.temp, "temperature in [0, 2] (0 = greedy)")->capture_default_str();
+  cmd.add_option("--top-k", f.top_k, "keep the k most likely tokens (>= 0; 0 = all)")->capture_default_str();
+  cmd.add_option("--top-p", f.top_p, "nucleus sampling mass in (0, 1] (1 = off)")->capture_default_str();
   cmd.add_option("--threads,-t", f.threads, "CPU threads (0 = all cores)")->capture_default_str();
-  cmd.add_option("--ctx,-c", f.ctx, "context size in tokens")->capture_default_str();
+  f.ctx_option = cmd.add_option("--ctx,-c", f.ctx, "context size in tokens (at most the model's training context)")
+                     ->capture_default_str();
 }
 
 }  // namespace lookahead::cli

@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "cli/moe_model_flags.h"
 #include "common/error.h"
 #include "common/progress.h"
 #include "moe/format/model_source.h"
@@ -36,6 +37,7 @@ struct PerplexityOptions {
   std::string kl_base;
   std::string kl_base_route = "dense";
   int64_t ctx = 512;
+  CLI::Option* ctx_option = nullptr;
   int64_t chunks = -1;
   int threads = 0;
   bool json = false;
@@ -198,7 +200,9 @@ void print_text(const PerplexityOptions& o, int64_t n_chunk, const Scores& s) {
 
 void run_perplexity(const PerplexityOptions& o) {
   if (o.threads > 0) set_kernel_threads(o.threads);
-  if (o.ctx < 4) lookahead::fail("--ctx must be at least 4 (got {})", o.ctx);
+  const bool ctx_given = o.ctx_option && o.ctx_option->count() > 0;
+  lookahead::cli::resolve_ctx(o.ctx, ctx_given, 0, 4);
+  if (o.chunks == 0 || o.chunks < -1) lookahead::fail("--chunks must be -1 (all windows) or at least 1, got {}", o.chunks);
   std::ifstream in(o.file, std::ios::binary);
   if (!in) lookahead::fail("{}: cannot open the text file", o.file);
   std::stringstream buf;
@@ -208,13 +212,12 @@ void run_perplexity(const PerplexityOptions& o) {
   LoadedModel loaded(o.model, o.route);
   const ModelSource* source = &loaded.source();
   const LlamaModel& model = loaded.llama();
+  lookahead::cli::resolve_ctx(o.ctx, /*given=*/true, model.hparams().n_ctx_train, 4);  // windows of exactly --ctx
   const Tokenizer& tok = source->tokenizer();
   std::vector<int32_t> tokens = tok.encode(text, true, false);
   // Whether the vocabulary adds BOS (llama_vocab_get_add_bos): encode() with add_special shows it.
   const std::vector<int32_t> probe = tok.encode("a", true, false);
   const bool add_bos = tok.bos() >= 0 && !probe.empty() && probe.front() == tok.bos();
-  if (o.ctx > model.hparams().n_ctx_train)
-    lookahead::fail("--ctx {} is larger than the model's training context {}", o.ctx, model.hparams().n_ctx_train);
   if (static_cast<int64_t>(tokens.size()) < 2 * o.ctx)
     lookahead::fail("{}: tokenizes to {} tokens; perplexity with --ctx {} needs at least {}", o.file, tokens.size(), o.ctx,
                     2 * o.ctx);
@@ -261,7 +264,8 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--model", o->model, "GGUF file, Hugging Face checkpoint directory or Read-ME model directory")->required();
        cmd.add_option("--route", o->route, "Read-ME routing: router (default), oracle:DOMAIN, random[:SEED], dense");
        cmd.add_option("--file,-f", o->file, "UTF-8 text file")->required();
-       cmd.add_option("--ctx,-c", o->ctx, "window size in tokens")->capture_default_str();
+       o->ctx_option = cmd.add_option("--ctx,-c", o->ctx, "window size in tokens, 4 to the model's training context")
+                           ->capture_default_str();
        cmd.add_option("--chunks", o->chunks, "evaluate at most this many windows (-1 = all)")->capture_default_str();
        cmd.add_option("--threads,-t", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
        cmd.add_option("--kl-base", o->kl_base,

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "cli/command.h"
+#include "cli/moe_model_flags.h"
 #include "common/error.h"
 #include "moe/format/model_source.h"
 #include "moe/kernels/matmul.h"
@@ -47,6 +48,7 @@ struct ServeOptions {
   int64_t max_queue = 32;
   int64_t max_running = 4;
   int64_t ctx = 2048;
+  CLI::Option* ctx_option = nullptr;
   std::string api_key;
   bool api_key_given = false;  // --api-key given (possibly empty), or taken from $LOOKAHEAD_API_KEY
   std::string model_name;
@@ -116,7 +118,8 @@ void run_serve(const ServeOptions& o) {
   if (o.port < 0 || o.port > 65535) lookahead::fail("--port: {} is not a TCP port (0..65535; 0 = any free port)", o.port);
   if (o.max_queue < 0) lookahead::fail("--max-queue must be >= 0 (got {})", o.max_queue);
   if (o.max_running < 1) lookahead::fail("--max-running must be >= 1 (got {})", o.max_running);
-  if (o.ctx < 16) lookahead::fail("--ctx must be >= 16 tokens (got {})", o.ctx);
+  const bool ctx_given = o.ctx_option && o.ctx_option->count() > 0;
+  lookahead::cli::resolve_ctx(o.ctx, ctx_given, 0, 16);
   if (o.max_body < 1024) lookahead::fail("--max-body must be >= 1024 bytes (got {})", o.max_body);
   // Sockets above 1023 are beyond cpp-httplib's select(): keep the cap well below.
   if (o.max_connections < 1 || o.max_connections > 900)
@@ -153,8 +156,7 @@ void run_serve(const ServeOptions& o) {
   }
   BatchingEngineOptions eopt;
   eopt.core.scheduler = scheduler;
-  eopt.core.n_ctx = o.ctx;
-  if (model.hparams().n_ctx_train > 0) eopt.core.n_ctx = std::min<int64_t>(o.ctx, model.hparams().n_ctx_train);
+  eopt.core.n_ctx = lookahead::cli::resolve_ctx(o.ctx, ctx_given, model.hparams().n_ctx_train, 16);
   eopt.core.limits.max_running = o.max_running;
   eopt.core.limits.queue_length = queue_length;
   eopt.core.limits.prefill_order = prefill_order;
@@ -235,8 +237,10 @@ const bool registered = lookahead::cli::register_command(
            ->capture_default_str();
        cmd.add_option("--max-running", o->max_running, "sequences generating at once (each holds a KV cache)")
            ->capture_default_str();
-       cmd.add_option("--ctx,-c", o->ctx, "context per sequence in tokens (KV cache limit = ctx x max-running)")
-           ->capture_default_str();
+       o->ctx_option = cmd.add_option("--ctx,-c", o->ctx,
+                                      "context per sequence in tokens, 16 to the model's training context "
+                                      "(KV cache limit = ctx x max-running)")
+                           ->capture_default_str();
        CLI::Option* api_key = cmd.add_option("--api-key", o->api_key,
                                              "require 'Authorization: Bearer KEY' (also $LOOKAHEAD_API_KEY; not empty)")
                                   ->envname("LOOKAHEAD_API_KEY");

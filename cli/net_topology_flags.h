@@ -40,22 +40,35 @@ struct TopologyFlags {
       if (o->count() > 0) return true;
     return false;
   }
+  // A flag that was given is always used, so the topology builders validate it (never replaced by
+  // the default); 0 means "derived" in the specs' fabric rate and oversubscription, so those two
+  // are checked here when given.
   net::Topology build() {
+    auto given = [&](const char* name) {
+      for (auto* o : options)
+        if (o->check_name(name)) return o->count() > 0;
+      return false;
+    };
+    if (given("--fabric-gbps") && !(fabric_gbps > 0))
+      fail("--fabric-gbps must be a positive rate in Gbit/s, got {}", fabric_gbps);
+    if (given("--oversubscription") && !(oversubscription >= 1))
+      fail("--oversubscription must be at least 1, got {}", oversubscription);
     if (kind == "leaf_spine") {
       net::LeafSpineSpec s = leaf_spine;
-      if (gbps > 0) s.host_gbps = gbps;
+      if (given("--gbps")) s.host_gbps = gbps;
       s.fabric_gbps = fabric_gbps;
       s.oversubscription = oversubscription;
-      if (latency_ns >= 0) s.host_latency_ns = s.fabric_latency_ns = latency_ns;
+      if (given("--latency-ns")) s.host_latency_ns = s.fabric_latency_ns = latency_ns;
       return net::build_leaf_spine(s);
     }
     if (kind == "fat_tree") {
       net::FatTreeSpec s = fat_tree;
       s.hosts = leaf_spine.hosts;
-      if (gbps > 0) s.host_gbps = gbps;
+      if (given("--gbps")) s.host_gbps = gbps;
       s.tor_agg_gbps = fabric_gbps;
       s.oversubscription = oversubscription;
-      if (latency_ns >= 0) s.host_latency_ns = s.fabric_latency_ns = latency_ns;
+      if (given("--latency-ns")) s.host_latency_ns = s.fabric_latency_ns = latency_ns;
+      if (given("--k") && s.k == 0) fail("--k must be an even number in [2, 256], got 0");
       if (s.k == 0 && s.pods == 0) s.k = 4;
       return net::build_fat_tree(s);
     }

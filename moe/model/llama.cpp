@@ -34,6 +34,13 @@ std::vector<float> vector_f32(const ModelSource& src, const std::string& name) {
 }  // namespace
 
 LlamaModel::LlamaModel(const ModelSource& source) : source_(source), hp_(source.hparams()) {
+  // A NaN or non-positive epsilon or RoPE base turns every activation into NaN: refuse the model.
+  if (!(hp_.rms_eps > 0) || !std::isfinite(hp_.rms_eps))
+    fail("{}: the RMSNorm epsilon (layer_norm_rms_epsilon / rms_norm_eps) must be a positive number, got {}",
+         source.path(), hp_.rms_eps);
+  if (!(hp_.rope_theta > 0) || !std::isfinite(hp_.rope_theta))
+    fail("{}: the RoPE base (rope.freq_base / rope_theta) must be a positive number, got {}", source.path(),
+         hp_.rope_theta);
   w_.token_embd = matrix(source, "token_embd.weight");
   w_.output_norm = vector_f32(source, "output_norm.weight");
   w_.output = hp_.tied_embeddings ? w_.token_embd : matrix(source, "output.weight");

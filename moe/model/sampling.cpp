@@ -14,11 +14,26 @@ int32_t argmax(const float* logits, int32_t n) {
   return best;
 }
 
+std::optional<SamplingProblem> check_sampling(const SamplingParams& p) {
+  const double t = p.temperature, top_p = p.top_p;
+  if (!(t >= 0.0 && t <= kMaxTemperature)) return SamplingProblem{"temperature", fmt::format("{} is not in [0, 2]", t)};
+  if (!(top_p > 0.0 && top_p <= 1.0)) return SamplingProblem{"top_p", fmt::format("{} is not in (0, 1]", top_p)};
+  if (p.top_k < 0) return SamplingProblem{"top_k", fmt::format("{} is below 0 (0 = all tokens)", p.top_k)};
+  return std::nullopt;
+}
+
+void require_valid_sampling_flags(const SamplingParams& p) {
+  if (auto problem = check_sampling(p)) {
+    const std::string field = problem->field;
+    const char* flag = field == "temperature" ? "--temp" : field == "top_p" ? "--top-p" : "--top-k";
+    fail("{}: {}", flag, problem->reason);
+  }
+}
+
 Sampler::Sampler(const SamplingParams& params, int32_t n_vocab)
     : params_(params), n_vocab_(n_vocab), rng_(params.seed) {
   if (n_vocab <= 0) fail("sampler: vocabulary is empty");
-  if (!(params.top_p > 0.0f)) fail("--top-p must be in (0, 1] (got {})", params.top_p);
-  if (std::isnan(params.temperature)) fail("--temp must be a number");
+  if (auto problem = check_sampling(params)) fail("sampling: '{}' {}", problem->field, problem->reason);
   candidates_.resize(static_cast<size_t>(n_vocab));
   probs_.resize(static_cast<size_t>(n_vocab));
 }

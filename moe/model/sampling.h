@@ -11,7 +11,9 @@
 //     the same tokens on every platform.
 //   - Buffers are sized once for n_vocab: sampling allocates nothing.
 #include <cstdint>
+#include <optional>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace lookahead::moe {
@@ -22,6 +24,20 @@ struct SamplingParams {
   float top_p = 0.95f;
   uint64_t seed = 0;
 };
+
+// The accepted ranges, one definition for the CLI flags (--temp, --top-k, --top-p) and the HTTP API
+// (temperature, top_k, top_p): temperature in [0, 2] (0 = greedy), top_p in (0, 1], top_k >= 0
+// (0 = all). Returns the first offending field ("temperature", "top_p" or "top_k") and what is
+// wrong with it ("-1 is not in [0, 2]"), or nothing when all are valid. NaN and infinities fail.
+struct SamplingProblem {
+  const char* field;
+  std::string reason;
+};
+inline constexpr double kMaxTemperature = 2.0;
+std::optional<SamplingProblem> check_sampling(const SamplingParams& p);
+
+// Throws lookahead::Error naming the CLI flag: "--temp: -1 is not in [0, 2]".
+void require_valid_sampling_flags(const SamplingParams& p);
 
 class Sampler {
  public:

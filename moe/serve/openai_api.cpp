@@ -1,6 +1,7 @@
 #include "moe/serve/openai_api.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include <fmt/format.h>
 
@@ -88,14 +89,15 @@ ApiRequest parse_common(const json& body, const ApiContext& ctx, ApiKind kind) {
                                  ctx.model_id),
                      "model", "model_not_found");
   }
-  r.sampling.temperature = static_cast<float>(number_in(body, "temperature", 1.0, 0.0, 2.0, false));
-  r.sampling.top_p = static_cast<float>(number_in(body, "top_p", 1.0, 0.0, 1.0, true));
+  // Types here; the ranges are the CLI's too (check_sampling, moe/model/sampling.h).
+  r.sampling.temperature = static_cast<float>(number_in(body, "temperature", 1.0, -INFINITY, INFINITY, false));
+  r.sampling.top_p = static_cast<float>(number_in(body, "top_p", 1.0, -INFINITY, INFINITY, false));
   r.sampling.top_k = 0;
-  if (const json* v = field(body, "top_k")) {
-    const int64_t k = integer(*v, "top_k");
-    if (k < 0) throw bad_request(fmt::format("Invalid value for 'top_k': {} is below 0 (0 = off).", k), "top_k", "invalid_value");
-    r.sampling.top_k = static_cast<int32_t>(std::min<int64_t>(k, INT32_MAX));
-  }
+  if (const json* v = field(body, "top_k"))
+    r.sampling.top_k = static_cast<int32_t>(std::clamp<int64_t>(integer(*v, "top_k"), INT32_MIN, INT32_MAX));
+  if (auto problem = check_sampling(r.sampling))
+    throw bad_request(fmt::format("Invalid value for '{}': {}.", problem->field, problem->reason), problem->field,
+                      "invalid_value");
   if (const json* v = field(body, "seed")) {
     r.sampling.seed = static_cast<uint64_t>(integer(*v, "seed"));
     r.seeded = true;

@@ -2,11 +2,16 @@
 // LOOKAHEAD_TEST_BINARY (environment) runs these against another build, e.g. an older one.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -42,6 +47,7 @@ CliResult run(const std::string& args, const std::string& env = "") {
 bool contains(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
 
 const std::string kModel = std::string(LOOKAHEAD_MODELS_DIR) + "/SmolLM2-135M-Instruct.Q4_1.gguf";
+const std::string kText = std::string(LOOKAHEAD_TEST_DATA) + "/../../README.md";  // any short text
 
 // Item 3: libgomp's 300000-spin default collapsed decode beside any other load; the binary runs
 // with 1000 spins unless the user chose a wait policy or spin count.
@@ -56,6 +62,87 @@ TEST(CliDefaults, OpenMpSpinIsShortByDefaultAndTheUsersSettingWins) {
   r = run("--version", "env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=passive OMP_DISPLAY_ENV=verbose");
   EXPECT_TRUE(contains(r.output, "GOMP_SPINCOUNT = '0'")) << r.output;
   EXPECT_FALSE(contains(r.output, "GOMP_SPINCOUNT = '1000'")) << r.output;
+}
+
+// Item 7: a value out of range is an error naming the flag, never replaced by the default.
+struct BadFlag {
+  std::string args;
+  std::string message;
+};
+
+void expect_errors(const std::vector<BadFlag>& cases) {
+  for (const BadFlag& c : cases) {
+    // `timeout`: a binary that accepted the flag might serve forever (moe serve); never a pass.
+    CliResult r = run(c.args, "timeout 60");
+    EXPECT_EQ(r.status, 1) << c.args << "\n" << r.output;
+    EXPECT_TRUE(contains(r.output, "lookahead: error: " + c.message)) << c.args << "\n" << r.output;
+  }
+}
+
+TEST(CliValidation, NetTopologyFlagsOutOfRangeAreErrors) {
+  expect_errors({
+      {"net topo --gbps 0", "leaf_spine spec: 'host_gbps' must be positive, got 0"},
+      {"net topo --gbps -1", "leaf_spine spec: 'host_gbps' must be positive, got -1"},
+      {"net topo --topology fat_tree --gbps 0", "fat_tree spec: 'host_gbps' must be positive, got 0"},
+      {"net topo --latency-ns -5", "leaf_spine spec: 'host_latency_ns' must not be negative, got -5"},
+      {"net topo --topology fat_tree --k 0", "--k must be an even number in [2, 256], got 0"},
+      {"net topo --fabric-gbps 0", "--fabric-gbps must be a positive rate in Gbit/s, got 0"},
+      {"net topo --oversubscription 0", "--oversubscription must be at least 1, got 0"},
+      {"net run --topology fat_tree --k 4 --gbps 0 --workload permutation --bytes 1000",
+       "fat_tree spec: 'host_gbps' must be positive, got 0"},
+  });
+}
+
+TEST(CliValidation, SamplingFlagsOutOfRangeAreErrorsBeforeTheModelLoads) {
+  // The model path does not exist: the flag is reported first.
+  const std::string gen = "moe generate --model /nonexistent.gguf --prompt hi ";
+  expect_errors({
+      {gen + "--temp -1", "--temp: -1 is not in [0, 2]"},
+      {gen + "--temp inf", "--temp: inf is not in [0, 2]"},
+      {gen + "--temp 2.5", "--temp: 2.5 is not in [0, 2]"},
+      {gen + "--top-p 5", "--top-p: 5 is not in (0, 1]"},
+      {gen + "--top-p 0", "--top-p: 0 is not in (0, 1]"},
+      {gen + "--top-k -3", "--top-k: -3 is below 0 (0 = all tokens)"},
+      {"moe chat --model /nonexistent.gguf --temp -1", "--temp: -1 is not in [0, 2]"},
+  });
+}
+
+TEST(CliValidation, ContextAndLengthsAreCheckedTheSameWayEverywhere) {
+  if (!fs::exists(kModel)) GTEST_SKIP() << "run scripts/setup to download " << kModel;
+  const std::string too_big = "--ctx 9000 is larger than the model's training context of 8192 tokens";
+  expect_errors({
+      {"moe generate --model " + kModel + " --prompt hi --ctx 9000", too_big},
+      {"moe perplexity --model " + kModel + " -f " + kText + " --ctx 9000", too_big},
+      {"moe serve --model " + kModel + " --port 0 --ctx 9000", too_big},
+      {"moe generate --model " + kModel + " --prompt hi --ctx 0", "--ctx must be >= 1 tokens, got 0"},
+      {"moe perplexity --model " + kModel + " -f " + kText + " --ctx 2", "--ctx must be >= 4 tokens, got 2"},
+      {"moe serve --model " + kModel + " --ctx 8", "--ctx must be >= 16 tokens, got 8"},
+      {"moe perplexity --model " + kModel + " -f " + kText + " --chunks 0",
+       "--chunks must be -1 (all windows) or at least 1, got 0"},
+      {"moe bench --model " + kModel + " -p 9000 -n 0 -r 1", "-p 9000: longer than the model's training context of 8192 tokens"},
+  });
+}
+
+// A GGUF whose RMSNorm epsilon is NaN used to generate 0 tokens and exit 0.
+TEST(CliValidation, NanRmsEpsilonIsRefused) {
+  if (!fs::exists(kModel)) GTEST_SKIP() << "run scripts/setup to download " << kModel;
+  std::ifstream in(kModel, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  const std::string key = "llama.attention.layer_norm_rms_epsilon";
+  const size_t at = bytes.find(key);
+  ASSERT_NE(at, std::string::npos);
+  const size_t value = at + key.size() + 4;  // after the key: u32 type (6 = f32), then the value
+  ASSERT_EQ(bytes[at + key.size()], 6);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  bytes.replace(value, 4, reinterpret_cast<const char*>(&nan), 4);
+  const fs::path bad = fs::temp_directory_path() / ("lookahead_nan_eps_" + std::to_string(::getpid()) + ".gguf");
+  std::ofstream(bad, std::ios::binary) << bytes;
+  CliResult r = run("moe generate --model " + bad.string() + " --prompt hi --tokens 4");
+  fs::remove(bad);
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "the RMSNorm epsilon (layer_norm_rms_epsilon / rms_norm_eps) must be a positive number, "
+                                 "got nan"))
+      << r.output;
 }
 
 }  // namespace

@@ -50,3 +50,22 @@ TEST(ModelSampling, ParseTokenIds) {
   EXPECT_THROW(parse_token_ids("1,a", "x"), lookahead::Error);
   EXPECT_THROW(parse_token_ids("-4", "x"), lookahead::Error);
 }
+
+// One range check for the CLI flags and the HTTP API (issue 15 item 7).
+TEST(ModelSampling, CheckSamplingRangesAndFlagNames) {
+  EXPECT_FALSE(check_sampling({0.0f, 0, 1.0f, 0}));
+  EXPECT_FALSE(check_sampling({2.0f, 40, 0.5f, 0}));
+  EXPECT_STREQ(check_sampling({-1.0f, 40, 0.95f, 0})->field, "temperature");
+  EXPECT_STREQ(check_sampling({INFINITY, 40, 0.95f, 0})->field, "temperature");
+  EXPECT_STREQ(check_sampling({NAN, 40, 0.95f, 0})->field, "temperature");
+  EXPECT_STREQ(check_sampling({0.5f, 40, 5.0f, 0})->field, "top_p");
+  EXPECT_STREQ(check_sampling({0.5f, 40, 0.0f, 0})->field, "top_p");
+  EXPECT_STREQ(check_sampling({0.5f, -3, 0.9f, 0})->field, "top_k");
+  try {
+    require_valid_sampling_flags({0.5f, -3, 0.9f, 0});
+    FAIL() << "expected an error";
+  } catch (const lookahead::Error& e) {
+    EXPECT_STREQ(e.what(), "--top-k: -3 is below 0 (0 = all tokens)");
+  }
+  EXPECT_THROW(Sampler({-1.0f, 40, 0.95f, 0}, 5), lookahead::Error);
+}
