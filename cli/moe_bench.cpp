@@ -10,6 +10,7 @@
 #include <random>
 
 #include "cli/command.h"
+#include "cli/resource_flags.h"
 #include "common/error.h"
 #include "common/stats.h"
 #include "moe/format/model_source.h"
@@ -48,10 +49,9 @@ double stddev(const std::vector<double>& v) {
 }
 
 void run_bench(const BenchOptions& o) {
-  if (o.threads < 0) lookahead::fail("--threads must be >= 0 (got {})", o.threads);
   if (o.reps < 1) lookahead::fail("--reps must be >= 1 (got {})", o.reps);
   if (o.n_prompt < 0 || o.n_gen < 0) lookahead::fail("-p and -n must be >= 0");
-  if (o.threads > 0) set_kernel_threads(o.threads);
+  lookahead::cli::apply_threads(o.threads);
   LoadedModel loaded(o.model, o.route);
   const LlamaModel& model = loaded.llama();
   const LlamaHparams& hp = model.hparams();

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/resource_flags.h"
 #include "cli/moe_model_flags.h"
 #include "common/error.h"
 #include "moe/format/model_source.h"
@@ -28,7 +29,7 @@ struct ChatOptions {
 };
 
 void run_chat(const ChatOptions& o) {
-  if (o.s.threads > 0) set_kernel_threads(o.s.threads);
+  lookahead::cli::apply_threads(o.s.threads);
   require_valid_sampling_flags(o.s.params());
   lookahead::cli::resolve_ctx(o.s.ctx, o.s.ctx_given(), 0);
   LoadedModel loaded(o.m.model, o.m.route);

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/resource_flags.h"
 #include "cli/moe_model_flags.h"
 #include "common/error.h"
 #include "moe/format/model_source.h"
@@ -27,9 +28,8 @@ struct GenerateOptions {
 };
 
 void run_generate(const GenerateOptions& o) {
-  if (o.s.threads < 0) lookahead::fail("--threads must be >= 0 (got {})", o.s.threads);
   if (o.tokens < 0) lookahead::fail("--tokens must be >= 0 (got {})", o.tokens);
-  if (o.s.threads > 0) set_kernel_threads(o.s.threads);
+  lookahead::cli::apply_threads(o.s.threads);
   if (o.prompt.empty() == o.prompt_ids.empty()) lookahead::fail("give exactly one of --prompt or --prompt-ids");
   require_valid_sampling_flags(o.s.params());
   lookahead::cli::resolve_ctx(o.s.ctx, o.s.ctx_given(), 0);

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/resource_flags.h"
 #include "common/error.h"
 #include "moe/format/model_source.h"
 #include "moe/kernels/matmul.h"
@@ -31,7 +32,7 @@ struct LogitsOptions {
 };
 
 void run_logits(const LogitsOptions& o) {
-  if (o.threads > 0) set_kernel_threads(o.threads);
+  lookahead::cli::apply_threads(o.threads);
   if (o.prompt.empty() == o.prompt_ids.empty()) lookahead::fail("give exactly one of --prompt or --prompt-ids");
   LoadedModel loaded(o.model, o.route);
   const ModelSource* source = &loaded.source();

@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "cli/resource_flags.h"
 #include "cli/moe_model_flags.h"
 #include "common/error.h"
 #include "common/progress.h"
@@ -199,7 +200,7 @@ void print_text(const PerplexityOptions& o, int64_t n_chunk, const Scores& s) {
 }
 
 void run_perplexity(const PerplexityOptions& o) {
-  if (o.threads > 0) set_kernel_threads(o.threads);
+  lookahead::cli::apply_threads(o.threads);
   const bool ctx_given = o.ctx_option && o.ctx_option->count() > 0;
   lookahead::cli::resolve_ctx(o.ctx, ctx_given, 0, 4);
   if (o.chunks == 0 || o.chunks < -1) lookahead::fail("--chunks must be -1 (all windows) or at least 1, got {}", o.chunks);

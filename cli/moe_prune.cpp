@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "cli/resource_flags.h"
 #include "cli/moe_reconstruction_flags.h"
 #include "common/error.h"
 #include "moe/format/convert.h"
@@ -26,8 +27,7 @@ struct PruneCommandOptions {
 };
 
 void run_prune(PruneCommandOptions o) {
-  if (o.threads < 0) lookahead::fail("--threads must be >= 0 (got {})", o.threads);
-  if (o.threads > 0) set_kernel_threads(o.threads);
+  lookahead::cli::apply_threads(o.threads);
   if (o.width < 0) lookahead::fail("--width must be >= 0 (got {}; 0 = the Read-ME experts' mean size)", o.width);
   std::stringstream list(o.domains);
   for (std::string name; std::getline(list, name, ',');)

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "cli/resource_flags.h"
 #include "cli/moe_reconstruction_flags.h"
 #include "common/error.h"
 #include "moe/format/convert.h"
@@ -67,8 +68,7 @@ void run_refactor(RefactorCommandOptions o) {
   if (o.experts_from != "domains")
     lookahead::fail("--experts-from '{}': only 'domains' (one expert per corpus domain, the paper's recipe) exists",
                     o.experts_from);
-  if (o.threads < 0) lookahead::fail("--threads must be >= 0 (got {})", o.threads);
-  if (o.threads > 0) set_kernel_threads(o.threads);
+  lookahead::cli::apply_threads(o.threads);
   std::stringstream list(o.domains);
   for (std::string name; std::getline(list, name, ',');)
     if (!name.empty()) o.r.domains.push_back(name);

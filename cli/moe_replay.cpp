@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "cli/resource_flags.h"
 #include "cli/moe_model_flags.h"
 #include "common/error.h"
 #include "moe/kernels/matmul.h"
@@ -57,8 +58,7 @@ nlohmann::json distribution_json(const Distribution& d) {
 }
 
 void run_replay(const ReplayFlags& f) {
-  if (f.threads < 0) lookahead::fail("--threads must be >= 0 (got {})", f.threads);
-  if (f.threads > 0) set_kernel_threads(f.threads);
+  lookahead::cli::apply_threads(f.threads);
   if (f.trace.empty() == (f.synth <= 0)) lookahead::fail("give exactly one of --trace FILE and --synth N");
   if (f.synth > 0 && f.corpus.empty()) lookahead::fail("--synth needs --corpus FILE (the text prompts are drawn from)");
   if (f.synth > 0 && !(f.rate > 0)) lookahead::fail("--synth needs --rate R > 0 (requests per second)");

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "cli/resource_flags.h"
 #include "common/error.h"
 #include "moe/kernels/matmul.h"
 #include "moe/model/readme_model.h"
@@ -27,8 +28,7 @@ struct RouterEvalOptions {
 };
 
 void run_router_eval(const RouterEvalOptions& o) {
-  if (o.threads < 0) lookahead::fail("--threads must be >= 0 (got {})", o.threads);
-  if (o.threads > 0) set_kernel_threads(o.threads);
+  lookahead::cli::apply_threads(o.threads);
   if (o.tokens < 1) lookahead::fail("--tokens-per-domain must be >= 1 (got {})", o.tokens);
   if (o.ctx < 2) lookahead::fail("--ctx must be >= 2 (got {})", o.ctx);
   ReadMeModel model(o.model);

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "cli/command.h"
+#include "cli/resource_flags.h"
 #include "cli/moe_model_flags.h"
 #include "common/error.h"
 #include "moe/format/model_source.h"
@@ -49,6 +50,7 @@ struct ServeOptions {
   int64_t max_running = 4;
   int64_t ctx = 2048;
   CLI::Option* ctx_option = nullptr;
+  std::string memory_limit = "auto";
   std::string api_key;
   bool api_key_given = false;  // --api-key given (possibly empty), or taken from $LOOKAHEAD_API_KEY
   std::string model_name;
@@ -133,8 +135,8 @@ void run_serve(const ServeOptions& o) {
                     "authentication",
                     o.api_key_given ? "--api-key" : "LOOKAHEAD_API_KEY");
   if (o.drain_timeout < 0) lookahead::fail("--drain-timeout must be >= 0 seconds (got {})", o.drain_timeout);
-  if (o.threads < 0) lookahead::fail("--threads must be >= 0 (got {})", o.threads);
-  if (o.threads > 0) set_kernel_threads(o.threads);
+  lookahead::cli::apply_threads(o.threads);
+  lookahead::cli::apply_memory_limit(o.memory_limit);
 
   // A client that vanishes must not kill the server with SIGPIPE.
   signal(SIGPIPE, SIG_IGN);
@@ -157,6 +159,16 @@ void run_serve(const ServeOptions& o) {
   BatchingEngineOptions eopt;
   eopt.core.scheduler = scheduler;
   eopt.core.n_ctx = lookahead::cli::resolve_ctx(o.ctx, ctx_given, model.hparams().n_ctx_train, 16);
+  {
+    // Reserved up front per running sequence: its logits row; when all run at full context, its KV
+    // cache (K and V, every layer, F32). Refused before anything is allocated.
+    const LlamaHparams& hp = model.hparams();
+    const double per_sequence = 4.0 * hp.n_vocab + 2.0 * hp.n_layer * static_cast<double>(eopt.core.n_ctx) *
+                                                        hp.n_head_kv * hp.head_dim * 4.0;
+    lookahead::require_memory(per_sequence * o.max_running,
+                              fmt::format("--max-running {} at --ctx {} (logits and KV caches of {} per sequence)",
+                                          o.max_running, eopt.core.n_ctx, lookahead::format_bytes(per_sequence)));
+  }
   eopt.core.limits.max_running = o.max_running;
   eopt.core.limits.queue_length = queue_length;
   eopt.core.limits.prefill_order = prefill_order;
@@ -237,6 +249,7 @@ const bool registered = lookahead::cli::register_command(
            ->capture_default_str();
        cmd.add_option("--max-running", o->max_running, "sequences generating at once (each holds a KV cache)")
            ->capture_default_str();
+       lookahead::cli::add_memory_limit_flag(cmd, o->memory_limit);
        o->ctx_option = cmd.add_option("--ctx,-c", o->ctx,
                                       "context per sequence in tokens, 16 to the model's training context "
                                       "(KV cache limit = ctx x max-running)")

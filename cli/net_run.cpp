@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/resource_flags.h"
 #include "cli/net_topology_flags.h"
 #include "common/atomic_file.h"
 #include "common/progress.h"
@@ -20,6 +21,7 @@ using namespace lookahead::net;
 struct RunOptions {
   lookahead::cli::TopologyFlags topo;
   std::string spec, matrix, workload, out, csv;
+  std::string memory_limit = "auto";
   uint64_t bytes = 2'000'000;
   int receiver = 0, senders = 0;
   std::string lb, cc;
@@ -34,6 +36,7 @@ struct RunOptions {
 };
 
 void run(RunOptions& o) {
+  lookahead::cli::apply_memory_limit(o.memory_limit);
   Scenario sc;
   if (!o.spec.empty()) {
     if (o.topo.any_given()) lookahead::fail("--spec: topology flags cannot be combined with a spec file");
@@ -151,6 +154,7 @@ const bool registered = lookahead::cli::register_command(
        o->until_opt = cmd.add_option("--until-us", o->until_us, "stop at this simulated time");
        cmd.add_flag("--json", o->json, "print results as JSON");
        cmd.add_option("--out", o->out, "write JSON results to this file");
+       lookahead::cli::add_memory_limit_flag(cmd, o->memory_limit);
        cmd.add_option("--csv", o->csv, "write PREFIX_flows.csv and PREFIX_links.csv");
        cmd.add_flag("--links", o->links, "include per-link statistics in JSON");
        cmd.add_flag("--progress", o->progress, "progress bar on a terminal");

@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "cli/net_topology_flags.h"
+#include "cli/resource_flags.h"
 #include "net/workload/spec.h"
 
 namespace {
@@ -13,11 +14,13 @@ namespace {
 struct TopoOptions {
   lookahead::cli::TopologyFlags topo;
   std::string spec;
+  std::string memory_limit = "auto";
   bool json = false;
 };
 
 void run_topo(TopoOptions& o) {
   using namespace lookahead::net;
+  lookahead::cli::apply_memory_limit(o.memory_limit);
   if (!o.spec.empty() && o.topo.any_given()) lookahead::fail("--spec: topology flags cannot be combined with a spec file");
   Topology t = o.spec.empty() ? o.topo.build() : load_scenario(o.spec).topology;
   TopologySummary s = t.summary();
@@ -48,6 +51,7 @@ const bool registered = lookahead::cli::register_command(
        o->topo.add(cmd);
        cmd.add_option("--spec", o->spec, "JSON scenario spec (its topology)");
        cmd.add_flag("--json", o->json, "print JSON");
+       lookahead::cli::add_memory_limit_flag(cmd, o->memory_limit);
        cmd.callback([o] { run_topo(*o); });
      }});
 

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "common/memory_limit.h"
 
 namespace lookahead::net {
 
@@ -213,6 +214,12 @@ void require_count(const char* kind, const char* key, int value, int max) {
   if (value > max) fail("{} spec: '{}' must be at most {}, got {}", kind, key, max, value);
 }
 
+// The graph costs about 400 bytes per host and per cable (measured: fat_tree k=64, 65536 hosts,
+// 25 MB); 1 KiB each leaves room for paths and tables.
+void require_topology_memory(const char* kind, double hosts, double fabric_cables) {
+  require_memory((hosts + fabric_cables) * 1024.0, fmt::format("a {} topology of {:.0f} hosts", kind, hosts));
+}
+
 }  // namespace
 
 Topology build_leaf_spine(const LeafSpineSpec& spec) {
@@ -230,6 +237,8 @@ Topology build_leaf_spine(const LeafSpineSpec& spec) {
   }
   require_count(kind, "hosts_per_leaf", hosts_per_leaf, 65535);
   if (static_cast<int64_t>(hosts_per_leaf) * spec.leaves > (1 << 22)) fail("{} spec: more than 4194304 hosts", kind);
+  require_topology_memory(kind, static_cast<double>(hosts_per_leaf) * spec.leaves,
+                          static_cast<double>(spec.leaves) * spec.spines * spec.parallel_links);
   require_positive(kind, "host_gbps", spec.host_gbps);
   require_latency(kind, "host_latency_ns", spec.host_latency_ns);
   require_latency(kind, "fabric_latency_ns", spec.fabric_latency_ns);
@@ -306,6 +315,9 @@ Topology build_fat_tree(const FatTreeSpec& in) {
   }
   require_count(kind, "hosts_per_tor", hosts_per_tor, 65535);
   if (static_cast<int64_t>(hosts_per_tor) * tors > (1 << 22)) fail("{} spec: more than 4194304 hosts", kind);
+  require_topology_memory(kind, static_cast<double>(hosts_per_tor) * tors,
+                          static_cast<double>(tors) * spec.aggs_per_pod * spec.tor_parallel_links +
+                              static_cast<double>(spec.pods) * spec.cores * spec.core_parallel_links);
   require_positive(kind, "host_gbps", spec.host_gbps);
   require_latency(kind, "host_latency_ns", spec.host_latency_ns);
   require_latency(kind, "fabric_latency_ns", spec.fabric_latency_ns);

@@ -145,4 +145,34 @@ TEST(CliValidation, NanRmsEpsilonIsRefused) {
       << r.output;
 }
 
+// Item 6: work that cannot fit is refused up front with the estimate and the limit; the limit is
+// --memory-limit (default: the memory available now), and a flag overrides it.
+TEST(CliResources, OversizedWorkIsRefusedWithTheEstimateAndTheLimit) {
+  const std::string permutation = "net run --workload permutation --bytes 1000 --topology fat_tree ";
+  expect_errors({
+      {"moe generate --model /nonexistent.gguf --prompt hi -t 10000", "--threads 10000 is more than 4 per core"},
+      {"moe generate --model /nonexistent.gguf --prompt hi -t -1", "--threads must be >= 0"},
+      {permutation + "--k 256 --memory-limit 8GiB", "a fat_tree topology of 4194304 hosts needs about"},
+      {permutation + "--k 32 --memory-limit 40MiB",
+       "simulating 8192 hosts and 8192 flows needs about 60.2 MiB of memory, more than the limit of 40.0 MiB "
+       "(--memory-limit); --memory-limit SIZE|none overrides"},
+      {"net run --topology fat_tree --k 64 --workload all_to_all --bytes 1000 --memory-limit 64GiB",
+       "--workload all_to_all of 4294901760 flows needs about 4.7 TiB of memory"},
+      {"net topo --topology fat_tree --k 256 --memory-limit 1GiB", "a fat_tree topology of 4194304 hosts needs about"},
+      {permutation + "--k 16 --memory-limit 1MiB", "a fat_tree topology of 1024 hosts needs about 3.0 MiB of memory"},
+      {permutation + "--k 16 --memory-limit lots", "--memory-limit: expected auto, none or a size like 8GiB"},
+  });
+  CliResult r = run(permutation + "--k 16 --memory-limit none");
+  EXPECT_EQ(r.status, 0) << r.output;
+  r = run(permutation + "--k 16");  // the default limit: the memory available now
+  EXPECT_EQ(r.status, 0) << r.output;
+}
+
+TEST(CliResources, ServeRefusesMaxRunningThatCannotFit) {
+  if (!fs::exists(kModel)) GTEST_SKIP() << "run scripts/setup to download " << kModel;
+  expect_errors({{"moe serve --port 0 --model " + kModel + " --max-running 100000 --memory-limit 64GiB",
+                  "--max-running 100000 at --ctx 2048 (logits and KV caches of 90.2 MiB per sequence) needs about "
+                  "8.6 TiB of memory, more than the limit of 64.0 GiB"}});
+}
+
 }  // namespace
