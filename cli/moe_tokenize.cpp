@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "moe/format/model_source.h"
 #include "common/error.h"
 #include "moe/format/gguf.h"
 #include "moe/tokenize/tokenizer.h"
@@ -41,12 +42,18 @@ void run_tokenize(const TokenizeOptions& o) {
     text = s.str();
   }
   std::unique_ptr<GgufFile> gguf;
-  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<Tokenizer> owned;
+  std::unique_ptr<ModelSource> source;
+  const Tokenizer* tokenizer = nullptr;
   if (std::filesystem::is_directory(o.model)) {
-    tokenizer = Tokenizer::from_hf_dir(o.model);
+    // The same directory reader as generate: a Hugging Face checkpoint or a Read-ME model, with
+    // tokenizer.json, tokenizer.model or tokenizer.gguf.
+    source = open_model(o.model);
+    tokenizer = &source->tokenizer();
   } else {
     gguf = std::make_unique<GgufFile>(o.model);
-    tokenizer = Tokenizer::from_gguf(*gguf);
+    owned = Tokenizer::from_gguf(*gguf);
+    tokenizer = owned.get();
   }
   auto start = std::chrono::steady_clock::now();
   auto ids = tokenizer->encode(text, o.add_special, o.parse_special);
@@ -71,7 +78,7 @@ void run_tokenize(const TokenizeOptions& o) {
 const bool registered = lookahead::cli::register_command(
     {"moe", "tokenize", "Print the token ids of a text with a model's tokenizer", [](CLI::App& cmd) {
        auto o = std::make_shared<TokenizeOptions>();
-       cmd.add_option("--model", o->model, "a .gguf file or a Hugging Face checkpoint directory")->required();
+       cmd.add_option("--model", o->model, "a .gguf file, a Hugging Face checkpoint directory or a Read-ME model directory")->required();
        cmd.add_option("--prompt", o->prompt, "the text to tokenize");
        cmd.add_option("--file", o->file, "read the text from this file");
        cmd.add_flag("--special", o->parse_special, "special tokens written in the text (e.g. <|im_start|>) become their ids");

@@ -13,6 +13,11 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "moe/format/gguf.h"
+#include "tests/unit/moe/format_test_files.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -173,6 +178,53 @@ TEST(CliResources, ServeRefusesMaxRunningThatCannotFit) {
   expect_errors({{"moe serve --port 0 --model " + kModel + " --max-running 100000 --memory-limit 64GiB",
                   "--max-running 100000 at --ctx 2048 (logits and KV caches of 90.2 MiB per sequence) needs about "
                   "8.6 TiB of memory, more than the limit of 64.0 GiB"}});
+}
+
+// Item 9: info --json gives metadata as JSON values (not re-quoted, not shortened); tokenize and
+// info accept every model directory generate accepts.
+TEST(CliModelDirs, InfoJsonKeepsMetadataValuesWhole) {
+  if (!fs::exists(kModel)) GTEST_SKIP() << "run scripts/setup to download " << kModel;
+  CliResult r = run_shell(binary() + " moe info --model " + kModel + " --json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const nlohmann::json meta = nlohmann::json::parse(r.output)["metadata"];
+  lookahead::moe::GgufFile file(kModel);
+  EXPECT_EQ(meta["general.architecture"], "llama");
+  EXPECT_EQ(meta["tokenizer.chat_template"], file.get_string("tokenizer.chat_template"));
+  EXPECT_GT(meta["tokenizer.chat_template"].get<std::string>().size(), 100u);
+  EXPECT_EQ(meta["llama.context_length"], 8192);
+  EXPECT_EQ(meta["tokenizer.ggml.tokens"], (nlohmann::json{{"array_length", 49152}}));
+}
+
+TEST(CliModelDirs, TokenizeAndInfoAcceptReadMeAndHuggingFaceDirectories) {
+  if (!fs::exists(kModel)) GTEST_SKIP() << "run scripts/setup to download " << kModel;
+  const fs::path dir = fs::temp_directory_path() / ("lookahead_model_dirs_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string readme = (dir / "readme").string(), hf = (dir / "hf").string();
+  CliResult r = run("moe synth --shape tiny --experts 2 --layers 1 --tokenizer " + kModel + " --out " + readme);
+  ASSERT_EQ(r.status, 0) << r.output;
+  fs::create_directories(hf);
+  lookahead::moe::format_test::TinyHf(7).write(hf, /*with_tokenizer=*/false);
+  fs::copy_file(fs::path(readme) / "tokenizer.gguf", fs::path(hf) / "tokenizer.gguf");
+
+  const CliResult expected = run("moe tokenize --model " + kModel + " --prompt 'Hi there'");
+  ASSERT_EQ(expected.status, 0) << expected.output;
+  for (const std::string& model : {readme, hf}) {
+    r = run("moe tokenize --model " + model + " --prompt 'Hi there'");
+    EXPECT_EQ(r.status, 0) << model << "\n" << r.output;
+    EXPECT_EQ(r.output, expected.output) << model;
+  }
+  r = run_shell(binary() + " moe info --model " + hf + " --json --tensors");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const nlohmann::json j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j["format"], "huggingface");
+  EXPECT_EQ(j["config"]["layers"], 2);
+  EXPECT_EQ(j["config"]["vocab_size"], 10);
+  EXPECT_EQ(j["tensors"].size(), 21u);
+  r = run("moe info --model " + readme);
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "Read-ME model")) << r.output;
+  fs::remove_all(dir);
 }
 
 }  // namespace
