@@ -72,13 +72,18 @@ int main(int argc, char** argv) {
       return 2;
     }
     CLI::App* sub = it->second->add_subcommand(command.name, command.summary);
+    sub->option_defaults()->always_capture_default();  // --help shows every option's default
     command.define(*sub);
+    // Where the description states the default itself (a 0 or -1 member meaning "the spec's" or
+    // "derived"), the captured sentinel would contradict it.
+    for (CLI::Option* opt : sub->get_options())
+      if (opt->get_description().find("default") != std::string::npos) opt->default_str("");
   }
 
   // CLI11 reports a mistyped command as "A subcommand is required"; name it instead.
   if (argc >= 2 && argv[1][0] != '-' && !groups.count(argv[1])) {
     std::fprintf(stderr, "lookahead: error: unknown command group '%s' (expected 'moe' or 'net'; see lookahead --help)\n", argv[1]);
-    return 2;
+    return 1;
   }
   if (argc >= 3 && argv[2][0] != '-' && groups.count(argv[1])) {
     CLI::App* group = groups[argv[1]];
@@ -86,7 +91,7 @@ int main(int argc, char** argv) {
     for (const auto* sub : group->get_subcommands([](CLI::App*) { return true; })) known |= sub->get_name() == argv[2];
     if (!known) {
       std::fprintf(stderr, "lookahead: error: unknown command '%s %s' (see lookahead %s --help)\n", argv[1], argv[2], argv[1]);
-      return 2;
+      return 1;
     }
   }
 
@@ -99,9 +104,18 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    // Includes unknown commands and flags: CLI11 names them; exit non-zero.
-    int code = app.exit(e);
-    return code == 0 ? 2 : code;
+    // Unknown flags, bad values, missing required flags: one line in the same form and with the
+    // same exit status as every other error, pointing at the command's help.
+    std::fflush(stdout);
+    std::string message = e.what(), where = "lookahead";
+    for (char& c : message)
+      if (c == '\n') c = ' ';
+    if (argc >= 2 && groups.count(argv[1])) {
+      where += std::string(" ") + argv[1];
+      if (argc >= 3 && argv[2][0] != '-') where += std::string(" ") + argv[2];
+    }
+    std::fprintf(stderr, "lookahead: error: %s (see %s --help)\n", message.c_str(), where.c_str());
+    return 1;
   } catch (const lookahead::Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "lookahead: error: %s\n", e.what());

@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "common/input_file.h"
 #include "cli/resource_flags.h"
 #include "cli/moe_model_flags.h"
 #include "common/error.h"
@@ -204,11 +205,7 @@ void run_perplexity(const PerplexityOptions& o) {
   const bool ctx_given = o.ctx_option && o.ctx_option->count() > 0;
   lookahead::cli::resolve_ctx(o.ctx, ctx_given, 0, 4);
   if (o.chunks == 0 || o.chunks < -1) lookahead::fail("--chunks must be -1 (all windows) or at least 1, got {}", o.chunks);
-  std::ifstream in(o.file, std::ios::binary);
-  if (!in) lookahead::fail("{}: cannot open the text file", o.file);
-  std::stringstream buf;
-  buf << in.rdbuf();
-  const std::string text = buf.str();
+  const std::string text = lookahead::read_input_file(o.file, "--file");
 
   LoadedModel loaded(o.model, o.route);
   const ModelSource* source = &loaded.source();

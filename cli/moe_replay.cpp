@@ -19,6 +19,7 @@
 #include "cli/resource_flags.h"
 #include "cli/moe_model_flags.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "moe/kernels/matmul.h"
 #include "moe/model/loaded_model.h"
 #include "moe/serve/engine_choice.h"
@@ -45,13 +46,7 @@ struct ReplayFlags {
   bool skip_bad = false, json = false;
 };
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) lookahead::fail("--corpus {}: cannot open", path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+std::string read_text(const std::string& path) { return lookahead::read_input_file(path, "--corpus"); }
 
 nlohmann::json distribution_json(const Distribution& d) {
   return {{"mean", d.mean}, {"p50", d.p50}, {"p95", d.p95}, {"p99", d.p99}};

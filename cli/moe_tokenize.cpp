@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "common/input_file.h"
 #include "moe/format/model_source.h"
 #include "common/error.h"
 #include "moe/format/gguf.h"
@@ -35,11 +36,7 @@ void run_tokenize(const TokenizeOptions& o) {
   if (o.prompt.empty() == o.file.empty()) fail("moe tokenize: give exactly one of --prompt or --file");
   std::string text = o.prompt;
   if (!o.file.empty()) {
-    std::ifstream in(o.file, std::ios::binary);
-    if (!in) fail("--file {}: cannot open", o.file);
-    std::ostringstream s;
-    s << in.rdbuf();
-    text = s.str();
+    text = read_input_file(o.file, "--file");
   }
   std::unique_ptr<GgufFile> gguf;
   std::unique_ptr<Tokenizer> owned;

@@ -185,7 +185,7 @@ const bool registered = lookahead::cli::register_command(
        o->topo.add(cmd);
        o->coll.add(cmd);
        cmd.add_option("--scheme", o->schemes,
-                      "ecmp, mprdma-X, spray, ethereal, ethereal-min, a comma-separated list, or all (default all)");
+                      std::string(balance::kSchemeNames) + ", a comma-separated list, or all");
        cmd.add_option("--fail", o->fail, "fail a cable at the start, e.g. leaf0-spine3 (repeatable)");
        cmd.add_flag("--every-step", o->every_step, "one row per step (default: alike consecutive steps merged)");
        cmd.add_flag("--json", o->json, "print JSON");

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "common/input_file.h"
 #include "cli/net_collective_flags.h"
 #include "cli/net_topology_flags.h"
 #include "net/analysis/congestion.h"
@@ -46,11 +47,10 @@ std::vector<balance::FlowDemand> read_flows(const PlanOptions& o) {
     }
   }
   if (!o.flows_file.empty()) {
-    std::ifstream in(o.flows_file);
-    if (!in) fail("--flows: cannot open '{}'", o.flows_file);
+    const std::string text = lookahead::read_input_file(o.flows_file, "--flows");
     nlohmann::json j;
     try {
-      in >> j;
+      j = nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {
       fail("--flows: '{}' is not valid JSON: {}", o.flows_file, e.what());
     }
@@ -193,7 +193,7 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--flow", o->flow, "a flow SRC:DST:BYTES, e.g. 0:17:1MiB (repeatable)");
        cmd.add_option("--flows", o->flows_file, "JSON file: [{\"src\": 0, \"dst\": 17, \"bytes\": 1048576}, ...]");
        cmd.add_option("--step", o->step, "collective step to plan (default 0)");
-       cmd.add_option("--scheme", o->scheme, "ecmp, mprdma-X, spray, ethereal, ethereal-min (default ethereal)");
+       cmd.add_option("--scheme", o->scheme, std::string("one of ") + balance::kSchemeNames);
        cmd.add_option("--fail", o->fail, "fail a cable first, e.g. leaf0-spine3 (repeatable)");
        cmd.add_flag("--qp-table", o->qp_table, "QPs per host for every scheme over every step of the collective");
        cmd.add_flag("--list-qps", o->list_qps, "list every QP even when there are many");

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cli/command.h"
+#include "common/input_file.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "net/analysis/congestion.h"
@@ -120,11 +121,8 @@ SeedStats seed_stats(const std::vector<analysis::ReproResult>& runs) {
 // --plot-only: redraw the plots from <out>/net-repro.csv (e.g. after merging the CSVs of several runs).
 void plot_only(const ReproOptions& o) {
   std::string path = o.out + "/net-repro.csv";
-  std::ifstream in(path, std::ios::binary);
-  if (!in) lookahead::fail("--plot-only: cannot open '{}'", path);
-  std::stringstream text;
-  text << in.rdbuf();
-  for (const auto& p : analysis::write_repro_plots(text.str(), o.out)) fmt::print("wrote {}\n", p);
+  const std::string text = lookahead::read_input_file(path, "--plot-only");
+  for (const auto& p : analysis::write_repro_plots(text, o.out)) fmt::print("wrote {}\n", p);
 }
 
 std::vector<std::string> scheme_list(const ReproOptions& o) {
@@ -134,7 +132,7 @@ std::vector<std::string> scheme_list(const ReproOptions& o) {
       try {
         balance::parse_scheme(s, "--schemes");
       } catch (const lookahead::Error&) {
-        fail("--schemes: unknown scheme '{}' (expected ecmp, mprdma-X, spray, reps, ethereal, ethereal-known or ethereal-min)", s);
+        fail("--schemes: unknown scheme '{}' (expected {}, reps or ethereal-known)", s, balance::kSchemeNames);
       }
     }
   return names;
@@ -155,10 +153,7 @@ void run_jobs(const ReproOptions& o) {
     if (f.both) failed.push_back(sc.topology.reverse_link(f.link));
   }
   // The paper's network unless the spec sets one.
-  std::ifstream in(o.jobs, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  const bool own_network = nlohmann::json::parse(text.str()).contains("network");
+  const bool own_network = nlohmann::json::parse(lookahead::read_input_file(o.jobs, "--jobs")).contains("network");
   NetworkConfig cfg = own_network ? sc.network : paper_config();
   std::error_code ec;
   std::filesystem::create_directories(o.out, ec);
@@ -442,12 +437,14 @@ const bool registered = lookahead::cli::register_command(
      [](CLI::App& cmd) {
        auto o = std::make_shared<ReproOptions>();
        cmd.add_flag("--quick", o->quick, "a small subset (8x8x8 leaf-spine, 1 and 4 MiB, with and without a failed link)");
-       cmd.add_option("--fabrics", o->fabrics, "comma list of leaf_spine, leaf_spine_fail, fat_tree");
+       cmd.add_option("--fabrics", o->fabrics, "comma list of leaf_spine, leaf_spine_fail, fat_tree (default all three; --quick: the first two)");
        cmd.add_option("--sizes", o->sizes, "comma list of all-reduce sizes (default 1MiB..256MiB; quick 1MiB,4MiB)");
        cmd.add_option("--algos", o->algos, "comma list of direct, hd, ring, dbt (default all)");
        cmd.add_option("--schemes", o->schemes,
-                      "comma list (default ecmp,mprdma-2,mprdma-4,mprdma-8,spray,reps,ethereal,ethereal-known; ethereal learns "
-                      "failed paths from QP timeouts, ethereal-known is told them at the start and runs only where a link failed)");
+                      std::string("comma list of ") + lookahead::net::balance::kSchemeNames +
+                          ", reps, ethereal-known (default ecmp,mprdma-2,mprdma-4,mprdma-8,spray,reps,ethereal,ethereal-known; "
+                          "ethereal learns failed paths from QP timeouts, ethereal-known is told them at the start and runs "
+                          "only where a link failed)");
        cmd.add_option("--threads", o->threads, "parallel points (default: the machine's cores)");
        cmd.add_option("--chunks", o->chunks, "dbt pipeline chunks per tree (default 4)");
        cmd.add_option("--seed", o->seed, "seed (default 1)");

@@ -148,10 +148,10 @@ const bool registered = lookahead::cli::register_command(
        o->seed_opt = cmd.add_option("--seed", o->seed, "random seed (default 1)");
        o->mtu_opt = cmd.add_option("--mtu", o->mtu, "payload bytes per packet (default 4096)");
        o->pfc_opt = cmd.add_flag("--pfc", o->pfc, "lossless fabric with PFC pause/resume");
-       o->shared_opt = cmd.add_option("--shared-buffer-bytes", o->shared_buffer, "one shared buffer per switch of this size");
+       o->shared_opt = cmd.add_option("--shared-buffer-bytes", o->shared_buffer, "one shared buffer per switch of this size (default: none, per-port buffers)");
        o->port_opt = cmd.add_option("--port-buffer-bytes", o->port_buffer, "per-port buffer (default 1 MiB)");
        o->rto_opt = cmd.add_option("--rto-us", o->rto_us, "retransmission timeout in us (default 200)");
-       o->until_opt = cmd.add_option("--until-us", o->until_us, "stop at this simulated time");
+       o->until_opt = cmd.add_option("--until-us", o->until_us, "stop at this simulated time (default: when every flow has finished)");
        cmd.add_flag("--json", o->json, "print results as JSON");
        cmd.add_option("--out", o->out, "write JSON results to this file");
        lookahead::cli::add_memory_limit_flag(cmd, o->memory_limit);

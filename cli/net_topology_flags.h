@@ -23,17 +23,17 @@ struct TopologyFlags {
     options.push_back(cmd.add_option("--spines", leaf_spine.spines, "spine switches (leaf_spine, default 16)"));
     options.push_back(cmd.add_option("--hosts-per-leaf", leaf_spine.hosts_per_leaf, "hosts per leaf (default 16)"));
     options.push_back(cmd.add_option("--parallel-links", leaf_spine.parallel_links, "cables per leaf-spine pair (default 1)"));
-    options.push_back(cmd.add_option("--k", fat_tree.k, "k-ary fat-tree (fat_tree)"));
-    options.push_back(cmd.add_option("--pods", fat_tree.pods, "pods (fat_tree)"));
-    options.push_back(cmd.add_option("--tors-per-pod", fat_tree.tors_per_pod, "ToRs per pod (fat_tree)"));
-    options.push_back(cmd.add_option("--aggs-per-pod", fat_tree.aggs_per_pod, "aggregation switches per pod (fat_tree)"));
-    options.push_back(cmd.add_option("--cores", fat_tree.cores, "core switches (fat_tree)"));
-    options.push_back(cmd.add_option("--hosts-per-tor", fat_tree.hosts_per_tor, "hosts per ToR (fat_tree)"));
-    options.push_back(cmd.add_option("--hosts", leaf_spine.hosts, "total hosts (instead of per leaf/ToR)"));
-    options.push_back(cmd.add_option("--gbps", gbps, "host link rate in Gbit/s (leaf_spine 400, fat_tree 100)"));
+    options.push_back(cmd.add_option("--k", fat_tree.k, "k-ary fat-tree, even, 2..256 (fat_tree; default 4 unless --pods)"));
+    options.push_back(cmd.add_option("--pods", fat_tree.pods, "pods (fat_tree; default: from --k)"));
+    options.push_back(cmd.add_option("--tors-per-pod", fat_tree.tors_per_pod, "ToRs per pod (fat_tree; default: from --k)"));
+    options.push_back(cmd.add_option("--aggs-per-pod", fat_tree.aggs_per_pod, "aggregation switches per pod (fat_tree; default: from --k)"));
+    options.push_back(cmd.add_option("--cores", fat_tree.cores, "core switches (fat_tree; default: from --k)"));
+    options.push_back(cmd.add_option("--hosts-per-tor", fat_tree.hosts_per_tor, "hosts per ToR (fat_tree; default: from --k)"));
+    options.push_back(cmd.add_option("--hosts", leaf_spine.hosts, "total hosts instead of per leaf/ToR (default: from the per-switch count)"));
+    options.push_back(cmd.add_option("--gbps", gbps, "host link rate in Gbit/s, > 0 (default: leaf_spine 400, fat_tree 100)"));
     options.push_back(cmd.add_option("--fabric-gbps", fabric_gbps, "switch-to-switch link rate (default: host rate)"));
     options.push_back(cmd.add_option("--latency-ns", latency_ns, "propagation latency of every link in ns (default 500)"));
-    options.push_back(cmd.add_option("--oversubscription", oversubscription, "leaf/ToR down:up capacity ratio (>= 1)"));
+    options.push_back(cmd.add_option("--oversubscription", oversubscription, "leaf/ToR down:up capacity ratio, >= 1 (default: from the link rates)"));
   }
   bool any_given() const {
     for (auto* o : options)

@@ -11,6 +11,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "moe/tokenize/tokenizer.h"
 
 namespace lookahead::moe::serving {
@@ -265,14 +266,7 @@ Trace parse_trace(std::string_view text, TraceFormat format, const std::string& 
 }
 
 namespace {
-std::string read_text_file(const std::string& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{} {}: cannot open for reading", what, path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (in.bad()) fail("{} {}: read error", what, path);
-  return s.str();
-}
+std::string read_text_file(const std::string& path, std::string_view what) { return read_input_file(path, what); }
 }  // namespace
 
 Trace read_trace(const std::string& path, std::optional<TraceFormat> format, const TraceOptions& options) {

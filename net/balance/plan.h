@@ -42,6 +42,8 @@ struct Scheme {
 };
 
 // ecmp | mprdma-X (X >= 1) | spray | ethereal | ethereal-min | ethereal-tiered. Throws naming the parameter.
+// kSchemeNames lists them for help texts.
+inline constexpr const char* kSchemeNames = "ecmp, mprdma-X (X in 1..1024), spray, ethereal, ethereal-min, ethereal-tiered";
 Scheme parse_scheme(std::string_view name, std::string_view parameter = "--scheme");
 // The schemes `--scheme all` means, in report order.
 std::vector<Scheme> all_schemes();

@@ -227,4 +227,61 @@ TEST(CliModelDirs, TokenizeAndInfoAcceptReadMeAndHuggingFaceDirectories) {
   fs::remove_all(dir);
 }
 
+// Item 15: flag-parser errors are one `lookahead: error:` line with status 1, like every other error.
+TEST(CliErrors, ParserErrorsAreOneLineWithStatusOne) {
+  struct Case {
+    std::string args, line;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"moe generate --tokens abc",
+            "lookahead: error: Could not convert: --tokens = abc (see lookahead moe generate --help)\n"},
+           {"net run --frob", "lookahead: error: The following argument was not expected: --frob (see lookahead net run --help)\n"},
+           {"moe generate", "lookahead: error: --model is required (see lookahead moe generate --help)\n"},
+           {"moe frob", "lookahead: error: unknown command 'moe frob' (see lookahead moe --help)\n"},
+           {"frob", "lookahead: error: unknown command group 'frob' (expected 'moe' or 'net'; see lookahead --help)\n"},
+       }) {
+    CliResult r = run(c.args);
+    EXPECT_EQ(r.status, 1) << c.args;
+    EXPECT_EQ(r.output, c.line) << c.args;
+  }
+}
+
+TEST(CliErrors, DirectoryWhereAFileIsExpectedSaysSo) {
+  const std::string dir = fs::temp_directory_path().string();
+  std::vector<BadFlag> cases = {
+      {"net run --spec " + dir, dir + ": is a directory; expected a file"},
+      {"net run --topology fat_tree --k 4 --matrix " + dir, dir + ": is a directory; expected a file"},
+      {"net plan --flows " + dir, "--flows " + dir + ": is a directory; expected a file"},
+  };
+  if (fs::exists(kModel)) {
+    cases.push_back({"moe tokenize --model " + kModel + " --file " + dir, "--file " + dir + ": is a directory; expected a file"});
+    cases.push_back(
+        {"moe perplexity --model " + kModel + " --file " + dir, "--file " + dir + ": is a directory; expected a file"});
+    cases.push_back({"moe replay --model " + kModel + " --trace " + dir, "trace " + dir + ": is a directory; expected a file"});
+  }
+  expect_errors(cases);
+}
+
+TEST(CliErrors, ReadmeScenarioExampleRuns) {
+  const std::string spec = std::string(LOOKAHEAD_TEST_DATA) + "/../../docs/examples/scenario.json";
+  CliResult r = run("net run --spec " + spec);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "jobs: 2, all finished")) << r.output;
+  EXPECT_TRUE(contains(r.output, "group step1: 1/1 flows")) << r.output;
+}
+
+TEST(CliErrors, HelpListsAcceptedValuesAndDefaults) {
+  EXPECT_TRUE(contains(run("net congestion --help").output, "ethereal-tiered"));
+  EXPECT_TRUE(contains(run("net congestion --help").output, "moe_alltoall"));
+  EXPECT_TRUE(contains(run("net plan --help").output, "ethereal-tiered"));
+  EXPECT_TRUE(contains(run("net repro --help").output, "ethereal-tiered"));
+  const std::string gen = run("moe generate --help").output;
+  EXPECT_TRUE(contains(gen, "--temp FLOAT=0.8")) << gen;
+  EXPECT_TRUE(contains(gen, "-c,--ctx INT=2048")) << gen;
+  EXPECT_TRUE(contains(gen, "-n,--tokens INT=128")) << gen;
+  const std::string net = run("net run --help").output;
+  EXPECT_TRUE(contains(net, "(default 4096)")) << net;
+  EXPECT_FALSE(contains(net, "--mtu UINT=0")) << net;  // a sentinel shown as the default would contradict it
+}
+
 }  // namespace
