@@ -153,6 +153,10 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--dtype", o->dtype, "weight type of the export: f16, bf16, f32, or GGML blocks q8_0, q4_0, q4_1 (experts are then "
                       "rounded up to whole 32-neuron blocks with their next most active neurons)")->capture_default_str();
        lookahead::cli::add_reconstruction_flags(cmd, r, o->reconstruction, "its domain's calibration tokens");
+       cmd.add_option("--general-mix", r.general_mix,
+                      "share of each expert's selection and fit objective taken from all domains' calibration tokens "
+                      "(0 = its own domain only)")
+           ->capture_default_str();
        cmd.add_flag("--no-dense-ffn", o->no_dense_ffn, "leave the dense FFN out (then --route dense is unavailable)");
        cmd.add_option("--seed", o->seed, "router training seed")->capture_default_str();
        cmd.add_option("--threads,-t", o->threads, "CPU threads (0 = all cores)")->capture_default_str();

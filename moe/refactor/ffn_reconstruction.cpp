@@ -31,6 +31,12 @@ void FfnGram::add(const FfnGram& other) {
   tokens += other.tokens;
 }
 
+void FfnGram::add_scaled(const FfnGram& other, double scale) {
+  LOOKAHEAD_CHECK(other.n_layer == n_layer && other.n_ff == n_ff);
+  for (size_t i = 0; i < g.size(); ++i) g[i] += scale * other.g[i];
+  tokens += other.tokens;
+}
+
 GramRecorder::GramRecorder(FfnGram& gram) : gram_(gram), chunk_(static_cast<size_t>(gram.n_ff) * gram.n_ff) {}
 
 // The engine's threading (moe/kernels/matmul.cpp, matmul_blas): our OpenMP threads take blocks of

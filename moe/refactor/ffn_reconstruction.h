@@ -44,6 +44,8 @@ struct FfnGram {
   const double* layer(int l) const { return g.data() + static_cast<size_t>(l) * n_ff * n_ff; }
   // this += other (same shape).
   void add(const FfnGram& other);
+  // this += scale * other (same shape); tokens += other.tokens.
+  void add_scaled(const FfnGram& other, double scale);
 };
 
 // An FfnHook accumulating G += A^T A of every layer's activations A [n_tokens][n_ff] (and the token

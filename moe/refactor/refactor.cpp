@@ -58,6 +58,7 @@ void check_reconstruction_options(const RefactorOptions& o) {
   if (o.select != "activation" && o.select != "output") fail("--select '{}' must be activation or output", o.select);
   if (!(o.select_damp > 0) || !std::isfinite(o.select_damp)) fail("--select-damp must be finite and > 0 (got {})", o.select_damp);
   if (o.select_block < 1) fail("--select-block must be positive (got {})", o.select_block);
+  if (!(o.general_mix >= 0 && o.general_mix <= 1)) fail("--general-mix must lie in [0, 1] (got {})", o.general_mix);
 }
 
 // Both need the calibration Grams.
@@ -77,6 +78,7 @@ std::string reconstruction_label(const RefactorOptions& o) {
                                               : fmt::format("lsq ridge=auto({} fit + {} validation tokens per domain)",
                                                             o.reconstruct_tokens, o.validation_tokens);
   if (o.select == "output") label += fmt::format("; neurons selected by output error (damp {}, block {})", o.select_damp, o.select_block);
+  if (o.general_mix > 0) label += fmt::format("; {} of every expert's Grams from all domains", o.general_mix);
   return label;
 }
 
@@ -139,8 +141,34 @@ ExpertDownProjs fit_experts(const LlamaModel& model, const std::vector<CorpusDom
   ExpertDownProjs down(static_cast<size_t>(hp.n_layer), std::vector<std::vector<float>>(n_expert));
   std::vector<std::vector<float>> dense(static_cast<size_t>(hp.n_layer));
   for (int l = 0; l < hp.n_layer; ++l) dense[static_cast<size_t>(l)] = dense_down_proj(model.source(), l);
+  // --general-mix a: every expert is selected and fit on (1 - a) x its own domain's Grams + a x all
+  // domains' (each normalized per token), so it also serves the tokens of other text the router
+  // sends it. Needs every domain's Grams at once (2 x domains x n_layer x n_ff^2 doubles).
+  std::vector<std::pair<FfnGram, FfnGram>> own;
+  std::pair<FfnGram, FfnGram> pooled;
+  if (o.general_mix > 0) {
+    for (size_t e = 0; e < n_expert; ++e) own.push_back(reconstruction_grams(model, {calibration[e]}, o));
+    pooled = own[0];
+    for (auto* g : {&pooled.first, &pooled.second})
+      std::fill(g->g.begin(), g->g.end(), 0.0);
+    for (const auto& [fit, held] : own) {
+      pooled.first.add_scaled(fit, 1.0 / static_cast<double>(fit.tokens));
+      if (!held.g.empty()) pooled.second.add_scaled(held, 1.0 / static_cast<double>(held.tokens));
+    }
+  }
   for (size_t e = 0; e < n_expert; ++e) {
-    const auto grams = reconstruction_grams(model, {calibration[e]}, o);
+    std::pair<FfnGram, FfnGram> grams;
+    if (o.general_mix > 0) {
+      grams = std::move(own[e]);
+      for (auto [g, all] : {std::pair{&grams.first, &pooled.first}, std::pair{&grams.second, &pooled.second}}) {
+        if (g->g.empty()) continue;
+        const double own_scale = (1 - o.general_mix) / static_cast<double>(g->tokens);
+        for (double& x : g->g) x *= own_scale;
+        g->add_scaled(*all, o.general_mix / static_cast<double>(n_expert));
+      }
+    } else {
+      grams = reconstruction_grams(model, {calibration[e]}, o);
+    }
     FitReport report;
     ProgressBar progress("fit " + sets.experts[e], static_cast<uint64_t>(hp.n_layer), o.progress);
     for (int l = 0; l < hp.n_layer; ++l) {

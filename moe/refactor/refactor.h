@@ -44,6 +44,9 @@ struct RefactorOptions {
   std::string select = "activation";
   double select_damp = 1e-2;            // lambda = damp * mean diagonal of G during selection
   int64_t select_block = 16;            // neurons removed per selection step
+  // Share of every expert's selection/fit objective taken from all domains' calibration tokens
+  // (0 = its own domain only), so experts also fit the other text the router sends them.
+  double general_mix = 0;
 };
 
 // Trains the router: reads `targets_path`, writes `router_path` (cluster_predictor.* tensors).

@@ -103,6 +103,25 @@ TEST_F(ReadMeRefactorCli, Q8_0ExportHasWholeBlockExpertsAndRuns) {
   EXPECT_EQ(r.status, 0) << r.output;
 }
 
+// --select output (neurons chosen on the Gram) with --general-mix: same expert sizes (whole Q8_0
+// blocks), the choice is recorded in the metadata, and the model runs.
+TEST_F(ReadMeRefactorCli, OutputSelectionWithGeneralMixKeepsTheSizesAndRuns) {
+  const std::string out = path("readme_select");
+  CliRun r = run(refactor_args(out) + " --dtype q8_0 --select output --general-mix 0.5 --ridge 1e-2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("neuron selection by output error"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("expert 0 code         50.0% of FFN neurons"), std::string::npos) << r.output;
+  std::ifstream st(out + "/model.safetensors", std::ios::binary);
+  uint64_t n = 0;
+  st.read(reinterpret_cast<char*>(&n), 8);
+  std::string header(n, '\0');
+  st.read(header.data(), static_cast<std::streamsize>(n));
+  EXPECT_NE(header.find("neurons selected by output error"), std::string::npos);
+  EXPECT_NE(header.find("0.5 of every expert's Grams from all domains"), std::string::npos);
+  r = run("moe generate --model " + out + " --route router --prompt 'def add(a, b):' --tokens 4 --temp 0");
+  EXPECT_EQ(r.status, 0) << r.output;
+}
+
 // `moe prune`: a plain dense checkpoint whose FFN is the experts' mean width, that every command opens.
 TEST_F(ReadMeRefactorCli, PruneWritesTheSameActiveSizeDenseBaseline) {
   const std::string out = path("pruned");
@@ -165,6 +184,9 @@ TEST_F(ReadMeRefactorCli, BadInputFailsClearlyAndLeavesNothing) {
       {refactor_args(out) + " --reconstruct qr", "--reconstruct 'qr' must be lsq or none"},
       {refactor_args(out) + " --ridge -1", "--ridge '-1' must be auto or a number >= 0"},
       {refactor_args(out) + " --reconstruct-tokens 0", "--reconstruct-tokens must be positive"},
+      {refactor_args(out) + " --select random", "--select 'random' must be activation or output"},
+      {refactor_args(out) + " --general-mix 2", "--general-mix must lie in [0, 1]"},
+      {refactor_args(out) + " --select output --select-damp 0", "--select-damp must be finite and > 0"},
       {"moe refactor --model " + path("nope.gguf") + " --corpus " + path("corpus") + " --out " + out, "nope.gguf"},
       {"moe generate --model " + model_ + " --route router --prompt hi", "Read-ME model"},
   };
