@@ -166,7 +166,7 @@ void run_replay(const ReplayFlags& f) {
         {"tpot_s", distribution_json(s.tpot_s)}, {"throughput_tok_s", s.throughput_tok_s},
         {"requests_per_s", s.requests_per_s}, {"mean_unique_experts", s.mean_unique_experts},
         {"mean_batch_tokens", s.mean_batch_tokens}, {"cache_hit_ratio", s.cache_hit_ratio},
-        {"slow_tier_bytes", s.slow_tier_bytes}, {"stall_s", s.stall_s}, {"compute_s", s.compute_s},
+        {"slow_tier_bytes", s.slow_tier_bytes}, {"prefetch_bytes", s.prefetch_bytes}, {"stall_s", s.stall_s}, {"compute_s", s.compute_s},
         {"makespan_s", s.makespan_s}, {"router_s", s.router_s},
         {"direct_io", tiers ? tiers->direct_io() : false}, {"clock", f.clock}};
     fmt::print("{}\n", j.dump());
@@ -187,8 +187,10 @@ void run_replay(const ReplayFlags& f) {
              s.throughput_tok_s, s.requests_per_s, s.makespan_s, s.compute_s, s.router_s);
   fmt::print("unique experts per batch {:.2f}, tokens per batch {:.1f}\n", s.mean_unique_experts, s.mean_batch_tokens);
   if (tiers)
-    fmt::print("expert cache: hit ratio {:.1f}%, slow tier {:.1f} MiB read, compute stalled {:.2f} s\n",
-               100 * s.cache_hit_ratio, s.slow_tier_bytes / 1048576.0, s.stall_s);
+    fmt::print("expert cache: hit ratio {:.1f}% (prefetched slabs count as hits), slow tier {:.1f} MiB read "
+               "({:.1f} MiB prefetched ahead of use, {:.1f} MiB on demand), compute stalled {:.2f} s\n",
+               100 * s.cache_hit_ratio, s.slow_tier_bytes / 1048576.0, s.prefetch_bytes / 1048576.0,
+               (s.slow_tier_bytes - s.prefetch_bytes) / 1048576.0, s.stall_s);
 }
 
 const bool registered = lookahead::cli::register_command(

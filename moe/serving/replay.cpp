@@ -188,6 +188,7 @@ ReplaySummary summarize(const ReplayResult& r) {
   }
   s.cache_hit_ratio = r.tiers.hit_ratio();
   s.slow_tier_bytes = r.tiers.bytes_read;
+  s.prefetch_bytes = r.tiers.prefetch_bytes;
   return s;
 }
 

@@ -91,7 +91,8 @@ struct ReplaySummary {
   double mean_unique_experts = 0, mean_batch_tokens = 0;
   double stall_s = 0, compute_s = 0, makespan_s = 0, router_s = 0;
   double cache_hit_ratio = 0;
-  uint64_t slow_tier_bytes = 0;
+  uint64_t slow_tier_bytes = 0;         // prefetched + on demand
+  uint64_t prefetch_bytes = 0;          // read ahead of use
 };
 
 // `tiers` (may be null) is the store the engine reads experts through, for stall and hit counts.

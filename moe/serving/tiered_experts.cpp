@@ -250,6 +250,7 @@ void TieredExperts::prefetch_walk(std::unique_lock<std::mutex>&) const {
     ++in_flight_;
     ++stats_.prefetches;
     stats_.bytes_read += si.bytes;
+    stats_.prefetch_bytes += si.bytes;
     jobs_cv_.notify_one();
   }
 }

@@ -79,7 +79,8 @@ struct TierStats {
   uint64_t accesses = 0, hits = 0, misses = 0;  // hit = resident (or already in flight) when asked
   uint64_t late_hits = 0;                        // hits whose slab was still in flight (expert() waited)
   uint64_t prefetches = 0;                       // loads started ahead of use
-  uint64_t bytes_read = 0;                       // slow-tier bytes (slab sizes)
+  uint64_t bytes_read = 0;                       // slow-tier bytes (slab sizes), prefetched and on demand
+  uint64_t prefetch_bytes = 0;                   // of those, read ahead of use (a hit need not mean no read)
   double stall_seconds = 0;                      // time expert() waited for a load
   double stall_cpu_seconds = 0;                  // CPU time of the caller's thread inside those waits (demand reads' syscalls)
   double read_seconds = 0;                       // summed time inside reads (all threads)

@@ -146,6 +146,7 @@ TEST_F(TieredExpertsTest, ExactPrefetchTurnsMissesIntoHits) {
     EXPECT_EQ(s.hits, seq.size());
     EXPECT_GT(s.prefetches, 0u);
     EXPECT_EQ(s.bytes_read, (s.misses + s.prefetches) * slab_bytes());
+    EXPECT_EQ(s.prefetch_bytes, s.prefetches * slab_bytes());
   }
   // A tight budget: prefetch still removes demand misses, and never reads more than Belady would
   // on demand plus what it brought in ahead.
@@ -213,6 +214,7 @@ TEST_F(TieredExpertsTest, ManyReadersWithHalfRightPlans) {
     }
     const TierStats s = store.stats();
     EXPECT_EQ(s.bytes_read, (s.misses + s.prefetches) * slab_bytes());
+    EXPECT_EQ(s.prefetch_bytes, s.prefetches * slab_bytes());
     EXPECT_GT(s.prefetches, 0u);
     EXPECT_LE(s.late_hits, s.hits);
   }
