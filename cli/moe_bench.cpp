@@ -12,6 +12,7 @@
 #include "cli/command.h"
 #include "cli/resource_flags.h"
 #include "common/error.h"
+#include "common/progress.h"
 #include "common/stats.h"
 #include "moe/format/model_source.h"
 #include "moe/kernels/matmul.h"
@@ -70,6 +71,7 @@ void run_bench(const BenchOptions& o) {
   if (o.n_prompt > 0) {
     TestResult r{fmt::format("pp{}", o.n_prompt), o.n_prompt, 0, {}};
     std::vector<int32_t> tokens(static_cast<size_t>(o.n_prompt));
+    lookahead::ProgressBar bar("bench " + r.name + " (runs)", static_cast<uint64_t>(o.reps) + 1, !o.json);
     for (int rep = -1; rep < o.reps; ++rep) {  // rep -1 is the warm-up
       for (auto& t : tokens) t = random_token();
       ctx.truncate(0);
@@ -77,12 +79,16 @@ void run_bench(const BenchOptions& o) {
       ctx.forward(tokens.data(), o.n_prompt);
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (rep >= 0) r.samples_ts.push_back(static_cast<double>(o.n_prompt) / s);
+      bar.advance();
     }
+    bar.finish();
     results.push_back(r);
   }
   if (o.n_gen > 0) {
     TestResult r{fmt::format("tg{}", o.n_gen), 0, o.n_gen, {}};
     double total = 0, router = 0;
+    lookahead::ProgressBar bar("bench " + r.name + " (tokens)", (static_cast<uint64_t>(o.reps) + 1) * static_cast<uint64_t>(o.n_gen),
+                               !o.json);
     for (int rep = -1; rep < o.reps; ++rep) {
       ctx.truncate(0);
       const double r0 = ctx.router_seconds();
@@ -90,6 +96,7 @@ void run_bench(const BenchOptions& o) {
       for (int64_t i = 0; i < o.n_gen; ++i) {
         const int32_t token = random_token();
         ctx.forward(&token, 1);
+        bar.advance();
       }
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (rep >= 0) {
@@ -97,6 +104,7 @@ void run_bench(const BenchOptions& o) {
         total += s, router += ctx.router_seconds() - r0;
       }
     }
+    bar.finish();
     r.router_share = total > 0 ? router / total : 0;
     results.push_back(r);
   }

@@ -9,6 +9,8 @@
 // the next token) and, with --kl-base, llama-perplexity --kl-divergence's statistics against a
 // base model run on the same windows: mean KL(base || model) per token in nats, and how often the
 // two argmaxes agree.
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -232,6 +234,10 @@ void run_perplexity(const PerplexityOptions& o) {
   loaded.attach(ctx);
   Scores scores;
   std::vector<double> chunk_ppl;
+  // On a terminal each chunk's perplexity appears as it is scored (llama-perplexity's "[1]5.1,[2]...")
+  // under the bar; in a log the progress lines are the live part and the list comes at the end, whole.
+  const bool terminal = isatty(STDERR_FILENO) == 1;
+  std::string chunk_list;
   lookahead::ProgressBar progress("perplexity", static_cast<uint64_t>(n_chunk), !o.json);
   std::vector<int32_t> window(static_cast<size_t>(o.ctx));
   for (int64_t c = 0; c < n_chunk; ++c) {
@@ -247,12 +253,13 @@ void run_perplexity(const PerplexityOptions& o) {
     const float* logits = ctx.forward(window.data(), o.ctx, first);  // rows for positions first..ctx-1
     score_window(logits, base_logits, tokens.data() + start + first + 1, n_rows, n_vocab, scores);
     chunk_ppl.push_back(std::exp(-scores.log_prob.mean()));
-    if (!o.json) fmt::print(stderr, "[{}]{:.4f},", c + 1, chunk_ppl.back());
+    if (!o.json && terminal) fmt::print(stderr, "[{}]{:.4f},", c + 1, chunk_ppl.back());
+    if (!o.json && !terminal) chunk_list += fmt::format("[{}]{:.4f},", c + 1, chunk_ppl.back());
     progress.advance();
   }
   progress.finish();
   if (o.json) return print_json(o, tokens.size(), n_chunk, add_bos, scores, chunk_ppl);
-  fmt::print(stderr, "\n");
+  fmt::print(stderr, "{}\n", chunk_list);
   print_text(o, n_chunk, scores);
 }
 

@@ -157,7 +157,7 @@ const bool registered = lookahead::cli::register_command(
        lookahead::cli::add_memory_limit_flag(cmd, o->memory_limit);
        cmd.add_option("--csv", o->csv, "write PREFIX_flows.csv and PREFIX_links.csv");
        cmd.add_flag("--links", o->links, "include per-link statistics in JSON");
-       cmd.add_flag("--progress", o->progress, "progress bar on a terminal");
+       cmd.add_flag("--progress", o->progress, "progress on stderr (a bar on a terminal, plain lines in a log)");
        cmd.add_flag("--perf", o->perf, "print wall time, events/s and peak RSS to stderr");
        cmd.callback([o] { run(*o); });
      }});
