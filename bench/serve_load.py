@@ -75,9 +75,14 @@ class Client(threading.Thread):
         self.stage = ""
 
     def one(self, n):
-        body = json.dumps({"messages": [{"role": "user", "content": PROMPTS[(self.index + n) % len(PROMPTS)]}],
-                           "max_tokens": self.args.max_tokens, "temperature": 0.7, "seed": self.index * 1000 + n,
-                           "stream": True, "stream_options": {"include_usage": True}})
+        request = {"messages": [{"role": "user", "content": PROMPTS[(self.index + n) % len(PROMPTS)]}],
+                   "max_tokens": self.args.max_tokens, "temperature": 0.7, "seed": self.index * 1000 + n,
+                   "stream": True, "stream_options": {"include_usage": True}}
+        # --stop-share: that share of requests (every k-th by index) carries stop strings common in
+        # the replies, so streams end early on held-back text as in issue 15's blocker 1.
+        if self.args.stop_share > 0 and ((self.index + n) % 100) < 100 * self.args.stop_share:
+            request["stop"] = [" the", ".", "\n\n"]
+        body = json.dumps(request)
         self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.args.duration + 60)
         t0 = time.perf_counter()
         self.stage = "send"
@@ -88,7 +93,7 @@ class Client(threading.Thread):
         if r.status != 200:
             r.read()
             return ("429" if r.status == 429 else f"http_{r.status}", None, 0)
-        ttft, tokens, done = None, 0, False
+        ttft, tokens, done, finish = None, 0, False, None
         for raw in r:
             line = raw.decode("utf-8", "replace").strip()
             if not line.startswith("data: "):
@@ -102,8 +107,12 @@ class Client(threading.Thread):
                 return ("stream_error", None, 0)
             if j.get("usage"):
                 tokens = j["usage"]["completion_tokens"]
+            if j["choices"] and j["choices"][0].get("finish_reason"):
+                finish = j["choices"][0]["finish_reason"]
             if ttft is None and j["choices"] and j["choices"][0]["delta"].get("content"):
                 ttft = time.perf_counter() - t0
+        if done and finish is None:
+            return ("no_finish_reason", ttft, tokens)
         return ("ok" if done else "truncated", ttft, tokens)
 
     def run(self):
@@ -147,6 +156,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--server-arg", action="append", default=[],
                     help="extra flag for moe serve, e.g. --server-arg=--scheduler=expert-aware (repeatable)")
+    ap.add_argument("--stop-share", type=float, default=0.0,
+                    help="share of requests (0-1) sent with stop strings (a stream must still end with finish_reason and [DONE])")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if not 1 <= args.clients <= 256 or not 1 <= args.duration <= 600:
