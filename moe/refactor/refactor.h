@@ -8,7 +8,8 @@
 // Contract: options are validated before any work (keep in (0, 1], domains present and non-empty,
 // the model has an FFN of the expected shape); the output directory appears only when everything
 // succeeded. Intermediate files (stats.gguf, router_targets.safetensors, router.safetensors) live
-// in `work_dir`, so a re-run with the same work dir reuses the statistics and targets it finds.
+// in `work_dir`, so a re-run with the same work dir reuses the statistics it finds (router targets depend on the expert
+// sets and are always recomputed).
 #include <cstdint>
 #include <functional>
 #include <string>
