@@ -18,31 +18,15 @@
 #include "moe/format/gguf.h"
 #include "tests/unit/moe/format_test_files.h"
 
+#include "tests/integration/cli_run.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string binary() {
-  const char* b = std::getenv("LOOKAHEAD_TEST_BINARY");
-  return b && *b ? b : LOOKAHEAD_BINARY;
-}
-
-struct CliResult {
-  int status = -1;
-  std::string output;  // stdout + stderr
-};
-
-CliResult run_shell(const std::string& line) {
-  CliResult r;
-  FILE* p = ::popen(line.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using CliResult = lookahead::test::CliRun;
+using lookahead::test::run_shell;
+std::string binary() { return lookahead::test::test_binary(); }
 
 // `env` is prepended to the command (VAR=value ...).
 CliResult run(const std::string& args, const std::string& env = "") {
