@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   std::map<std::string, std::string> group_summaries = {
       {"moe", "Read-ME: run dense Llama-family models, refactor them into router-decoupled MoE, and serve them"},
       {"net", "Packet-level AI-fabric simulation: singlepath flow splitting (Ethereal) vs packet spraying"},
+      {"bridge", "Expert-parallel MoE all-to-all from pre-gated routing, planned and simulated on the fabric"},
   };
   std::map<std::string, CLI::App*> groups;
   for (const auto& [name, summary] : group_summaries) {
@@ -82,7 +83,7 @@ int main(int argc, char** argv) {
 
   // CLI11 reports a mistyped command as "A subcommand is required"; name it instead.
   if (argc >= 2 && argv[1][0] != '-' && !groups.count(argv[1])) {
-    std::fprintf(stderr, "lookahead: error: unknown command group '%s' (expected 'moe' or 'net'; see lookahead --help)\n", argv[1]);
+    std::fprintf(stderr, "lookahead: error: unknown command group '%s' (expected 'moe', 'net' or 'bridge'; see lookahead --help)\n", argv[1]);
     return 1;
   }
   if (argc >= 3 && argv[2][0] != '-' && groups.count(argv[1])) {

@@ -408,6 +408,14 @@ Scenario parse_scenario(const std::string& text, const std::string& where, const
         f.read_string("group", g);
         spec.group = sc.workload.group_id(g);
       }
+      if (f.has("after_groups")) {  // wait for every flow of these groups (by name; an unknown name is an empty group)
+        const json& after = f.at("after_groups");
+        if (!after.is_array()) fail("{}: expected an array of group names", f.key("after_groups"));
+        for (const json& g : after) {
+          if (!g.is_string()) fail("{}: expected group names (strings), got {}", f.key("after_groups"), g.dump());
+          spec.after_groups.push_back(sc.workload.group_id(g.get<std::string>()));
+        }
+      }
       if (f.has("lb")) {
         std::string lb;
         f.read_string("lb", lb);

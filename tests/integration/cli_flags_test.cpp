@@ -222,7 +222,7 @@ TEST(CliErrors, ParserErrorsAreOneLineWithStatusOne) {
            {"net run --frob", "lookahead: error: The following argument was not expected: --frob (see lookahead net run --help)\n"},
            {"moe generate", "lookahead: error: --model is required (see lookahead moe generate --help)\n"},
            {"moe frob", "lookahead: error: unknown command 'moe frob' (see lookahead moe --help)\n"},
-           {"frob", "lookahead: error: unknown command group 'frob' (expected 'moe' or 'net'; see lookahead --help)\n"},
+           {"frob", "lookahead: error: unknown command group 'frob' (expected 'moe', 'net' or 'bridge'; see lookahead --help)\n"},
        }) {
     CliResult r = run(c.args);
     EXPECT_EQ(r.status, 1) << c.args;

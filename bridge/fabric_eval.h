@@ -1,0 +1,65 @@
+#pragma once
+// The MoE all-to-all of bridge/traffic.h on the fabric, per load-balancing scheme: the fluid checker
+// (net/analysis/congestion.h) on every phase, and the packet simulator (net/sim) on the whole
+// forward pass with its dependencies.
+//
+// Contract:
+// - Schemes: ecmp, spray, reps (planned as spray, sprayed with REPS in the simulator), ethereal (the
+//   paper's equal-split planner) and ethereal-min (the unequal-size planner: every path of a
+//   (source host, destination leaf) batch gets exactly its byte share). Each phase (one layer's
+//   dispatch or combine) is one batch: balance::make_plan on its flows, seeded.
+// - Lower bound of a phase: ideal spraying's fluid drain time of its busiest link, host NICs
+//   included, plus the propagation of one host-leaf-host hop pair (every byte crosses at least two
+//   links). A layer's bound is its dispatch + combine bounds: the hot host's combine cannot start
+//   before its dispatch has arrived. The forward-pass reference is the sum over layers; with
+//   per-host dependencies hosts may overlap phases a little, so it is a reference, not a proof.
+// - Simulation: every flow of the workload is split into its plan's QPs when it becomes ready
+//   (Simulator::on_split), so dependencies stay per flow. Per-layer CCT = last combine byte of the
+//   layer minus first dispatch start of the layer; forward pass = the last flow's finish.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bridge/traffic.h"
+#include "net/sim/config.h"
+#include "net/topo/topology.h"
+
+namespace lookahead::bridge {
+
+// "ecmp,spray,reps,ethereal,ethereal-min" parsed and checked; "all" means that list.
+std::vector<std::string> parse_bridge_schemes(const std::string& list, const std::string& parameter = "--schemes");
+
+struct SchemeEval {
+  std::string scheme;
+  // Fluid (per phase, in phase order).
+  std::vector<double> phase_fluid_us;      // busiest link's drain time under this plan (NICs included)
+  std::vector<double> phase_fabric_bytes;  // busiest switch-to-switch link's bytes
+  double fluid_forward_us = 0;             // sum of phase_fluid_us
+  double max_fabric_ratio_to_spray = 0;    // worst phase: busiest fabric link / ideal spraying's
+  int max_qps_per_host = 0;                // over phases
+  int total_qps = 0;                       // over the forward pass
+  // Packet simulation (when run).
+  bool simulated = false, finished = false;
+  std::vector<double> layer_cct_us;        // per layer
+  double forward_us = 0;                   // last finish
+  uint64_t drops = 0, retransmits = 0, timeouts = 0, events = 0;
+  double mean_layer_cct_us() const;
+};
+
+struct FabricEval {
+  std::vector<double> phase_bound_us;      // per phase
+  std::vector<double> layer_bound_us;      // per layer
+  double forward_bound_us = 0;             // sum of layer bounds
+  double max_phase_spray_fabric_bytes = 0;
+  std::vector<SchemeEval> schemes;
+};
+
+// Runs the fluid checker for every scheme, and the packet simulator when `simulate`.
+FabricEval evaluate_on_fabric(const net::Topology& topology, const MoeTraffic& traffic, const std::vector<std::string>& schemes,
+                              const net::NetworkConfig& config, uint64_t seed, bool simulate);
+
+// Ideal-spraying lower bound of one batch of flows (drain of the busiest link + two host-link
+// propagation delays), in microseconds; 0 for no flows.
+double phase_lower_bound_us(const net::Topology& topology, const std::vector<net::FlowSpec>& flows);
+
+}  // namespace lookahead::bridge

@@ -1,0 +1,94 @@
+// `lookahead bridge run`: the expert-parallel all-to-all of one batch (as `bridge traffic` builds it)
+// through the fluid checker and the packet simulator under ECMP, spraying, REPS, Ethereal's equal
+// split and the unequal-size planner; per-layer and forward-pass completion against the bound.
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "bridge/fabric_eval.h"
+#include "bridge/traffic.h"
+#include "cli/bridge_flags.h"
+#include "cli/command.h"
+
+namespace {
+
+using namespace lookahead;
+
+struct RunOptions {
+  cli::BridgeFlags flags;
+  std::string schemes = "all";
+  int batch = 0;
+  bool fluid_only = false, json = false;
+};
+
+void run_bridge(RunOptions& o) {
+  o.flags.check();
+  if (o.batch < 0) fail("--batch must be >= 0 (got {})", o.batch);
+  const auto schemes = bridge::parse_bridge_schemes(o.schemes);
+  net::Topology topo = o.flags.topo.build();
+  const auto batches = o.flags.batches(o.batch + 1);
+  const std::vector<int32_t>& experts = batches.back();
+  const auto loads = bridge::expert_loads(experts, o.flags.experts);
+  const auto placement = bridge::place_experts(o.flags.experts, topo.hosts(), o.flags.slots_per_host,
+                                               bridge::parse_placement(o.flags.placement), loads);
+  const auto traffic = bridge::moe_traffic(bridge::traffic_matrix(experts, placement, topo.hosts()), o.flags.layers,
+                                           o.flags.bytes_per_token());
+  net::NetworkConfig config;
+  const bridge::FabricEval ev = bridge::evaluate_on_fabric(topo, traffic, schemes, config, o.flags.seed, !o.fluid_only);
+  const double layer_bound = ev.forward_bound_us / traffic.layers;
+  if (o.json) {
+    nlohmann::json j;
+    j["hosts"] = topo.hosts();
+    j["experts"] = o.flags.experts;
+    j["expert_tokens"] = loads;
+    j["layers"] = traffic.layers;
+    j["bound"] = {{"layer_us", ev.layer_bound_us}, {"forward_us", ev.forward_bound_us}, {"phase_us", ev.phase_bound_us}};
+    for (const auto& s : ev.schemes)
+      j["schemes"].push_back({{"scheme", s.scheme},
+                              {"fluid_forward_us", s.fluid_forward_us},
+                              {"max_fabric_ratio_to_spray", s.max_fabric_ratio_to_spray},
+                              {"max_qps_per_host", s.max_qps_per_host},
+                              {"qps", s.total_qps},
+                              {"simulated", s.simulated},
+                              {"finished", s.finished},
+                              {"layer_cct_us", s.layer_cct_us},
+                              {"mean_layer_cct_us", s.mean_layer_cct_us()},
+                              {"forward_us", s.forward_us},
+                              {"drops", s.drops},
+                              {"retransmits", s.retransmits},
+                              {"timeouts", s.timeouts}});
+    fmt::print("{}\n", j.dump(1));
+    return;
+  }
+  std::string loads_text;
+  for (size_t e = 0; e < loads.size(); ++e) loads_text += fmt::format("{}{}", e ? " " : "", loads[e]);
+  fmt::print("{} tokens (expert loads {}), {} experts on {} hosts, placement {}, {} layers x (dispatch + combine), {} B/token\n",
+             experts.size(), loads_text, o.flags.experts, topo.hosts(), o.flags.placement, traffic.layers, traffic.bytes_per_token);
+  fmt::print("bound (ideal spraying, fluid, + 2 host-link latencies per phase): layer {:.2f} us, forward pass {:.2f} us\n\n", layer_bound,
+             ev.forward_bound_us);
+  fmt::print("| scheme | layer CCT us (mean) | / bound | forward pass us | / bound | fluid forward us | max fabric link / spray | max QPs per host | drops | retransmits |\n");
+  fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  for (const auto& s : ev.schemes) {
+    std::string sim = "| - | - | - | - ";
+    if (s.simulated)
+      sim = s.finished ? fmt::format("| {:.2f} | {:.3f} | {:.2f} | {:.3f} ", s.mean_layer_cct_us(), s.mean_layer_cct_us() / layer_bound, s.forward_us,
+                                     s.forward_us / ev.forward_bound_us)
+                       : std::string("| unfinished | - | unfinished | - ");
+    fmt::print("| {} {}| {:.2f} | {:.3f} | {} | {} | {} |\n", s.scheme, sim, s.fluid_forward_us, s.max_fabric_ratio_to_spray,
+               s.max_qps_per_host, s.simulated ? fmt::format("{}", s.drops) : "-", s.simulated ? fmt::format("{}", s.retransmits) : "-");
+  }
+}
+
+const bool registered = lookahead::cli::register_command(
+    {"bridge", "run", "Simulate a batch's expert-parallel all-to-all under ECMP, spraying, REPS, Ethereal and unequal splitting",
+     [](CLI::App& cmd) {
+       auto o = std::make_shared<RunOptions>();
+       o->flags.add(cmd);
+       cmd.add_option("--batch", o->batch, "which batch of the routed tokens (0 = the first --batch-tokens tokens)")->capture_default_str();
+       cmd.add_option("--schemes", o->schemes, "comma list of ecmp, spray, reps, ethereal, ethereal-min, or all")->capture_default_str();
+       cmd.add_flag("--fluid-only", o->fluid_only, "only the fluid checker (no packet simulation)");
+       cmd.add_flag("--json", o->json, "machine-readable output");
+       cmd.callback([o] { run_bridge(*o); });
+     }});
+
+}  // namespace
