@@ -59,6 +59,7 @@ struct ExpertTrainOptions {
   bool train_attention = false;
   std::string teacher = "none"; // "none" (LM loss only) or "dense" (distil from the dense FFN)
   double kl_weight = 1.0;       // weight of KL(teacher || student); CE gets 1 - kl_weight
+  std::string teacher_model;    // teacher "dense" from this directory's attention + mlp.* ("": the student's own)
   double holdout = 0.1;         // fraction of sequences kept out of training for the eval loss
   int64_t eval_windows = 16;    // at most this many held-out windows of seq_len
   int64_t eval_every = 0;       // held-out evaluation every N steps (0: before and after only)

@@ -24,6 +24,7 @@
 #include "moe/format/safetensors.h"
 #include "moe/format/safetensors_writer.h"
 #include "moe/kernels/quantize.h"
+#include "moe/model/loaded_model.h"
 #include "moe/model/readme_model.h"
 #include "train/experts.h"
 #include "train/router_module.h"
@@ -71,59 +72,87 @@ struct Routing {
   std::vector<int64_t> count;  // tokens per expert
 };
 
-// The Read-ME model as libtorch tensors: backbone, per-expert FFNs, the dense FFN (the teacher's,
-// when the directory has it) and the router.
+// The student and its teacher as libtorch tensors: backbone, per-expert FFNs, the dense FFN (the
+// teacher's, when there is one) and the router.
+//
+// The student is a Read-ME directory (experts + router), or a plain dense Hugging Face directory
+// (the same-active-size baseline of `moe prune`): then its own FFN (mlp.*) is the one "expert"
+// every token goes through, with no router. The teacher is the student directory's own dense FFN
+// and attention, or, with `teacher_dir`, another directory's (the unpruned parent for a pruned
+// baseline), which must share the student's shape, embeddings and output head.
 struct ReadMeTorch {
-  std::unique_ptr<moe::ReadMeModel> source;
+  std::unique_ptr<moe::ReadMeModel> readme;    // Read-ME student (null for a dense student)
+  std::unique_ptr<moe::HfCheckpoint> plain;    // dense student (null for a Read-ME student)
+  std::unique_ptr<moe::HfCheckpoint> teacher;  // teacher_dir (null: the student's directory)
   moe::LlamaHparams hp;
   int64_t n_expert = 0;
+  std::vector<std::string> expert_names;
   bool has_dense = false;
   torch::Tensor embed, out_norm, lm_head;  // lm_head undefined when tied
   struct Layer {
     Attention attn;          // the student's (trained with train_attention)
     Attention teacher_attn;  // the teacher's: the same tensors, or frozen copies (freeze_teacher_attention)
-    Ffn dense;               // mlp.* (undefined without a dense FFN)
+    Ffn dense;               // the teacher's FFN (undefined without one)
     std::vector<Ffn> experts;
   };
   std::vector<Layer> layers;
-  std::shared_ptr<RouterModule> router;
+  std::shared_ptr<RouterModule> router;  // null for a dense student: every token takes expert 0
 
-  explicit ReadMeTorch(const std::string& dir) {
-    source = std::make_unique<moe::ReadMeModel>(dir);
-    const auto& src = source->source();
+  explicit ReadMeTorch(const std::string& dir, const std::string& teacher_dir = "") {
+    if (moe::is_readme_dir(dir)) {
+      readme = std::make_unique<moe::ReadMeModel>(dir);
+      n_expert = readme->n_expert();
+      expert_names = readme->config().experts;
+    } else {
+      plain = std::make_unique<moe::HfCheckpoint>(dir);
+      n_expert = 1;
+      expert_names = {"dense"};
+    }
+    const moe::HfCheckpoint& src = readme ? readme->source() : *plain;
     hp = src.hparams();
-    n_expert = source->n_expert();
-    auto raw = [&](const std::string& name) -> const moe::TensorView& {
-      const moe::TensorView* t = src.raw_tensor(name);
-      if (!t) fail("{}: missing tensor '{}'", dir, name);
+    auto raw_of = [](const moe::HfCheckpoint& c, const std::string& d, const std::string& name) -> const moe::TensorView& {
+      const moe::TensorView* t = c.raw_tensor(name);
+      if (!t) fail("{}: missing tensor '{}'", d, name);
       return *t;
     };
+    auto raw = [&](const std::string& name) -> const moe::TensorView& { return raw_of(src, dir, name); };
     embed = to_f32(raw("model.embed_tokens.weight"));
     out_norm = to_f32(raw("model.norm.weight"));
     if (!hp.tied_embeddings) lm_head = to_f32(raw("lm_head.weight"));
-    has_dense = src.raw_tensor(layer_name(0, "mlp.gate_proj.weight")) != nullptr;
+    if (!teacher_dir.empty()) {
+      teacher = std::make_unique<moe::HfCheckpoint>(teacher_dir);
+      check_teacher_matches(dir, teacher_dir);
+    }
+    const moe::HfCheckpoint& tsrc = teacher ? *teacher : src;
+    const std::string& tdir = teacher ? teacher_dir : dir;
+    // A dense student's own mlp.* is the student; only a separate teacher has a dense FFN then.
+    has_dense = (teacher || readme) && tsrc.raw_tensor(layer_name(0, "mlp.gate_proj.weight")) != nullptr;
+    auto attention_of = [&](const moe::HfCheckpoint& c, const std::string& d, int64_t l) {
+      Attention a;
+      a.attn_norm = to_f32(raw_of(c, d, layer_name(l, "input_layernorm.weight")));
+      a.ffn_norm = to_f32(raw_of(c, d, layer_name(l, "post_attention_layernorm.weight")));
+      a.wq = to_f32(raw_of(c, d, layer_name(l, "self_attn.q_proj.weight")));
+      a.wk = to_f32(raw_of(c, d, layer_name(l, "self_attn.k_proj.weight")));
+      a.wv = to_f32(raw_of(c, d, layer_name(l, "self_attn.v_proj.weight")));
+      a.wo = to_f32(raw_of(c, d, layer_name(l, "self_attn.o_proj.weight")));
+      return a;
+    };
     for (int64_t l = 0; l < hp.n_layer; ++l) {
       Layer y;
-      y.attn.attn_norm = to_f32(raw(layer_name(l, "input_layernorm.weight")));
-      y.attn.ffn_norm = to_f32(raw(layer_name(l, "post_attention_layernorm.weight")));
-      y.attn.wq = to_f32(raw(layer_name(l, "self_attn.q_proj.weight")));
-      y.attn.wk = to_f32(raw(layer_name(l, "self_attn.k_proj.weight")));
-      y.attn.wv = to_f32(raw(layer_name(l, "self_attn.v_proj.weight")));
-      y.attn.wo = to_f32(raw(layer_name(l, "self_attn.o_proj.weight")));
-      y.teacher_attn = y.attn;
+      y.attn = attention_of(src, dir, l);
+      y.teacher_attn = teacher ? attention_of(*teacher, teacher_dir, l) : y.attn;
       if (has_dense) {  // every layer then (a missing one is an error naming it)
-        y.dense.gate = to_f32(raw(layer_name(l, "mlp.gate_proj.weight")));
-        y.dense.up = to_f32(raw(layer_name(l, "mlp.up_proj.weight")));
-        y.dense.down = to_f32(raw(layer_name(l, "mlp.down_proj.weight")));
+        y.dense.gate = to_f32(raw_of(tsrc, tdir, layer_name(l, "mlp.gate_proj.weight")));
+        y.dense.up = to_f32(raw_of(tsrc, tdir, layer_name(l, "mlp.up_proj.weight")));
+        y.dense.down = to_f32(raw_of(tsrc, tdir, layer_name(l, "mlp.down_proj.weight")));
       }
-      for (int32_t e = 0; e < n_expert; ++e) {
-        const int li = static_cast<int>(l);
-        y.experts.push_back({to_f32(raw(moe::expert_tensor_name(li, "gate", e))), to_f32(raw(moe::expert_tensor_name(li, "up", e))),
-                             to_f32(raw(moe::expert_tensor_name(li, "down", e)))});
-      }
+      for (int32_t e = 0; e < n_expert; ++e)
+        y.experts.push_back({to_f32(raw(ffn_tensor_name(l, "gate", e))), to_f32(raw(ffn_tensor_name(l, "up", e))),
+                             to_f32(raw(ffn_tensor_name(l, "down", e)))});
       layers.push_back(std::move(y));
     }
-    const auto& rc = source->config().router;
+    if (!readme) return;
+    const auto& rc = readme->config().router;
     RouterConfig c;
     c.n_vocab = rc.n_vocab;
     c.n_expert = rc.n_expert;
@@ -139,6 +168,35 @@ struct ReadMeTorch {
     load_router_weights(*router, [&](const std::string& name) { return src.raw_tensor(name); }, dir);
   }
 
+  // The student's FFN tensor `part` (gate, up, down) of expert e in layer l: the expert's own, or
+  // a dense student's mlp.*.
+  std::string ffn_tensor_name(int64_t l, const char* part, int32_t e) const {
+    if (readme) return moe::expert_tensor_name(static_cast<int>(l), part, e);
+    return layer_name(l, std::string("mlp.") + part + "_proj.weight");
+  }
+
+  // A separate teacher must be the student's parent: the same backbone shape, and the same
+  // embeddings and output head (they are shared, not the teacher's own, in forward()).
+  void check_teacher_matches(const std::string& dir, const std::string& teacher_dir) const {
+    const moe::LlamaHparams& t = teacher->hparams();
+    if (t.n_layer != hp.n_layer || t.n_embd != hp.n_embd || t.n_head != hp.n_head || t.n_head_kv != hp.n_head_kv ||
+        t.n_vocab != hp.n_vocab || t.head_dim != hp.head_dim || t.tied_embeddings != hp.tied_embeddings)
+      fail("--teacher-model {}: its shape (layers {}, d {}, heads {}/{}, vocab {}) differs from the student {} (layers {}, d {}, "
+           "heads {}/{}, vocab {})",
+           teacher_dir, t.n_layer, t.n_embd, t.n_head, t.n_head_kv, t.n_vocab, dir, hp.n_layer, hp.n_embd, hp.n_head,
+           hp.n_head_kv, hp.n_vocab);
+    auto same = [&](const std::string& name, const torch::Tensor& mine) {
+      const moe::TensorView* v = teacher->raw_tensor(name);
+      if (!v) fail("--teacher-model {}: missing tensor '{}'", teacher_dir, name);
+      if (!torch::equal(to_f32(*v), mine))
+        fail("--teacher-model {}: '{}' differs from the student's ({}): the teacher must be the model the student was cut from",
+             teacher_dir, name, dir);
+    };
+    same("model.embed_tokens.weight", embed);
+    same("model.norm.weight", out_norm);
+    if (lm_head.defined()) same("lm_head.weight", lm_head);
+  }
+
   // The teacher keeps the original attention while the student's trains: copies made before any
   // update.
   void freeze_teacher_attention() {
@@ -149,7 +207,7 @@ struct ReadMeTorch {
   Routing route(const torch::Tensor& tokens) const {
     torch::NoGradGuard no_grad;
     Routing r;
-    r.experts = router->forward(tokens).argmax(-1).contiguous();
+    r.experts = router ? router->forward(tokens).argmax(-1).contiguous() : torch::zeros_like(tokens, torch::kInt64);
     const int64_t n = r.experts.numel();
     const int64_t* e = r.experts.data_ptr<int64_t>();
     r.count.assign(static_cast<size_t>(n_expert), 0);
@@ -216,9 +274,9 @@ struct ReadMeTorch {
       Layer& y = layers[static_cast<size_t>(l)];
       for (int32_t e = 0; e < n_expert; ++e) {
         Ffn& f = y.experts[static_cast<size_t>(e)];
-        out.emplace_back(moe::expert_tensor_name(static_cast<int>(l), "gate", e), f.gate);
-        out.emplace_back(moe::expert_tensor_name(static_cast<int>(l), "up", e), f.up);
-        out.emplace_back(moe::expert_tensor_name(static_cast<int>(l), "down", e), f.down);
+        out.emplace_back(ffn_tensor_name(l, "gate", e), f.gate);
+        out.emplace_back(ffn_tensor_name(l, "up", e), f.up);
+        out.emplace_back(ffn_tensor_name(l, "down", e), f.down);
       }
       if (attention) {
         out.emplace_back(layer_name(l, "self_attn.q_proj.weight"), y.attn.wq);
@@ -406,11 +464,13 @@ struct TrainState {
 // then not byte-identical).
 nlohmann::json run_fingerprint(const ExpertTrainOptions& o) {
   auto path = [](const std::string& p) { return fs::absolute(p).lexically_normal().string(); };
-  return {{"model", path(o.model)},      {"data", path(o.data)},         {"steps", o.steps},
+  nlohmann::json f = {{"model", path(o.model)},      {"data", path(o.data)},         {"steps", o.steps},
           {"lr", o.lr},                  {"weight-decay", o.weight_decay}, {"batch", o.batch},
           {"seq-len", o.seq_len},        {"seed", o.seed},               {"warmup", o.warmup},
           {"train-attention", o.train_attention}, {"teacher", o.teacher}, {"kl-weight", o.kl_weight},
           {"holdout", o.holdout},        {"eval-windows", o.eval_windows}};
+  if (!o.teacher_model.empty()) f["teacher-model"] = path(o.teacher_model);  // absent otherwise: older checkpoints resume
+  return f;
 }
 
 nlohmann::json nan_to_null(double x) { return std::isnan(x) ? nlohmann::json(nullptr) : nlohmann::json(x); }
@@ -606,13 +666,17 @@ ExpertTrainResult finetune_impl(const ExpertTrainOptions& o) {
 
   torch::set_num_threads(o.threads);
   torch::manual_seed(o.seed);
-  ReadMeTorch m(o.model);
+  if (!o.teacher_model.empty() && o.teacher != "dense") fail("--teacher-model needs --teacher dense");
+  ReadMeTorch m(o.model, o.teacher_model);
   const bool distil = o.teacher == "dense";
-  if (distil && !m.has_dense)
+  if (distil && !m.has_dense) {
+    if (!m.readme && o.teacher_model.empty())
+      fail("--teacher dense: {} is a dense model (no Read-ME experts): name its unpruned parent with --teacher-model", o.model);
     fail("--teacher dense: {} has no dense FFN (model.layers.0.mlp.gate_proj.weight); refactor it with the dense FFN kept "
          "(the default of `lookahead moe refactor`) or use --teacher none",
-         o.model);
-  if (o.seq_len > m.router->c.max_positions)
+         o.teacher_model.empty() ? o.model : o.teacher_model);
+  }
+  if (m.router && o.seq_len > m.router->c.max_positions)
     fail("--seq-len {} exceeds the router's context of {} positions", o.seq_len, m.router->c.max_positions);
   const TokenData data = load_token_data(o.data, m.hp.n_vocab);
 
@@ -631,7 +695,7 @@ ExpertTrainResult finetune_impl(const ExpertTrainOptions& o) {
 
   ExpertTrainResult r;
   r.distilled = distil;
-  for (int32_t e = 0; e < m.n_expert; ++e) r.experts.push_back(m.source->config().experts[static_cast<size_t>(e)]);
+  r.experts = m.expert_names;
 
   if (o.train_attention && m.has_dense) m.freeze_teacher_attention();
   auto trainable = m.trainable(o.train_attention);
@@ -772,6 +836,7 @@ ExpertTrainResult finetune_impl(const ExpertTrainOptions& o) {
                                {"batch", o.batch},          {"seq_len", o.seq_len}, {"seed", o.seed},
                                {"warmup", o.warmup},        {"threads", o.threads}, {"train_attention", o.train_attention},
                                {"teacher", o.teacher},      {"data", fs::path(o.data).filename().string()}};
+  if (!o.teacher_model.empty()) provenance["teacher_model"] = fs::path(o.teacher_model).filename().string();
   if (distil) provenance["kl_weight"] = o.kl_weight;
   write_finetuned(o.model, o.out, overrides, provenance);
   fs::remove(ckpt, ec);

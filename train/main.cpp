@@ -2,7 +2,7 @@
 // inference engine (`lookahead`) never links libtorch.
 //   lookahead-train router        --data router_targets.safetensors --out router.safetensors ...
 //   lookahead-train router-logits --router router.safetensors --tokens 1,2,3 [--json]
-//   lookahead-train experts       --model READ_ME_DIR --data tokens.safetensors --steps N --out DIR [--teacher dense] ...
+//   lookahead-train experts       --model READ_ME_OR_PRUNED_DIR --data tokens.safetensors --steps N --out DIR [--teacher dense [--teacher-model PARENT]] ...
 // Errors in input print one line "lookahead-train: error: ..." and exit 1.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -210,7 +210,7 @@ int main(int argc, char** argv) {
     auto& o = *expert_opts;
     CLI::App* cmd = app.add_subcommand(
         "experts", "Train a Read-ME model's experts, router frozen (stage 2): LM loss, or distillation from the dense FFN");
-    cmd->add_option("--model", o.model, "Read-ME model directory (lookahead moe refactor)")->required();
+    cmd->add_option("--model", o.model, "student: a Read-ME directory (lookahead moe refactor), or a dense Hugging Face directory (lookahead moe prune; then every token takes its one FFN, no router)")->required();
     cmd->add_option("--data", o.data, "safetensors with I32 `tokens` (+ `seq_start`); router_targets.safetensors works")->required();
     cmd->add_option("--out", o.out, "output Read-ME directory (must not exist)")->required();
     cmd->add_option("--steps", o.steps, "optimizer steps")->capture_default_str();
@@ -224,6 +224,9 @@ int main(int argc, char** argv) {
     cmd->add_option("--teacher", o.teacher,
                     "none: next-token CE only; dense: distil from the directory's dense FFN (mlp.*) with the original attention")
         ->capture_default_str();
+    cmd->add_option("--teacher-model", o.teacher_model,
+                    "with --teacher dense: the teacher's attention + dense FFN from this Hugging Face or Read-ME directory "
+                    "(the student's parent; default: the student's own mlp.*). Needed when --model is a dense pruned model");
     cmd->add_option("--kl-weight", o.kl_weight, "with --teacher dense: loss = w * KL(teacher || student) + (1 - w) * CE")
         ->capture_default_str();
     cmd->add_option("--eval-every", o.eval_every, "held-out CE and KL every N steps (0: before and after only)")->capture_default_str();

@@ -4,7 +4,7 @@
 // re-exports each expert's own weights, distillation from the dense FFN lowers the held-out KL,
 // frozen tensors stay byte-identical, same seed gives the same file, a run stopped and resumed from
 // its checkpoint gives the same file as an uninterrupted one, bad input is an error that leaves
-// nothing behind.
+// nothing behind; the same-active-size pruned dense model trains against its parent teacher.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "moe/format/hf_checkpoint.h"
 #include "moe/format/safetensors.h"
 #include "moe/format/safetensors_writer.h"
 #include "moe/model/llama.h"
@@ -503,6 +504,112 @@ TEST(ExpertFinetune, ResumeGivesTheSameFileAsAnUninterruptedRun) {
     return out;
   };
   EXPECT_EQ(strip_seconds(read_bytes(dir / "straight.csv")), strip_seconds(read_bytes(dir / "resumed.csv")));
+  fs::remove_all(dir);
+}
+
+template <typename F>
+void expect_error_containing(F f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "no error, expected one mentioning " << needle;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+// The same-active-size baseline (`moe prune`'s dense model, FFN cut to expert 0's 16 neurons)
+// distilled from its unpruned parent with --teacher-model: the libtorch forward of the pruned
+// model agrees with the engine's, distillation lowers the held-out KL, the output is a dense
+// directory with only mlp.* changed, and the teacher must be the student's parent.
+void write_pruned_dir(const fs::path& readme_dir, const fs::path& dir, bool perturb_embeddings = false) {
+  fs::create_directories(dir);
+  moe::SafetensorsFile in((readme_dir / "model.safetensors").string());
+  std::deque<std::vector<float>> store;
+  moe::SafetensorsWriter w;
+  for (const auto& t : in.tensors()) {
+    if (t.name.find(".moe.") != std::string::npos || t.name.rfind("cluster_predictor.", 0) == 0) continue;
+    const float* x = reinterpret_cast<const float*>(t.data);
+    std::vector<int64_t> shape(t.shape.rbegin(), t.shape.rend());
+    if (t.name.find(".mlp.") != std::string::npos) {  // keep neurons 0..15 (expert 0's)
+      const bool down = t.name.find("down_proj") != std::string::npos;
+      store.emplace_back();
+      if (down) {
+        for (int64_t r = 0; r < D; ++r) store.back().insert(store.back().end(), x + r * FF, x + r * FF + 16);
+        shape = {D, 16};
+      } else {
+        store.back().assign(x, x + 16 * D);
+        shape = {16, D};
+      }
+    } else {
+      store.emplace_back(x, x + t.bytes / sizeof(float));
+      if (perturb_embeddings && t.name == "model.embed_tokens.weight") store.back()[0] += 1.0f;
+    }
+    w.add_tensor(t.name, moe::TensorType::F32, shape, store.back().data());
+  }
+  w.write((dir / "model.safetensors").string());
+  nlohmann::json c = nlohmann::json::parse(read_bytes(readme_dir / "config.json"));
+  for (const char* k : {"N_cluster", "n_layer", "n_head", "embedding_dim", "inter_dim", "normalizer", "hidden_act_predictor",
+                        "max_position_embeddings_predictor", "readme"})
+    c.erase(k);
+  c["intermediate_size"] = 16;
+  std::ofstream(dir / "config.json") << c.dump(2);
+}
+
+TEST(ExpertFinetune, PrunedDenseStudentDistilsFromItsParent) {
+  auto dir = temp_dir("pruned");
+  write_readme_dir(dir / "parent", true);
+  write_pruned_dir(dir / "parent", dir / "pruned");
+  write_tokens(dir / "tokens.safetensors", 16, 24);
+
+  // libtorch's forward of the pruned model (its one FFN, no router) against the engine's.
+  {
+    const auto tokens = prompt();
+    std::vector<int32_t> experts;
+    const auto a = readme_logits((dir / "pruned").string(), tokens, &experts);
+    moe::HfCheckpoint ck((dir / "pruned").string());
+    moe::LlamaModel model(ck);
+    moe::ContextOptions opts;
+    opts.n_ctx = 64;
+    moe::LlamaContext ctx(model, opts);
+    const float* z = ctx.forward(tokens.data(), static_cast<int64_t>(tokens.size()), 0);
+    const std::vector<float> b(z, z + tokens.size() * V);
+    EXPECT_EQ(experts, std::vector<int32_t>(tokens.size(), 0));
+    std::printf("pruned dense forward agreement: max |engine - libtorch| = %.3g\n", max_abs_diff(a, b));
+    EXPECT_LT(max_abs_diff(a, b), 1e-4);
+  }
+
+  auto o = tiny(dir / "pruned", dir / "tokens.safetensors", dir / "out");
+  o.teacher = "dense";
+  expect_error_containing([&] { finetune_experts(o); }, "--teacher-model");  // no teacher of its own
+  o.teacher_model = (dir / "parent").string();
+  auto r = finetune_experts(o);
+  std::printf("pruned baseline distillation: held-out KL %.4f -> %.4f, CE %.3f -> %.3f\n", r.eval_kl_before, r.eval_kl_after,
+              r.eval_loss_before, r.eval_loss_after);
+  EXPECT_TRUE(r.distilled);
+  EXPECT_EQ(r.experts, std::vector<std::string>{"dense"});
+  EXPECT_GT(r.eval_kl_before, 0.0);
+  EXPECT_LT(r.eval_kl_after, 0.5 * r.eval_kl_before);
+  // Only the pruned FFN is trained; the output stays a dense directory the engine opens.
+  moe::SafetensorsFile in((dir / "pruned" / "model.safetensors").string()), out((dir / "out" / "model.safetensors").string());
+  int changed = 0;
+  for (const auto& t : in.tensors()) {
+    const bool same = std::memcmp(t.data, out.find_tensor(t.name)->data, t.bytes) == 0;
+    if (t.name.find(".mlp.") == std::string::npos) {
+      EXPECT_TRUE(same) << t.name << " stays frozen";
+    }
+    changed += !same;
+  }
+  EXPECT_EQ(changed, 3 * L);
+  EXPECT_NO_THROW(moe::HfCheckpoint((dir / "out").string()));
+
+  // The teacher must be the parent: another embedding table is an error naming the tensor.
+  write_pruned_dir(dir / "parent", dir / "other", /*perturb_embeddings=*/true);
+  o.out = (dir / "out2").string();
+  o.teacher_model = (dir / "other").string();
+  expect_error_containing([&] { finetune_experts(o); }, "embed_tokens");
+  o.teacher_model = (dir / "parent").string();
+  o.teacher = "none";
+  expect_error_containing([&] { finetune_experts(o); }, "--teacher-model needs --teacher dense");
+  EXPECT_FALSE(fs::exists(dir / "out2"));
   fs::remove_all(dir);
 }
 
