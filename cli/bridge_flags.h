@@ -20,7 +20,8 @@ namespace lookahead::cli {
 
 struct BridgeFlags {
   TopologyFlags topo;
-  std::string model, text, trace, placement = "round-robin", dtype = "bf16";
+  std::string model, trace, placement = "round-robin", dtype = "bf16";
+  std::vector<std::string> text;  // several: each batch takes an equal share of tokens from each, in order
   double zipf = -1;
   int experts = 0, slots_per_host = 0, layers = 32, threads = 0;
   int64_t batch_tokens = 4096, ctx = 512, hidden = 4096;
@@ -41,7 +42,7 @@ struct BridgeFlags {
       if (o->check_name("--hosts-per-leaf")) o->description("hosts per leaf (default 4); every host holds experts");
     }
     cmd.add_option("--model", model, "Read-ME model directory: its pre-gating router routes --text (the backbone never runs)");
-    cmd.add_option("--text", text, "text file the router routes (with --model)");
+    cmd.add_option("--text", text, "text file(s) the router routes (with --model); with several, every batch takes an equal share of consecutive tokens from each (a mixed batch)")->delimiter(',');
     cmd.add_option("--trace", trace, "expert trace instead of a model: one expert id per token, whitespace separated");
     cmd.add_option("--zipf", zipf, "synthetic routing instead of a model: P(expert e) ~ 1/(e+1)^S (needs --experts)");
     cmd.add_option("--experts", experts, "experts (default: the model's, or the trace's largest id + 1)");
@@ -90,7 +91,19 @@ struct BridgeFlags {
       if (experts > 0 && experts != m.n_expert())
         fail("--experts {} differs from the model's {} experts (leave it out with --model)", experts, m.n_expert());
       experts = m.n_expert();
-      all = bridge::route_text(m, moe::read_text_file(text), static_cast<int64_t>(total), ctx, text);
+      // Batch b = file 0's b-th share, then file 1's, ...: each file's requests land on their own hosts.
+      const auto files = static_cast<uint64_t>(text.size());
+      std::vector<std::vector<int32_t>> routed;
+      for (uint64_t f = 0; f < files; ++f) {
+        const uint64_t share = static_cast<uint64_t>(batch_tokens) / files + (f < static_cast<uint64_t>(batch_tokens) % files ? 1 : 0);
+        if (share == 0) fail("--batch-tokens {} gives no token to --text {}", batch_tokens, text[f]);
+        routed.push_back(bridge::route_text(m, moe::read_text_file(text[f]), static_cast<int64_t>(share * static_cast<uint64_t>(count)), ctx, text[f]));
+      }
+      for (int b = 0; b < count; ++b)
+        for (const auto& r : routed) {
+          const size_t share = r.size() / static_cast<size_t>(count);
+          all.insert(all.end(), r.begin() + static_cast<std::ptrdiff_t>(b * share), r.begin() + static_cast<std::ptrdiff_t>((b + 1) * share));
+        }
     } else if (!trace.empty()) {
       all = bridge::read_expert_trace(trace, experts);
       if (experts == 0) experts = *std::max_element(all.begin(), all.end()) + 1;

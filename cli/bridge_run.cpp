@@ -18,7 +18,7 @@ struct RunOptions {
   cli::BridgeFlags flags;
   std::string schemes = "all";
   int batch = 0;
-  bool fluid_only = false, json = false;
+  bool fluid_only = false, json = false, pfc = false;
 };
 
 void run_bridge(RunOptions& o) {
@@ -33,7 +33,8 @@ void run_bridge(RunOptions& o) {
                                                bridge::parse_placement(o.flags.placement), loads);
   const auto traffic = bridge::moe_traffic(bridge::traffic_matrix(experts, placement, topo.hosts()), o.flags.layers,
                                            o.flags.bytes_per_token());
-  net::NetworkConfig config;
+  net::NetworkConfig config = bridge::paper_network_config();
+  config.pfc = o.pfc;
   const bridge::FabricEval ev = bridge::evaluate_on_fabric(topo, traffic, schemes, config, o.flags.seed, !o.fluid_only);
   const double layer_bound = ev.forward_bound_us / traffic.layers;
   if (o.json) {
@@ -87,6 +88,7 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--batch", o->batch, "which batch of the routed tokens (0 = the first --batch-tokens tokens)")->capture_default_str();
        cmd.add_option("--schemes", o->schemes, "comma list of ecmp, spray, reps, ethereal, ethereal-min, or all")->capture_default_str();
        cmd.add_flag("--fluid-only", o->fluid_only, "only the fluid checker (no packet simulation)");
+       cmd.add_flag("--pfc", o->pfc, "lossless fabric (PFC) instead of the paper's lossy DCTCP setup (9000 B MTU, 64 MB shared buffers)");
        cmd.add_flag("--json", o->json, "machine-readable output");
        cmd.callback([o] { run_bridge(*o); });
      }});
