@@ -1,5 +1,6 @@
 #include "moe/refactor/readme_export.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include "moe/format/gguf.h"
 #include "moe/format/gguf_writer.h"
 #include "moe/format/hf_checkpoint.h"
+#include "moe/format/safetensors.h"
 #include "moe/format/safetensors_writer.h"
 #include "moe/kernels/quantize.h"
 
@@ -95,15 +97,16 @@ void write_readme_tokenizer(const ModelSource& dense, const std::string& dir_nam
   std::error_code ec;
   if (fs::is_directory(dense.path(), ec)) {
     bool any = false;
-    for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
-                             "generation_config.json"}) {
+    for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer.gguf", "tokenizer_config.json",
+                             "special_tokens_map.json", "generation_config.json"}) {
       const fs::path from = fs::path(dense.path()) / name;
       if (!fs::exists(from, ec)) continue;
       fs::copy_file(from, dir / name, ec);
       if (ec) fail("{}: cannot copy to {}: {}", from.string(), (dir / name).string(), ec.message());
-      any = any || std::string(name) == "tokenizer.json" || std::string(name) == "tokenizer.model";
+      any = any || std::string(name) == "tokenizer.json" || std::string(name) == "tokenizer.model" ||
+            std::string(name) == "tokenizer.gguf";
     }
-    if (!any) fail("{}: missing tokenizer (tokenizer.json or tokenizer.model)", dense.path());
+    if (!any) fail("{}: missing tokenizer (tokenizer.json, tokenizer.model or tokenizer.gguf)", dense.path());
     return;
   }
   // GGUF source: keep its tokenizer.* keys in a tensor-less GGUF file.
@@ -178,6 +181,7 @@ void write_readme_model(const ModelSource& dense, const ExpertSets& sets, const 
     return s;
   }());
   w.set_metadata("readme.reconstruction", options.reconstruction);
+  for (const auto& [key, value] : options.metadata) w.set_metadata(key, value);
   auto add_dense = [&](const std::string& gguf_name) { add_hf_tensor(w, dense, gguf_name, dtype); };
 
   add_dense("token_embd.weight");
@@ -188,22 +192,35 @@ void write_readme_model(const ModelSource& dense, const ExpertSets& sets, const 
       add_dense(b + n);
     if (options.dense_ffn)
       for (const char* n : {"ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"}) add_dense(b + n);
-    // Experts: gate/up are row subsets, down a column subset of the dense matrices.
-    const TensorView* gate = &dense.tensor(b + "ffn_gate.weight");
-    const TensorView* up = &dense.tensor(b + "ffn_up.weight");
-    const TensorView* down = &dense.tensor(b + "ffn_down.weight");
+    // Experts: gate/up are row subsets, down a column subset of the dense matrices (unless given).
+    const TensorView* gate = options.gate ? nullptr : &dense.tensor(b + "ffn_gate.weight");
+    const TensorView* up = options.up ? nullptr : &dense.tensor(b + "ffn_up.weight");
+    const TensorView* down = options.down ? nullptr : &dense.tensor(b + "ffn_down.weight");
     const int64_t d = hp.n_embd;
     for (int32_t e = 0; e < N; ++e) {
       const std::vector<int32_t>* ids = &sets.neurons.at(static_cast<size_t>(l)).at(static_cast<size_t>(e));
       const auto s = static_cast<int64_t>(ids->size());
       if (s == 0) fail("Read-ME export: expert '{}' has no neurons in layer {}", sets.experts[static_cast<size_t>(e)], l);
-      for (const TensorView* m : {gate, up}) {
-        const std::string name = expert_tensor_name(l, m == gate ? "gate" : "up", e);
-        w.add_tensor(name, dtype, {s, d}, [m, ids, dtype, d, name](uint8_t* dst) {
+      for (const char* part : {"gate", "up"}) {
+        const bool is_gate = std::string(part) == "gate";
+        const TensorView* m = is_gate ? gate : up;
+        const ExpertRowProjs* given = is_gate ? options.gate : options.up;
+        const std::vector<float>* rows = nullptr;
+        if (given) {
+          rows = &given->at(static_cast<size_t>(l)).at(static_cast<size_t>(e));
+          if (static_cast<int64_t>(rows->size()) != s * d)
+            fail("Read-ME export: {}_proj of layer {} expert '{}' has {} values, expected {} x {}", part, l,
+                 sets.experts[static_cast<size_t>(e)], rows->size(), s, d);
+        }
+        const std::string name = expert_tensor_name(l, part, e);
+        w.add_tensor(name, dtype, {s, d}, [m, rows, ids, dtype, d, name](uint8_t* dst) {
           std::vector<float> row(static_cast<size_t>(d));
           const int64_t stride = row_bytes(dtype, d);
           for (size_t i = 0; i < ids->size(); ++i) {
-            row_f32(*m, (*ids)[i], row.data());
+            if (rows)
+              std::copy_n(rows->data() + static_cast<int64_t>(i) * d, d, row.data());
+            else
+              row_f32(*m, (*ids)[i], row.data());
             export_row(dtype, row.data(), dst + static_cast<int64_t>(i) * stride, d, name);
           }
         });
@@ -217,8 +234,8 @@ void write_readme_model(const ModelSource& dense, const ExpertSets& sets, const 
                sets.experts[static_cast<size_t>(e)], refit->size(), d, s);
       }
       const std::string down_name = expert_tensor_name(l, "down", e);
-      w.add_tensor(down_name, dtype, {d, s}, [down, ids, dtype, s, refit, down_name](uint8_t* dst) {
-        const int64_t ff = down->shape.at(0), rows = down->rows();
+      w.add_tensor(down_name, dtype, {d, s}, [down, ids, dtype, d, s, refit, down_name](uint8_t* dst) {
+        const int64_t ff = refit ? 0 : down->shape.at(0), rows = d;  // down_proj is [d][n_ff]
         std::vector<float> row(static_cast<size_t>(ff)), picked(static_cast<size_t>(s));
         const int64_t stride = row_bytes(dtype, s);
         for (int64_t r = 0; r < rows; ++r) {
@@ -270,6 +287,99 @@ void write_readme_model(const ModelSource& dense, const ExpertSets& sets, const 
 
   w.write(tmp.file("model.safetensors"), options.progress ? "writing Read-ME model" : "");
   tmp.commit();
+}
+
+int64_t convert_readme_model(const std::string& in, const std::string& out, TensorType dtype, bool progress) {
+  if (!is_weight_type(dtype)) fail("Read-ME convert: dtype {} is not a weight type", tensor_type_name(dtype));
+  const ReadMeModel m(in);
+  const HfCheckpoint& src = m.source();
+  const LlamaHparams& hp = src.hparams();
+  const int32_t N = m.n_expert();
+  const int64_t d = hp.n_embd, block = traits(dtype).block_size;
+  check_whole_block_rows(hp, dtype, "Read-ME convert");
+
+  ExpertSets sets;
+  sets.n_layer = static_cast<int32_t>(hp.n_layer);
+  sets.n_ff = static_cast<int32_t>(hp.n_ff);
+  sets.keep = m.config().keep;
+  sets.experts = m.config().experts;
+  ExpertRowProjs gate(static_cast<size_t>(hp.n_layer)), up(static_cast<size_t>(hp.n_layer));
+  ExpertDownProjs down(static_cast<size_t>(hp.n_layer));
+  int64_t padding = 0;
+  for (int l = 0; l < hp.n_layer; ++l) {
+    sets.neurons.emplace_back();
+    for (int32_t e = 0; e < N; ++e) {
+      const std::vector<int32_t>& ids = m.neurons(l, e);
+      const auto s = static_cast<int64_t>(ids.size());
+      const int64_t padded = (s + block - 1) / block * block;
+      if (padded > hp.n_ff)
+        fail("Read-ME convert: expert '{}' of layer {} has {} neurons; whole {}-neuron blocks would exceed the FFN's {}",
+             sets.experts[static_cast<size_t>(e)], l, s, block, hp.n_ff);
+      // The padded, sorted id list; slot[i] = the stored row of new neuron i (-1: a zero neuron).
+      std::vector<int32_t> all = ids;
+      for (int32_t j = 0; static_cast<int64_t>(all.size()) < padded; ++j)
+        if (!std::binary_search(ids.begin(), ids.end(), j)) all.push_back(j);
+      std::vector<int64_t> order(all.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+      std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return all[static_cast<size_t>(a)] < all[static_cast<size_t>(b)]; });
+      std::vector<int32_t> sorted_ids;
+      for (int64_t i : order) sorted_ids.push_back(all[static_cast<size_t>(i)]);
+      padding += padded - s;
+
+      auto tensor = [&](const char* part) -> const TensorView& {
+        const std::string name = expert_tensor_name(l, part, e);
+        const TensorView* t = src.raw_tensor(name);
+        if (!t) fail("{}: missing tensor '{}'", in, name);
+        return *t;
+      };
+      std::vector<float> row(static_cast<size_t>(std::max<int64_t>(d, s)));
+      for (const char* part : {"gate", "up"}) {
+        const TensorView& t = tensor(part);
+        std::vector<float> rows(static_cast<size_t>(padded * d), 0.0f);
+        for (int64_t i = 0; i < padded; ++i) {
+          const int64_t from = order[static_cast<size_t>(i)];
+          if (from >= s) continue;  // a padding neuron: zero row
+          row_f32(t, from, rows.data() + i * d);
+        }
+        (std::string(part) == "gate" ? gate : up)[static_cast<size_t>(l)].push_back(std::move(rows));
+      }
+      const TensorView& t = tensor("down");
+      std::vector<float> cols(static_cast<size_t>(d * padded), 0.0f);
+      for (int64_t r = 0; r < d; ++r) {
+        row_f32(t, r, row.data());
+        for (int64_t i = 0; i < padded; ++i) {
+          const int64_t from = order[static_cast<size_t>(i)];
+          if (from < s) cols[static_cast<size_t>(r * padded + i)] = row[static_cast<size_t>(from)];
+        }
+      }
+      down[static_cast<size_t>(l)].push_back(std::move(cols));
+      sets.neurons.back().push_back(std::move(sorted_ids));
+    }
+  }
+  update_permanent(sets);
+
+  ReadMeExportOptions options;
+  options.dtype = dtype;
+  options.progress = progress;
+  options.dense_ffn = src.raw_tensor("model.layers.0.mlp.gate_proj.weight") != nullptr;
+  options.gate = &gate;
+  options.up = &up;
+  options.down = &down;
+  const fs::path file = fs::path(in) / "model.safetensors";
+  std::error_code ec;
+  if (fs::exists(file, ec)) {
+    SafetensorsFile st(file.string());
+    for (const auto& [key, value] : st.metadata()) {
+      if (key == "readme.reconstruction") options.reconstruction = value;
+      else if (key.rfind("readme.", 0) == 0 && key != "readme.experts") options.metadata.emplace_back(key, value);
+    }
+  }
+  options.metadata.emplace_back("readme.converted_from", fs::path(in).filename().string() + " (" +
+                                                             std::to_string(padding) + " zero padding neurons)");
+  ReadMeConfig config = m.config();
+  config.dtype = std::string(tensor_type_name(dtype));
+  write_readme_model(src, sets, config, [&](const std::string& n) { return src.raw_tensor(n); }, out, options);
+  return padding;
 }
 
 }  // namespace lookahead::moe

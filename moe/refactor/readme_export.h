@@ -30,6 +30,8 @@ class SafetensorsWriter;
 
 // Refit down projections (ffn_reconstruction.h): [layer][expert] -> V [d][S_e] row-major.
 using ExpertDownProjs = std::vector<std::vector<std::vector<float>>>;
+// Trained gate or up projections: [layer][expert] -> [S_e][d] row-major.
+using ExpertRowProjs = std::vector<std::vector<std::vector<float>>>;
 
 struct ReadMeExportOptions {
   TensorType dtype = TensorType::F16;
@@ -37,7 +39,11 @@ struct ReadMeExportOptions {
   bool progress = true;
   // nullptr: expert e's down_proj is the dense columns W_down[:, S_e]; otherwise these matrices.
   const ExpertDownProjs* down = nullptr;
+  // nullptr: expert e's gate/up are the dense rows S_e; otherwise these matrices (trained experts).
+  const ExpertRowProjs* gate = nullptr;
+  const ExpertRowProjs* up = nullptr;
   std::string reconstruction = "none";  // recorded in the file's metadata (readme.reconstruction)
+  std::vector<std::pair<std::string, std::string>> metadata;  // more safetensors metadata to record
 };
 
 // config.json of a Read-ME model: the dense LlamaForCausalLM config of `hp` plus `config`'s Read-ME
@@ -59,5 +65,14 @@ void check_whole_block_rows(const LlamaHparams& hp, TensorType dtype, const std:
 
 void write_readme_model(const ModelSource& dense, const ExpertSets& sets, const ReadMeConfig& config,
                         const TensorLookup& router, const std::string& out, const ReadMeExportOptions& options);
+
+// `lookahead moe convert` of a Read-ME directory: the same model (experts as stored, trained ones
+// included; router; neuron lists; the dense FFN when present; the tokenizer; the input's readme.*
+// metadata) re-exported with every weight in `dtype`. For a GGML block type (Q8_0/Q4_0/Q4_1) each
+// expert whose size is not whole blocks is padded up to them with neurons whose gate/up rows and
+// down columns are zero, so they add exactly nothing; their ids are the lowest dense neurons the
+// expert lacks (lists stay sorted). Same atomicity and finiteness contract as write_readme_model.
+// Returns the number of padding neurons added over all layers and experts.
+int64_t convert_readme_model(const std::string& in, const std::string& out, TensorType dtype, bool progress);
 
 }  // namespace lookahead::moe

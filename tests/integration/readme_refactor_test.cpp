@@ -103,6 +103,39 @@ TEST_F(ReadMeRefactorCli, Q8_0ExportHasWholeBlockExpertsAndRuns) {
   EXPECT_EQ(r.status, 0) << r.output;
 }
 
+// `moe convert` of an F16 Read-ME directory (the format stage 2 writes) to Q8_0: experts padded to
+// whole 32-neuron blocks with zero neurons, the model runs, and its perplexity stays within 3% of
+// the F16 model's (Q8_0 rounding only; the padding adds exactly nothing).
+TEST_F(ReadMeRefactorCli, ConvertsAReadMeDirectoryToQ8_0) {
+  const std::string f16 = path("readme_f16"), q8 = path("readme_f16_q8");
+  CliRun r = run(refactor_args(f16));
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run("moe convert --model " + f16 + " --out " + q8 + " --type q8_0");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("Read-ME model in q8_0"), std::string::npos) << r.output;
+  r = run("moe info --model " + q8 + " --json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("Q8_0"), std::string::npos) << r.output;
+  auto ppl = [&](const std::string& model) {
+    CliRun p = run("moe perplexity --model " + model + " --route oracle:code --file " + path("corpus/code/heldout.txt") +
+                   " --ctx 64 --chunks 1 --json");
+    EXPECT_EQ(p.status, 0) << p.output;
+    const size_t at = p.output.find("\"ppl\":");
+    return at == std::string::npos ? -1.0 : std::stod(p.output.substr(at + 6));
+  };
+  const double a = ppl(f16), b = ppl(q8);
+  EXPECT_GT(a, 1.0);
+  EXPECT_NEAR(b / a, 1.0, 0.03) << "f16 " << a << " q8_0 " << b;
+  // Converting onto an existing directory, or to "keep", is refused by name.
+  r = run("moe convert --model " + f16 + " --out " + q8 + " --type q4_1");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("exists"), std::string::npos) << r.output;
+  r = run("moe convert --model " + f16 + " --out " + path("keep") + " --type keep");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("--type"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(path("keep")));
+}
+
 // --select output (neurons chosen on the Gram) with --general-mix: same expert sizes (whole Q8_0
 // blocks), the choice is recorded in the metadata, and the model runs.
 TEST_F(ReadMeRefactorCli, OutputSelectionWithGeneralMixKeepsTheSizesAndRuns) {

@@ -1,4 +1,5 @@
-// Read-ME model: export, reload, routed forward pass, router forward pass, bad input.
+// Read-ME model: export, reload, convert to another weight type, routed forward pass, router forward
+// pass, bad input.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -175,6 +176,57 @@ TEST(ReadMeModel, ReloadAndRewriteIsBitIdentical) {
   const auto slab = m.slab(1, 0);
   const int64_t s = static_cast<int64_t>(a.size());
   EXPECT_EQ(slab.bytes, static_cast<uint64_t>(3 * s * 8 * 2));
+}
+
+// `moe convert` of a Read-ME directory keeps trained experts as stored (not re-cut from the dense
+// FFN), the router, neuron lists and dense FFN: an F32 -> F32 conversion gives the same logits
+// bit for bit, F16 within half precision; a block type the rows cannot hold is refused.
+TEST(ReadMeModel, ConvertKeepsTrainedExpertsAndRefusesImpossibleBlockTypes) {
+  const std::vector<int32_t> a = {1, 3, 5, 7, 9, 11}, b = {0, 1, 2, 3, 4, 5, 6};
+  Fixture f(sets_for({a, b}));
+  // A "trained" model: expert gate/up rows that are not rows of the dense FFN.
+  ReadMeModel m0(f.readme_dir);
+  ExpertRowProjs gate(2), up(2);
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int l = 0; l < 2; ++l)
+    for (int32_t e = 0; e < 2; ++e)
+      for (ExpertRowProjs* p : {&gate, &up}) {
+        (*p)[static_cast<size_t>(l)].emplace_back(m0.neurons(l, e).size() * 8);
+        for (auto& x : (*p)[static_cast<size_t>(l)].back()) x = normal(rng);
+      }
+  ReadMeExportOptions eo;
+  eo.progress = false;
+  eo.dtype = TensorType::F32;
+  eo.gate = &gate;
+  eo.up = &up;
+  const std::string trained = f.tmp.file("trained");
+  write_readme_model(m0.source(), sets_for({a, b}), m0.config(), [&](const std::string& n) { return m0.source().raw_tensor(n); },
+                     trained, eo);
+  auto logits = [&](const std::string& dir) {
+    LoadedModel lm(dir, "router");
+    return logits_of(lm, kTokens);
+  };
+  const auto want = logits(trained);
+  EXPECT_NE(want, logits(f.readme_dir)) << "the trained experts must differ from the cut ones";
+
+  const std::string f32 = f.tmp.file("f32"), f16 = f.tmp.file("f16");
+  EXPECT_EQ(convert_readme_model(trained, f32, TensorType::F32, false), 0);
+  EXPECT_EQ(logits(f32), want);
+  ReadMeModel c(f32);
+  EXPECT_EQ(c.neurons(1, 0), a);
+  EXPECT_EQ(c.neurons(0, 1), b);
+  EXPECT_NE(c.source().raw_tensor("model.layers.0.mlp.gate_proj.weight"), nullptr) << "the dense FFN travels";
+  EXPECT_EQ(convert_readme_model(trained, f16, TensorType::F16, false), 0);
+  const auto got = logits(f16);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 2e-2 * (1 + std::fabs(want[i]))) << i;
+  EXPECT_EQ(ReadMeModel(f16).config().dtype, "F16");
+
+  // Hidden size 8 is not whole Q8_0 blocks; an existing output is refused; nothing is left behind.
+  EXPECT_THROW(convert_readme_model(trained, f.tmp.file("q8"), TensorType::Q8_0, false), Error);
+  EXPECT_FALSE(std::filesystem::exists(f.tmp.file("q8")));
+  EXPECT_THROW(convert_readme_model(trained, f32, TensorType::F16, false), Error);
 }
 
 TEST(ReadMeModel, RouterKvCacheMatchesFullRecomputeAndNaiveReference) {
