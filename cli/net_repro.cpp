@@ -17,6 +17,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "net/analysis/congestion.h"
+#include "net/analysis/paper_fabrics.h"
 #include "net/analysis/plot.h"
 #include "net/analysis/repro.h"
 #include "net/workload/spec.h"
@@ -70,22 +71,9 @@ Fabric make_fabric(const std::string& name, bool quick) {
   Fabric f;
   f.name = name;
   if (name == "leaf_spine" || name == "leaf_spine_fail") {
-    LeafSpineSpec spec;  // paper: 16 leaves x 16 spines x 16 hosts, 400 Gbps, 500 ns
-    if (quick) spec.leaves = spec.spines = spec.hosts_per_leaf = 8;
-    f.topo = build_leaf_spine(spec);
+    f.topo = build_leaf_spine(analysis::paper_leaf_spine_spec(quick));
   } else if (name == "fat_tree") {
-    // Paper: 512 GPUs, 32 ToR, 32 aggregation, 16 core, 1:1 -> 2 pods of 16 ToRs (16 hosts each) and 16
-    // aggs; agg j of both pods links to core j over 16 parallel cables.
-    FatTreeSpec spec;
-    spec.host_gbps = 400;
-    if (quick) {
-      spec.pods = 2, spec.tors_per_pod = 4, spec.aggs_per_pod = 4, spec.cores = 4, spec.hosts_per_tor = 4;
-      spec.core_parallel_links = 4;
-    } else {
-      spec.pods = 2, spec.tors_per_pod = 16, spec.aggs_per_pod = 16, spec.cores = 16, spec.hosts_per_tor = 16;
-      spec.core_parallel_links = 16;
-    }
-    f.topo = build_fat_tree(spec);
+    f.topo = build_fat_tree(analysis::paper_fat_tree_spec(quick));
   } else {
     fail("--fabrics: unknown fabric '{}' (expected leaf_spine, leaf_spine_fail, fat_tree)", name);
   }

@@ -31,13 +31,19 @@ void run_topo(TopoOptions& o) {
                         {"tiers", s.tiers},         {"bisection_gbps", s.bisection_bps / 1e9},
                         {"oversubscription", s.oversubscription}, {"max_paths", s.max_paths},
                         {"host_gbps", host_bps / 1e9}};
+    if (t.three_tier()) {
+      j["tor_parallel_links"] = t.leaf_parallel;
+      j["core_parallel_links"] = t.core_parallel;
+    } else {
+      j["parallel_links"] = t.leaf_parallel;
+    }
     fmt::print("{}\n", j.dump(2));
     return;
   }
   fmt::print("{}: {} hosts, {} switches ({} tiers), {} directed links\n", s.kind, s.hosts, s.switches, s.tiers, s.links);
   if (t.three_tier())
-    fmt::print("  {} pods x ({} ToRs + {} aggs), {} cores, {} hosts per ToR\n", t.pods, t.tors_per_pod, t.aggs_per_pod, t.cores,
-               t.hosts_per_leaf);
+    fmt::print("  {} pods x ({} ToRs + {} aggs), {} cores, {} hosts per ToR, {} cable(s) per ToR-agg pair, {} per agg-core pair\n",
+               t.pods, t.tors_per_pod, t.aggs_per_pod, t.cores, t.hosts_per_leaf, t.leaf_parallel, t.core_parallel);
   else
     fmt::print("  {} leaves, {} spines, {} hosts per leaf, {} cable(s) per leaf-spine pair\n", t.leaves, t.spines, t.hosts_per_leaf,
                t.leaf_parallel);
