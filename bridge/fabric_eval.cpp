@@ -105,8 +105,15 @@ FabricEval evaluate_on_fabric(const net::Topology& topo, const MoeTraffic& traff
   FabricEval out;
   const double hop_us = min_two_hop_latency_us(topo);
   std::vector<double> spray_fabric(traffic.phases.size(), 0);
+  const size_t L = static_cast<size_t>(traffic.layers);
+  std::vector<std::vector<double>> layer_link_bytes(L, std::vector<double>(topo.links.size(), 0));
+  std::vector<double> forward_link_bytes(topo.links.size(), 0);
+  // Per layer and host: dispatch bytes into the host and combine bytes out of it.
+  std::vector<std::vector<double>> dispatch_in(L, std::vector<double>(static_cast<size_t>(topo.hosts()), 0));
+  std::vector<std::vector<double>> combine_out = dispatch_in;
   for (size_t p = 0; p < traffic.phases.size(); ++p) {
     const auto& ph = traffic.phases[p];
+    const auto l = static_cast<size_t>(ph.layer);
     double bound = 0;
     if (!ph.flows.empty()) {
       auto plan = net::balance::make_plan(topo, demands(w, ph.flows), {net::balance::SchemeKind::spray, 1}, seed);
@@ -114,12 +121,34 @@ FabricEval evaluate_on_fabric(const net::Topology& topo, const MoeTraffic& traff
       bound = busiest_drain_us(topo, loads) + hop_us;
       spray_fabric[p] = net::analysis::max_load(topo, loads, /*fabric_only=*/true).bytes;
       out.max_phase_spray_fabric_bytes = std::max(out.max_phase_spray_fabric_bytes, spray_fabric[p]);
+      for (size_t k = 0; k < loads.bytes.size(); ++k) layer_link_bytes[l][k] += loads.bytes[k], forward_link_bytes[k] += loads.bytes[k];
+      for (int id : ph.flows) {
+        const auto& f = w.flows[static_cast<size_t>(id)];
+        if (ph.combine) combine_out[l][static_cast<size_t>(f.src)] += static_cast<double>(f.bytes);
+        else dispatch_in[l][static_cast<size_t>(f.dst)] += static_cast<double>(f.bytes);
+      }
     }
     out.phase_bound_us.push_back(bound);
+    out.phase_serial_us += bound;
   }
-  out.layer_bound_us.assign(static_cast<size_t>(traffic.layers), 0);
-  for (size_t p = 0; p < traffic.phases.size(); ++p) out.layer_bound_us[static_cast<size_t>(traffic.phases[p].layer)] += out.phase_bound_us[p];
-  for (double b : out.layer_bound_us) out.forward_bound_us += b;
+  auto busiest_us = [&](const std::vector<double>& link_bytes) {
+    double us = 0;
+    for (size_t k = 0; k < link_bytes.size(); ++k)
+      us = std::max(us, link_bytes[k] * 8.0 / static_cast<double>(topo.links[k].rate_bps) * 1e6);
+    return us;
+  };
+  double largest_layer = 0;
+  for (size_t l = 0; l < L; ++l) {
+    double chain = 0;
+    for (int g = 0; g < topo.hosts(); ++g) {
+      const double down = static_cast<double>(topo.links[static_cast<size_t>(topo.host_downlink(g))].rate_bps);
+      const double up = static_cast<double>(topo.links[static_cast<size_t>(topo.host_uplink(g))].rate_bps);
+      chain = std::max(chain, (dispatch_in[l][static_cast<size_t>(g)] * 8.0 / down + combine_out[l][static_cast<size_t>(g)] * 8.0 / up) * 1e6);
+    }
+    out.layer_bound_us.push_back(std::max(chain, busiest_us(layer_link_bytes[l])) + hop_us);
+    largest_layer = std::max(largest_layer, out.layer_bound_us.back());
+  }
+  out.forward_bound_us = std::max(largest_layer, busiest_us(forward_link_bytes) + hop_us);
 
   for (const std::string& name : schemes) {
     SchemeEval ev;
@@ -155,7 +184,7 @@ FabricEval evaluate_on_fabric(const net::Topology& topo, const MoeTraffic& traff
       net::Simulator sim(topo, std::move(sw), cfg);
       sim.on_split([&](int flow, net::SimTime) { return std::move(qps_of.at(static_cast<size_t>(flow))); });
       // Give up at 100x the reference plus 10 ms: a scheme that needs that long has failed anyway.
-      const auto until = static_cast<net::SimTime>((100.0 * out.forward_bound_us + 10'000.0) * 1e6);
+      const auto until = static_cast<net::SimTime>((100.0 * out.phase_serial_us + 10'000.0) * 1e6);
       net::SimResult r = sim.run(until);
       ev.simulated = true;
       ev.finished = r.all_finished;

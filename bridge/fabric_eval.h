@@ -8,11 +8,19 @@
 //   paper's equal-split planner) and ethereal-min (the unequal-size planner: every path of a
 //   (source host, destination leaf) batch gets exactly its byte share). Each phase (one layer's
 //   dispatch or combine) is one batch: balance::make_plan on its flows, seeded.
-// - Lower bound of a phase: ideal spraying's fluid drain time of its busiest link, host NICs
-//   included, plus the propagation of one host-leaf-host hop pair (every byte crosses at least two
-//   links). A layer's bound is its dispatch + combine bounds: the hot host's combine cannot start
-//   before its dispatch has arrived. The forward-pass reference is the sum over layers; with
-//   per-host dependencies hosts may overlap phases a little, so it is a reference, not a proof.
+// - Bounds (ideal spraying's fluid link loads; every byte also crosses two host links, whose
+//   propagation is added once per phase or layer):
+//   phase bound   the busiest link's drain time in that phase alone.
+//   layer bound   a true lower bound on a layer's CCT (first dispatch start to last combine byte):
+//                 the larger of (a) over hosts g, g's dispatch bytes in / its downlink rate + its
+//                 combine bytes out / its uplink rate (g's experts send nothing back before all
+//                 their tokens arrived), and (b) over links, the layer's bytes on it / its rate.
+//   forward bound a true lower bound on the forward pass: the larger of the busiest link's bytes
+//                 over the whole pass / its rate and the largest layer bound.
+//   phase-serial  the sum of phase bounds: the best a barrier per phase (each layer's dispatch and
+//                 combine as separate collectives) can do. Per-host dependencies let hosts overlap
+//                 phases, so the simulator can beat it (by up to 2x when one host's NIC is the
+//                 bottleneck of both phases); it is a reference, not a bound.
 // - Simulation: every flow of the workload is split into its plan's QPs when it becomes ready
 //   (Simulator::on_split), so dependencies stay per flow. Per-layer CCT = last combine byte of the
 //   layer minus first dispatch start of the layer; forward pass = the last flow's finish.
@@ -49,7 +57,8 @@ struct SchemeEval {
 struct FabricEval {
   std::vector<double> phase_bound_us;      // per phase
   std::vector<double> layer_bound_us;      // per layer
-  double forward_bound_us = 0;             // sum of layer bounds
+  double forward_bound_us = 0;
+  double phase_serial_us = 0;              // sum of phase bounds (reference)
   double max_phase_spray_fabric_bytes = 0;
   std::vector<SchemeEval> schemes;
 };

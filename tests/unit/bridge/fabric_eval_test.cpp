@@ -91,11 +91,29 @@ TEST(BridgeFabricEval, EverySchemeFinishesAboveTheBound) {
     ASSERT_EQ(s.layer_cct_us.size(), 2u) << s.scheme;
     // The simulator sends packets with headers through store-and-forward switches: slower than the fluid bound.
     EXPECT_GT(s.forward_us, ev.forward_bound_us) << s.scheme;
-    for (size_t l = 0; l < 2; ++l) EXPECT_GT(s.layer_cct_us[l], 0) << s.scheme;
+    for (size_t l = 0; l < 2; ++l) EXPECT_GE(s.layer_cct_us[l], ev.layer_bound_us[l]) << s.scheme << " layer " << l;
     EXPECT_GE(s.max_qps_per_host, 1) << s.scheme;
   }
   // ethereal-min matches ideal spraying's busiest fabric link in the fluid model.
   EXPECT_NEAR(ev.schemes[4].max_fabric_ratio_to_spray, 1.0, 1e-3);
+}
+
+TEST(BridgeFabricEval, LayerBoundIsTheHotHostsChain) {
+  // The hand-computed case of traffic_test.cpp on two hosts under one leaf (400 Gbps, 500 ns):
+  // per layer h1 receives 3 tokens (dispatch) and sends 3 back (combine), h0 2 and 2; 1000 B each.
+  // h1's chain: 6000 B x 8 / 400 Gb/s = 0.12 us, plus two 0.5 us host links = 1.12 us. The busiest
+  // link in a layer (h1's downlink: 3000 + 2000 B, 0.1 us) is below it. Forward (2 layers): the
+  // busiest link carries 10000 B (0.2 us + 1 us) < the layer bound, so the layer bound holds.
+  const auto topo = leaf_spine(1, 1, 2);
+  const auto p = place_experts(3, 2, 0, PlacementKind::round_robin, {});
+  const auto t = moe_traffic(traffic_matrix({0, 1, 1, 2, 1, 1, 2, 2, 0, 1}, p, 2), 2, 1000);
+  const auto ev = evaluate_on_fabric(topo, t, {"spray"}, net::NetworkConfig{}, 1, false);
+  ASSERT_EQ(ev.layer_bound_us.size(), 2u);
+  EXPECT_NEAR(ev.layer_bound_us[0], 1.12, 1e-9);
+  EXPECT_NEAR(ev.layer_bound_us[1], 1.12, 1e-9);
+  EXPECT_NEAR(ev.forward_bound_us, 1.2, 1e-9);  // max(1.12, 0.2 + 1.0)
+  // Phase bounds: dispatch's busiest link carries 3000 B (0.06 us), combine's too; + 1 us each.
+  EXPECT_NEAR(ev.phase_serial_us, 4 * 1.06, 1e-9);
 }
 
 TEST(BridgeFabricEval, SchemeNames) {
