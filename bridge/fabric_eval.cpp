@@ -4,6 +4,7 @@
 #include <map>
 #include <sstream>
 
+#include "bridge/even_split.h"
 #include "common/error.h"
 #include "net/analysis/congestion.h"
 #include "net/balance/plan.h"
@@ -13,10 +14,11 @@ namespace lookahead::bridge {
 
 namespace {
 
-const std::vector<std::string> kBridgeSchemes = {"ecmp", "spray", "reps", "ethereal", "ethereal-min"};
+const std::vector<std::string> kBridgeSchemes = {"ecmp", "spray", "reps", "ethereal", "ethereal-min", "ethereal-even"};
 
 net::balance::Scheme plan_scheme(const std::string& name) {
   if (name == "reps") return {net::balance::SchemeKind::spray, 1};
+  if (name == "ethereal-even") return {net::balance::SchemeKind::ethereal_min, 1};  // planned by plan_even_pieces
   return net::balance::parse_scheme(name);
 }
 
@@ -68,7 +70,7 @@ std::vector<std::string> parse_bridge_schemes(const std::string& list, const std
   for (std::string name; std::getline(in, name, ',');) {
     if (name.empty()) continue;
     if (std::find(kBridgeSchemes.begin(), kBridgeSchemes.end(), name) == kBridgeSchemes.end())
-      fail("{}: unknown scheme '{}' (expected ecmp, spray, reps, ethereal, ethereal-min or all)", parameter, name);
+      fail("{}: unknown scheme '{}' (expected ecmp, spray, reps, ethereal, ethereal-min, ethereal-even or all)", parameter, name);
     if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
   }
   if (out.empty()) fail("{}: no scheme given", parameter);
@@ -163,7 +165,8 @@ FabricEval evaluate_on_fabric(const net::Topology& topo, const MoeTraffic& traff
         ev.phase_fabric_bytes.push_back(0);
         continue;
       }
-      auto plan = net::balance::make_plan(topo, demands(w, ph.flows), scheme, seed);
+      auto plan = name == "ethereal-even" ? plan_even_pieces(topo, demands(w, ph.flows))
+                                          : net::balance::make_plan(topo, demands(w, ph.flows), scheme, seed);
       auto loads = net::analysis::link_loads(topo, plan);
       ev.phase_fluid_us.push_back(busiest_drain_us(topo, loads) + hop_us);
       const double fabric = net::analysis::max_load(topo, loads, /*fabric_only=*/true).bytes;

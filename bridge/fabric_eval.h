@@ -5,8 +5,10 @@
 //
 // Contract:
 // - Schemes: ecmp, spray, reps (planned as spray, sprayed with REPS in the simulator), ethereal (the
-//   paper's equal-split planner) and ethereal-min (the unequal-size planner: every path of a
-//   (source host, destination leaf) batch gets exactly its byte share). Each phase (one layer's
+//   paper's equal-split planner), ethereal-min (the unequal-size planner of net/balance: every path
+//   of a (source host, destination leaf) batch gets exactly its byte share, fewest pieces) and
+//   ethereal-even (bridge/even_split.h: the same byte shares in equal pieces, the same number on
+//   every path). Each phase (one layer's
 //   dispatch or combine) is one batch: balance::make_plan on its flows, seeded.
 // - Bounds (ideal spraying's fluid link loads; every byte also crosses two host links, whose
 //   propagation is added once per phase or layer):
@@ -34,7 +36,7 @@
 
 namespace lookahead::bridge {
 
-// "ecmp,spray,reps,ethereal,ethereal-min" parsed and checked; "all" means that list.
+// "ecmp,spray,reps,ethereal,ethereal-min,ethereal-even" parsed and checked; "all" means that list.
 std::vector<std::string> parse_bridge_schemes(const std::string& list, const std::string& parameter = "--schemes");
 
 struct SchemeEval {

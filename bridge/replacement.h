@@ -1,18 +1,20 @@
 #pragma once
 // Placement from lookahead (issue 18, item 4): the pre-gating router gives the next batches' expert
 // loads before they run, so experts can be re-placed or hot experts replicated between batches.
-// Whether that pays is a plain comparison of two times per batch:
-//   saved = passes x (forward-pass all-to-all reference with the old placement - with the new one)
+// Whether that pays is a plain comparison per batch:
+//   saved = passes x (all-to-all time per forward pass keeping the current placement
+//                     - with the batch's hot placement)
 //   cost  = time to copy the weights of every replica that is new on its host
-// - Forward-pass reference: layers x (dispatch + combine phase lower bounds, bridge/fabric_eval.h),
-//   i.e. ideal splitting (which ethereal-min reaches in the fluid model). Every layer's matrix is
-//   the same under Read-ME routing, so one layer is computed and multiplied.
+// - All-to-all time per forward pass: the forward-pass lower bound of bridge/fabric_eval.h (ideal
+//   splitting, which ethereal-min reaches in the fluid model).
+// - Re-placing keeps every replica it can: the batch's hot replica counts (place_experts), with
+//   replicas already on a host left there and only the missing ones copied into freed slots.
 // - Moves: each new (host, expert) replica receives expert_bytes (all layers of that expert); moves
 //   to different hosts run in parallel, so the move time is the busiest receiving host NIC's bytes
 //   over its rate. Moves are charged in full (not overlapped with compute or traffic): conservative.
-// - Policies compared over the batches: static round-robin; hot placed once on the first batch's
-//   loads and kept; hot re-placed every batch (paying moves from the previous batch's placement).
-//   The first placement is free (it is the deployment).
+// - Policies over the batches (the first placement, hot on batch 0, is the deployment and free):
+//   static round-robin; hot once (batch 0's loads, kept); always re-place; lookahead (re-place a
+//   batch only when passes x saved > cost, which the known loads let the scheduler decide ahead).
 #include <cstdint>
 #include <vector>
 
@@ -22,21 +24,31 @@
 namespace lookahead::bridge {
 
 struct ReplacementBatch {
-  std::vector<uint64_t> loads;           // tokens per expert
-  double round_robin_us = 0;             // forward reference per pass, static round-robin
-  double hot_once_us = 0;                // placement from batch 0's loads
-  double hot_every_us = 0;               // placement from this batch's own loads
-  uint64_t moved_bytes = 0;              // to re-place from the previous batch's hot placement
+  std::vector<uint64_t> loads;  // tokens per expert
+  double round_robin_us = 0;    // per forward pass, static round-robin
+  double hot_once_us = 0;       // batch 0's hot placement
+  double kept_us = 0;           // the placement the lookahead policy holds before this batch
+  double replaced_us = 0;       // this batch's hot placement (fewest moves from the held one)
+  uint64_t moved_bytes = 0;     // to re-place from the held placement
   double move_us = 0;
-  double break_even_passes = 0;          // move_us / (hot_once_us - hot_every_us); 0 if no move, inf if no saving
+  double break_even_passes = 0;  // move_us / (kept_us - replaced_us); 0: nothing to move; inf: no gain
+  bool replaced = false;         // the lookahead policy re-placed before this batch
 };
 
 struct ReplacementStudy {
   std::vector<ReplacementBatch> batches;
   int passes = 1;
-  // Totals over all batches (passes per batch, moves included in hot_every).
-  double round_robin_total_us = 0, hot_once_total_us = 0, hot_every_total_us = 0;
+  // Totals over all batches (passes per batch; moves included where a policy moves).
+  double round_robin_total_us = 0, hot_once_total_us = 0, always_total_us = 0, lookahead_total_us = 0;
+  uint64_t always_moved_bytes = 0, lookahead_moved_bytes = 0;
 };
+
+// `target`'s replica counts, keeping `held`'s replicas where they are. Falls back to `target`
+// itself if the kept replicas leave no valid slot for a missing one.
+ExpertPlacement replace_with_fewest_moves(const ExpertPlacement& held, const ExpertPlacement& target,
+                                          const std::vector<uint64_t>& loads);
+// Bytes each host must receive to go from `held` to `next`.
+std::vector<uint64_t> move_bytes_per_host(const ExpertPlacement& held, const ExpertPlacement& next, uint64_t expert_bytes);
 
 // batches: per batch, the experts of its tokens. Throws like place_experts / traffic_matrix.
 ReplacementStudy study_replacement(const net::Topology& topology, const std::vector<std::vector<int32_t>>& batches, int experts,

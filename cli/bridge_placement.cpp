@@ -37,33 +37,42 @@ void run_placement(PlacementOptions& o) {
                                o.flags.bytes_per_token();
   const auto s = bridge::study_replacement(topo, batches, o.flags.experts, o.flags.slots_per_host, o.flags.layers,
                                            o.flags.bytes_per_token(), expert_bytes, o.passes);
+  auto passes_text = [](const bridge::ReplacementBatch& r) {
+    if (r.moved_bytes == 0) return std::string("no move");
+    return std::isfinite(r.break_even_passes) ? fmt::format("{:.1f}", r.break_even_passes) : std::string("never");
+  };
   if (o.json) {
     nlohmann::json j;
     j["expert_bytes"] = expert_bytes;
     j["passes"] = o.passes;
     for (const auto& b : s.batches)
       j["batches"].push_back({{"loads", b.loads}, {"round_robin_us", b.round_robin_us}, {"hot_once_us", b.hot_once_us},
-                              {"hot_every_us", b.hot_every_us}, {"moved_bytes", b.moved_bytes}, {"move_us", b.move_us},
-                              {"break_even_passes", std::isfinite(b.break_even_passes) ? nlohmann::json(b.break_even_passes) : nlohmann::json(nullptr)}});
-    j["totals_us"] = {{"round_robin", s.round_robin_total_us}, {"hot_once", s.hot_once_total_us}, {"hot_every", s.hot_every_total_us}};
+                              {"kept_us", b.kept_us}, {"replaced_us", b.replaced_us}, {"moved_bytes", b.moved_bytes}, {"move_us", b.move_us},
+                              {"break_even_passes", std::isfinite(b.break_even_passes) ? nlohmann::json(b.break_even_passes) : nlohmann::json(nullptr)},
+                              {"replaced", b.replaced}});
+    j["totals_us"] = {{"round_robin", s.round_robin_total_us}, {"hot_once", s.hot_once_total_us}, {"always", s.always_total_us},
+                      {"lookahead", s.lookahead_total_us}};
+    j["moved_bytes"] = {{"always", s.always_moved_bytes}, {"lookahead", s.lookahead_moved_bytes}};
     fmt::print("{}\n", j.dump(1));
     return;
   }
   fmt::print("{} batches of {} tokens, {} experts on {} hosts ({} slots each), {} layers, {} passes per batch; one expert's weights "
              "{:.1f} MB\n",
-             o.batches, o.flags.batch_tokens, o.flags.experts, topo.hosts(), o.flags.slots_per_host ? o.flags.slots_per_host : (o.flags.experts + topo.hosts() - 1) / topo.hosts(),
-             o.flags.layers, o.passes, static_cast<double>(expert_bytes) / 1e6);
-  fmt::print("all-to-all per forward pass (fluid reference, ideal splitting), us:\n\n");
-  fmt::print("| batch | expert loads | round-robin | hot (batch 0's loads) | hot (own loads) | moved MB | move us | break-even passes |\n");
-  fmt::print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+             o.batches, o.flags.batch_tokens, o.flags.experts, topo.hosts(),
+             o.flags.slots_per_host ? o.flags.slots_per_host : (o.flags.experts + topo.hosts() - 1) / topo.hosts(), o.flags.layers, o.passes,
+             static_cast<double>(expert_bytes) / 1e6);
+  fmt::print("all-to-all per forward pass (lower bound, ideal splitting), us; 'held' is the lookahead policy's placement before the batch:\n\n");
+  fmt::print("| batch | expert loads | round-robin | hot (batch 0) | held | re-placed | moved MB | move us | break-even passes | lookahead re-places |\n");
+  fmt::print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
   for (size_t b = 0; b < s.batches.size(); ++b) {
     const auto& r = s.batches[b];
-    fmt::print("| {} | {} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {} |\n", b, fmt::join(r.loads, " "), r.round_robin_us, r.hot_once_us,
-               r.hot_every_us, static_cast<double>(r.moved_bytes) / 1e6, r.move_us,
-               r.moved_bytes == 0 ? std::string("no move") : std::isfinite(r.break_even_passes) ? fmt::format("{:.0f}", r.break_even_passes) : std::string("never"));
+    fmt::print("| {} | {} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {} | {} |\n", b, fmt::join(r.loads, " "), r.round_robin_us,
+               r.hot_once_us, r.kept_us, r.replaced_us, static_cast<double>(r.moved_bytes) / 1e6, r.move_us, passes_text(r), r.replaced ? "yes" : "no");
   }
-  fmt::print("\ntotal over {} batches x {} passes: round-robin {:.1f} us, hot once {:.1f} us, hot re-placed every batch {:.1f} us (moves included)\n",
-             o.batches, o.passes, s.round_robin_total_us, s.hot_once_total_us, s.hot_every_total_us);
+  fmt::print("\ntotal over {} batches x {} passes (all-to-all + moves), us: round-robin {:.1f}, hot once {:.1f}, always re-place {:.1f} "
+             "({:.1f} GB moved), lookahead {:.1f} ({:.1f} GB moved)\n",
+             o.batches, o.passes, s.round_robin_total_us, s.hot_once_total_us, s.always_total_us, static_cast<double>(s.always_moved_bytes) / 1e9,
+             s.lookahead_total_us, static_cast<double>(s.lookahead_moved_bytes) / 1e9);
 }
 
 const bool registered = lookahead::cli::register_command(

@@ -89,7 +89,7 @@ const bool registered = lookahead::cli::register_command(
        auto o = std::make_shared<RunOptions>();
        o->flags.add(cmd);
        cmd.add_option("--batch", o->batch, "which batch of the routed tokens (0 = the first --batch-tokens tokens)")->capture_default_str();
-       cmd.add_option("--schemes", o->schemes, "comma list of ecmp, spray, reps, ethereal, ethereal-min, or all")->capture_default_str();
+       cmd.add_option("--schemes", o->schemes, "comma list of ecmp, spray, reps, ethereal, ethereal-min, ethereal-even, or all")->capture_default_str();
        cmd.add_flag("--fluid-only", o->fluid_only, "only the fluid checker (no packet simulation)");
        cmd.add_flag("--pfc", o->pfc, "lossless fabric (PFC) instead of the paper's lossy DCTCP setup (9000 B MTU, 64 MB shared buffers)");
        cmd.add_flag("--json", o->json, "machine-readable output");

@@ -16,7 +16,7 @@ using namespace lookahead;
 
 struct TrafficOptions {
   cli::BridgeFlags flags;
-  std::string out, lb = "ecmp";
+  std::string out, save_trace, lb = "ecmp";
   int batch = 0;
   bool json = false;
 };
@@ -28,6 +28,13 @@ void run_traffic(TrafficOptions& o) {
   net::parse_load_balancing(o.lb, "--lb");
   const auto batches = o.flags.batches(o.batch + 1);
   const std::vector<int32_t>& experts = batches.back();
+  if (!o.save_trace.empty()) {  // every routed token (batches 0..--batch), one expert id per line: --trace input
+    std::string text = fmt::format("# experts of {} tokens ({} batches of {}), one per token\n", o.flags.batch_tokens * (o.batch + 1),
+                                   o.batch + 1, o.flags.batch_tokens);
+    for (const auto& b : batches)
+      for (int32_t e : b) text += fmt::format("{}\n", e);
+    lookahead::write_file_atomic(o.save_trace, text);
+  }
   const auto loads = bridge::expert_loads(experts, o.flags.experts);
   const auto placement = bridge::place_experts(o.flags.experts, topo.hosts(), o.flags.slots_per_host,
                                                bridge::parse_placement(o.flags.placement), loads);
@@ -83,6 +90,7 @@ const bool registered = lookahead::cli::register_command(
        o->flags.add(cmd);
        cmd.add_option("--batch", o->batch, "which batch of the routed tokens (0 = the first --batch-tokens tokens)")->capture_default_str();
        cmd.add_option("--out", o->out, "write the scenario spec (JSON) for lookahead net run --spec");
+       cmd.add_option("--save-trace", o->save_trace, "write every routed token's expert (batches 0..--batch) as a --trace file");
        cmd.add_option("--lb", o->lb, "the spec's network load balancing: ecmp, spray, source or reps")->capture_default_str();
        cmd.add_flag("--json", o->json, "print expert loads, placement and the token matrix as JSON");
        cmd.callback([o] { run_traffic(*o); });

@@ -37,7 +37,7 @@ TEST(BridgeCli, RunReportsEverySchemeAndIsDeterministic) {
   ASSERT_EQ(a.status, 0) << a.output;
   EXPECT_EQ(a.output, b.output);
   auto j = nlohmann::json::parse(a.output);
-  ASSERT_EQ(j["schemes"].size(), 5u);
+  ASSERT_EQ(j["schemes"].size(), 6u);
   for (const auto& s : j["schemes"]) {
     EXPECT_TRUE(s["finished"].get<bool>()) << s["scheme"];
     EXPECT_EQ(s["layer_cct_us"].size(), 3u);

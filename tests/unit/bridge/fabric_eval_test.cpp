@@ -7,6 +7,7 @@
 #include <map>
 #include <tuple>
 
+#include "bridge/even_split.h"
 #include "bridge/routing_source.h"
 #include "bridge/traffic.h"
 #include "net/analysis/congestion.h"
@@ -77,13 +78,44 @@ TEST(BridgeUnequalPlanner, PerUplinkBytesBalancedToTheByte) {
   }
 }
 
+TEST(BridgeEvenSplit, EqualPiecesAndBytesOnEveryPath) {
+  const auto topo = leaf_spine(4, 4, 4);
+  const auto t = skewed(topo, 1);
+  for (const Phase& ph : t.phases) {
+    std::vector<net::balance::FlowDemand> d;
+    for (int id : ph.flows) d.push_back({t.workload.flows[static_cast<size_t>(id)].src, t.workload.flows[static_cast<size_t>(id)].dst,
+                                         t.workload.flows[static_cast<size_t>(id)].bytes});
+    const auto plan = plan_even_pieces(topo, d);
+    // Every flow's bytes are covered exactly once, in order.
+    std::vector<uint64_t> next(d.size(), 0);
+    for (const auto& qp : plan.qps) {
+      ASSERT_EQ(qp.offset, next[static_cast<size_t>(qp.flow)]);
+      next[static_cast<size_t>(qp.flow)] += qp.bytes;
+      EXPECT_GT(qp.bytes, 0u);
+      EXPECT_EQ(qp.routing, net::balance::Routing::pinned);
+    }
+    for (size_t i = 0; i < d.size(); ++i) EXPECT_EQ(next[i], d[i].bytes) << i;
+    for (const auto& [batch, per_path] : path_bytes(topo, plan)) EXPECT_LE(spread(per_path, topo.spines), 1u);
+  }
+  // Hand case: host 0 sends 10000, 1000 and 1000 B to hosts 3, 4, 5 under the other leaf, 2 spines:
+  // n = 3, s = 2, m = 2, so 4 pieces of 12000 / 4 = 3000 B; piece j on path j mod 2. Flow 0 fills
+  // pieces 0-2 and the first 1000 B of piece 3; flows 1 and 2 fill the rest of piece 3.
+  const auto small = leaf_spine(2, 2, 3);
+  const auto plan = plan_even_pieces(small, {{0, 3, 10000}, {0, 4, 1000}, {0, 5, 1000}});
+  std::map<int, std::vector<uint64_t>> by_path;
+  for (const auto& qp : plan.qps) by_path[qp.path].push_back(qp.bytes);
+  ASSERT_EQ(by_path.size(), 2u);
+  EXPECT_EQ(by_path[0], (std::vector<uint64_t>{3000, 3000}));
+  EXPECT_EQ(by_path[1], (std::vector<uint64_t>{3000, 1000, 1000, 1000}));
+}
+
 TEST(BridgeFabricEval, EverySchemeFinishesAboveTheBound) {
   const auto topo = leaf_spine(2, 2, 2);
   const std::vector<int32_t> experts = zipf_experts(4, 1.0, 256, 5);
   const auto p = place_experts(4, 4, 0, PlacementKind::round_robin, {});
   const auto t = moe_traffic(traffic_matrix(experts, p, 4), 2, 4096);
   const auto ev = evaluate_on_fabric(topo, t, parse_bridge_schemes("all"), net::NetworkConfig{}, 1, true);
-  ASSERT_EQ(ev.schemes.size(), 5u);
+  ASSERT_EQ(ev.schemes.size(), 6u);
   ASSERT_EQ(ev.layer_bound_us.size(), 2u);
   EXPECT_GT(ev.forward_bound_us, 0);
   for (const auto& s : ev.schemes) {
@@ -96,6 +128,7 @@ TEST(BridgeFabricEval, EverySchemeFinishesAboveTheBound) {
   }
   // ethereal-min matches ideal spraying's busiest fabric link in the fluid model.
   EXPECT_NEAR(ev.schemes[4].max_fabric_ratio_to_spray, 1.0, 1e-3);
+  EXPECT_NEAR(ev.schemes[5].max_fabric_ratio_to_spray, 1.0, 1e-3);  // ethereal-even
 }
 
 TEST(BridgeFabricEval, LayerBoundIsTheHotHostsChain) {
