@@ -30,9 +30,13 @@ struct RunOptions {
   bool pfc = false, json = false, links = false, progress = false, perf = false;
   uint64_t shared_buffer = 0, port_buffer = 0;
   double until_us = -1, rto_us = -1;
+  uint64_t init_cwnd = 0, max_cwnd = 0;
+  uint32_t retry_limit = 7;
+  std::string reps_state;
   std::vector<CLI::Option*> opts;  // lb, cc, seed, mtu, pfc, ... (override the spec when given)
   CLI::Option *lb_opt = nullptr, *cc_opt = nullptr, *seed_opt = nullptr, *mtu_opt = nullptr, *pfc_opt = nullptr,
-              *shared_opt = nullptr, *port_opt = nullptr, *until_opt = nullptr, *rto_opt = nullptr, *workload_opt = nullptr;
+              *shared_opt = nullptr, *port_opt = nullptr, *until_opt = nullptr, *rto_opt = nullptr, *workload_opt = nullptr,
+              *init_cwnd_opt = nullptr, *max_cwnd_opt = nullptr, *retry_opt = nullptr, *reps_state_opt = nullptr;
 };
 
 void run(RunOptions& o) {
@@ -60,6 +64,14 @@ void run(RunOptions& o) {
   if (o.rto_opt->count()) {
     if (!(o.rto_us > 0)) lookahead::fail("--rto-us: must be positive");
     c.rto_ps = static_cast<SimTime>(o.rto_us * 1e6);
+  }
+  if (o.init_cwnd_opt->count()) c.init_cwnd_bytes = o.init_cwnd;
+  if (o.max_cwnd_opt->count()) c.max_cwnd_bytes = o.max_cwnd;
+  if (o.retry_opt->count()) c.retry_limit = o.retry_limit;
+  if (o.reps_state_opt->count()) {
+    if (o.reps_state == "connection") c.reps_state = RepsState::connection;
+    else if (o.reps_state == "qp") c.reps_state = RepsState::qp;
+    else lookahead::fail("--reps-state: expected connection or qp, got '{}'", o.reps_state);
   }
   if (o.until_opt->count()) {
     if (!(o.until_us > 0)) lookahead::fail("--until-us: must be positive");
@@ -106,15 +118,19 @@ void run(RunOptions& o) {
     return;
   }
   FlowSummary s = summarise(r);
-  fmt::print("{} hosts, {} flows, lb {}, cc {}: {} of {} finished by {:.3f} us\n", sc.topology.hosts(), s.flows,
+  fmt::print("{} hosts, {} flows, lb {}, cc {}: {} of {} finished by {:.3f} us{}\n", sc.topology.hosts(), s.flows,
              load_balancing_name(c.lb), c.cc == CongestionControl::dctcp ? "dctcp" : c.cc == CongestionControl::dcqcn ? "dcqcn" : "none",
-             s.finished, s.flows, static_cast<double>(r.end_ps) / 1e6);
+             s.finished, s.flows, static_cast<double>(r.end_ps) / 1e6,
+             s.failed > 0 ? fmt::format(", {} FAILED (retry limit {} reached), {} never started", s.failed, c.retry_limit, s.not_started)
+                          : std::string());
   fmt::print("  FCT us: mean {:.3f}  p50 {:.3f}  p99 {:.3f}  max {:.3f}\n", s.mean_fct_us, s.p50_fct_us, s.p99_fct_us, s.max_fct_us);
   fmt::print("  drops {}  ECN marks {}  pauses {}  retransmits {}  timeouts {}  max queue {} B  max link utilisation {:.3f}\n", r.drops,
              r.ecn_marks, r.pauses, r.retransmits, r.timeouts, s.max_queue_bytes, s.max_link_utilisation);
   for (const auto& g : r.groups)
     fmt::print("  group {}: {}/{} flows, completion {}\n", g.name, g.finished, g.flows,
-               g.finish_ps == kNever ? std::string("unfinished") : fmt::format("{:.3f} us", static_cast<double>(g.finish_ps - g.start_ps) / 1e6));
+               g.failed > 0                ? fmt::format("FAILED ({} flows failed)", g.failed)
+               : g.finish_ps == kNever ? std::string("unfinished")
+                                       : fmt::format("{:.3f} us", static_cast<double>(g.finish_ps - g.start_ps) / 1e6));
   if (!sc.jobs.empty()) {
     // One group per job, named after it (spec.h): the makespan is the last one's finish.
     SimTime last = 0;
@@ -151,6 +167,13 @@ const bool registered = lookahead::cli::register_command(
        o->shared_opt = cmd.add_option("--shared-buffer-bytes", o->shared_buffer, "one shared buffer per switch of this size (default: none, per-port buffers)");
        o->port_opt = cmd.add_option("--port-buffer-bytes", o->port_buffer, "per-port buffer (default 1 MiB)");
        o->rto_opt = cmd.add_option("--rto-us", o->rto_us, "retransmission timeout in us (default 200)");
+       o->init_cwnd_opt = cmd.add_option("--init-cwnd-bytes", o->init_cwnd, "initial window in bytes (default: the window cap)");
+       o->max_cwnd_opt = cmd.add_option("--max-cwnd-bytes", o->max_cwnd,
+                                        "window cap in bytes (default: 2 bandwidth-delay products of the longest path under dctcp, 1 BDP + 2 MTU under dcqcn/none)");
+       o->retry_opt = cmd.add_option("--retry-limit", o->retry_limit,
+                                     "timeouts in a row without progress before a flow fails (RDMA retry_cnt; default 7)");
+       o->reps_state_opt = cmd.add_option("--reps-state", o->reps_state,
+                                          "REPS entropy state per connection (src, dst), kept across steps, or per qp (default connection)");
        o->until_opt = cmd.add_option("--until-us", o->until_us, "stop at this simulated time (default: when every flow has finished)");
        cmd.add_flag("--json", o->json, "print results as JSON");
        cmd.add_option("--out", o->out, "write JSON results to this file");

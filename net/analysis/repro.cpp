@@ -256,6 +256,7 @@ ReproResult run_point(const ReproPoint& point) {
   r.drops = res.drops;
   r.retransmits = res.retransmits;
   r.timeouts = res.timeouts;
+  r.failed_qps = res.failed;
   r.events = res.events;
   r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;

@@ -66,6 +66,7 @@ struct ReproResult {
   int qps = 0, max_qps_per_host = 0;
   int learned_paths = 0;     // ethereal: (host, destination leaf, path) entries marked failed by a timeout
   uint64_t drops = 0, retransmits = 0, timeouts = 0, events = 0;
+  int failed_qps = 0;        // QPs (and split flows) whose sender gave up after the retry limit: no CCT
   double wall_s = 0;
   // Per job (one entry for a single collective): finish time, and completion time measured from
   // the job's first flow start (0 if it did not finish).

@@ -11,6 +11,12 @@ namespace lookahead::net {
 
 enum class CongestionControl : uint8_t { dctcp = 0, dcqcn = 1, none = 2 };
 enum class ReceiverMode : uint8_t { automatic = 0, in_order = 1, selective = 2 };  // automatic: in_order for ecmp/source
+// Where REPS keeps its recycled entropies and freeze state: per connection (source, destination
+// host), shared by every QP between them and kept across collective steps (REPS as specified), or
+// per QP (a fresh buffer for every flow: the behaviour before issue 17, for comparison).
+enum class RepsState : uint8_t { connection = 0, qp = 1 };
+
+inline constexpr double kDefaultCwndBdps = 2.0;
 
 struct NetworkConfig {
   uint32_t mtu_bytes = 4096;    // payload per packet
@@ -34,10 +40,24 @@ struct NetworkConfig {
   LoadBalancing lb = LoadBalancing::ecmp;
   ReceiverMode receiver = ReceiverMode::automatic;
   uint32_t ack_every = 1;             // ACK coalescing: one ACK per this many data packets
-  uint64_t init_cwnd_bytes = 0;       // 0: one bandwidth-delay product of the longest path
+  // Window: a QP starts at init_cwnd and never exceeds max_cwnd (DCQCN and none: the cap only).
+  // 0 = default: under DCTCP max_cwnd = kDefaultCwndBdps (2) bandwidth-delay products of the longest
+  // path (host link rate x base RTT); under DCQCN/none one BDP + 2 MTU (rate-based: the window is
+  // only a safety bound); init_cwnd = max_cwnd. One BDP + 2 MTU capped spraying below the fabric
+  // (queueing adds to the RTT the window must cover); docs/results/net-sim.md has the measurement.
+  uint64_t init_cwnd_bytes = 0;
+  uint64_t max_cwnd_bytes = 0;
   SimTime rto_ps = 200'000'000;       // 200 us
+  // Retransmission timeouts in a row without an acknowledged byte before the sender gives up and the
+  // flow FAILS (RDMA's retry_cnt, 7 at most on real NICs): the flow fails at timeout retry_limit + 1.
+  uint32_t retry_limit = 7;
   SimTime reps_freeze_ps = 0;         // 0: one RTO
+  RepsState reps_state = RepsState::connection;
   double dctcp_g = 1.0 / 16;
+  // DCTCP's alpha at flow start. 0 (default): cuts follow the measured marked fraction from the first
+  // window. 1 (RFC 8257's conservative choice, Linux): the first marked window halves cwnd, and a
+  // short flow recovers by one MTU per RTT (measured in docs/results/net-sim.md).
+  double dctcp_alpha_init = 0.0;
   double dcqcn_g = 1.0 / 16;
   SimTime dcqcn_period_ps = 55'000'000;      // rate-increase / alpha-decay timer (55 us)
   SimTime dcqcn_cnp_interval_ps = 50'000'000;  // at most one rate cut per 50 us

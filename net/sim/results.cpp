@@ -12,11 +12,20 @@ double us(SimTime ps) { return static_cast<double>(ps) / 1e6; }
 nlohmann::json us_or_null(SimTime ps) { return ps == kNever ? nlohmann::json(nullptr) : nlohmann::json(us(ps)); }
 }  // namespace
 
+const char* flow_state(const FlowResult& f) {
+  if (f.failed) return "failed";
+  if (f.finish_ps != kNever) return "finished";
+  if (f.start_ps == kNever) return "not_started";
+  return "unfinished";
+}
+
 FlowSummary summarise(const SimResult& r) {
   FlowSummary s;
   std::vector<double> fct;
   for (const auto& f : r.flows) {
     ++s.flows;
+    if (f.failed) ++s.failed;
+    if (f.start_ps == kNever) ++s.not_started;
     if (f.finish_ps == kNever) continue;
     ++s.finished;
     fct.push_back(us(f.finish_ps - f.start_ps));
@@ -43,6 +52,8 @@ nlohmann::json results_json(const SimResult& r, const Topology& t, bool include_
                   {"all_finished", r.all_finished},
                   {"flows", s.flows},
                   {"finished", s.finished},
+                  {"failed", s.failed},
+                  {"not_started", s.not_started},
                   {"mean_fct_us", s.mean_fct_us},
                   {"p50_fct_us", s.p50_fct_us},
                   {"p99_fct_us", s.p99_fct_us},
@@ -68,6 +79,9 @@ nlohmann::json results_json(const SimResult& r, const Topology& t, bool include_
                      {"start_us", us_or_null(f.start_ps)},
                      {"finish_us", us_or_null(f.finish_ps)},
                      {"fct_us", f.finish_ps == kNever ? json(nullptr) : json(us(f.finish_ps - f.start_ps))},
+                     {"state", flow_state(f)},
+                     {"receiver_done_us", us_or_null(f.receiver_done_ps)},
+                     {"failed_us", us_or_null(f.failed_ps)},
                      {"sent_packets", f.sent_packets},
                      {"retransmits", f.retransmits},
                      {"dropped", f.dropped},
@@ -80,6 +94,8 @@ nlohmann::json results_json(const SimResult& r, const Topology& t, bool include_
     groups.push_back({{"name", g.name},
                       {"flows", g.flows},
                       {"finished", g.finished},
+                      {"failed", g.failed},
+                      {"state", g.failed > 0 ? "failed" : g.finished == g.flows ? "finished" : "unfinished"},
                       {"start_us", us_or_null(g.start_ps)},
                       {"finish_us", us_or_null(g.finish_ps)},
                       {"completion_us", g.finish_ps == kNever || g.start_ps == kNever ? json(nullptr) : json(us(g.finish_ps - g.start_ps))}});
@@ -108,13 +124,17 @@ nlohmann::json results_json(const SimResult& r, const Topology& t, bool include_
 }
 
 std::string flows_csv(const SimResult& r) {
-  std::string out = "id,src,dst,bytes,group,lb,start_us,finish_us,fct_us,sent_packets,retransmits,dropped,ecn_acks,timeouts\n";
+  std::string out =
+      "id,src,dst,bytes,group,lb,start_us,finish_us,fct_us,sent_packets,retransmits,dropped,ecn_acks,timeouts,state,receiver_done_us,"
+      "failed_us\n";
   for (const auto& f : r.flows) {
     std::string fin = f.finish_ps == kNever ? "" : fmt::format("{}", us(f.finish_ps));
     std::string fct = f.finish_ps == kNever ? "" : fmt::format("{}", us(f.finish_ps - f.start_ps));
     std::string start = f.start_ps == kNever ? "" : fmt::format("{}", us(f.start_ps));
-    out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", f.id, f.src, f.dst, f.bytes, f.group, f.lb, start, fin, fct,
-                       f.sent_packets, f.retransmits, f.dropped, f.ecn_acks, f.timeouts);
+    std::string rx = f.receiver_done_ps == kNever ? "" : fmt::format("{}", us(f.receiver_done_ps));
+    std::string failed = f.failed_ps == kNever ? "" : fmt::format("{}", us(f.failed_ps));
+    out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", f.id, f.src, f.dst, f.bytes, f.group, f.lb, start, fin, fct,
+                       f.sent_packets, f.retransmits, f.dropped, f.ecn_acks, f.timeouts, flow_state(f), rx, failed);
   }
   return out;
 }

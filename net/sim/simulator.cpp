@@ -19,7 +19,9 @@
 #include "net/sim/event_list.h"
 #include "net/sim/packet.h"
 #include "net/transport/congestion.h"
+#include "net/transport/connection.h"
 #include "net/transport/queue_pair.h"
+#include "net/transport/retransmit.h"
 
 namespace lookahead::net {
 
@@ -72,9 +74,10 @@ struct Simulator::Impl {
   std::vector<size_t> rr;                // per host: round-robin position
   std::vector<QueuePair> qps;
   std::vector<std::vector<int>> dependents;
-  int finished = 0;
+  ConnectionTable connections;  // REPS state per (source, destination) or per QP (cfg.reps_state)
+  int finished = 0, failed = 0;
   SimTime base_rtt = 0;
-  double max_cwnd = 0;
+  double max_cwnd = 0, init_cwnd = 0;
   std::function<void(SimTime, int)> progress;
   uint64_t progress_interval = 1 << 20;
   // Flows split when they become ready (FlowSpec::split_on_start): their QPs, added at run time.
@@ -96,6 +99,12 @@ struct Simulator::Impl {
     if (cfg.pfc && cfg.pfc_xon_bytes > cfg.pfc_xoff_bytes) fail("network config: 'pfc_xon_bytes' must not exceed 'pfc_xoff_bytes'");
     if (cfg.ecn_kmax_bytes < cfg.ecn_kmin_bytes) fail("network config: 'ecn_kmax_bytes' must be at least 'ecn_kmin_bytes'");
     if (cfg.rto_ps == 0) fail("network config: 'rto' must be positive");
+    if (cfg.init_cwnd_bytes > 0 && cfg.init_cwnd_bytes < cfg.mtu_bytes)
+      fail("network config: 'init_cwnd_bytes' must be 0 (default) or at least one MTU ({} bytes), got {}", cfg.mtu_bytes, cfg.init_cwnd_bytes);
+    if (cfg.max_cwnd_bytes > 0 && cfg.max_cwnd_bytes < cfg.mtu_bytes)
+      fail("network config: 'max_cwnd_bytes' must be 0 (default) or at least one MTU ({} bytes), got {}", cfg.mtu_bytes, cfg.max_cwnd_bytes);
+    if (cfg.max_cwnd_bytes > 0 && cfg.init_cwnd_bytes > cfg.max_cwnd_bytes)
+      fail("network config: 'init_cwnd_bytes' ({}) must not exceed 'max_cwnd_bytes' ({})", cfg.init_cwnd_bytes, cfg.max_cwnd_bytes);
     if (!(cfg.ecn_pmax >= 0 && cfg.ecn_pmax <= 1)) fail("network config: 'ecn_pmax' must be in [0, 1], got {}", cfg.ecn_pmax);
     for (auto [key, value] : {std::pair{"dctcp_g", cfg.dctcp_g}, std::pair{"dcqcn_g", cfg.dcqcn_g},
                               std::pair{"dcqcn_rai_fraction", cfg.dcqcn_rai_fraction},
@@ -137,7 +146,10 @@ struct Simulator::Impl {
     }
     double host_bps = static_cast<double>(topo.links[topo.host_uplink(0)].rate_bps);
     double bdp = host_bps * static_cast<double>(base_rtt) / 8e12;
-    max_cwnd = cfg.init_cwnd_bytes ? static_cast<double>(cfg.init_cwnd_bytes) : bdp + 2.0 * cfg.mtu_bytes;
+    double fallback = cfg.cc == CongestionControl::dctcp ? std::max(kDefaultCwndBdps * bdp, bdp + 2.0 * cfg.mtu_bytes)
+                                                         : bdp + 2.0 * cfg.mtu_bytes;
+    max_cwnd = cfg.max_cwnd_bytes ? static_cast<double>(cfg.max_cwnd_bytes) : fallback;
+    init_cwnd = cfg.init_cwnd_bytes ? std::min(max_cwnd, static_cast<double>(cfg.init_cwnd_bytes)) : max_cwnd;
   }
 
   void setup_flows() {
@@ -192,20 +204,23 @@ struct Simulator::Impl {
       int path = f.path >= 0 ? f.path : static_cast<int>(q.entropy % static_cast<uint32_t>(count));
       q.route = topo.source_route(f.src, f.dst, path);
     }
+    if (q.lb == LoadBalancing::reps)
+      q.reps_conn = cfg.reps_state == RepsState::connection ? connections.index(q.src, q.dst) : connections.fresh();
     q.acked.resize(q.packets);
     q.outstanding.resize(q.packets);
     q.got.resize(q.packets);
-    q.cwnd = max_cwnd;
+    q.cwnd = init_cwnd;
+    q.alpha = cfg.cc == CongestionControl::dctcp ? cfg.dctcp_alpha_init : 1.0;
     q.rate = q.target_rate = static_cast<double>(topo.links[topo.host_uplink(f.src)].rate_bps);
     q.deps_left = static_cast<int>(f.deps.size());
     for (int d : f.deps) dependents[d].push_back(i);
   }
 
-  // A flow (or a split flow's last QP) completed: its dependents may start; a split parent
-  // completes with its last QP.
+  // A flow (or a split flow's last QP) completed at its sender: its dependents may start; a split
+  // parent completes with its last QP.
   void complete_flow(int f) {
     QueuePair& q = qps[f];
-    q.receiver_done = true;
+    q.sender_done = true;
     q.finish = now;
     ++finished;
     for (int d : dependents[f])
@@ -213,10 +228,19 @@ struct Simulator::Impl {
     if (static_cast<size_t>(f) < workload_flows && workload.flows[f].group >= 0 && --group_left[workload.flows[f].group] == 0)
       open_gate(workload.flows[f].group, now, true);
     int parent = parent_of[f];
-    if (parent >= 0 && --children_left[parent] == 0) {
-      qps[parent].sender_done = true;
-      complete_flow(parent);
-    }
+    if (parent >= 0 && --children_left[parent] == 0 && !qps[parent].failed) complete_flow(parent);
+  }
+
+  // The sender gave up (retry limit): the flow failed, and so does the split flow it carries. Its
+  // dependents never start and its group gets no completion time.
+  void fail_flow(int f) {
+    QueuePair& q = qps[f];
+    q.failed = true;
+    q.sender_done = true;
+    q.failed_at = now;
+    ++failed;
+    int parent = parent_of[f];
+    if (parent >= 0 && !qps[parent].failed) fail_flow(parent);
   }
 
   // A split_on_start flow became ready: ask for its QPs and start them now.
@@ -492,7 +516,11 @@ struct Simulator::Impl {
       case LoadBalancing::ecmp: p.entropy = q.entropy; break;
       case LoadBalancing::source: p.entropy = q.entropy; p.route = q.route; break;
       case LoadBalancing::spray: p.entropy = static_cast<uint32_t>(q.rng.next() >> 40); break;
-      case LoadBalancing::reps: p.entropy = q.reps.next(q.rng, now < q.reps_frozen_until); break;
+      case LoadBalancing::reps: {
+        RepsConnection& c = connections.reps(q.reps_conn);
+        p.entropy = c.entropies.next(q.rng, now < c.frozen_until);
+        break;
+      }
     }
     q.sent_packets++;
     if (seq < q.high_sent) q.retransmits++;
@@ -580,7 +608,10 @@ struct Simulator::Impl {
       q.since_ack = 0;
       send_ctrl(f, p, PacketType::ack, q.expected, p.ecn);
     }
-    if (complete && !q.receiver_done) complete_flow(f);
+    if (complete && !q.receiver_done) {  // the flow completes when the sender has the last ACK
+      q.receiver_done = true;
+      q.receiver_done_at = now;
+    }
   }
 
   void mark_acked(QueuePair& q, uint32_t seq, uint64_t& newly) {
@@ -610,13 +641,13 @@ struct Simulator::Impl {
       }
       if (a.type == PacketType::nack && q.next_send > q.snd_una) q.next_send = q.snd_una;  // go back N
     }
-    if (q.lb == LoadBalancing::reps) q.reps.on_ack(a.entropy, a.ecn);
-    if (newly > 0) q.last_progress = now;
-    congestion_on_ack(q, newly, a.ecn);
-    if (q.snd_una >= q.packets) {
-      q.sender_done = true;
-      return;
+    if (q.lb == LoadBalancing::reps) connections.reps(q.reps_conn).entropies.on_ack(a.entropy, a.ecn);
+    if (newly > 0) {
+      q.last_progress = now;
+      on_ack_progress(q);
     }
+    congestion_on_ack(q, newly, a.ecn);
+    if (q.snd_una >= q.packets) return complete_flow(f);
     wake_qp(f);
     poke_nic(q.src);
   }
@@ -647,21 +678,14 @@ struct Simulator::Impl {
       events.schedule(q.last_progress + cfg.rto_ps, kRto, static_cast<uint32_t>(f));
       return;
     }
-    q.timeouts++;
+    if (on_retransmission_timeout(q, cfg) == TimeoutOutcome::give_up) return fail_flow(f);
     if (q.lb == LoadBalancing::source && rerouter) {  // the sender learns: move the QP off a suspect path
       int path = topo.path_index(q.src, q.dst, q.route);
       int next = rerouter(f, q.src, q.dst, path, now);
       if (next >= 0 && next != path) q.route = topo.source_route(q.src, q.dst, next);
     }
-    if (q.selective) {
-      for (uint32_t s = q.snd_una; s < q.high_sent; ++s) q.outstanding.clear(s);
-      q.inflight = 0;
-      q.rtx_cursor = q.snd_una;
-    } else {
-      q.next_send = q.snd_una;
-    }
-    if (q.lb == LoadBalancing::reps) q.reps_frozen_until = now + (cfg.reps_freeze_ps ? cfg.reps_freeze_ps : cfg.rto_ps);
-    q.cwnd = std::max<double>(cfg.mtu_bytes, q.cwnd / 2);
+    if (q.lb == LoadBalancing::reps)
+      connections.reps(q.reps_conn).frozen_until = now + (cfg.reps_freeze_ps ? cfg.reps_freeze_ps : cfg.rto_ps);
     q.last_progress = now;
     q.rto_pending = true;
     events.schedule(now + cfg.rto_ps, kRto, static_cast<uint32_t>(f));
@@ -714,6 +738,7 @@ struct Simulator::Impl {
     r.end_ps = now;
     r.events = processed;
     r.all_finished = finished == static_cast<int>(qps.size());
+    r.failed = failed;
     // Data packets still in the network: in port queues and in events (serialising or on a link).
     std::vector<uint64_t> in_net(qps.size(), 0);
     auto count = [&](uint32_t id) {
@@ -735,6 +760,9 @@ struct Simulator::Impl {
       f.bytes = workload.flows[i].bytes;
       f.start_ps = q.start;
       f.finish_ps = q.finish;
+      f.receiver_done_ps = q.receiver_done_at;
+      f.failed = q.failed;
+      f.failed_ps = q.failed_at;
       f.packets = q.packets;
       f.sent_packets = q.sent_packets;
       f.retransmits = q.retransmits;
@@ -791,6 +819,7 @@ struct Simulator::Impl {
       g.flows++;
       g.start_ps = std::min(g.start_ps, f.start_ps);
       if (f.finish_ps != kNever) g.finished++;
+      if (f.failed) g.failed++;
     }
     for (const FlowResult& f : r.flows) {
       if (f.group < 0) continue;

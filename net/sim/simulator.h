@@ -11,7 +11,14 @@
 //   time at the link rate (store-and-forward); the packet arrives at `to` one latency later.
 // - ACKs/NACKs travel in a strict-priority control queue, are not buffered against the data
 //   buffer, and follow the flow's path selection (same entropy or source route, reversed).
-// - A flow's completion time is when its receiver holds every byte; dependents start then.
+// - A flow completes when its sender holds the ACK of its last byte (first byte sent to last ACK
+//   received, as htsim and RDMA NICs report; ASTRA-sim's ns-3 backend also notifies the receiver
+//   then); dependents start and groups count it then. The receiver's own completion (every byte
+//   held) is reported beside it (receiver_done_ps).
+// - A sender that times out config.retry_limit + 1 times in a row without an acknowledged byte gives
+//   up: the flow FAILED (failed_ps; finish_ps stays kNever). A split flow fails with its first failed
+//   QP; flows that depend on a failed flow never start; a group with a failed member has no
+//   completion time. run() stops when nothing is left to happen (or at until_ps).
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -29,6 +36,9 @@ struct FlowResult {
   int id = 0, src = 0, dst = 0, group = -1;
   uint64_t bytes = 0;
   SimTime start_ps = kNever, finish_ps = kNever;  // kNever: did not start / finish
+  SimTime receiver_done_ps = kNever;  // the receiver held every byte (before finish_ps by the ACK's trip)
+  bool failed = false;                // the sender gave up after the retry limit
+  SimTime failed_ps = kNever;
   uint64_t packets = 0;         // packets of the message
   uint64_t sent_packets = 0;    // data transmissions including retransmissions
   uint64_t retransmits = 0;
@@ -55,7 +65,7 @@ struct LinkResult {
 
 struct GroupResult {
   std::string name;
-  int flows = 0, finished = 0;
+  int flows = 0, finished = 0, failed = 0;  // failed > 0: the group (a collective) failed, no completion time
   SimTime start_ps = kNever, finish_ps = kNever;
 };
 
@@ -64,6 +74,7 @@ struct SimResult {
   bool all_finished = false;
   uint64_t events = 0;
   uint64_t drops = 0, ecn_marks = 0, pauses = 0, retransmits = 0, timeouts = 0;
+  int failed = 0;           // flows that failed (split flows and their failed QPs both count)
   std::vector<FlowResult> flows;
   std::vector<LinkResult> links;
   std::vector<GroupResult> groups;

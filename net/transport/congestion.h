@@ -3,7 +3,8 @@
 //
 // - DCTCP-style window: per window of data, alpha <- (1-g) alpha + g * (marked fraction); one cut
 //   cwnd <- cwnd (1 - alpha/2) per marked window; +1 MTU per window of unmarked ACKs, capped at
-//   max_cwnd (one bandwidth-delay product: line rate, no standing queue).
+//   max_cwnd (NetworkConfig: by default two bandwidth-delay products; alpha starts at
+//   dctcp_alpha_init).
 // - DCQCN-style rate: a marked ACK stands for a CNP; at most one cut per cnp interval:
 //   alpha <- (1-g) alpha + g, target <- rate, rate <- rate (1 - alpha/2). A periodic timer decays
 //   alpha when no CNP came and raises the rate: fast recovery towards the target for 5 periods,

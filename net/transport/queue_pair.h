@@ -34,13 +34,15 @@ struct QueuePair {
   uint32_t entropy = 0;
   SourceRoute route;
   Rng rng{1};
-  RepsEntropies reps;
-  SimTime reps_frozen_until = 0;
-  // Lifecycle.
-  bool started = false, sender_done = false, receiver_done = false;
+  int reps_conn = -1;      // REPS: its entry in the ConnectionTable (net/transport/connection.h)
+  // Lifecycle. The flow completes when the sender holds the last ACK (sender_done, `finish`), or
+  // fails when it gives up after the retry limit (failed, `finish` stays never, `failed_at`).
+  bool started = false, sender_done = false, receiver_done = false, failed = false;
   bool in_active = false;  // in its host NIC's list of QPs that may have a packet to send
   int deps_left = 0;
   SimTime start = kNeverTime, finish = kNeverTime;
+  SimTime receiver_done_at = kNeverTime;  // when the receiver held every byte
+  SimTime failed_at = kNeverTime;
   // Sender.
   uint32_t snd_una = 0;    // every packet below is acknowledged
   uint32_t next_send = 0;  // in-order: next packet number to (re)send
@@ -49,6 +51,7 @@ struct QueuePair {
   uint32_t inflight = 0;   // selective: packets sent and neither acknowledged nor timed out
   Bits acked, outstanding;
   SimTime last_progress = 0;
+  uint32_t retries = 0;    // retransmission timeouts in a row without an acknowledged byte
   bool rto_pending = false, wake_pending = false, dcqcn_pending = false;
   // Congestion control.
   double cwnd = 0;          // bytes

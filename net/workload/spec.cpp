@@ -169,9 +169,18 @@ void parse_network(const json& j, const std::string& where, NetworkConfig& c) {
   }
   f.read_int("ack_every", c.ack_every, 1, 1 << 16);
   f.read_int("init_cwnd_bytes", c.init_cwnd_bytes, 0, 1e15);
+  f.read_int("max_cwnd_bytes", c.max_cwnd_bytes, 0, 1e15);
   f.read_us("rto_us", c.rto_ps);
+  f.read_int("retry_limit", c.retry_limit, 0, 1e9);
   f.read_us("reps_freeze_us", c.reps_freeze_ps);
+  if (f.has("reps_state")) {
+    f.read_string("reps_state", s);
+    if (s == "connection") c.reps_state = RepsState::connection;
+    else if (s == "qp") c.reps_state = RepsState::qp;
+    else fail("{}: expected connection or qp, got \"{}\"", f.key("reps_state"), s);
+  }
   f.read_fraction("dctcp_g", c.dctcp_g, false);
+  f.read_fraction("dctcp_alpha_init", c.dctcp_alpha_init, true);
   f.read_fraction("dcqcn_g", c.dcqcn_g, false);
   f.read_us("dcqcn_period_us", c.dcqcn_period_ps);
   f.read_us("dcqcn_cnp_interval_us", c.dcqcn_cnp_interval_ps);

@@ -18,7 +18,9 @@
 // O(1) entries per flow where "deps" would list every flow of a group (MoE all-to-all layers,
 // bridge/traffic.h); a name no flow carries is an empty group, complete at time 0.
 // Topology keys are the fields of LeafSpineSpec / FatTreeSpec; network keys those of
-// NetworkConfig with times in us (rto_us, reps_freeze_us, dcqcn_period_us, ...).
+// NetworkConfig with times in us (rto_us, reps_freeze_us, dcqcn_period_us, ...); transport:
+// init_cwnd_bytes, max_cwnd_bytes (0: default), dctcp_alpha_init (default 0), retry_limit
+// (default 7), reps_state ("connection" default | "qp").
 //
 // Jobs (net/workload/jobs.h): each a collective (collective allreduce|allgather|reducescatter|alltoall,
 // default allreduce; algo ring|direct|hd|dbt, default ring, direct for alltoall; size bytes or "64MiB")
