@@ -353,8 +353,8 @@ void run_repro(ReproOptions& o) {
   }
   // Markdown: per fabric and algorithm, sizes x schemes, CCT in us and (ratio to spray).
   std::string md = fmt::format("# lookahead net repro{}\n\nAll-reduce collective completion time (us) per scheme; in brackets the ratio "
-                               "to spray (oblivious packet spraying; (-) where spray did not finish). DNF: did not finish within the time "
-                               "limit. ethereal starts knowing no "
+                               "to spray (oblivious packet spraying; (-) where spray did not finish). DNF: did not finish (a QP gave up after "
+                               "the retry limit, 7 timeouts in a row, or the time limit passed). ethereal starts knowing no "
                                "failure and learns failed paths from QP timeouts (first iteration); ethereal-known is told the failed "
                                "link at the start (the steady state).\n",
                                o.quick ? " --quick" : "");
