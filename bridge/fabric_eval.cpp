@@ -151,6 +151,8 @@ FabricEval evaluate_on_fabric(const net::Topology& topo, const MoeTraffic& traff
     largest_layer = std::max(largest_layer, out.layer_bound_us.back());
   }
   out.forward_bound_us = std::max(largest_layer, busiest_us(forward_link_bytes) + hop_us);
+  // With a barrier between phases nothing overlaps: the phase-serial sum is itself a lower bound.
+  if (traffic.sync == Sync::phase) out.forward_bound_us = std::max(out.forward_bound_us, out.phase_serial_us);
 
   for (const std::string& name : schemes) {
     SchemeEval ev;

@@ -135,13 +135,20 @@ TrafficMatrix traffic_matrix(const std::vector<int32_t>& token_experts, const Ex
   return m;
 }
 
-MoeTraffic moe_traffic(const TrafficMatrix& matrix, int layers, uint64_t bytes_per_token) {
+Sync parse_sync(std::string_view name, std::string_view parameter) {
+  if (name == "host") return Sync::host;
+  if (name == "phase") return Sync::phase;
+  fail("{}: unknown '{}' (expected host or phase)", parameter, name);
+}
+
+MoeTraffic moe_traffic(const TrafficMatrix& matrix, int layers, uint64_t bytes_per_token, Sync sync) {
   if (layers < 1) fail("--layers must be >= 1 (got {})", layers);
   if (bytes_per_token < 1) fail("bytes per token must be >= 1 (hidden size and dtype)");
   const int G = matrix.hosts;
   MoeTraffic t;
   t.layers = layers;
   t.bytes_per_token = bytes_per_token;
+  t.sync = sync;
   net::Workload& w = t.workload;
   std::vector<int> prev_combine;  // group ids of the previous layer's combine, per receiving host
   for (int l = 0; l < layers; ++l) {
@@ -167,8 +174,13 @@ MoeTraffic moe_traffic(const TrafficMatrix& matrix, int layers, uint64_t bytes_p
           f.dst = dst;
           f.bytes = tokens * bytes_per_token;
           f.group = ph.groups[static_cast<size_t>(dst)];
-          if (combine) f.after_groups.push_back(dispatch_groups[static_cast<size_t>(src)]);  // src's experts got all their tokens
-          else if (l > 0) f.after_groups.push_back(prev_combine[static_cast<size_t>(src)]);  // src got layer l-1's outputs back
+          if (sync == Sync::phase) {
+            if (!t.phases.empty()) f.after_groups = t.phases.back().groups;  // barrier: the whole previous phase
+          } else if (combine) {
+            f.after_groups.push_back(dispatch_groups[static_cast<size_t>(src)]);  // src's experts got all their tokens
+          } else if (l > 0) {
+            f.after_groups.push_back(prev_combine[static_cast<size_t>(src)]);  // src got layer l-1's outputs back
+          }
           ph.flows.push_back(w.add_flow(f));
           t.flow_names.push_back(fmt::format("l{}/{}/{}>{}", l, combine ? "c" : "d", src, dst));
         }

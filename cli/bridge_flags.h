@@ -20,7 +20,7 @@ namespace lookahead::cli {
 
 struct BridgeFlags {
   TopologyFlags topo;
-  std::string model, trace, placement = "round-robin", dtype = "bf16";
+  std::string model, trace, placement = "round-robin", dtype = "bf16", sync = "host";
   std::vector<std::string> text;  // several: each batch takes an equal share of tokens from each, in order
   double zipf = -1;
   int experts = 0, slots_per_host = 0, layers = 32, threads = 0;
@@ -53,6 +53,7 @@ struct BridgeFlags {
     cmd.add_option("--hidden", hidden, "hidden size of the deployed model (7B shape: 4096)")->capture_default_str();
     cmd.add_option("--dtype", dtype, "activation dtype on the wire: bf16, f16, f32 or fp8")->capture_default_str();
     cmd.add_option("--layers", layers, "MoE layers of the deployed model (7B shape: 32)")->capture_default_str();
+    cmd.add_option("--sync", sync, "host: a host's combine waits for its own dispatch-in, its next dispatch for its own combine-in; phase: a barrier between phases (blocking all-to-all collectives)")->capture_default_str();
     cmd.add_option("--seed", seed, "seed (Zipf draws, planners' shuffles, simulator)")->capture_default_str();
     cmd.add_option("--threads,-t", threads, "CPU threads for the router (0 = all cores)")->capture_default_str();
   }
@@ -78,6 +79,7 @@ struct BridgeFlags {
     if (layers < 1) fail("--layers must be >= 1 (got {})", layers);
     if (experts < 0) fail("--experts must be >= 1 (got {})", experts);
     bridge::parse_placement(placement);
+    bridge::parse_sync(sync);
     bytes_per_token();
   }
 

@@ -32,7 +32,7 @@ void run_bridge(RunOptions& o) {
   const auto placement = bridge::place_experts(o.flags.experts, topo.hosts(), o.flags.slots_per_host,
                                                bridge::parse_placement(o.flags.placement), loads);
   const auto traffic = bridge::moe_traffic(bridge::traffic_matrix(experts, placement, topo.hosts()), o.flags.layers,
-                                           o.flags.bytes_per_token());
+                                           o.flags.bytes_per_token(), bridge::parse_sync(o.flags.sync));
   net::NetworkConfig config = bridge::paper_network_config();
   config.pfc = o.pfc;
   const bridge::FabricEval ev = bridge::evaluate_on_fabric(topo, traffic, schemes, config, o.flags.seed, !o.fluid_only);
@@ -65,8 +65,8 @@ void run_bridge(RunOptions& o) {
   }
   std::string loads_text;
   for (size_t e = 0; e < loads.size(); ++e) loads_text += fmt::format("{}{}", e ? " " : "", loads[e]);
-  fmt::print("{} tokens (expert loads {}), {} experts on {} hosts, placement {}, {} layers x (dispatch + combine), {} B/token\n",
-             experts.size(), loads_text, o.flags.experts, topo.hosts(), o.flags.placement, traffic.layers, traffic.bytes_per_token);
+  fmt::print("{} tokens (expert loads {}), {} experts on {} hosts, placement {}, {} layers x (dispatch + combine), {} B/token, sync {}\n",
+             experts.size(), loads_text, o.flags.experts, topo.hosts(), o.flags.placement, traffic.layers, traffic.bytes_per_token, o.flags.sync);
   fmt::print("lower bound (ideal spraying, fluid, + 2 host-link latencies): layer {:.2f} us, forward pass {:.2f} us; phase-serial "
              "reference (a barrier per phase) {:.2f} us\n\n",
              layer_bound, ev.forward_bound_us, ev.phase_serial_us);

@@ -39,7 +39,8 @@ void run_traffic(TrafficOptions& o) {
   const auto placement = bridge::place_experts(o.flags.experts, topo.hosts(), o.flags.slots_per_host,
                                                bridge::parse_placement(o.flags.placement), loads);
   const auto matrix = bridge::traffic_matrix(experts, placement, topo.hosts());
-  const auto traffic = bridge::moe_traffic(matrix, o.flags.layers, o.flags.bytes_per_token());
+  const auto traffic = bridge::moe_traffic(matrix, o.flags.layers, o.flags.bytes_per_token(),
+                                           bridge::parse_sync(o.flags.sync));
   if (!o.out.empty()) lookahead::write_file_atomic(o.out, bridge::scenario_json(topo, traffic, o.lb, o.flags.seed).dump(1) + "\n");
 
   uint64_t phase_bytes = 0, min_flow = ~uint64_t{0}, max_flow = 0;

@@ -80,6 +80,22 @@ TEST(BridgeTraffic, HandComputedTwoHostsThreeExperts) {
   EXPECT_EQ(after(5), std::vector<std::string>{"l0/combine/h1"});
 }
 
+TEST(BridgeTraffic, PhaseBarrierWaitsForTheWholePreviousPhase) {
+  const auto p = place_experts(3, 2, 0, PlacementKind::round_robin, {});
+  const auto m = traffic_matrix({0, 1, 1, 2, 1, 1, 2, 2, 0, 1}, p, 2);
+  const auto t = moe_traffic(m, 2, 1000, Sync::phase);
+  ASSERT_EQ(t.workload.flows.size(), 8u);
+  EXPECT_TRUE(t.workload.flows[0].after_groups.empty());
+  for (int f = 2; f < 8; ++f) {
+    std::vector<std::string> names;
+    for (int g : t.workload.flows[static_cast<size_t>(f)].after_groups) names.push_back(t.workload.groups[static_cast<size_t>(g)]);
+    const Phase& before = t.phases[static_cast<size_t>(f / 2 - 1)];
+    EXPECT_EQ(names.size(), 2u) << f;  // both receiving hosts' groups of the previous phase
+    EXPECT_EQ(names[0], t.workload.groups[static_cast<size_t>(before.groups[0])]) << f;
+  }
+  EXPECT_THROW(parse_sync("global"), Error);
+}
+
 TEST(BridgeTraffic, ReplicaSplitRotatesWithTheSource) {
   // e0 on h1 and h2; h0 has 5 tokens of e0: 3 to the first replica counted from h0 mod 2 = 0 (h1), 2 to h2.
   ExpertPlacement p;
