@@ -3,6 +3,8 @@
 // split and the unequal-size planner; per-layer and forward-pass completion against the bound.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "bridge/fabric_eval.h"
@@ -50,6 +52,7 @@ void run_bridge(RunOptions& o) {
       j["schemes"].push_back({{"scheme", s.scheme},
                               {"fluid_forward_us", s.fluid_forward_us},
                               {"max_fabric_ratio_to_spray", s.max_fabric_ratio_to_spray},
+                              {"max_fabric_link_bytes", *std::max_element(s.phase_fabric_bytes.begin(), s.phase_fabric_bytes.end())},
                               {"max_qps_per_host", s.max_qps_per_host},
                               {"qps", s.total_qps},
                               {"simulated", s.simulated},
@@ -70,7 +73,7 @@ void run_bridge(RunOptions& o) {
   fmt::print("lower bound (ideal spraying, fluid, + 2 host-link latencies): layer {:.2f} us, forward pass {:.2f} us; phase-serial "
              "reference (a barrier per phase) {:.2f} us\n\n",
              layer_bound, ev.forward_bound_us, ev.phase_serial_us);
-  fmt::print("| scheme | layer CCT us (mean) | / bound | forward pass us | / bound | fluid phase-serial us | max fabric link / spray | max QPs per host | drops | retransmits |\n");
+  fmt::print("| scheme | layer CCT us (mean) | / bound | forward pass us | / bound | fluid phase-serial us | busiest fabric link MB (/ spray) | max QPs per host | drops | retransmits |\n");
   fmt::print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (const auto& s : ev.schemes) {
     std::string sim = "| - | - | - | - ";
@@ -78,7 +81,8 @@ void run_bridge(RunOptions& o) {
       sim = s.finished ? fmt::format("| {:.2f} | {:.3f} | {:.2f} | {:.3f} ", s.mean_layer_cct_us(), s.mean_layer_cct_us() / layer_bound, s.forward_us,
                                      s.forward_us / ev.forward_bound_us)
                        : std::string("| unfinished | - | unfinished | - ");
-    fmt::print("| {} {}| {:.2f} | {:.3f} | {} | {} | {} |\n", s.scheme, sim, s.fluid_forward_us, s.max_fabric_ratio_to_spray,
+    const double busiest = *std::max_element(s.phase_fabric_bytes.begin(), s.phase_fabric_bytes.end());
+    fmt::print("| {} {}| {:.2f} | {:.3f} ({:.3f}) | {} | {} | {} |\n", s.scheme, sim, s.fluid_forward_us, busiest / 1e6, s.max_fabric_ratio_to_spray,
                s.max_qps_per_host, s.simulated ? fmt::format("{}", s.drops) : "-", s.simulated ? fmt::format("{}", s.retransmits) : "-");
   }
 }
