@@ -37,16 +37,6 @@ std::vector<balance::Scheme> parse_schemes(const std::string& text) {
   return out;
 }
 
-// True when some (source host, destination leaf) batch of the step mixes flow sizes.
-bool unequal_batches(const Topology& topo, const std::vector<balance::FlowDemand>& flows) {
-  std::map<std::pair<int, int>, uint64_t> size;
-  for (const auto& f : flows) {
-    auto [it, fresh] = size.emplace(std::make_pair(f.src_host, topo.tor_of(f.dst_host)), f.bytes);
-    if (!fresh && it->second != f.bytes) return true;
-  }
-  return false;
-}
-
 std::string row_key(const analysis::StepResult& r) {
   std::string key = fmt::format("{}|{}|{}", r.flows, r.bytes, r.cross_leaf_flows);
   for (const auto& s : r.schemes) key += fmt::format("|{}|{}|{}|{}", s.max_bytes, s.max_qps_per_host, s.blackholed_bytes, s.step_us);
@@ -72,7 +62,7 @@ void run_congestion(CongestionOptions& o) {
     auto flows = analysis::step_flows(c, s);
     results.push_back(analysis::check_step(topo, flows, schemes, o.coll.seed));
     results.back().step = s;
-    unequal.push_back(unequal_batches(topo, flows));
+    unequal.push_back(analysis::find_unequal_batch(topo, flows).has_value());
   }
   // Per scheme over the whole collective: fluid completion time (sum of per-step bottleneck drain
   // times), worst per-step ratio to spraying, QPs per host, steps where the theorem holds.

@@ -27,6 +27,7 @@ struct PlanOptions {
   std::vector<std::string> flow;
   std::string flows_file;
   int step = -1;
+  CLI::Option* step_opt = nullptr;
   std::string scheme = "ethereal";
   std::vector<std::string> fail;
   bool qp_table = false;
@@ -64,6 +65,7 @@ std::vector<balance::FlowDemand> read_flows(const PlanOptions& o) {
       uint64_t bytes = f["bytes"].is_string()
                            ? collective::parse_bytes(f["bytes"].get<std::string>(), fmt::format("--flows flow {}", i))
                            : f["bytes"].get<uint64_t>();
+      if (bytes == 0) fail("--flows: '{}' flow {}: 0 bytes is not allowed; sizes must be at least 1 byte", o.flows_file, i);
       flows.push_back({f["src"].get<int>(), f["dst"].get<int>(), bytes});
     }
   }
@@ -73,6 +75,17 @@ std::vector<balance::FlowDemand> read_flows(const PlanOptions& o) {
 void print_plan(const Topology& topo, const std::vector<balance::FlowDemand>& flows, const balance::Scheme& scheme,
                 const PlanOptions& o) {
   auto plan = balance::make_plan(topo, flows, scheme, o.coll.seed);
+  // The same caveat `net congestion` names when the theorem fails: one size per batch is assumed.
+  auto unequal = analysis::find_unequal_batch(topo, flows);
+  if (unequal)
+    fmt::print(stderr,
+               "lookahead: warning: unequal flow sizes in a batch (host {} -> {}: {} and {} bytes); the splitting theorem "
+               "assumes one size per (source host, destination {}) batch{}\n",
+               unequal->src_host, analysis::node_name(topo, unequal->dst_tor), unequal->bytes_a, unequal->bytes_b,
+               topo.three_tier() ? "ToR" : "leaf",
+               scheme.kind == balance::SchemeKind::ethereal
+                   ? ": ethereal's equal split can load an uplink above spraying's share (ethereal-min balances any sizes)"
+                   : "");
   auto loads = analysis::link_loads(topo, plan);
   auto per_host = plan.qps_per_host(topo.hosts());
   // Uplinks of the leaves/ToRs that send something.
@@ -95,6 +108,7 @@ void print_plan(const Topology& topo, const std::vector<balance::FlowDemand>& fl
     for (const auto& [tor, list] : uplinks)
       for (const auto& [l, bytes] : list) j["uplink_bytes"][analysis::link_name(topo, l)] = bytes;
     j["blackholed_bytes"] = loads.blackholed_bytes;
+    j["unequal_batches"] = unequal.has_value();
     fmt::print("{}\n", j.dump(2));
     return;
   }
@@ -103,7 +117,9 @@ void print_plan(const Topology& topo, const std::vector<balance::FlowDemand>& fl
     fmt::print("  {:>5} {:>5} {:>5} {:>12} {:>12} {:>7}  {}\n", "flow", "src", "dst", "offset", "bytes", "path", "route");
     for (const auto& qp : plan.qps) {
       std::string route = "-";
-      if (qp.path >= 0) {
+      if (topo.tor_of(qp.src_host) == topo.tor_of(qp.dst_host)) {
+        route = fmt::format("stays under {} (no uplink)", analysis::node_name(topo, topo.tor_of(qp.src_host)));
+      } else if (qp.path >= 0) {
         auto r = topo.source_route(qp.src_host, qp.dst_host, qp.path);
         route = fmt::format("up-ports ({}, {}){}", r.port[0], r.port[1],
                             qp.routing == balance::Routing::hashed ? " by ECMP hash" : "");
@@ -167,6 +183,16 @@ void run_plan(PlanOptions& o) {
   const bool explicit_flows = !o.flow.empty() || !o.flows_file.empty();
   if (explicit_flows && o.qp_table) fail("--qp-table: works on a collective (--collective ...), not on --flow/--flows");
   if (explicit_flows) {
+    for (auto* opt : o.coll.options)
+      if (opt->count() > 0) fail("{}: a collective flag; it does nothing with --flow/--flows", opt->get_name());
+    if (o.step_opt->count() > 0) fail("--step: a collective flag; it does nothing with --flow/--flows");
+  } else if (!o.coll.any_given() && o.step_opt->count() == 0 && !o.qp_table) {
+    // No silent default workload: say what can be planned.
+    fail("nothing to plan: give --flow SRC:DST:BYTES (repeatable), --flows FILE, or a collective, e.g. --collective "
+         "allreduce --algo direct --size 64MiB (--step N picks its step; unset collective flags take their defaults, "
+         "printed in the plan's first line)");
+  }
+  if (explicit_flows) {
     auto flows = read_flows(o);
     if (flows.empty()) fail("--flows: no flows given");
     print_plan(topo, flows, balance::parse_scheme(o.scheme), o);
@@ -174,9 +200,11 @@ void run_plan(PlanOptions& o) {
   }
   auto c = o.coll.build(topo.hosts());
   if (o.qp_table) {
+    if (o.step_opt->count() > 0) fail("--step: --qp-table covers every step of the collective");
     print_qp_table(topo, c, o);
     return;
   }
+  if (o.step_opt->count() > 0 && o.step < 0) fail("--step: must be at least 0 (got {})", o.step);
   int step = o.step < 0 ? 0 : o.step;
   if (step >= static_cast<int>(c.steps.size()))
     fail("--step: {} out of range (the collective has {} steps)", step, c.steps.size());
@@ -190,10 +218,12 @@ const bool registered = lookahead::cli::register_command(
        auto o = std::make_shared<PlanOptions>();
        o->topo.add(cmd);
        o->coll.add(cmd);
-       cmd.add_option("--flow", o->flow, "a flow SRC:DST:BYTES, e.g. 0:17:1MiB (repeatable)");
+       cmd.add_option("--flow", o->flow,
+                      "a flow SRC:DST:BYTES, e.g. 0:17:1MiB (repeatable); without --flow/--flows give a collective "
+                      "(--collective, --algo, --size, ...): nothing is planned by default");
        cmd.add_option("--flows", o->flows_file, "JSON file: [{\"src\": 0, \"dst\": 17, \"bytes\": 1048576}, ...]");
-       cmd.add_option("--step", o->step, "collective step to plan (default 0)");
-       cmd.add_option("--scheme", o->scheme, std::string("one of ") + balance::kSchemeNames);
+       o->step_opt = cmd.add_option("--step", o->step, "collective step to plan (default 0)");
+       cmd.add_option("--scheme", o->scheme, std::string("one of ") + balance::kSchemeNames + " (default ethereal)");
        cmd.add_option("--fail", o->fail, "fail a cable first, e.g. leaf0-spine3 (repeatable)");
        cmd.add_flag("--qp-table", o->qp_table, "QPs per host for every scheme over every step of the collective");
        cmd.add_flag("--list-qps", o->list_qps, "list every QP even when there are many");

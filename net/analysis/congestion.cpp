@@ -17,6 +17,8 @@ bool path_is_live(const Topology& topo, const std::vector<int>& links) {
   return true;
 }
 
+}  // namespace
+
 std::string node_name(const Topology& topo, int node) {
   const Node& n = topo.nodes[node];
   switch (n.tier) {
@@ -28,7 +30,14 @@ std::string node_name(const Topology& topo, int node) {
   return "?";
 }
 
-}  // namespace
+std::optional<UnequalBatch> find_unequal_batch(const Topology& topo, const std::vector<balance::FlowDemand>& flows) {
+  std::map<std::pair<int, int>, uint64_t> size;
+  for (const auto& f : flows) {
+    auto [it, fresh] = size.emplace(std::make_pair(f.src_host, topo.tor_of(f.dst_host)), f.bytes);
+    if (!fresh && it->second != f.bytes) return UnequalBatch{f.src_host, topo.tor_of(f.dst_host), it->second, f.bytes};
+  }
+  return std::nullopt;
+}
 
 std::string link_name(const Topology& topo, int link) {
   const Link& l = topo.links[link];

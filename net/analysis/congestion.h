@@ -14,6 +14,7 @@
 //   ratio to spraying's, QPs per host and black-holed bytes; the theorem holds for a plan when its
 //   max link bytes equal spraying's up to integer rounding (one byte per QP on the link).
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,16 @@ StepResult check_step(const Topology& topo, const std::vector<balance::FlowDeman
 std::vector<balance::FlowDemand> step_flows(const collective::Collective& c, int step);
 
 std::string link_name(const Topology& topo, int link);  // e.g. "leaf3->spine5"
+std::string node_name(const Topology& topo, int node);  // e.g. "host17", "leaf3", "tor5", "agg2", "core0"
+
+// A (source host, destination leaf/ToR) batch whose flows differ in size: the paper's theorem and the
+// equal-size ethereal split assume one size per batch. The first such batch in flow order, if any.
+struct UnequalBatch {
+  int src_host = 0;
+  int dst_tor = 0;  // node id of the destination leaf/ToR
+  uint64_t bytes_a = 0, bytes_b = 0;  // two of its sizes
+};
+std::optional<UnequalBatch> find_unequal_batch(const Topology& topo, const std::vector<balance::FlowDemand>& flows);
 
 // Parses a cable to fail, "leaf3-spine5" (also tor/agg/core/host names as link_name prints them,
 // or a directed link id); returns both directed link ids. Throws naming `parameter`.

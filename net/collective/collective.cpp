@@ -61,6 +61,8 @@ uint64_t parse_bytes(std::string_view text, std::string_view parameter) {
     if (unit == name) scale = factor;
   char* end = nullptr;
   double value = number.empty() ? 0 : std::strtod(number.c_str(), &end);
+  if (scale != 0 && !number.empty() && end == number.c_str() + number.size() && value == 0)
+    fail("{}: 0 bytes is not allowed (got '{}'); sizes must be at least 1 byte", parameter, text);
   if (scale == 0 || number.empty() || end != number.c_str() + number.size() || !(value * scale >= 1) ||
       value * scale > 1e15)
     fail("{}: expected a byte size like 64MiB, 1MB or 4096, got '{}'", parameter, text);

@@ -82,3 +82,68 @@ TEST(NetTopologyFlags, FlagsOfTheOtherTopologyAreRefused) {
   expect_error("net topo --topology fat_tree --k 4 --agg-core-gbps 0", "--agg-core-gbps must be a positive rate in Gbit/s, got 0");
   expect_error("net topo --topology fat_tree --k 4 --core-parallel-links 0", "fat_tree spec: 'core_parallel_links' must be at least 1");
 }
+
+TEST(NetPlanCli, NothingToPlanIsAnErrorNotADefaultAllReduce) {
+  // `net plan` alone planned a 64 MiB all-reduce nobody asked for.
+  expect_error("net plan", "nothing to plan: give --flow SRC:DST:BYTES (repeatable), --flows FILE, or a collective");
+  expect_error("net plan --scheme ethereal-min", "nothing to plan");
+  // Any collective flag asks for a collective; the defaults of the others are printed.
+  auto r = run_cli("net plan --algo ring --leaves 2 --spines 2 --hosts-per-leaf 2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "allreduce/ring 64MiB on 4 ranks (linear), step 0 of 6")) << r.output;
+  // Collective flags with explicit flows did nothing; now they are refused.
+  expect_error("net plan --flow 0:16:1MiB --size 4MiB", "--size: a collective flag; it does nothing with --flow/--flows");
+  expect_error("net plan --flow 0:16:1MiB --step 2", "--step: a collective flag; it does nothing with --flow/--flows");
+  expect_error("net plan --algo ring --step -1", "--step: must be at least 0 (got -1)");
+}
+
+TEST(NetPlanCli, RanksZeroAndSizeZeroAreErrors) {
+  // --ranks 0 meant "every host"; leaving the flag out still does.
+  expect_error("net plan --ranks 0", "--ranks: must be at least 2 (got 0); leave --ranks out for one rank per host (256)");
+  expect_error("net congestion --ranks 1", "--ranks: must be at least 2 (got 1)");
+  auto r = run_cli("net plan --collective allreduce --leaves 2 --spines 2 --hosts-per-leaf 2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "on 4 ranks")) << r.output;
+  // Size 0 said "expected a byte size like 64MiB, 1MB or 4096".
+  expect_error("net plan --flow 0:16:0", "--flow: 0 bytes is not allowed (got '0'); sizes must be at least 1 byte");
+  expect_error("net plan --algo ring --size 0MiB", "--size: 0 bytes is not allowed (got '0MiB')");
+  expect_error("net congestion --size 0", "--size: 0 bytes is not allowed");
+  expect_error("net plan --flow 0:16:lots", "--flow: expected a byte size like 64MiB, 1MB or 4096, got 'lots'");
+}
+
+TEST(NetPlanCli, SameLeafDestinationStaysUnderItsLeaf) {
+  // Printed "path 0 up-ports (0, 0)" as if it left the leaf.
+  auto r = run_cli("net plan --flow 0:1:1MiB --flow 0:16:1MiB");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "stays under leaf0 (no uplink)")) << r.output;
+  r = run_cli("net plan --flow 0:1:1MiB");
+  EXPECT_FALSE(contains(r.output, "up-ports")) << r.output;
+  r = run_cli("net plan --topology fat_tree --k 4 --flow 0:1:1MiB");
+  EXPECT_TRUE(contains(r.output, "stays under tor0 (no uplink)")) << r.output;
+}
+
+TEST(NetPlanCli, UnequalSizesInABatchGetAWarning) {
+  auto r = run_cli("net plan --flow 0:16:1MiB --flow 0:17:2MiB");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "lookahead: warning: unequal flow sizes in a batch (host 0 -> leaf1: 1048576 and 2097152 bytes)"))
+      << r.output;
+  EXPECT_TRUE(contains(r.output, "ethereal-min balances any sizes")) << r.output;
+  // JSON on stdout stays JSON; the warning goes to stderr.
+  auto j = lookahead::test::run_shell(lookahead::test::test_binary() + " net plan --flow 0:16:1MiB --flow 0:17:2MiB --json 2>/dev/null");
+  ASSERT_EQ(j.status, 0);
+  EXPECT_EQ(nlohmann::json::parse(j.output)["unequal_batches"], true);
+  // Equal sizes, or unequal sizes towards different leaves: no warning.
+  r = run_cli("net plan --flow 0:16:1MiB --flow 0:32:2MiB");
+  EXPECT_FALSE(contains(r.output, "warning")) << r.output;
+}
+
+TEST(NetPlanCli, EtherealMinIsNeverMorePiecesThanEthereal) {
+  // The case: 16 x 65536 B from one host to one remote leaf over 14 spines (29 QPs before).
+  std::string flows;
+  for (int d = 16; d < 32; ++d) flows += " --flow 0:" + std::to_string(d) + ":65536";
+  auto a = run_cli("net plan --leaves 2 --spines 14 --scheme ethereal" + flows);
+  auto b = run_cli("net plan --leaves 2 --spines 14 --scheme ethereal-min" + flows);
+  EXPECT_TRUE(contains(a.output, "ethereal: 16 flows -> 28 QPs")) << a.output;
+  EXPECT_TRUE(contains(b.output, "ethereal-min: 16 flows -> 28 QPs")) << b.output;
+  EXPECT_TRUE(contains(b.output, "min 74898 max 74899 bytes over 14 uplinks")) << b.output;
+}
