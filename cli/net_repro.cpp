@@ -3,6 +3,9 @@
 // parallel over the cores; writes <out>/net-repro.csv and <out>/net-repro.md and prints the table.
 #include <fmt/format.h>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <algorithm>
@@ -38,6 +41,12 @@ struct ReproOptions {
   bool plot_only = false;
   int seeds = 1;
   std::string jobs;  // a JSON spec with "jobs": run those under every scheme instead of the grid
+  // Sharding (grid mode): this process runs runs i with i % count == index; see run_sharded().
+  bool shard = false;            // index and count from the MPI / Slurm launcher's environment
+  int shard_index = -1, shard_count = 0;
+  int merge_shards = 0;          // only merge <out>/net-repro.shard-*-of-N.csv, run nothing
+  double shard_timeout_s = 0;    // shard 0's wait for the others (0: no limit)
+  bool no_wall = false;          // wall_s written as 0: byte-identical reruns and merges
 };
 
 std::vector<std::string> split(const std::string& text) {
@@ -239,9 +248,196 @@ void run_jobs(const ReproOptions& o) {
   fmt::print("{}\nwrote {}.csv and {}.md\n", md, base, base);
 }
 
+// --- Sharding over processes (MPI or any launcher) --------------------------------------------------
+// `mpirun -n N lookahead net repro --shard ...` (or --shard-index I --shard-count N per process, e.g. a
+// Slurm job array): every process builds the same grid and runs the runs i (point x seed, in grid
+// order) with i % N == I, writing their raw results to <out>/net-repro.shard-I-of-N.csv (atomically).
+// Shard 0 then waits for the other N - 1 files, checks they belong to the same grid (a fingerprint of
+// every run's fabric, algorithm, size, scheme and seed), puts the results back in grid order and
+// writes the report exactly as one process would (--no-wall makes the CSVs byte-identical: wall_s is
+// the only measured column). MPI itself is not linked: the launcher only starts the processes.
+
+struct Shard {
+  int index = 0, count = 1;
+};
+
+Shard resolve_shard(const ReproOptions& o) {
+  Shard sh;
+  const bool explicit_shard = o.shard_index >= 0 || o.shard_count > 0;
+  if (o.shard && explicit_shard) fail("--shard: takes the shard from the launcher; do not combine it with --shard-index/--shard-count");
+  if (explicit_shard) {
+    if (o.shard_count < 1) fail("--shard-count: must be at least 1 (got {}); give it with --shard-index", o.shard_count);
+    if (o.shard_index < 0 || o.shard_index >= o.shard_count)
+      fail("--shard-index: must be in [0, {}) (got {})", o.shard_count, o.shard_index);
+    return {o.shard_index, o.shard_count};
+  }
+  if (!o.shard) return sh;
+  // Open MPI, MPICH / Intel MPI (PMI), Slurm's srun.
+  static const std::pair<const char*, const char*> vars[] = {
+      {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"}, {"PMI_RANK", "PMI_SIZE"}, {"SLURM_PROCID", "SLURM_NTASKS"}};
+  for (const auto& [rank, size] : vars) {
+    const char* r = std::getenv(rank);
+    const char* n = std::getenv(size);
+    if (!r || !n) continue;
+    char* end = nullptr;
+    long ri = std::strtol(r, &end, 10);
+    bool ok = *r && !*end;
+    long ni = std::strtol(n, &end, 10);
+    ok = ok && *n && !*end && ni >= 1 && ri >= 0 && ri < ni && ni <= 1000000;
+    if (!ok) fail("--shard: {}='{}' and {}='{}' are not a rank below a size", rank, r, size, n);
+    return {static_cast<int>(ri), static_cast<int>(ni)};
+  }
+  fail("--shard: no launcher environment (OMPI_COMM_WORLD_RANK/SIZE, PMI_RANK/SIZE or SLURM_PROCID/NTASKS); run it "
+       "under mpirun or srun, or give --shard-index and --shard-count");
+}
+
+std::string shard_path(const std::string& out, int index, int count) {
+  return fmt::format("{}/net-repro.shard-{}-of-{}.csv", out, index, count);
+}
+
+// FNV-1a over every run's identity: shards of another grid (stale files, other flags) are refused.
+std::string grid_fingerprint(const std::vector<analysis::ReproPoint>& runs) {
+  uint64_t h = 1469598103934665603ull;
+  auto add = [&](const std::string& text) {
+    for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+  };
+  for (const auto& r : runs)
+    add(fmt::format("{}|{}|{}|{}|{}|{}|{}|{};", r.fabric, r.failed_label, collective::algorithm_name(r.collective.algorithm),
+                    r.collective.message_bytes, r.collective.chunks, r.scheme, r.seed, r.topology.hosts()));
+  return fmt::format("{:016x}", h);
+}
+
+constexpr const char* kShardColumns =
+    "run,finished,cct_us,end_us,qps,max_qps_per_host,learned_paths,drops,retransmits,timeouts,events,failed_qps,wall_s";
+
+void write_shard(const std::string& path, const Shard& sh, const std::string& fingerprint, size_t runs,
+                 const std::vector<size_t>& ids, const std::vector<analysis::ReproResult>& results) {
+  // Doubles as fmt's shortest round-trip text: read back bit for bit.
+  std::string text = fmt::format("# lookahead net repro shard {} of {}, grid {}, {} runs\n{}\n", sh.index, sh.count, fingerprint, runs,
+                                 kShardColumns);
+  for (size_t k = 0; k < ids.size(); ++k) {
+    const auto& r = results[k];
+    text += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{}\n", ids[k], r.finished ? 1 : 0, r.cct_us, r.end_us, r.qps,
+                        r.max_qps_per_host, r.learned_paths, r.drops, r.retransmits, r.timeouts, r.events, r.failed_qps, r.wall_s);
+  }
+  lookahead::write_file_atomic(path, text);
+}
+
+// Reads shard `index` of `count` into `results` (by run index). Returns false if the file is absent
+// or (when `stale_ok`) from another grid; throws on a malformed file.
+bool read_shard(const std::string& path, int index, int count, const std::string& fingerprint, size_t runs, bool stale_ok,
+                std::vector<analysis::ReproResult>& results, std::vector<char>& seen) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::string header, columns, line;
+  std::getline(in, header);
+  const std::string want = fmt::format("# lookahead net repro shard {} of {}, grid {}, {} runs", index, count, fingerprint, runs);
+  if (header != want) {
+    if (stale_ok) return false;
+    fail("--merge-shards: '{}' is from another grid or shard layout (its header: '{}'; expected '{}')", path, header, want);
+  }
+  std::getline(in, columns);
+  if (columns != kShardColumns) fail("--merge-shards: '{}': unexpected columns '{}'", path, columns);
+  while (std::getline(in, line)) {
+    std::stringstream row(line);
+    std::string cell;
+    std::vector<std::string> c;
+    while (std::getline(row, cell, ',')) c.push_back(cell);
+    size_t id = 0;
+    analysis::ReproResult r;
+    try {
+      if (c.size() != 13) throw std::invalid_argument("columns");
+      id = std::stoull(c[0]);
+      r.finished = c[1] == "1";
+      r.cct_us = std::stod(c[2]);
+      r.end_us = std::stod(c[3]);
+      r.qps = std::stoi(c[4]);
+      r.max_qps_per_host = std::stoi(c[5]);
+      r.learned_paths = std::stoi(c[6]);
+      r.drops = std::stoull(c[7]);
+      r.retransmits = std::stoull(c[8]);
+      r.timeouts = std::stoull(c[9]);
+      r.events = std::stoull(c[10]);
+      r.failed_qps = std::stoi(c[11]);
+      r.wall_s = std::stod(c[12]);
+    } catch (const std::exception&) {
+      fail("--merge-shards: '{}': malformed row '{}'", path, line);
+    }
+    if (id >= runs || id % static_cast<size_t>(count) != static_cast<size_t>(index) || seen[id])
+      fail("--merge-shards: '{}': run {} does not belong to shard {} of {} (or appears twice)", path, id, index, count);
+    seen[id] = 1;
+    results[id] = r;
+  }
+  return true;
+}
+
+// This process's share of the grid, and (shard 0, or --merge-shards) every result in grid order.
+// Returns false when this process is done (a shard other than 0 wrote its file).
+bool run_sharded(const ReproOptions& o, const std::vector<analysis::ReproPoint>& runs, int threads,
+                 std::vector<analysis::ReproResult>& results, std::vector<std::string>& merged_files) {
+  const std::string fingerprint = grid_fingerprint(runs);
+  int count = o.merge_shards;
+  if (count == 0) {
+    const Shard sh = resolve_shard(o);
+    count = sh.count;
+    std::vector<analysis::ReproPoint> mine;
+    std::vector<size_t> ids;
+    for (size_t i = static_cast<size_t>(sh.index); i < runs.size(); i += static_cast<size_t>(sh.count)) {
+      mine.push_back(runs[i]);
+      ids.push_back(i);
+    }
+    auto part = analysis::run_grid(mine, threads, true);
+    if (sh.count == 1) {
+      results = std::move(part);
+      return true;
+    }
+    const std::string path = shard_path(o.out, sh.index, sh.count);
+    write_shard(path, sh, fingerprint, runs.size(), ids, part);
+    if (sh.index != 0) {
+      fmt::print("shard {} of {}: {} of {} runs; wrote {} (shard 0 merges)\n", sh.index, sh.count, ids.size(), runs.size(), path);
+      return false;
+    }
+  }
+  // Merge: wait for every shard's file of this grid (only shard 0 of a running job waits).
+  const bool wait = o.merge_shards == 0;
+  results.assign(runs.size(), {});
+  std::vector<char> seen(runs.size(), 0);
+  std::vector<char> have(static_cast<size_t>(count), 0);
+  auto start = std::chrono::steady_clock::now();
+  bool told = false;
+  for (;;) {
+    int missing = 0;
+    for (int k = 0; k < count; ++k) {
+      if (have[k]) continue;
+      if (read_shard(shard_path(o.out, k, count), k, count, fingerprint, runs.size(), wait, results, seen)) {
+        have[k] = 1;
+        merged_files.push_back(shard_path(o.out, k, count));
+      } else {
+        ++missing;
+      }
+    }
+    if (missing == 0) break;
+    if (!wait) fail("--merge-shards: {} of {} shard files missing in '{}' (e.g. {})", missing, count, o.out,
+                    shard_path(o.out, static_cast<int>(std::find(have.begin(), have.end(), 0) - have.begin()), count));
+    double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (o.shard_timeout_s > 0 && waited > o.shard_timeout_s)
+      fail("--shard: shard 0 waited {:g} s for {} of {} shard files in '{}'", waited, missing, count, o.out);
+    if (!told) fmt::print(stderr, "shard 0 of {}: waiting for {} other shard file(s) in {}\n", count, missing, o.out), told = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  for (size_t i = 0; i < runs.size(); ++i)
+    if (!seen[i]) fail("--merge-shards: run {} is in no shard file", i);
+  return true;
+}
+
 void run_repro(ReproOptions& o) {
   if (o.plot_only) return plot_only(o);
   if (o.seeds < 1) lookahead::fail("--seeds: must be at least 1 (got {})", o.seeds);
+  if (o.merge_shards < 0) lookahead::fail("--merge-shards: must be at least 1 (got {})", o.merge_shards);
+  if (o.merge_shards > 0 && (o.shard || o.shard_index >= 0 || o.shard_count > 0))
+    lookahead::fail("--merge-shards: merges finished shards; do not combine it with --shard/--shard-index/--shard-count");
+  if (!o.jobs.empty() && (o.shard || o.shard_index >= 0 || o.shard_count > 0 || o.merge_shards > 0))
+    lookahead::fail("--jobs: runs on one process; --shard, --shard-index/--shard-count and --merge-shards shard the grid");
   if (!o.jobs.empty()) return run_jobs(o);
   // Create the output directory before hours of simulation, not after.
   std::error_code ec;
@@ -285,7 +481,11 @@ void run_repro(ReproOptions& o) {
       runs.push_back(p);
       runs.back().seed = o.seed + static_cast<uint64_t>(s);
     }
-  auto run_results = analysis::run_grid(runs, threads, true);
+  std::vector<analysis::ReproResult> run_results;
+  std::vector<std::string> merged_files;
+  if (!run_sharded(o, runs, threads, run_results, merged_files)) return;
+  if (o.no_wall)
+    for (auto& r : run_results) r.wall_s = 0;
   std::vector<analysis::ReproResult> results(points.size());
   std::vector<SeedStats> stats(points.size());
   for (size_t i = 0; i < points.size(); ++i) {
@@ -418,6 +618,9 @@ void run_repro(ReproOptions& o) {
   fmt::print("\n{} points x {} seed(s) on {} threads ({:.1f} s of simulation); wrote {}.csv, {}.md{} and {} plot(s): {}\n",
              points.size(), o.seeds, threads, wall, base, base, o.seeds > 1 ? ", " + base + "-seeds.csv" : "", plots.size(),
              fmt::join(plots, ", "));
+  // The shards are in the merged report now.
+  for (const auto& f : merged_files) std::remove(f.c_str());
+  if (!merged_files.empty()) fmt::print("merged {} shard files\n", merged_files.size());
 }
 
 const bool registered = lookahead::cli::register_command(
@@ -444,6 +647,16 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--jobs", o->jobs,
                       "JSON spec with 'jobs' (several collectives, in sequence or concurrently; see `net run --spec`): run them "
                       "under every --schemes scheme and --seeds seed on the spec's topology instead of the grid");
+       cmd.add_flag("--shard", o->shard,
+                    "run this process's share of the grid, rank and size from the launcher (mpirun: OMPI_COMM_WORLD_RANK/SIZE; "
+                    "also PMI_RANK/SIZE, SLURM_PROCID/NTASKS); rank 0 waits for the others' shard files in --out (a "
+                    "directory every rank sees) and writes the merged report");
+       cmd.add_option("--shard-index", o->shard_index, "this process's shard, 0..--shard-count - 1 (instead of --shard)");
+       cmd.add_option("--shard-count", o->shard_count, "number of shards (instead of --shard; default 1: no sharding)");
+       cmd.add_option("--merge-shards", o->merge_shards,
+                      "run nothing: merge <out>/net-repro.shard-I-of-N.csv of N shards (of this same grid) into the report");
+       cmd.add_option("--shard-timeout-s", o->shard_timeout_s, "how long shard 0 waits for the other shards (default 0: no limit)");
+       cmd.add_flag("--no-wall", o->no_wall, "write wall_s as 0, so reruns and sharded runs give byte-identical CSVs");
        cmd.callback([o] { run_repro(*o); });
      }});
 
