@@ -111,6 +111,10 @@ void run(RunOptions& o) {
                    {"cc", c.cc == CongestionControl::dctcp ? "dctcp" : c.cc == CongestionControl::dcqcn ? "dcqcn" : "none"},
                    {"mtu", c.mtu_bytes},
                    {"pfc", c.pfc},
+                   {"retry_limit", c.retry_limit},
+                   {"reps_state", c.reps_state == RepsState::connection ? "connection" : "qp"},
+                   {"init_cwnd_bytes", c.init_cwnd_bytes},  // 0: the default (net/sim/config.h)
+                   {"max_cwnd_bytes", c.max_cwnd_bytes},
                    {"seed", c.seed}};
     std::string text = j.dump(2) + "\n";
     if (!o.out.empty()) lookahead::write_file_atomic(o.out, text);

@@ -93,3 +93,39 @@ TEST(NetRunCli, BadInputNamesTheProblem) {
   EXPECT_NE(o.status, 0);
   EXPECT_NE(o.text.find("net_nohost.cm:1"), std::string::npos) << o.text;
 }
+
+TEST(NetRunCli, LostAcksFailTheFlowAndTheSummarySaysSo) {
+  // Issue 17: the data path works, the ACK path (leaf1 -> spine1, one direction) is down. The
+  // receiver gets every byte, the sender retries and gives up: the flow is FAILED, not finished.
+  std::string spec = temp_file("net_run_lost_acks.json", R"({
+    "topology": {"kind": "leaf_spine", "leaves": 2, "spines": 2, "hosts_per_leaf": 4},
+    "flows": [{"id": "a", "src": 0, "dst": 4, "bytes": 40960, "lb": "source", "path": 1, "group": "step0"},
+              {"id": "b", "src": 4, "dst": 5, "bytes": 10000, "deps": ["a"], "group": "step1"}],
+    "failures": [{"from": "leaf1", "to": "spine1", "both": false, "at_us": 0}]})");
+  Output j = run("net run --spec " + spec + " --json --retry-limit 2");
+  ASSERT_EQ(j.status, 0) << j.text;
+  auto r = nlohmann::json::parse(j.text);
+  EXPECT_EQ(r["summary"]["failed"], 1);
+  EXPECT_EQ(r["summary"]["finished"], 0);
+  EXPECT_EQ(r["summary"]["not_started"], 1);
+  EXPECT_EQ(r["flows"][0]["state"], "failed");
+  EXPECT_EQ(r["flows"][0]["timeouts"], 3);
+  EXPECT_TRUE(r["flows"][0]["finish_us"].is_null());
+  EXPECT_FALSE(r["flows"][0]["receiver_done_us"].is_null());
+  EXPECT_EQ(r["flows"][1]["state"], "not_started");
+  EXPECT_EQ(r["groups"][0]["state"], "failed");
+  EXPECT_EQ(r["config"]["retry_limit"], 2);
+  EXPECT_EQ(r["config"]["reps_state"], "connection");
+  EXPECT_TRUE(r["groups"][0]["completion_us"].is_null());
+  Output t = run("net run --spec " + spec);
+  ASSERT_EQ(t.status, 0) << t.text;
+  EXPECT_NE(t.text.find("0 of 2 finished"), std::string::npos) << t.text;
+  EXPECT_NE(t.text.find("1 FAILED (retry limit 7 reached), 1 never started"), std::string::npos) << t.text;
+  EXPECT_NE(t.text.find("group step0: 0/1 flows, completion FAILED"), std::string::npos) << t.text;
+  Output bad = run("net run --spec " + spec + " --reps-state flow");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.text.find("lookahead: error: --reps-state: expected connection or qp, got 'flow'"), std::string::npos) << bad.text;
+  Output small = run("net run --spec " + spec + " --max-cwnd-bytes 100");
+  EXPECT_NE(small.status, 0);
+  EXPECT_NE(small.text.find("'max_cwnd_bytes' must be 0 (default) or at least one MTU"), std::string::npos) << small.text;
+}
