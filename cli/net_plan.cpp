@@ -5,6 +5,8 @@
 // scheme and every step of the collective instead.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <fstream>
 #include <map>
 #include <memory>
@@ -28,6 +30,7 @@ struct PlanOptions {
   std::string flows_file;
   int step = -1;
   CLI::Option* step_opt = nullptr;
+  double batch_window_ns = 100, jitter_ns = 50;  // Ethereal's timing (balance::PlanTiming), the paper's values
   std::string scheme = "ethereal";
   std::vector<std::string> fail;
   bool qp_table = false;
@@ -74,7 +77,10 @@ std::vector<balance::FlowDemand> read_flows(const PlanOptions& o) {
 
 void print_plan(const Topology& topo, const std::vector<balance::FlowDemand>& flows, const balance::Scheme& scheme,
                 const PlanOptions& o) {
-  auto plan = balance::make_plan(topo, flows, scheme, o.coll.seed);
+  if (!(o.batch_window_ns >= 0) || o.batch_window_ns > 1e9) fail("--batch-window-ns: must be in [0, 1e9] ns, got {}", o.batch_window_ns);
+  if (!(o.jitter_ns >= 0) || o.jitter_ns > 1e9) fail("--jitter-ns: must be in [0, 1e9] ns, got {}", o.jitter_ns);
+  const balance::PlanTiming timing{ns_to_ps(o.batch_window_ns), ns_to_ps(o.jitter_ns)};
+  auto plan = balance::make_plan(topo, flows, scheme, o.coll.seed, {}, timing);
   // The same caveat `net congestion` names when the theorem fails: one size per batch is assumed.
   auto unequal = analysis::find_unequal_batch(topo, flows);
   if (unequal)
@@ -99,7 +105,7 @@ void print_plan(const Topology& topo, const std::vector<balance::FlowDemand>& fl
     j["flows"] = flows.size();
     for (const auto& qp : plan.qps)
       j["qps"].push_back({{"flow", qp.flow}, {"src", qp.src_host}, {"dst", qp.dst_host}, {"offset", qp.offset},
-                          {"bytes", qp.bytes}, {"path", qp.path},
+                          {"bytes", qp.bytes}, {"path", qp.path}, {"start_ns", static_cast<double>(qp.start_ps) / 1e3},
                           {"routing", qp.routing == balance::Routing::pinned   ? "source"
                                       : qp.routing == balance::Routing::hashed ? "ecmp"
                                                                                : "spray"}});
@@ -113,8 +119,13 @@ void print_plan(const Topology& topo, const std::vector<balance::FlowDemand>& fl
     return;
   }
   fmt::print("{}: {} flows -> {} QPs\n", scheme.name(), flows.size(), plan.qps.size());
+  const bool timed = std::any_of(plan.qps.begin(), plan.qps.end(), [](const balance::Qp& q) { return q.start_ps > 0; });
+  if (timed)
+    fmt::print("  cross-leaf QPs start {:g} ns (batching window) + 0-{:g} ns seeded jitter after the batch arrives (start ns)\n",
+               o.batch_window_ns, o.jitter_ns);
   if (o.list_qps || plan.qps.size() <= 64) {
-    fmt::print("  {:>5} {:>5} {:>5} {:>12} {:>12} {:>7}  {}\n", "flow", "src", "dst", "offset", "bytes", "path", "route");
+    fmt::print("  {:>5} {:>5} {:>5} {:>12} {:>12} {:>7} {:>8}  {}\n", "flow", "src", "dst", "offset", "bytes", "path", "start ns",
+               "route");
     for (const auto& qp : plan.qps) {
       std::string route = "-";
       if (topo.tor_of(qp.src_host) == topo.tor_of(qp.dst_host)) {
@@ -126,8 +137,8 @@ void print_plan(const Topology& topo, const std::vector<balance::FlowDemand>& fl
       } else {
         route = "sprayed per packet";
       }
-      fmt::print("  {:>5} {:>5} {:>5} {:>12} {:>12} {:>7}  {}\n", qp.flow, qp.src_host, qp.dst_host, qp.offset, qp.bytes,
-                 qp.path, route);
+      fmt::print("  {:>5} {:>5} {:>5} {:>12} {:>12} {:>7} {:>8.3f}  {}\n", qp.flow, qp.src_host, qp.dst_host, qp.offset, qp.bytes,
+                 qp.path, static_cast<double>(qp.start_ps) / 1e3, route);
     }
   } else {
     fmt::print("  ({} QPs; --list-qps prints them all)\n", plan.qps.size());
@@ -225,6 +236,10 @@ const bool registered = lookahead::cli::register_command(
        o->step_opt = cmd.add_option("--step", o->step, "collective step to plan (default 0)");
        cmd.add_option("--scheme", o->scheme, std::string("one of ") + balance::kSchemeNames + " (default ethereal)");
        cmd.add_option("--fail", o->fail, "fail a cable first, e.g. leaf0-spine3 (repeatable)");
+       cmd.add_option("--batch-window-ns", o->batch_window_ns,
+                      "Ethereal's batching window before a batch's cross-leaf QPs start (default 100, the paper's); "
+                      "loads and paths do not depend on it");
+       cmd.add_option("--jitter-ns", o->jitter_ns, "seeded start jitter per ethereal piece, 0..this ns (default 50, the paper's)");
        cmd.add_flag("--qp-table", o->qp_table, "QPs per host for every scheme over every step of the collective");
        cmd.add_flag("--list-qps", o->list_qps, "list every QP even when there are many");
        cmd.add_flag("--json", o->json, "print JSON");

@@ -47,7 +47,15 @@ struct ReproOptions {
   int merge_shards = 0;          // only merge <out>/net-repro.shard-*-of-N.csv, run nothing
   double shard_timeout_s = 0;    // shard 0's wait for the others (0: no limit)
   bool no_wall = false;          // wall_s written as 0: byte-identical reruns and merges
+  double batch_window_ns = 100, jitter_ns = 50;  // Ethereal's timing (balance::PlanTiming), the paper's values
 };
+
+balance::PlanTiming plan_timing(const ReproOptions& o) {
+  if (!(o.batch_window_ns >= 0) || o.batch_window_ns > 1e9)
+    fail("--batch-window-ns: must be in [0, 1e9] ns, got {}", o.batch_window_ns);
+  if (!(o.jitter_ns >= 0) || o.jitter_ns > 1e9) fail("--jitter-ns: must be in [0, 1e9] ns, got {}", o.jitter_ns);
+  return {ns_to_ps(o.batch_window_ns), ns_to_ps(o.jitter_ns)};
+}
 
 std::vector<std::string> split(const std::string& text) {
   std::vector<std::string> out;
@@ -167,6 +175,7 @@ void run_jobs(const ReproOptions& o) {
       p.fail = failed;
       p.scheme = scheme;
       p.config = cfg;
+      p.timing = plan_timing(o);
       p.seed = o.seed + static_cast<uint64_t>(k);
       p.until_us = sc.until_ps == kNever ? 0 : static_cast<double>(sc.until_ps) / 1e6;
       p.jobs = sc.jobs;
@@ -302,8 +311,9 @@ std::string grid_fingerprint(const std::vector<analysis::ReproPoint>& runs) {
     for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
   };
   for (const auto& r : runs)
-    add(fmt::format("{}|{}|{}|{}|{}|{}|{}|{};", r.fabric, r.failed_label, collective::algorithm_name(r.collective.algorithm),
-                    r.collective.message_bytes, r.collective.chunks, r.scheme, r.seed, r.topology.hosts()));
+    add(fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{};", r.fabric, r.failed_label, collective::algorithm_name(r.collective.algorithm),
+                    r.collective.message_bytes, r.collective.chunks, r.scheme, r.seed, r.topology.hosts(),
+                    r.timing.batch_window_ps, r.timing.jitter_ps));
   return fmt::format("{:016x}", h);
 }
 
@@ -470,6 +480,7 @@ void run_repro(ReproOptions& o) {
           p.collective.chunks = o.chunks;
           p.scheme = sc;
           p.config = paper_config();
+          p.timing = plan_timing(o);
           p.seed = o.seed;
           points.push_back(std::move(p));
         }
@@ -558,6 +569,9 @@ void run_repro(ReproOptions& o) {
                                "failure and learns failed paths from QP timeouts (first iteration); ethereal-known is told the failed "
                                "link at the start (the steady state).\n",
                                o.quick ? " --quick" : "");
+  md += fmt::format("\nEthereal's QPs (ethereal, ethereal-known, ethereal-min, ethereal-tiered) to other leaves start {:g} ns (batching "
+                    "window) plus a seeded 0-{:g} ns jitter after their flow is ready (--batch-window-ns, --jitter-ns).\n",
+                    o.batch_window_ns, o.jitter_ns);
   if (o.seeds > 1)
     md += fmt::format("\nEach cell: mean CCT over {} seeds ({}..{}) [min-max] (ratio of the mean to spray's mean over the same "
                       "seeds). Per-seed runs: net-repro-seeds.csv.\n",
@@ -656,6 +670,12 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--merge-shards", o->merge_shards,
                       "run nothing: merge <out>/net-repro.shard-I-of-N.csv of N shards (of this same grid) into the report");
        cmd.add_option("--shard-timeout-s", o->shard_timeout_s, "how long shard 0 waits for the other shards (default 0: no limit)");
+       cmd.add_option("--batch-window-ns", o->batch_window_ns,
+                      "Ethereal's batching window: the ethereal schemes' cross-leaf QPs start this long after their flow is "
+                      "ready (default 100, the paper's; 0: at once)");
+       cmd.add_option("--jitter-ns", o->jitter_ns,
+                      "seeded uniform start jitter of each ethereal piece on top of the window, 0..this (default 50, the "
+                      "paper's)");
        cmd.add_flag("--no-wall", o->no_wall, "write wall_s as 0, so reruns and sharded runs give byte-identical CSVs");
        cmd.callback([o] { run_repro(*o); });
      }});

@@ -33,6 +33,7 @@ FlowSpec qp_flow(const balance::Qp& qp, bool reps) {
   f.src = qp.src_host;
   f.dst = qp.dst_host;
   f.bytes = qp.bytes;
+  f.start_ps = qp.start_ps;  // a delay after the split (Simulator::on_split): Ethereal's window and jitter
   switch (qp.routing) {
     case balance::Routing::pinned:
       f.lb = LoadBalancing::source;
@@ -58,8 +59,8 @@ FlowSpec qp_flow(const balance::Qp& qp, bool reps) {
 class CollectiveSplitter {
  public:
   CollectiveSplitter(const Topology& plan_topo, const std::vector<Job>& jobs, const std::vector<collective::Collective>& cs,
-                     const std::string& scheme, uint64_t seed, bool learn)
-      : topo_(plan_topo), jobs_(jobs), cs_(cs), scheme_(learn ? balance::Scheme{balance::SchemeKind::ethereal, 1} : plan_scheme(scheme)),
+                     const std::string& scheme, uint64_t seed, bool learn, const balance::PlanTiming& timing)
+      : timing_(timing), topo_(plan_topo), jobs_(jobs), cs_(cs), scheme_(learn ? balance::Scheme{balance::SchemeKind::ethereal, 1} : plan_scheme(scheme)),
         reps_(scheme == "reps"), seed_(seed), learn_(learn) {}
 
   // Flows are added in the order the static plan lists their QPs (per step, per host, destination
@@ -74,7 +75,7 @@ class CollectiveSplitter {
       std::vector<char> seen(c.flows.size(), 0);
       if (!learn_) static_qps_[k].assign(c.flows.size(), {});
       for (size_t s = 0; s < c.steps.size(); ++s) {
-        auto plan = balance::make_plan(topo_, step_flows(c, static_cast<int>(s)), scheme_, seed_);
+        auto plan = balance::make_plan(topo_, step_flows(c, static_cast<int>(s)), scheme_, seed_, {}, timing_);
         for (const auto& qp : plan.qps) {
           int id = c.steps[s][qp.flow];
           if (!seen[id]) seen[id] = 1, orders[k].push_back(id);
@@ -111,7 +112,7 @@ class CollectiveSplitter {
           demands.push_back({c.flows[id].src_host, c.flows[id].dst_host, c.flows[id].bytes});
         }
       auto known = [&](int src, int dst, int path) { return known_failed(src, dst, path, now); };
-      auto plan = balance::make_plan(topo_, demands, scheme_, seed_, known);
+      auto plan = balance::make_plan(topo_, demands, scheme_, seed_, known, timing_);
       std::map<int, std::vector<FlowSpec>> qps;
       for (const auto& qp : plan.qps) qps[ids[qp.flow]].push_back(qp_flow(qp, false));
       max_qps_per_host_ = std::max(max_qps_per_host_, static_cast<int>(plan.qps.size()));
@@ -146,6 +147,7 @@ class CollectiveSplitter {
     return p != it->second.end() && p->second > now;
   }
 
+  balance::PlanTiming timing_;
   const Topology& topo_;
   const std::vector<Job>& jobs_;
   const std::vector<collective::Collective>& cs_;
@@ -220,7 +222,7 @@ ReproResult run_point(const ReproPoint& point) {
   cfg.seed = point.seed;
   const bool learn = point.scheme == "ethereal";
   // Ethereal learns failures (plans on the topology without them); the others plan on what they know.
-  CollectiveSplitter splitter(learn ? point.topology : topo, jobs, cs, point.scheme, point.seed, learn);
+  CollectiveSplitter splitter(learn ? point.topology : topo, jobs, cs, point.scheme, point.seed, learn, point.timing);
   Workload w = splitter.workload();
   const int parents = static_cast<int>(w.flows.size());
   Simulator sim(point.topology, std::move(w), cfg);

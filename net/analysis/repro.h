@@ -57,6 +57,9 @@ struct ReproPoint {
   // Several collectives (net/workload/jobs.h) instead of `collective` on every host; each job is
   // planned by `scheme` on its own, and the point's CCT is the last job's finish time.
   std::vector<Job> jobs;
+  // Ethereal's batching window and piece start jitter (balance::PlanTiming; the paper's 100 ns and
+  // 0-50 ns by default): the ethereal schemes' cross-leaf QPs start that long after their flow is ready.
+  balance::PlanTiming timing = balance::kPaperTiming;
 };
 
 struct ReproResult {

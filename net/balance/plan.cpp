@@ -217,7 +217,7 @@ Plan ethereal_plan(const Topology& topo, const std::vector<FlowDemand>& flows, c
 }  // namespace
 
 Plan make_plan(const Topology& topo, const std::vector<FlowDemand>& flows, const Scheme& scheme, uint64_t seed,
-               const KnownFailed& known_failed) {
+               const KnownFailed& known_failed, const PlanTiming& timing) {
   for (size_t i = 0; i < flows.size(); ++i) check_flow(topo, flows[i], i);
   switch (scheme.kind) {
     case SchemeKind::ecmp:
@@ -231,7 +231,19 @@ Plan make_plan(const Topology& topo, const std::vector<FlowDemand>& flows, const
     }
     case SchemeKind::ethereal:
     case SchemeKind::ethereal_min:
-    case SchemeKind::ethereal_tiered: return ethereal_plan(topo, flows, scheme, seed, known_failed);
+    case SchemeKind::ethereal_tiered: {
+      Plan plan = ethereal_plan(topo, flows, scheme, seed, known_failed);
+      if (timing.batch_window_ps == 0 && timing.jitter_ps == 0) return plan;
+      // Cross-leaf pieces start after the window plus a seeded jitter per piece, from an RNG of its
+      // own per source host (the plan's shuffles stay as without timing).
+      std::map<int, std::mt19937_64> jitter;
+      for (auto& qp : plan.qps) {
+        if (topo.tor_of(qp.src_host) == topo.tor_of(qp.dst_host)) continue;
+        auto it = jitter.try_emplace(qp.src_host, mix(mix(seed, 0x6a09e667f3bcc909ull), static_cast<uint64_t>(qp.src_host))).first;
+        qp.start_ps = timing.batch_window_ps + (timing.jitter_ps > 0 ? it->second() % (timing.jitter_ps + 1) : 0);
+      }
+      return plan;
+    }
   }
   return {};
 }

@@ -68,7 +68,20 @@ struct Qp {
   Routing routing = Routing::pinned;
   int path = -1;         // Topology path index between src_host and dst_host
   uint32_t entropy = 0;  // hashed: the header entropy (e.g. UDP source port) the switches hash
+  uint64_t start_ps = 0;  // when the QP starts, after the batch arrived (PlanTiming; 0: at once)
 };
+
+// Ethereal's timing (v2, section 3): a host queues the flows that arrive together per destination
+// leaf and load-balances them as one batch after a batching window (paper: 100 ns); each piece then
+// starts after a seeded uniform jitter in [0, jitter_ps] (paper: 0-50 ns). With it, make_plan sets
+// Qp::start_ps = batch_window_ps + jitter for the ethereal schemes' cross-leaf QPs; flows under one
+// leaf bypass the balancer (0) and the other schemes start at once. Loads and paths do not change:
+// only when each piece starts (the fluid checker ignores it; the packet simulator delays the QP).
+struct PlanTiming {
+  uint64_t batch_window_ps = 0;
+  uint64_t jitter_ps = 0;
+};
+inline constexpr PlanTiming kPaperTiming{100'000, 50'000};
 
 struct Plan {
   Scheme scheme;
@@ -93,6 +106,6 @@ int ecmp_path(const Topology& topo, int src, int dst, uint32_t entropy, uint64_t
 // ignore it.
 using KnownFailed = std::function<bool(int src, int dst, int path)>;
 Plan make_plan(const Topology& topo, const std::vector<FlowDemand>& flows, const Scheme& scheme, uint64_t seed,
-               const KnownFailed& known_failed = {});
+               const KnownFailed& known_failed = {}, const PlanTiming& timing = {});
 
 }  // namespace lookahead::net::balance

@@ -262,7 +262,7 @@ struct Simulator::Impl {
       c.deps.clear();
       c.after_groups.clear();
       c.group = parent.group;
-      c.start_ps = now;
+      c.start_ps = now + c.start_ps;  // the QP's own start_ps: a delay after the split (batching window, jitter)
       int id = static_cast<int>(workload.flows.size());
       workload.flows.push_back(c);
       qps.emplace_back();
@@ -270,7 +270,7 @@ struct Simulator::Impl {
       parent_of.push_back(f);
       children_left.push_back(0);
       init_qp(id);
-      events.schedule(now, kFlowStart, static_cast<uint32_t>(id));
+      events.schedule(c.start_ps, kFlowStart, static_cast<uint32_t>(id));
     }
   }
 

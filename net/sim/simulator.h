@@ -101,8 +101,8 @@ class Simulator {
   // Flows marked FlowSpec::split_on_start are split when they become ready (dependencies done,
   // start time reached): `split(flow, now)` returns the queue pairs that carry the flow's bytes (src
   // and dst the flow's, bytes summing to the flow's; lb, path, entropy used; deps and group are the
-  // flow's). The flow sends nothing itself and completes when its last QP does; its dependents wait
-  // for that. The QPs get the next flow ids (they follow the workload's flows in SimResult.flows).
+  // flow's; a QP's start_ps is a delay after the split, e.g. a batching window and start jitter).
+  // The flow sends nothing itself and completes when its last QP does; its dependents wait for that. The QPs get the next flow ids (they follow the workload's flows in SimResult.flows).
   // The planner uses this to plan a batch with what the sender knows at that moment.
   void on_split(std::function<std::vector<FlowSpec>(int flow, SimTime now)> split);
   // A source-routed QP's retransmission timeout: `reroute(flow, src, dst, path, now)` gets the path

@@ -147,3 +147,18 @@ TEST(NetPlanCli, EtherealMinIsNeverMorePiecesThanEthereal) {
   EXPECT_TRUE(contains(b.output, "ethereal-min: 16 flows -> 28 QPs")) << b.output;
   EXPECT_TRUE(contains(b.output, "min 74898 max 74899 bytes over 14 uplinks")) << b.output;
 }
+
+TEST(NetPlanCli, BatchingWindowAndJitterAreShownAndChecked) {
+  auto r = run_cli("net plan --flow 0:16:1MiB --json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const auto& q : nlohmann::json::parse(r.output)["qps"]) {
+    EXPECT_GE(q["start_ns"].get<double>(), 100.0);
+    EXPECT_LE(q["start_ns"].get<double>(), 150.0);
+  }
+  r = run_cli("net plan --flow 0:16:1MiB");
+  EXPECT_TRUE(contains(r.output, "cross-leaf QPs start 100 ns (batching window) + 0-50 ns seeded jitter")) << r.output;
+  r = run_cli("net plan --flow 0:16:1MiB --batch-window-ns 0 --jitter-ns 0 --json");
+  for (const auto& q : nlohmann::json::parse(r.output)["qps"]) EXPECT_EQ(q["start_ns"].get<double>(), 0.0);
+  expect_error("net plan --flow 0:16:1MiB --jitter-ns -1", "--jitter-ns: must be in [0, 1e9] ns, got -1");
+  expect_error("net repro --quick --batch-window-ns -5 --out /tmp", "--batch-window-ns: must be in [0, 1e9] ns, got -5");
+}
