@@ -186,7 +186,8 @@ void run_jobs(const ReproOptions& o) {
   std::map<uint64_t, double> spray;  // seed -> spray makespan
   for (size_t i = 0; i < runs.size(); ++i)
     if (runs[i].scheme == "spray" && results[i].finished) spray[runs[i].seed] = results[i].cct_us;
-  std::string csv = "spec,scheme,seed,finished,makespan_us,ratio_to_spray_same_seed,qps,max_qps_per_host,drops,retransmits,timeouts,events,wall_s";
+  std::string csv = "spec,scheme,seed,finished,makespan_us,ratio_to_spray_same_seed,qps,max_qps_per_host,drops,retransmits,timeouts,events,wall_s,"
+                    "queue_p50_bytes,queue_p99_bytes,queue_max_bytes";
   for (const auto& j : sc.jobs) csv += fmt::format(",cct_us_{}", j.name);
   csv += "\n";
   for (size_t i = 0; i < runs.size(); ++i) {
@@ -195,6 +196,7 @@ void run_jobs(const ReproOptions& o) {
     double ratio = it != spray.end() && r.finished ? r.cct_us / it->second : 0.0;
     csv += fmt::format("{},{},{},{},{:.3f},{:.4f},{},{},{},{},{},{},{:.2f}", runs[i].fabric, runs[i].scheme, runs[i].seed, r.finished ? 1 : 0,
                        r.cct_us, ratio, r.qps, r.max_qps_per_host, r.drops, r.retransmits, r.timeouts, r.events, r.wall_s);
+    csv += fmt::format(",{:.0f},{:.0f},{}", r.queue_p50_bytes, r.queue_p99_bytes, r.queue_max_bytes);
     for (size_t k = 0; k < sc.jobs.size(); ++k) csv += fmt::format(",{:.3f}", k < r.job_cct_us.size() ? r.job_cct_us[k] : 0.0);
     csv += "\n";
   }
@@ -318,7 +320,8 @@ std::string grid_fingerprint(const std::vector<analysis::ReproPoint>& runs) {
 }
 
 constexpr const char* kShardColumns =
-    "run,finished,cct_us,end_us,qps,max_qps_per_host,learned_paths,drops,retransmits,timeouts,events,failed_qps,wall_s";
+    "run,finished,cct_us,end_us,qps,max_qps_per_host,learned_paths,drops,retransmits,timeouts,events,failed_qps,wall_s,"
+    "queue_p50_bytes,queue_p99_bytes,queue_max_bytes";
 
 void write_shard(const std::string& path, const Shard& sh, const std::string& fingerprint, size_t runs,
                  const std::vector<size_t>& ids, const std::vector<analysis::ReproResult>& results) {
@@ -327,8 +330,9 @@ void write_shard(const std::string& path, const Shard& sh, const std::string& fi
                                  kShardColumns);
   for (size_t k = 0; k < ids.size(); ++k) {
     const auto& r = results[k];
-    text += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{}\n", ids[k], r.finished ? 1 : 0, r.cct_us, r.end_us, r.qps,
-                        r.max_qps_per_host, r.learned_paths, r.drops, r.retransmits, r.timeouts, r.events, r.failed_qps, r.wall_s);
+    text += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", ids[k], r.finished ? 1 : 0, r.cct_us, r.end_us, r.qps,
+                        r.max_qps_per_host, r.learned_paths, r.drops, r.retransmits, r.timeouts, r.events, r.failed_qps, r.wall_s,
+                        r.queue_p50_bytes, r.queue_p99_bytes, r.queue_max_bytes);
   }
   lookahead::write_file_atomic(path, text);
 }
@@ -356,7 +360,7 @@ bool read_shard(const std::string& path, int index, int count, const std::string
     size_t id = 0;
     analysis::ReproResult r;
     try {
-      if (c.size() != 13) throw std::invalid_argument("columns");
+      if (c.size() != 16) throw std::invalid_argument("columns");
       id = std::stoull(c[0]);
       r.finished = c[1] == "1";
       r.cct_us = std::stod(c[2]);
@@ -370,6 +374,9 @@ bool read_shard(const std::string& path, int index, int count, const std::string
       r.events = std::stoull(c[10]);
       r.failed_qps = std::stoi(c[11]);
       r.wall_s = std::stod(c[12]);
+      r.queue_p50_bytes = std::stod(c[13]);
+      r.queue_p99_bytes = std::stod(c[14]);
+      r.queue_max_bytes = std::stoull(c[15]);
     } catch (const std::exception&) {
       fail("--merge-shards: '{}': malformed row '{}'", path, line);
     }
@@ -509,6 +516,9 @@ void run_repro(ReproOptions& o) {
     for (const auto& r : mine) {
       results[i].max_qps_per_host = std::max(results[i].max_qps_per_host, r.max_qps_per_host);
       results[i].qps = std::max(results[i].qps, r.qps);
+      results[i].queue_p50_bytes = std::max(results[i].queue_p50_bytes, r.queue_p50_bytes);  // worst seed
+      results[i].queue_p99_bytes = std::max(results[i].queue_p99_bytes, r.queue_p99_bytes);
+      results[i].queue_max_bytes = std::max(results[i].queue_max_bytes, r.queue_max_bytes);
     }
     if (o.seeds > 1) {
       results[i].drops = results[i].retransmits = results[i].timeouts = results[i].events = 0;
@@ -525,7 +535,10 @@ void run_repro(ReproOptions& o) {
 
   // CSV: one row per point (with several seeds: the mean CCT, its min and max, and totals of the
   // counters over the seeds; ratio_to_spray is the ratio of the means over the same seeds).
-  std::string csv = "fabric,failed,algo,size_bytes,scheme,finished,cct_us,ratio_to_spray,qps,max_qps_per_host,drops,retransmits,timeouts,events,wall_s";
+  // Queue columns: the worst switch port's time-weighted p50 and p99 and the largest queue (bytes; the
+  // worst seed's).
+  std::string csv = "fabric,failed,algo,size_bytes,scheme,finished,cct_us,ratio_to_spray,qps,max_qps_per_host,drops,retransmits,timeouts,events,wall_s,"
+                    "queue_p50_bytes,queue_p99_bytes,queue_max_bytes";
   csv += o.seeds > 1 ? ",seeds,cct_min_us,cct_max_us\n" : "\n";
   std::map<std::string, double> spray_cct;  // fabric|algo|size -> spray CCT
   auto key = [&](const analysis::ReproPoint& p) {
@@ -540,10 +553,10 @@ void run_repro(ReproOptions& o) {
   for (size_t i = 0; i < points.size(); ++i) {
     const auto& p = points[i];
     const auto& r = results[i];
-    csv += fmt::format("{},{},{},{},{},{},{:.3f},{:.4f},{},{},{},{},{},{},{:.2f}", p.fabric, p.failed_label,
+    csv += fmt::format("{},{},{},{},{},{},{:.3f},{:.4f},{},{},{},{},{},{},{:.2f},{:.0f},{:.0f},{}", p.fabric, p.failed_label,
                        collective::algorithm_name(p.collective.algorithm), p.collective.message_bytes, p.scheme,
                        r.finished ? 1 : 0, r.cct_us, ratio(i), r.qps, r.max_qps_per_host, r.drops, r.retransmits, r.timeouts,
-                       r.events, r.wall_s);
+                       r.events, r.wall_s, r.queue_p50_bytes, r.queue_p99_bytes, r.queue_max_bytes);
     csv += o.seeds > 1 ? fmt::format(",{},{:.3f},{:.3f}\n", o.seeds, stats[i].min, stats[i].max) : "\n";
   }
   // Per seed: every run, its ratio against spray of the same seed.
@@ -618,6 +631,15 @@ void run_repro(ReproOptions& o) {
       for (size_t i = 0; i < points.size(); ++i)
         if (points[i].fabric == fab.name && points[i].scheme == sc) q = std::max(q, results[i].max_qps_per_host);
       if (q >= 0) md += fmt::format(" {} {};", sc, q);
+    }
+    md += "\n\nSwitch queues, worst port (time-weighted p99 / largest, KiB; the worst point over sizes, algorithms and seeds):";
+    for (const auto& sc : scheme_names) {
+      double p99 = -1;
+      uint64_t most = 0;
+      for (size_t i = 0; i < points.size(); ++i)
+        if (points[i].fabric == fab.name && points[i].scheme == sc)
+          p99 = std::max(p99, results[i].queue_p99_bytes), most = std::max(most, results[i].queue_max_bytes);
+      if (p99 >= 0) md += fmt::format(" {} {:.0f} / {:.0f};", sc, p99 / 1024.0, static_cast<double>(most) / 1024.0);
     }
     md += "\n";
   }

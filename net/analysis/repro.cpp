@@ -259,6 +259,12 @@ ReproResult run_point(const ReproPoint& point) {
   r.retransmits = res.retransmits;
   r.timeouts = res.timeouts;
   r.failed_qps = res.failed;
+  for (const auto& l : res.links) {
+    if (point.topology.nodes[static_cast<size_t>(l.from)].tier == Tier::host) continue;  // NICs: the senders' own queues
+    r.queue_p50_bytes = std::max(r.queue_p50_bytes, l.p50_queue_bytes);
+    r.queue_p99_bytes = std::max(r.queue_p99_bytes, l.p99_queue_bytes);
+    r.queue_max_bytes = std::max(r.queue_max_bytes, l.max_queue_bytes);
+  }
   r.events = res.events;
   r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;

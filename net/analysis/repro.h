@@ -70,6 +70,10 @@ struct ReproResult {
   int learned_paths = 0;     // ethereal: (host, destination leaf, path) entries marked failed by a timeout
   uint64_t drops = 0, retransmits = 0, timeouts = 0, events = 0;
   int failed_qps = 0;        // QPs (and split flows) whose sender gave up after the retry limit: no CCT
+  // Switch output queues (every port of a leaf/ToR, agg or spine/core): the worst port's time-weighted
+  // p50 and p99 queue length over the run and the largest queue any port held (bytes; LinkResult's).
+  double queue_p50_bytes = 0, queue_p99_bytes = 0;
+  uint64_t queue_max_bytes = 0;
   double wall_s = 0;
   // Per job (one entry for a single collective): finish time, and completion time measured from
   // the job's first flow start (0 if it did not finish).
