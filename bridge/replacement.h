@@ -1,5 +1,5 @@
 #pragma once
-// Placement from lookahead (issue 18, item 4): the pre-gating router gives the next batches' expert
+// Placement from lookahead: the pre-gating router gives the next batches' expert
 // loads before they run, so experts can be re-placed or hot experts replicated between batches.
 // Whether that pays is a plain comparison per batch:
 //   saved = passes x (all-to-all time per forward pass keeping the current placement

@@ -1,5 +1,5 @@
 #pragma once
-// Expert-parallel MoE all-to-all traffic from pre-gated routing (issue 18).
+// Expert-parallel MoE all-to-all traffic from pre-gated routing.
 //
 // Read-ME's pre-gating router gives every token its expert before the backbone runs, so the
 // dispatch/combine all-to-all of an expert-parallel deployment is known a whole forward pass ahead.

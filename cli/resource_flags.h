@@ -1,5 +1,5 @@
 #pragma once
-// Flags that bound what a command may take from the machine (issue 15 item 6), the same in every
+// Flags that bound what a command may take from the machine, the same in every
 // command that has them: --threads/-t (kernel threads) and --memory-limit (common/memory_limit.h).
 #include <sched.h>
 

@@ -1,5 +1,5 @@
 #pragma once
-// Refusing work that cannot fit in memory before allocating it (issue 15 item 6).
+// Refusing work that cannot fit in memory before allocating it.
 //
 // Contract:
 //   - memory_limit() is the number of bytes a command may plan to use: the value given to

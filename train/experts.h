@@ -1,5 +1,5 @@
 #pragma once
-// Read-ME expert training (paper section 3.3, second stage; issues #4 item 7 and #14 item 2) with
+// Read-ME expert training (paper section 3.3, second stage) with
 // libtorch, for `lookahead-train experts`. Torch-free header; the model lives in experts_torch.cpp.
 //
 // The Read-ME directory's backbone runs in libtorch (RMSNorm, RoPE rotate_half, grouped-query
