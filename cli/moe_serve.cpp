@@ -1,5 +1,5 @@
-// `lookahead moe serve`: an OpenAI-compatible HTTP server (moe/serve/http_server.h) on the Read-ME
-// serving engine (moe/serve/batching_engine.h): concurrent requests are batched by the selected
+// `lookahead moe serve`: an OpenAI-compatible HTTP server (moe/http/http_server.h) on the Read-ME
+// serving engine (moe/serving/threaded_engine.h): concurrent requests are batched by the selected
 // scheduler, every token is routed before the backbone runs, and with --cache the experts live in a
 // RAM budget in front of the model file (moe/serving/tiered_experts.h).
 #include <poll.h>
@@ -9,42 +9,38 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <thread>
 
 #include "cli/command.h"
 #include "cli/resource_flags.h"
 #include "cli/moe_model_flags.h"
+#include "cli/moe_tier_flags.h"
 #include "common/error.h"
 #include "moe/format/model_source.h"
 #include "moe/kernels/matmul.h"
 #include "moe/model/llama.h"
 #include "moe/model/loaded_model.h"
-#include "moe/serve/engine_choice.h"
-#include "moe/serve/http_server.h"
-#include "moe/serve/batching_engine.h"
-#include "moe/serving/expert_cache.h"
+#include "moe/http/http_server.h"
 #include "moe/serving/scheduler.h"
+#include "moe/serving/threaded_engine.h"
 #include "moe/serving/tiered_experts.h"
 
 namespace {
 
 using namespace lookahead::moe;
-using namespace lookahead::moe::serve;
+using namespace lookahead::moe::serving;
+using namespace lookahead::moe::http;
 
 struct ServeOptions {
-  std::string model;
-  std::string route;
+  lookahead::cli::ModelFlags model;
+  lookahead::cli::ExpertTierFlags tier{.cache = "resident"};
   std::string host = "127.0.0.1";
   int port = 8080;
   std::string scheduler = "expert-aware";
   std::string queue_length = "tokens";
   std::string prefill_order = "queue";
   std::string partial_queue = "stop";
-  std::string cache = "resident";
-  std::string budget;
-  std::string prefetch = "on";
   int64_t token_budget = 0;
   int64_t max_queue = 32;
   int64_t max_running = 4;
@@ -59,6 +55,7 @@ struct ServeOptions {
   double request_timeout = 10;
   double drain_timeout = 10;
   int threads = 0;
+  bool ctx_given() const { return ctx_option && ctx_option->count() > 0; }
 };
 
 // SIGTERM / SIGINT: the handler only writes the signal number to a pipe; a waiter thread reads it
@@ -104,24 +101,16 @@ class SignalWaiter {
   std::thread thread_;
 };
 
-void run_serve(const ServeOptions& o) {
-  // Validate everything before loading the model.
-  const serving::SchedulerKind scheduler = serving::parse_scheduler(o.scheduler, "--scheduler");
-  const serving::QueueLength queue_length = serving::parse_queue_length(o.queue_length, "--queue-length");
-  const serving::PrefillOrder prefill_order = serving::parse_prefill_order(o.prefill_order, "--prefill-order");
-  const serving::PartialQueue partial_queue = serving::parse_partial_queue(o.partial_queue, "--partial-queue");
-  const bool tiered = o.cache != "resident";
-  const serving::CachePolicy cache = tiered ? serving::parse_cache_policy(o.cache, "--cache") : serving::CachePolicy::NONE;
-  const Budget budget = o.budget.empty() ? Budget{} : parse_budget(o.budget);
-  if (!tiered && budget.given()) lookahead::fail("--budget needs an expert cache: --cache belady|lru|random|none");
-  if (tiered && cache != serving::CachePolicy::NONE && !budget.given())
-    lookahead::fail("--cache {} needs --budget (bytes like 512MiB, or experts like 3experts)", o.cache);
-  if (o.token_budget < 0) lookahead::fail("--token-budget must be >= 0 (got {})", o.token_budget);
-  if (o.port < 0 || o.port > 65535) lookahead::fail("--port: {} is not a TCP port (0..65535; 0 = any free port)", o.port);
-  if (o.max_queue < 0) lookahead::fail("--max-queue must be >= 0 (got {})", o.max_queue);
-  if (o.max_running < 1) lookahead::fail("--max-running must be >= 1 (got {})", o.max_running);
-  const bool ctx_given = o.ctx_option && o.ctx_option->count() > 0;
-  lookahead::cli::resolve_ctx(o.ctx, ctx_given, 0, 16);
+// What the flags ask for, checked before the model loads.
+struct ServeChoice {
+  serving::SchedulerKind scheduler;
+  serving::QueueLength queue_length;
+  serving::PrefillOrder prefill_order;
+  serving::PartialQueue partial_queue;
+  lookahead::cli::ExpertTierChoice tier;
+};
+
+void check_server_flags(const ServeOptions& o) {
   if (o.max_body < 1024) lookahead::fail("--max-body must be >= 1024 bytes (got {})", o.max_body);
   // Sockets above 1023 are beyond cpp-httplib's select(): keep the cap well below.
   if (o.max_connections < 1 || o.max_connections > 900)
@@ -135,86 +124,147 @@ void run_serve(const ServeOptions& o) {
                     "authentication",
                     o.api_key_given ? "--api-key" : "LOOKAHEAD_API_KEY");
   if (o.drain_timeout < 0) lookahead::fail("--drain-timeout must be >= 0 seconds (got {})", o.drain_timeout);
+}
+
+ServeChoice check_flags(const ServeOptions& o) {
+  ServeChoice c;
+  c.scheduler = serving::parse_scheduler(o.scheduler, "--scheduler");
+  c.queue_length = serving::parse_queue_length(o.queue_length, "--queue-length");
+  c.prefill_order = serving::parse_prefill_order(o.prefill_order, "--prefill-order");
+  c.partial_queue = serving::parse_partial_queue(o.partial_queue, "--partial-queue");
+  c.tier = lookahead::cli::parse_expert_cache_flags(o.tier);
+  if (o.token_budget < 0) lookahead::fail("--token-budget must be >= 0 (got {})", o.token_budget);
+  if (o.port < 0 || o.port > 65535) lookahead::fail("--port: {} is not a TCP port (0..65535; 0 = any free port)", o.port);
+  if (o.max_queue < 0) lookahead::fail("--max-queue must be >= 0 (got {})", o.max_queue);
+  if (o.max_running < 1) lookahead::fail("--max-running must be >= 1 (got {})", o.max_running);
+  lookahead::cli::resolve_ctx(o.ctx, o.ctx_given(), 0, 16);
+  check_server_flags(o);
   lookahead::cli::apply_threads(o.threads);
   lookahead::cli::apply_memory_limit(o.memory_limit);
+  return c;
+}
 
+ThreadedEngineOptions engine_options(const ServeOptions& o, const ServeChoice& c, const LoadedModel& loaded) {
+  const LlamaHparams& hp = loaded.llama().hparams();
+  ThreadedEngineOptions eopt;
+  eopt.core.scheduler = c.scheduler;
+  eopt.core.n_ctx = lookahead::cli::resolve_ctx(o.ctx, o.ctx_given(), hp.n_ctx_train, 16);
+  // Reserved up front per running sequence: refused before anything is allocated.
+  const double per_sequence = serving::sequence_memory_bytes(hp, eopt.core.n_ctx);
+  lookahead::require_memory(per_sequence * o.max_running,
+                            fmt::format("--max-running {} at --ctx {} (logits and KV caches of {} per sequence)",
+                                        o.max_running, eopt.core.n_ctx, lookahead::format_bytes(per_sequence)));
+  eopt.core.limits.max_running = o.max_running;
+  eopt.core.limits.queue_length = c.queue_length;
+  eopt.core.limits.prefill_order = c.prefill_order;
+  eopt.core.limits.partial_queue = c.partial_queue;
+  eopt.core.limits.token_budget = o.token_budget > 0 ? o.token_budget : eopt.core.n_ctx;
+  eopt.core.route = serving::serving_route(loaded.readme(), o.model.route);
+  eopt.max_queue = o.max_queue;
+  return eopt;
+}
+
+HttpServerOptions server_options(const ServeOptions& o) {
+  HttpServerOptions sopt;
+  sopt.host = o.host;
+  sopt.port = o.port;
+  sopt.api_key = o.api_key;
+  sopt.model_id = o.model_name.empty() ? default_model_id(o.model.model) : o.model_name;
+  sopt.max_body_bytes = o.max_body;
+  sopt.max_connections = o.max_connections;
+  sopt.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.request_timeout * 1000));
+  sopt.drain_grace = std::chrono::milliseconds(static_cast<int64_t>(o.drain_timeout * 1000));
+  return sopt;
+}
+
+void print_banner(const ServeOptions& o, const HttpServerOptions& sopt, int port, const ThreadedEngine& engine,
+                  bool tiered) {
+  const auto& lim = engine.limits();
+  std::fprintf(stderr,
+               "lookahead: serving %s as '%s' on http://%s:%d (scheduler %s, experts %s; %lld sequences x %lld tokens, "
+               "KV cache %.1f MiB; queue %lld)\n",
+               o.model.model.c_str(), sopt.model_id.c_str(), o.host.c_str(), port, o.scheduler.c_str(),
+               tiered ? (o.tier.cache + " " + o.tier.budget).c_str() : "resident",
+               static_cast<long long>(lim.max_running), static_cast<long long>(lim.n_ctx),
+               static_cast<double>(engine.metrics().kv_cache_bytes) / (1 << 20), static_cast<long long>(lim.max_queue));
+  std::fflush(stderr);
+}
+
+void run_serve(const ServeOptions& o) {
+  const ServeChoice choice = check_flags(o);  // everything before loading the model
   // A client that vanishes must not kill the server with SIGPIPE.
   signal(SIGPIPE, SIG_IGN);
 
-  LoadedModel loaded(o.model, o.route);
-  const LlamaModel& model = loaded.llama();
-  const Tokenizer& tok = loaded.source().tokenizer();
+  LoadedModel loaded(o.model.model, o.model.route);
   const ReadMeModel* readme = loaded.readme();
-  if (tiered && !readme)
-    lookahead::fail("--cache {}: a dense model has no experts to cache (serve a Read-ME model directory)", o.cache);
+  if (choice.tier.tiered && !readme)
+    lookahead::fail("--cache {}: a dense model has no experts to cache (serve a Read-ME model directory)", o.tier.cache);
   std::unique_ptr<serving::TieredExperts> tiers;
-  if (tiered) {
-    serving::TierOptions t;
-    t.policy = cache;
-    apply_prefetch_flag(o.prefetch, t);
-    t.capacity.max_bytes = budget.bytes;
-    t.capacity.max_slabs = budget.experts * readme->backbone().hparams().n_layer;  // k experts' slabs in every layer
-    tiers = std::make_unique<serving::TieredExperts>(*readme, t);
+  if (choice.tier.tiered) {
+    lookahead::cli::ExpertTierChoice tier = choice.tier;
+    lookahead::cli::apply_tier_io_flags(o.tier, tier);
+    tiers = std::make_unique<serving::TieredExperts>(*readme, tier.options(readme->backbone().hparams().n_layer));
   }
-  BatchingEngineOptions eopt;
-  eopt.core.scheduler = scheduler;
-  eopt.core.n_ctx = lookahead::cli::resolve_ctx(o.ctx, ctx_given, model.hparams().n_ctx_train, 16);
-  {
-    // Reserved up front per running sequence: its logits row; when all run at full context, its KV
-    // cache (K and V, every layer, F32). Refused before anything is allocated.
-    const LlamaHparams& hp = model.hparams();
-    const double per_sequence = 4.0 * hp.n_vocab + 2.0 * hp.n_layer * static_cast<double>(eopt.core.n_ctx) *
-                                                        hp.n_head_kv * hp.head_dim * 4.0;
-    lookahead::require_memory(per_sequence * o.max_running,
-                              fmt::format("--max-running {} at --ctx {} (logits and KV caches of {} per sequence)",
-                                          o.max_running, eopt.core.n_ctx, lookahead::format_bytes(per_sequence)));
-  }
-  eopt.core.limits.max_running = o.max_running;
-  eopt.core.limits.queue_length = queue_length;
-  eopt.core.limits.prefill_order = prefill_order;
-  eopt.core.limits.partial_queue = partial_queue;
-  eopt.core.limits.token_budget = o.token_budget > 0 ? o.token_budget : eopt.core.n_ctx;
-  eopt.core.route = readme ? (o.route.empty() ? "router" : o.route) : "dense";
-  eopt.max_queue = o.max_queue;
+  const ThreadedEngineOptions eopt = engine_options(o, choice, loaded);
   const ExpertWeights* experts = tiers ? static_cast<const ExpertWeights*>(tiers.get()) : readme;
   if (readme && eopt.core.route == "dense") {
     readme = nullptr;  // the backbone's dense FFN, as for a dense model
     experts = nullptr;
   }
-  BatchingEngine engine(model, readme, experts, tiers.get(), tok, eopt);
+  const Tokenizer& tok = loaded.source().tokenizer();
+  ThreadedEngine engine(loaded.llama(), readme, experts, tiers.get(), tok, eopt);
 
-  HttpServerOptions sopt;
-  sopt.host = o.host;
-  sopt.port = o.port;
-  sopt.api_key = o.api_key;
-  sopt.model_id = o.model_name;
-  if (sopt.model_id.empty()) {
-    std::filesystem::path p(o.model);
-    if (!p.has_filename()) p = p.parent_path();
-    sopt.model_id = std::filesystem::is_directory(p) ? p.filename().string() : p.stem().string();
-  }
-  sopt.max_body_bytes = o.max_body;
-  sopt.max_connections = o.max_connections;
-  sopt.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.request_timeout * 1000));
-  sopt.drain_grace = std::chrono::milliseconds(static_cast<int64_t>(o.drain_timeout * 1000));
+  const HttpServerOptions sopt = server_options(o);
   HttpServer server(engine, tok, sopt);
   const int port = server.bind();
   SignalWaiter waiter([&server](int sig) {
     std::fprintf(stderr, "lookahead: %s: draining in-flight requests, then exiting\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     server.shutdown();
   });
-  const auto& lim = engine.limits();
-  std::fprintf(stderr,
-               "lookahead: serving %s as '%s' on http://%s:%d (scheduler %s, experts %s; %lld sequences x %lld tokens, "
-               "KV cache %.1f MiB; queue %lld)\n",
-               o.model.c_str(), sopt.model_id.c_str(), o.host.c_str(), port, o.scheduler.c_str(),
-               tiers ? (o.cache + " " + o.budget).c_str() : "resident", static_cast<long long>(lim.max_running),
-               static_cast<long long>(lim.n_ctx), static_cast<double>(engine.metrics().kv_cache_bytes) / (1 << 20),
-               static_cast<long long>(lim.max_queue));
-  std::fflush(stderr);
+  print_banner(o, sopt, port, engine, tiers != nullptr);
   server.serve();
   engine.shutdown();
   std::fprintf(stderr, "lookahead: server stopped\n");
+}
+
+void add_engine_flags(CLI::App& cmd, ServeOptions& o) {
+  cmd.add_option("--scheduler", o.scheduler, "expert-aware | decode-first | prefill-first")->capture_default_str();
+  cmd.add_option("--queue-length", o.queue_length, "expert-aware: longest queue counts tokens | requests")
+      ->capture_default_str();
+  cmd.add_option("--prefill-order", o.prefill_order, "expert-aware: prompts join with their expert's queue | fcfs")
+      ->capture_default_str();
+  cmd.add_option("--partial-queue", o.partial_queue, "expert-aware: longest queue does not fit: stop | continue")
+      ->capture_default_str();
+  lookahead::cli::add_cache_flag(cmd, o.tier, "experts: resident (memory-mapped) | belady | lru | random | none (Read-ME models)");
+  lookahead::cli::add_budget_flag(cmd, o.tier, "expert cache RAM budget: bytes (512MiB) or experts (3experts)");
+  lookahead::cli::add_prefetch_flag(cmd, o.tier, "on | off | conservative (belady: prefetch only what demand Belady loads)");
+  cmd.add_option("--token-budget", o.token_budget, "tokens per batch (0 = the context size)")->capture_default_str();
+  cmd.add_option("--max-queue", o.max_queue, "requests waiting beyond the running ones; more get 429")
+      ->capture_default_str();
+  cmd.add_option("--max-running", o.max_running, "sequences generating at once (each holds a KV cache)")
+      ->capture_default_str();
+  lookahead::cli::add_memory_limit_flag(cmd, o.memory_limit);
+  o.ctx_option = cmd.add_option("--ctx,-c", o.ctx,
+                                "context per sequence in tokens, 16 to the model's training context "
+                                "(KV cache limit = ctx x max-running)")
+                     ->capture_default_str();
+}
+
+CLI::Option* add_server_flags(CLI::App& cmd, ServeOptions& o) {
+  CLI::Option* api_key = cmd.add_option("--api-key", o.api_key,
+                                        "require 'Authorization: Bearer KEY' (also $LOOKAHEAD_API_KEY; not empty)")
+                             ->envname("LOOKAHEAD_API_KEY");
+  cmd.add_option("--model-name", o.model_name, "model id reported by /v1/models (default: the file name)");
+  cmd.add_option("--max-body", o.max_body, "largest request body in bytes (larger: 413)")->capture_default_str();
+  cmd.add_option("--max-connections", o.max_connections,
+                 "open HTTP connections at once, each with its own thread (more: 503 at once)")
+      ->capture_default_str();
+  cmd.add_option("--request-timeout", o.request_timeout,
+                 "seconds a client has to send a whole request, headers and body (slower: 408, closed)")
+      ->capture_default_str();
+  cmd.add_option("--drain-timeout", o.drain_timeout, "seconds in-flight requests may finish after SIGTERM")
+      ->capture_default_str();
+  return api_key;
 }
 
 const bool registered = lookahead::cli::register_command(
@@ -229,44 +279,11 @@ const bool registered = lookahead::cli::register_command(
            "backbone runs, and --cache belady|lru|random|none --budget B keeps experts in a RAM budget in front "
            "of the model file (O_DIRECT reads, --prefetch on|off).\nSIGTERM/SIGINT: stop accepting, finish in-flight requests (cancel them after "
            "--drain-timeout), exit 0.\n");
-       cmd.add_option("--model", o->model, "GGUF file, Hugging Face checkpoint directory or Read-ME model directory")->required();
-       cmd.add_option("--route", o->route, "Read-ME routing: router (default), oracle:DOMAIN, random[:SEED], dense");
+       lookahead::cli::add_model_flags(cmd, o->model);
        cmd.add_option("--host", o->host, "address to listen on")->capture_default_str();
        cmd.add_option("--port", o->port, "TCP port (0 = any free port; the address is printed)")->capture_default_str();
-       cmd.add_option("--scheduler", o->scheduler, "expert-aware | decode-first | prefill-first")->capture_default_str();
-       cmd.add_option("--queue-length", o->queue_length, "expert-aware: longest queue counts tokens | requests")
-           ->capture_default_str();
-       cmd.add_option("--prefill-order", o->prefill_order, "expert-aware: prompts join with their expert's queue | fcfs")
-           ->capture_default_str();
-       cmd.add_option("--partial-queue", o->partial_queue, "expert-aware: longest queue does not fit: stop | continue")
-           ->capture_default_str();
-       cmd.add_option("--cache", o->cache, "experts: resident (memory-mapped) | belady | lru | random | none (Read-ME models)")
-           ->capture_default_str();
-       cmd.add_option("--budget", o->budget, "expert cache RAM budget: bytes (512MiB) or experts (3experts)");
-       cmd.add_option("--prefetch", o->prefetch, "on | off | conservative (belady: prefetch only what demand Belady loads)")->capture_default_str();
-       cmd.add_option("--token-budget", o->token_budget, "tokens per batch (0 = the context size)")->capture_default_str();
-       cmd.add_option("--max-queue", o->max_queue, "requests waiting beyond the running ones; more get 429")
-           ->capture_default_str();
-       cmd.add_option("--max-running", o->max_running, "sequences generating at once (each holds a KV cache)")
-           ->capture_default_str();
-       lookahead::cli::add_memory_limit_flag(cmd, o->memory_limit);
-       o->ctx_option = cmd.add_option("--ctx,-c", o->ctx,
-                                      "context per sequence in tokens, 16 to the model's training context "
-                                      "(KV cache limit = ctx x max-running)")
-                           ->capture_default_str();
-       CLI::Option* api_key = cmd.add_option("--api-key", o->api_key,
-                                             "require 'Authorization: Bearer KEY' (also $LOOKAHEAD_API_KEY; not empty)")
-                                  ->envname("LOOKAHEAD_API_KEY");
-       cmd.add_option("--model-name", o->model_name, "model id reported by /v1/models (default: the file name)");
-       cmd.add_option("--max-body", o->max_body, "largest request body in bytes (larger: 413)")->capture_default_str();
-       cmd.add_option("--max-connections", o->max_connections,
-                      "open HTTP connections at once, each with its own thread (more: 503 at once)")
-           ->capture_default_str();
-       cmd.add_option("--request-timeout", o->request_timeout,
-                      "seconds a client has to send a whole request, headers and body (slower: 408, closed)")
-           ->capture_default_str();
-       cmd.add_option("--drain-timeout", o->drain_timeout, "seconds in-flight requests may finish after SIGTERM")
-           ->capture_default_str();
+       add_engine_flags(cmd, *o);
+       CLI::Option* api_key = add_server_flags(cmd, *o);
        cmd.add_option("--threads,-t", o->threads, "CPU threads for the model (0 = all cores)")->capture_default_str();
        cmd.callback([o, api_key] {
          o->api_key_given = api_key->count() > 0;  // the flag, or a non-empty $LOOKAHEAD_API_KEY

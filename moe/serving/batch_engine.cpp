@@ -8,6 +8,14 @@
 
 namespace lookahead::moe::serving {
 
+std::string serving_route(const ReadMeModel* readme, const std::string& route) {
+  return readme ? (route.empty() ? "router" : route) : "dense";
+}
+
+double sequence_memory_bytes(const LlamaHparams& hp, int64_t n_ctx) {
+  return 4.0 * hp.n_vocab + 2.0 * hp.n_layer * static_cast<double>(n_ctx) * hp.n_head_kv * hp.head_dim * 4.0;
+}
+
 struct BatchEngine::Sequence {
   Sequence(EngineRequest r, int32_t n_vocab) : req(std::move(r)), sampler(req.sampling, n_vocab) {}
   EngineRequest req;
@@ -220,14 +228,14 @@ StepReport BatchEngine::step() {
     const int32_t token = s.sampler.sample(logits + static_cast<int64_t>(i) * hp.n_vocab);
     const auto prompt_tokens = static_cast<int64_t>(s.req.prompt.size());
     if (s.req.stop_at_eog && eog_.count(token)) {
-      report.finished.push_back({s.req.id, serve::FinishReason::STOP, prompt_tokens, s.generated});
+      report.finished.push_back({s.req.id, FinishReason::STOP, prompt_tokens, s.generated});
       done.push_back(s.req.id);
       continue;
     }
     ++s.generated;
     report.generated.push_back({s.req.id, token});
     if (s.generated >= s.req.max_tokens) {
-      report.finished.push_back({s.req.id, serve::FinishReason::LENGTH, prompt_tokens, s.generated});
+      report.finished.push_back({s.req.id, FinishReason::LENGTH, prompt_tokens, s.generated});
       done.push_back(s.req.id);
       continue;
     }

@@ -1,8 +1,8 @@
 #pragma once
-// The continuous-batching core of the Read-ME serving system (issue #5 item 1; paper section 4).
+// The continuous-batching core of the Read-ME serving system (paper section 4).
 // Requests go in, one batch runs per step(), generated tokens come out. No threads and no clock of
-// its own: trace replay (moe/serving/replay.h) drives it on a virtual clock, the HTTP server's
-// engine on a worker thread.
+// its own: trace replay (moe/serving/replay.h) drives it on a virtual clock, ThreadedEngine
+// (threaded_engine.h) on a worker thread for the HTTP server.
 //
 //   add(request):  the pre-gating router routes the prompt now, at arrival
 //   step():        schedule a batch from every pending token's known expert (scheduler.h)
@@ -36,7 +36,7 @@
 #include "moe/model/llama.h"
 #include "moe/model/readme_model.h"
 #include "moe/model/sampling.h"
-#include "moe/serve/engine.h"
+#include "moe/serving/serving_engine.h"
 #include "moe/serving/scheduler.h"
 #include "moe/serving/tiered_experts.h"
 
@@ -67,7 +67,7 @@ struct GeneratedToken {
 
 struct FinishedRequest {
   uint64_t id = 0;
-  serve::FinishReason reason = serve::FinishReason::NONE;
+  FinishReason reason = FinishReason::NONE;
   int64_t prompt_tokens = 0;
   int64_t generated = 0;
 };
@@ -79,6 +79,14 @@ struct StepReport {
   std::vector<GeneratedToken> generated;
   std::vector<FinishedRequest> finished;
 };
+
+// The route a model is served with: a Read-ME model's `route` ("router" when empty), "dense" for a
+// dense model.
+std::string serving_route(const ReadMeModel* readme, const std::string& route);
+
+// Memory one running sequence may hold at n_ctx positions: its logits row and an F32 KV cache
+// (K and V, every layer).
+double sequence_memory_bytes(const LlamaHparams& hp, int64_t n_ctx);
 
 class BatchEngine {
  public:

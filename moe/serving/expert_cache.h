@@ -1,5 +1,5 @@
 #pragma once
-// Expert cache policies of the Read-ME serving system (issue #5, paper section 4: "Belady caching").
+// Expert cache policies of the Read-ME serving system (paper section 4: "Belady caching").
 // Pure bookkeeping: which (layer, expert) weight slabs sit in the fast tier (RAM budget; the
 // paper's GPU memory) and what a miss costs in slow-tier bytes. The store that actually loads slabs
 // (O_DIRECT reads, prefetch) is tiered_experts.h; it drives this class's policy.

@@ -1,5 +1,5 @@
 #pragma once
-// Trace replay (issue #5 items 5 and 6): a trace's requests arrive at their times, the batching
+// Trace replay: a trace's requests arrive at their times, the batching
 // engine serves them, and every request's latency is measured.
 //
 // Clock: virtual, driven by measured compute. Requests whose arrival time has come are added; one

@@ -1,5 +1,5 @@
 #pragma once
-// Batch schedulers of the Read-ME serving system (issue #5; paper section 4, Algorithm 1).
+// Batch schedulers of the Read-ME serving system (paper section 4, Algorithm 1).
 //
 // Input: the queue, in arrival order. Each request is either
 //   - waiting (no KV cache yet): its next step is a prefill of all its prompt tokens, or

@@ -1,5 +1,5 @@
 #pragma once
-// Synthetic Read-ME models (issue #5 item 7, `lookahead moe synth`): a Read-ME model directory
+// Synthetic Read-ME models (`lookahead moe synth`): a Read-ME model directory
 // (docs/readme-model.md, the format `moe refactor` exports) with random weights at a named shape,
 // for serving experiments whose expert weights exceed the RAM budget.
 //

@@ -1,5 +1,5 @@
 #pragma once
-// The two-tier expert store of the Read-ME serving system (issue #5 items 3 and 4): an
+// The two-tier expert store of the Read-ME serving system: an
 // ExpertWeights over a ReadMeModel that keeps (layer, expert) weight slabs in a RAM budget (the
 // fast tier) and reads the rest from the model's safetensors file (the slow tier) with O_DIRECT,
 // so the page cache does not hide the cost.

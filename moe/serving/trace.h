@@ -1,5 +1,5 @@
 #pragma once
-// Request traces for the Read-ME serving system (issue #5): read, convert and generate.
+// Request traces for the Read-ME serving system: read, convert and generate.
 //
 // Formats (a TraceRequest each; times in seconds, lengths in tokens):
 //   - jsonl: our format, one JSON object per line (blank lines skipped):

@@ -185,13 +185,13 @@ TEST_F(BatchEngineTest, EndOfGenerationStopsARequestWhenAsked) {
   reqs[2].stop_at_eog = true;
   engine.add(reqs[2]);
   std::vector<int32_t> got;
-  serve::FinishReason reason = serve::FinishReason::NONE;
+  FinishReason reason = FinishReason::NONE;
   while (!engine.idle()) {
     const StepReport s = engine.step();
     for (const auto& g : s.generated) got.push_back(g.token);
     for (const auto& f : s.finished) reason = f.reason;
   }
-  EXPECT_EQ(reason, serve::FinishReason::STOP);
+  EXPECT_EQ(reason, FinishReason::STOP);
   EXPECT_EQ(got, std::vector<int32_t>{first[0]});  // the end-of-generation token itself is not reported
 }
 

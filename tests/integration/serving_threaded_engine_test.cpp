@@ -1,4 +1,4 @@
-// The ServingEngine contract (moe/serve/engine.h) on BatchingEngine with the real SmolLM2 model
+// The ServingEngine contract (moe/serving/serving_engine.h) on ThreadedEngine with the real SmolLM2 model
 // (dense, through the same continuous-batching core as Read-ME models): greedy output equals the
 // plain generation loop, events arrive in order with one final event, cancel frees the sequence, a
 // full queue refuses at once, drain finishes or cancels, and sequences batched together generate
@@ -11,10 +11,10 @@
 
 #include "moe/format/model_source.h"
 #include "moe/model/generate.h"
-#include "moe/serve/batching_engine.h"
+#include "moe/serving/threaded_engine.h"
 
 using namespace lookahead::moe;
-using namespace lookahead::moe::serve;
+using namespace lookahead::moe::serving;
 
 namespace {
 
@@ -55,15 +55,15 @@ struct Collector {
 };
 
 // A dense-model engine: n_ctx per sequence, max running sequences, max queue, batch token budget.
-std::unique_ptr<BatchingEngine> make_engine(const LlamaModel& model, const Tokenizer& tok, int64_t n_ctx,
+std::unique_ptr<ThreadedEngine> make_engine(const LlamaModel& model, const Tokenizer& tok, int64_t n_ctx,
                                             int64_t max_running, int64_t max_queue, int64_t token_budget) {
-  BatchingEngineOptions o;
+  ThreadedEngineOptions o;
   o.core.n_ctx = n_ctx;
   o.core.limits.max_running = max_running;
   o.core.limits.token_budget = token_budget;
   o.core.scheduler = serving::SchedulerKind::DECODE_FIRST;
   o.max_queue = max_queue;
-  return std::make_unique<BatchingEngine>(model, nullptr, nullptr, nullptr, tok, o);
+  return std::make_unique<ThreadedEngine>(model, nullptr, nullptr, nullptr, tok, o);
 }
 
 GenerationRequest request(const std::vector<int32_t>& prompt, int64_t max_tokens, Collector& c) {
@@ -100,7 +100,7 @@ TEST_F(ServeEngine, GreedyOutputEqualsTheGenerationLoop) {
     });
   }
   auto owned = make_engine(*model_, tok, 128, 2, 4, 128);
-  BatchingEngine& engine = *owned;
+  ThreadedEngine& engine = *owned;
   Collector c;
   const SubmitResult s = engine.submit(request(kPrompt, 6, c));
   ASSERT_EQ(s.status, SubmitStatus::ACCEPTED) << s.message;
@@ -130,7 +130,7 @@ TEST_F(ServeEngine, GreedyOutputEqualsTheGenerationLoop) {
 
 TEST_F(ServeEngine, StopStringEndsTheRequest) {
   auto owned = make_engine(*model_, source_->tokenizer(), 128, 1, 4, 128);
-  BatchingEngine& engine = *owned;
+  ThreadedEngine& engine = *owned;
   Collector full;
   engine.submit(request(kPrompt, 6, full));
   full.wait_done();
@@ -147,7 +147,7 @@ TEST_F(ServeEngine, StopStringEndsTheRequest) {
 
 TEST_F(ServeEngine, RefusalsQueueFullCancelAndDrain) {
   auto owned = make_engine(*model_, source_->tokenizer(), 64, 1, 1, 64);
-  BatchingEngine& engine = *owned;
+  ThreadedEngine& engine = *owned;
   Collector bad;
   EXPECT_EQ(engine.submit(request({}, 4, bad)).status, SubmitStatus::INVALID);
   EXPECT_EQ(engine.submit(request(kPrompt, 60, bad)).status, SubmitStatus::INVALID);  // 5 + 60 > 64
@@ -187,7 +187,7 @@ TEST_F(ServeEngine, RefusalsQueueFullCancelAndDrain) {
 
 TEST_F(ServeEngine, ConcurrentSequencesDoNotDisturbEachOther) {
   auto owned = make_engine(*model_, source_->tokenizer(), 128, 3, 8, 128);
-  BatchingEngine& engine = *owned;
+  ThreadedEngine& engine = *owned;
   const std::vector<std::vector<int32_t>> prompts = {kPrompt, {504, 3575, 282, 7042}, {1, 2, 3, 4, 5, 6, 7}};
   std::vector<std::string> solo;
   for (const auto& p : prompts) {

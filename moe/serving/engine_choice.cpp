@@ -1,11 +1,11 @@
-#include "moe/serve/engine_choice.h"
+#include "moe/serving/engine_choice.h"
 
 #include <cctype>
 #include <charconv>
 
 #include "common/error.h"
 
-namespace lookahead::moe::serve {
+namespace lookahead::moe::serving {
 
 Budget parse_budget(const std::string& text) {
   auto bad = [&]() -> Budget {
@@ -54,16 +54,16 @@ bool parse_on_off(const std::string& value, const std::string& flag) {
   fail("{} '{}' must be on or off", flag, value);
 }
 
-void apply_prefetch_flag(const std::string& value, serving::TierOptions& tier, const std::string& flag) {
+void apply_prefetch_flag(const std::string& value, TierOptions& tier, const std::string& flag) {
   if (value == "on" || value == "off") {
     tier.prefetch = value == "on";
     tier.conservative_prefetch = false;
     return;
   }
   if (value != "conservative") fail("{} '{}' must be on or off or conservative", flag, value);
-  if (tier.policy != serving::CachePolicy::BELADY) fail("{} conservative needs the belady cache policy", flag);
+  if (tier.policy != CachePolicy::BELADY) fail("{} conservative needs the belady cache policy", flag);
   tier.prefetch = true;
   tier.conservative_prefetch = true;
 }
 
-}  // namespace lookahead::moe::serve
+}  // namespace lookahead::moe::serving

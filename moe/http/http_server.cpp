@@ -1,5 +1,5 @@
 // The only translation unit that includes cpp-httplib.
-#include "moe/serve/http_server.h"
+#include "moe/http/http_server.h"
 
 #include <httplib.h>
 #include <netdb.h>
@@ -16,6 +16,7 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <random>
@@ -23,10 +24,17 @@
 #include <thread>
 
 #include "common/error.h"
-#include "moe/serve/chat_page.h"
-#include "moe/serve/openai_api.h"
+#include "moe/http/chat_page.h"
+#include "moe/http/openai_api.h"
 
-namespace lookahead::moe::serve {
+namespace lookahead::moe::http {
+
+using serving::FinishReason;
+using serving::GenerationRequest;
+using serving::ServingEngine;
+using serving::SubmitResult;
+using serving::SubmitStatus;
+using serving::TokenEvent;
 
 using nlohmann::json;
 
@@ -699,4 +707,10 @@ void HttpServer::serve() { impl_->svr.listen_after_bind(); }
 
 void HttpServer::shutdown() { impl_->shutdown(); }
 
-}  // namespace lookahead::moe::serve
+std::string default_model_id(const std::string& model_path) {
+  std::filesystem::path p(model_path);
+  if (!p.has_filename()) p = p.parent_path();
+  return std::filesystem::is_directory(p) ? p.filename().string() : p.stem().string();
+}
+
+}  // namespace lookahead::moe::http

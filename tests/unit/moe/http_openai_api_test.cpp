@@ -1,10 +1,14 @@
-// The OpenAI request parsing and validation of `moe serve` (moe/serve/openai_api.h) on a fake
+// The OpenAI request parsing and validation of `moe serve` (moe/http/openai_api.h) on a fake
 // byte tokenizer: every rejected request names its parameter with OpenAI's error fields.
 #include <gtest/gtest.h>
 
-#include "moe/serve/openai_api.h"
+#include "moe/http/openai_api.h"
 
-namespace lookahead::moe::serve {
+namespace lookahead::moe::http {
+
+using serving::EngineLimits;
+using serving::EngineMetrics;
+using serving::FinishReason;
 namespace {
 
 // One token per byte (ids 0..255), BOS 256, EOS 257; "chat template" "<role>content\n" + "<assistant>".
@@ -291,4 +295,4 @@ TEST_F(ServeApi, HistogramsAreCumulativeInSeconds) {
 }
 
 }  // namespace
-}  // namespace lookahead::moe::serve
+}  // namespace lookahead::moe::http

@@ -2,9 +2,9 @@
 // span tokens, and nothing that could still become a stop string sent early.
 #include <gtest/gtest.h>
 
-#include "moe/serve/text_stream.h"
+#include "moe/serving/text_stream.h"
 
-namespace lookahead::moe::serve {
+namespace lookahead::moe::serving {
 namespace {
 
 TEST(ServeTextStream, HoldsBackIncompleteUtf8) {
@@ -66,4 +66,4 @@ TEST(ServeTextStream, OutputConcatenatesToTheInputWithoutStops) {
 }
 
 }  // namespace
-}  // namespace lookahead::moe::serve
+}  // namespace lookahead::moe::serving

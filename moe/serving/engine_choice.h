@@ -13,7 +13,7 @@
 
 #include "moe/serving/tiered_experts.h"
 
-namespace lookahead::moe::serve {
+namespace lookahead::moe::serving {
 
 struct Budget {
   uint64_t bytes = 0;    // one of bytes / experts is non-zero when a budget was given
@@ -28,6 +28,6 @@ bool parse_on_off(const std::string& value, const std::string& flag);
 
 // `--prefetch on|off|conservative` into the tier options (conservative: belady only, prefetch only
 // what demand Belady would load anyway; see tiered_experts.h). `flag` names the flag in errors.
-void apply_prefetch_flag(const std::string& value, serving::TierOptions& tier, const std::string& flag = "--prefetch");
+void apply_prefetch_flag(const std::string& value, TierOptions& tier, const std::string& flag = "--prefetch");
 
-}  // namespace lookahead::moe::serve
+}  // namespace lookahead::moe::serving

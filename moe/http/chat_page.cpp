@@ -1,6 +1,6 @@
-#include "moe/serve/chat_page.h"
+#include "moe/http/chat_page.h"
 
-namespace lookahead::moe::serve {
+namespace lookahead::moe::http {
 
 namespace {
 
@@ -207,4 +207,4 @@ loadModel();
 
 std::string_view chat_page_html() { return kChatPage; }
 
-}  // namespace lookahead::moe::serve
+}  // namespace lookahead::moe::http

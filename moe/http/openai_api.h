@@ -24,10 +24,10 @@
 #include <nlohmann/json.hpp>
 
 #include "moe/model/sampling.h"
-#include "moe/serve/engine.h"
+#include "moe/serving/serving_engine.h"
 #include "moe/tokenize/tokenizer.h"
 
-namespace lookahead::moe::serve {
+namespace lookahead::moe::http {
 
 struct ApiError : std::runtime_error {
   ApiError(int status, std::string type, std::string message, std::string param = {}, std::string code = {})
@@ -70,16 +70,16 @@ ApiRequest parse_chat_request(const std::string& body, const ApiContext& ctx);
 
 // Response bodies. `id` is "cmpl-..." / "chatcmpl-...", `created` Unix seconds.
 nlohmann::json completion_response(const ApiRequest& r, const std::string& id, int64_t created, const std::string& text,
-                                   FinishReason finish, const Usage& usage);
-nlohmann::json usage_json(const Usage& usage);
+                                   serving::FinishReason finish, const serving::Usage& usage);
+nlohmann::json usage_json(const serving::Usage& usage);
 // One streamed chunk: `text` (or, for chat, the delta content; `role_delta` adds role:"assistant"),
 // finish empty for none.
 nlohmann::json stream_chunk(const ApiRequest& r, const std::string& id, int64_t created, const std::string* text,
                             bool role_delta, const char* finish);
 // The last chunk with stream_options.include_usage: empty choices, usage.
-nlohmann::json stream_usage_chunk(const ApiRequest& r, const std::string& id, int64_t created, const Usage& usage);
+nlohmann::json stream_usage_chunk(const ApiRequest& r, const std::string& id, int64_t created, const serving::Usage& usage);
 // OpenAI's finish_reason for an engine finish: stop / length (cancelled and error never reach it).
-const char* openai_finish_reason(FinishReason reason);
+const char* openai_finish_reason(serving::FinishReason reason);
 
 // JSON text with invalid UTF-8 replaced.
 std::string dump(const nlohmann::json& j);
@@ -120,6 +120,6 @@ struct HttpCounters {
   uint64_t requests_rejected_draining = 0;  // refused while draining before reaching the engine
   LatencyHistograms latency;
 };
-std::string prometheus_text(const EngineMetrics& m, const EngineLimits& limits, const HttpCounters& http);
+std::string prometheus_text(const serving::EngineMetrics& m, const serving::EngineLimits& limits, const HttpCounters& http);
 
-}  // namespace lookahead::moe::serve
+}  // namespace lookahead::moe::http

@@ -1,4 +1,4 @@
-#include "moe/serve/openai_api.h"
+#include "moe/http/openai_api.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,12 @@
 
 #include "common/error.h"
 
-namespace lookahead::moe::serve {
+namespace lookahead::moe::http {
+
+using serving::EngineLimits;
+using serving::EngineMetrics;
+using serving::FinishReason;
+using serving::Usage;
 
 using nlohmann::json;
 
@@ -432,4 +437,4 @@ std::string prometheus_text(const EngineMetrics& m, const EngineLimits& limits, 
   return out;
 }
 
-}  // namespace lookahead::moe::serve
+}  // namespace lookahead::moe::http

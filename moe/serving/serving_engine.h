@@ -1,6 +1,6 @@
 #pragma once
 // The serving-engine interface the HTTP server drives: requests go in, tokens come out through a
-// per-request callback. Implemented by BatchingEngine (moe/serve/batching_engine.h): the Read-ME
+// per-request callback. Implemented by ThreadedEngine (moe/serving/threaded_engine.h): the Read-ME
 // serving core (continuous batching, expert-aware scheduling, expert cache across memory tiers) on
 // a worker thread.
 //
@@ -37,7 +37,7 @@
 
 #include "moe/model/sampling.h"
 
-namespace lookahead::moe::serve {
+namespace lookahead::moe::serving {
 
 enum class FinishReason { NONE, STOP, LENGTH, CANCELLED, ERROR };
 // "none", "stop", "length", "cancelled", "error"
@@ -100,7 +100,7 @@ struct EngineMetrics {
   uint64_t prompt_tokens_total = 0;
   uint64_t generated_tokens_total = 0;
   uint64_t kv_cache_bytes = 0;       // KV cache memory reserved (the limit)
-  // Expert cache (Read-ME engine, issue #5); zero for engines without one.
+  // Expert cache (the Read-ME engine); zero for engines without one.
   double cache_hit_ratio = 0;
   uint64_t slow_tier_bytes = 0;
 };
@@ -116,4 +116,4 @@ class ServingEngine {
   virtual EngineMetrics metrics() const = 0;
 };
 
-}  // namespace lookahead::moe::serve
+}  // namespace lookahead::moe::serving

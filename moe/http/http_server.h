@@ -1,9 +1,9 @@
 #pragma once
-// The OpenAI-compatible HTTP server (cpp-httplib) in front of a ServingEngine.
+// The OpenAI-compatible HTTP server (cpp-httplib) in front of a ServingEngine (moe/serving/serving_engine.h).
 //
 // Endpoints: POST /v1/completions, POST /v1/chat/completions (stream: true -> server-sent events in
 // OpenAI's chunk format ending with `data: [DONE]`), GET /v1/models[/ID], GET /health,
-// GET /metrics (Prometheus text), GET / (the chat page). Request bodies: moe/serve/openai_api.h.
+// GET /metrics (Prometheus text), GET / (the chat page). Request bodies: moe/http/openai_api.h.
 //
 // Contract:
 //   - Every 4xx/5xx response has OpenAI's error body {"error": {message, type, param, code}}:
@@ -24,10 +24,10 @@
 #include <memory>
 #include <string>
 
-#include "moe/serve/engine.h"
+#include "moe/serving/serving_engine.h"
 #include "moe/tokenize/tokenizer.h"
 
-namespace lookahead::moe::serve {
+namespace lookahead::moe::http {
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
@@ -40,10 +40,14 @@ struct HttpServerOptions {
   std::chrono::milliseconds drain_grace{10000};
 };
 
+// The model id a server reports unless told one: a directory's name, a file's name without its
+// extension.
+std::string default_model_id(const std::string& model_path);
+
 class HttpServer {
  public:
   // The engine and tokenizer must outlive the server.
-  HttpServer(ServingEngine& engine, const Tokenizer& tokenizer, HttpServerOptions options);
+  HttpServer(serving::ServingEngine& engine, const Tokenizer& tokenizer, HttpServerOptions options);
   ~HttpServer();
   // Binds the listening socket; returns the port. Throws lookahead::Error when it cannot.
   int bind();
@@ -56,4 +60,4 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace lookahead::moe::serve
+}  // namespace lookahead::moe::http

@@ -1,8 +1,8 @@
-#include "moe/serve/text_stream.h"
+#include "moe/serving/text_stream.h"
 
 #include <algorithm>
 
-namespace lookahead::moe::serve {
+namespace lookahead::moe::serving {
 
 size_t incomplete_utf8_tail(std::string_view text) {
   // Walk back over at most 3 continuation bytes to the lead byte and compare the sequence length
@@ -59,4 +59,4 @@ std::string TextStream::finish() {
   return out;
 }
 
-}  // namespace lookahead::moe::serve
+}  // namespace lookahead::moe::serving

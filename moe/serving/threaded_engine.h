@@ -1,5 +1,5 @@
 #pragma once
-// BatchingEngine: the ServingEngine (moe/serve/engine.h) on the Read-ME serving core
+// ThreadedEngine: the ServingEngine (moe/serving/serving_engine.h) on the Read-ME serving core
 // (moe/serving/batch_engine.h): continuous batching across all running requests, the selected
 // scheduler (expert-aware, decode-first, prefill-first), each token routed before the backbone
 // runs, experts read through the two-tier expert store when a cache policy is given. Dense models
@@ -18,25 +18,25 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "moe/serve/engine.h"
-#include "moe/serve/text_stream.h"
+#include "moe/serving/serving_engine.h"
+#include "moe/serving/text_stream.h"
 #include "moe/serving/batch_engine.h"
 #include "moe/tokenize/tokenizer.h"
 
-namespace lookahead::moe::serve {
+namespace lookahead::moe::serving {
 
-struct BatchingEngineOptions {
-  serving::BatchEngineOptions core;  // scheduler, token budget, max running, n_ctx, KV budget, route
+struct ThreadedEngineOptions {
+  BatchEngineOptions core;  // scheduler, token budget, max running, n_ctx, KV budget, route
   int64_t max_queue = 32;
 };
 
-class BatchingEngine final : public ServingEngine {
+class ThreadedEngine final : public ServingEngine {
  public:
   // Model, Read-ME model (may be null), expert weights, tiers (may be null) and tokenizer must outlive
   // the engine. Throws lookahead::Error on bad options.
-  BatchingEngine(const LlamaModel& backbone, const ReadMeModel* readme, const ExpertWeights* experts,
-                 serving::TieredExperts* tiers, const Tokenizer& tokenizer, const BatchingEngineOptions& options);
-  ~BatchingEngine() override;
+  ThreadedEngine(const LlamaModel& backbone, const ReadMeModel* readme, const ExpertWeights* experts,
+                 TieredExperts* tiers, const Tokenizer& tokenizer, const ThreadedEngineOptions& options);
+  ~ThreadedEngine() override;
 
   const EngineLimits& limits() const override { return limits_; }
   SubmitResult submit(GenerationRequest request) override;
@@ -59,10 +59,10 @@ class BatchingEngine final : public ServingEngine {
   void publish_occupancy();                            // mu_ held, worker thread
 
   const Tokenizer& tok_;
-  serving::TieredExperts* tiers_;
-  BatchingEngineOptions opt_;
+  TieredExperts* tiers_;
+  ThreadedEngineOptions opt_;
   EngineLimits limits_;
-  std::unique_ptr<serving::BatchEngine> core_;          // worker thread only
+  std::unique_ptr<BatchEngine> core_;          // worker thread only
   std::unordered_map<uint64_t, Stream> streams_;        // worker thread only
 
   mutable std::mutex mu_;
@@ -82,4 +82,4 @@ class BatchingEngine final : public ServingEngine {
   std::thread worker_;
 };
 
-}  // namespace lookahead::moe::serve
+}  // namespace lookahead::moe::serving

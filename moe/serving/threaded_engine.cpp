@@ -1,10 +1,10 @@
-#include "moe/serve/batching_engine.h"
+#include "moe/serving/threaded_engine.h"
 
 #include <algorithm>
 
 #include "common/error.h"
 
-namespace lookahead::moe::serve {
+namespace lookahead::moe::serving {
 
 const char* finish_reason_name(FinishReason reason) {
   switch (reason) {
@@ -28,13 +28,13 @@ std::set<int32_t> end_of_generation_tokens(const Tokenizer& tok, int32_t n_vocab
 
 }  // namespace
 
-BatchingEngine::BatchingEngine(const LlamaModel& backbone, const ReadMeModel* readme, const ExpertWeights* experts,
-                               serving::TieredExperts* tiers, const Tokenizer& tokenizer,
-                               const BatchingEngineOptions& options)
+ThreadedEngine::ThreadedEngine(const LlamaModel& backbone, const ReadMeModel* readme, const ExpertWeights* experts,
+                               TieredExperts* tiers, const Tokenizer& tokenizer,
+                               const ThreadedEngineOptions& options)
     : tok_(tokenizer), tiers_(tiers), opt_(options) {
   if (opt_.max_queue < 0) fail("serving engine: max queue must be >= 0 (got {})", opt_.max_queue);
   const int32_t n_vocab = backbone.hparams().n_vocab;
-  core_ = std::make_unique<serving::BatchEngine>(backbone, readme, experts, tiers,
+  core_ = std::make_unique<BatchEngine>(backbone, readme, experts, tiers,
                                                  end_of_generation_tokens(tokenizer, n_vocab), opt_.core);
   limits_.n_ctx = opt_.core.n_ctx;
   limits_.max_running = opt_.core.limits.max_running;
@@ -45,9 +45,9 @@ BatchingEngine::BatchingEngine(const LlamaModel& backbone, const ReadMeModel* re
   worker_ = std::thread([this] { run(); });
 }
 
-BatchingEngine::~BatchingEngine() { shutdown(); }
+ThreadedEngine::~ThreadedEngine() { shutdown(); }
 
-SubmitResult BatchingEngine::submit(GenerationRequest request) {
+SubmitResult ThreadedEngine::submit(GenerationRequest request) {
   SubmitResult r;
   auto invalid = [&](std::string message) {
     ++m_.requests_rejected_invalid;
@@ -93,7 +93,7 @@ SubmitResult BatchingEngine::submit(GenerationRequest request) {
   return r;
 }
 
-bool BatchingEngine::cancel(uint64_t id) {
+bool ThreadedEngine::cancel(uint64_t id) {
   std::lock_guard lk(mu_);
   if (!live_.count(id)) return false;
   if (std::find(cancels_.begin(), cancels_.end(), id) != cancels_.end()) return false;
@@ -102,7 +102,7 @@ bool BatchingEngine::cancel(uint64_t id) {
   return true;
 }
 
-bool BatchingEngine::drain(std::chrono::milliseconds grace) {
+bool ThreadedEngine::drain(std::chrono::milliseconds grace) {
   std::unique_lock lk(mu_);
   draining_ = true;
   auto empty = [&] { return waiting_ == 0 && running_ == 0; };
@@ -113,7 +113,7 @@ bool BatchingEngine::drain(std::chrono::milliseconds grace) {
   return false;
 }
 
-void BatchingEngine::shutdown() {
+void ThreadedEngine::shutdown() {
   {
     std::lock_guard lk(mu_);
     draining_ = stopping_ = cancel_all_ = true;
@@ -122,7 +122,7 @@ void BatchingEngine::shutdown() {
   if (worker_.joinable()) worker_.join();
 }
 
-EngineMetrics BatchingEngine::metrics() const {
+EngineMetrics ThreadedEngine::metrics() const {
   std::lock_guard lk(mu_);
   EngineMetrics m = m_;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
@@ -134,7 +134,7 @@ EngineMetrics BatchingEngine::metrics() const {
   return m;
 }
 
-void BatchingEngine::count_finish(uint64_t id, FinishReason reason) {
+void ThreadedEngine::count_finish(uint64_t id, FinishReason reason) {
   live_.erase(id);
   switch (reason) {
     case FinishReason::STOP: ++m_.requests_finished_stop; break;
@@ -145,7 +145,7 @@ void BatchingEngine::count_finish(uint64_t id, FinishReason reason) {
   }
 }
 
-void BatchingEngine::record_generated(int64_t n) {
+void ThreadedEngine::record_generated(int64_t n) {
   const auto sec =
       static_cast<int64_t>(std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
   const int i = static_cast<int>(sec % kRateWindow);
@@ -157,7 +157,7 @@ void BatchingEngine::record_generated(int64_t n) {
   m_.generated_tokens_total += static_cast<uint64_t>(n);
 }
 
-void BatchingEngine::emit(Stream& s, TokenEvent& event) {
+void ThreadedEngine::emit(Stream& s, TokenEvent& event) {
   event.request_id = s.request.id;
   event.usage.prompt_tokens = static_cast<int64_t>(s.request.prompt.size());
   event.usage.completion_tokens = s.generated;
@@ -170,7 +170,7 @@ void BatchingEngine::emit(Stream& s, TokenEvent& event) {
 }
 
 // Ends a request the worker knows: frees its KV cache first, then delivers the final event.
-void BatchingEngine::finish(uint64_t id, FinishReason reason, const std::string& error) {
+void ThreadedEngine::finish(uint64_t id, FinishReason reason, const std::string& error) {
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
   Stream s = std::move(it->second);
@@ -190,7 +190,7 @@ void BatchingEngine::finish(uint64_t id, FinishReason reason, const std::string&
 
 // mu_ held, worker thread: running / waiting counts as of now, so a client that has just received
 // a final event sees its request gone from the metrics.
-void BatchingEngine::publish_occupancy() {
+void ThreadedEngine::publish_occupancy() {
   running_ = core_->running();
   waiting_ = core_->waiting() + static_cast<int64_t>(inbox_.size());
   m_.queue_depth = waiting_;
@@ -198,7 +198,7 @@ void BatchingEngine::publish_occupancy() {
   if (waiting_ == 0 && running_ == 0) idle_.notify_all();
 }
 
-void BatchingEngine::run() {
+void ThreadedEngine::run() {
   while (true) {
     std::deque<GenerationRequest> arrived;
     std::vector<uint64_t> cancels;
@@ -214,7 +214,7 @@ void BatchingEngine::run() {
     // New requests join the core (routed now, at arrival).
     for (GenerationRequest& r : arrived) {
       const uint64_t id = r.id;
-      serving::EngineRequest q;
+      EngineRequest q;
       q.id = id;
       q.prompt = r.prompt;
       q.max_tokens = r.max_tokens;
@@ -243,7 +243,7 @@ void BatchingEngine::run() {
       finish(id, FinishReason::CANCELLED);
     }
     // One batch.
-    serving::StepReport step;
+    StepReport step;
     if (!core_->idle()) {
       try {
         step = core_->step();
@@ -253,7 +253,7 @@ void BatchingEngine::run() {
         for (uint64_t id : ids) finish(id, FinishReason::ERROR, e.what());
       }
     }
-    for (const serving::GeneratedToken& g : step.generated) {
+    for (const GeneratedToken& g : step.generated) {
       auto it = streams_.find(g.id);
       if (it == streams_.end()) continue;
       Stream& s = it->second;
@@ -283,13 +283,13 @@ void BatchingEngine::run() {
       }
       emit(s, ev);
     }
-    for (const serving::FinishedRequest& f : step.finished) finish(f.id, f.reason);
+    for (const FinishedRequest& f : step.finished) finish(f.id, f.reason);
     {
       std::lock_guard lk(mu_);
       publish_occupancy();
       m_.batch_size = step.tokens;
       if (tiers_) {
-        const serving::TierStats t = tiers_->stats();
+        const TierStats t = tiers_->stats();
         m_.cache_hit_ratio = t.hit_ratio();
         m_.slow_tier_bytes = t.bytes_read;
       }
@@ -300,4 +300,4 @@ void BatchingEngine::run() {
   idle_.notify_all();
 }
 
-}  // namespace lookahead::moe::serve
+}  // namespace lookahead::moe::serving

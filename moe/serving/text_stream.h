@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-namespace lookahead::moe::serve {
+namespace lookahead::moe::serving {
 
 class TextStream {
  public:
@@ -34,4 +34,4 @@ class TextStream {
 // Length of the longest suffix of `text` that starts an incomplete UTF-8 sequence (0..3).
 size_t incomplete_utf8_tail(std::string_view text);
 
-}  // namespace lookahead::moe::serve
+}  // namespace lookahead::moe::serving

@@ -8,8 +8,8 @@
 // messages until it fits.
 #include <string_view>
 
-namespace lookahead::moe::serve {
+namespace lookahead::moe::http {
 
 std::string_view chat_page_html();
 
-}  // namespace lookahead::moe::serve
+}  // namespace lookahead::moe::http

@@ -2,11 +2,11 @@
 #include <gtest/gtest.h>
 
 #include "common/error.h"
-#include "moe/serve/engine_choice.h"
+#include "moe/serving/engine_choice.h"
 #include "moe/serving/expert_cache.h"
 #include "moe/serving/scheduler.h"
 
-namespace lookahead::moe::serve {
+namespace lookahead::moe::serving {
 namespace {
 
 TEST(ServeEngineChoice, SchedulerAndCacheNamesRoundTripAndUnknownNamesAreErrors) {
@@ -31,4 +31,4 @@ TEST(ServeEngineChoice, Budgets) {
 }
 
 }  // namespace
-}  // namespace lookahead::moe::serve
+}  // namespace lookahead::moe::serving
