@@ -27,6 +27,7 @@
 #include "common/error.h"
 #include "moe/format/model_source.h"
 #include "moe/kernels/matmul.h"
+#include "moe/model/conversation.h"
 #include "moe/model/generate.h"
 #include "moe/model/llama.h"
 #include "moe/model/loaded_model.h"
@@ -112,35 +113,64 @@ class LineReader {
   bool eof_ = false;
 };
 
-void run_chat(const ChatOptions& o) {
-  lookahead::cli::apply_threads(o.s.threads);
-  require_valid_sampling_flags(o.s.params());
-  lookahead::cli::resolve_ctx(o.s.ctx, o.s.ctx_given(), 0);
-  LoadedModel loaded(o.m.model, o.m.route);
-  const ModelSource* source = &loaded.source();
-  const LlamaModel& model = loaded.llama();
-  const Tokenizer& tok = source->tokenizer();
-  ContextOptions copt;
-  copt.n_ctx = lookahead::cli::resolve_ctx(o.s.ctx, o.s.ctx_given(), model.hparams().n_ctx_train);
-  LlamaContext ctx(model, copt);
-  loaded.attach(ctx);
-  Sampler sampler(o.s.params(), model.hparams().n_vocab);
+// What each turn of the conversation needs.
+struct ChatSession {
+  const Tokenizer& tok;
+  LlamaContext& ctx;
+  Sampler& sampler;
+  int64_t tokens;                      // most tokens per reply
   std::vector<ChatMessage> messages;
-  if (!o.system.empty()) messages.push_back({"system", o.system});
-  const size_t first_turn = messages.size();  // turns before this index are never dropped
-  // Room kept for a reply when the conversation is trimmed to fit.
-  const int64_t reply_room = std::max<int64_t>(1, std::min<int64_t>(o.tokens, ctx.n_ctx() / 2));
-  std::vector<int32_t> cached;  // tokens whose K/V are in the cache, in order
-  const bool interactive = isatty(STDIN_FILENO) != 0;
+  size_t first_turn = 0;               // turns before this index are never dropped
+  int64_t reply_room = 1;              // room kept for a reply when the conversation is trimmed to fit
+  std::vector<int32_t> cached;         // tokens whose K/V are in the cache, in order
+};
 
-  install_interrupt_handler();
-  std::fprintf(stderr,
-               "lookahead moe chat: %s%s, context %lld tokens, up to %lld tokens a reply\n"
-               "Type a message and press Enter. Ctrl-C stops a reply; Ctrl-D (or Ctrl-C twice at the prompt) quits.\n",
-               o.m.model.c_str(), loaded.route() == "dense" ? "" : (" (route " + loaded.route() + ")").c_str(),
-               static_cast<long long>(ctx.n_ctx()), static_cast<long long>(o.tokens));
-  std::fflush(stderr);
+// Streams the reply to the last user message to stdout; returns the generation's stats.
+GenerationStats stream_reply(ChatSession& s, const std::vector<int32_t>& fresh, std::string& reply) {
+  auto on_token = [&](int32_t id) {
+    if (g_interrupted.load()) return false;
+    const std::string bytes = s.tok.token_bytes(id);
+    reply += bytes;
+    s.cached.push_back(id);
+    std::fwrite(bytes.data(), 1, bytes.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  };
+  const Tokenizer& tok = s.tok;
+  return generate(s.ctx, s.sampler, fresh, s.tokens, [&tok](int32_t id) { return tok.is_end_of_generation(id); },
+                  on_token);
+}
 
+// One user message: fit the conversation into the context, then stream the reply.
+void chat_turn(ChatSession& s, const std::string& line) {
+  const long long n_ctx = static_cast<long long>(s.ctx.n_ctx());
+  s.messages.push_back({"user", line});
+  const ChatPrompt prompt = fit_chat_prompt(s.tok, s.messages, s.first_turn, s.reply_room, s.ctx.n_ctx());
+  if (prompt.dropped > 0)
+    std::fprintf(stderr, "lookahead: context of %lld tokens is full: dropped the oldest %zu turn%s\n", n_ctx,
+                 prompt.dropped, prompt.dropped == 1 ? "" : "s");
+  if (static_cast<int64_t>(prompt.tokens.size()) >= s.ctx.n_ctx()) {
+    std::fprintf(stderr, "lookahead: this message (%zu tokens with the template) does not fit the context of %lld tokens; "
+                 "send a shorter one or raise --ctx\n", prompt.tokens.size(), n_ctx);
+    s.messages.pop_back();
+    return;
+  }
+  const std::vector<int32_t> fresh = reuse_kv_prefix(s.ctx, s.cached, prompt.tokens);
+  take_interrupt();  // a Ctrl-C before the reply began is not meant for it
+  std::string reply;
+  const GenerationStats stats = stream_reply(s, fresh, reply);
+  // The last sampled token was not fed back; keep `cached` equal to what the cache holds.
+  if (static_cast<int64_t>(s.cached.size()) > s.ctx.n_past()) s.cached.resize(static_cast<size_t>(s.ctx.n_past()));
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+  s.messages.push_back({"assistant", reply});
+  if (take_interrupt()) std::fprintf(stderr, "lookahead: reply stopped (Ctrl-C)\n");
+  if (stats.hit_context_limit)
+    std::fprintf(stderr, "lookahead: context of %lld tokens is full; the oldest turns will be dropped\n", n_ctx);
+}
+
+// Reads messages until end of input, or a second Ctrl-C in a row at the prompt.
+void chat_loop(ChatSession& s, bool interactive) {
   LineReader reader;
   std::string line;
   bool interrupted_at_prompt = false;
@@ -150,72 +180,48 @@ void run_chat(const ChatOptions& o) {
     const LineReader::Result got = reader.next(line);
     if (got == LineReader::Result::kEof) {
       if (interactive) std::fputc('\n', stderr);  // Ctrl-D: leave the shell's prompt on a line of its own
-      break;
+      return;
     }
     if (got == LineReader::Result::kInterrupt) {
       take_interrupt();
       if (interrupted_at_prompt) {
         std::fputc('\n', stderr);
-        break;
+        return;
       }
       interrupted_at_prompt = true;
       std::fprintf(stderr, "\n(Ctrl-C again or Ctrl-D to quit)\n");
       continue;
     }
     interrupted_at_prompt = false;
-    if (line.empty()) continue;
-    messages.push_back({"user", line});
-    std::vector<int32_t> all = tok.encode(tok.apply_chat_template(messages, true), true, true);
-    // Drop the oldest turns until the conversation leaves room for a reply.
-    size_t dropped = 0;
-    while (static_cast<int64_t>(all.size()) + reply_room > ctx.n_ctx() && messages.size() > first_turn + 1) {
-      // A turn is the oldest user message and everything up to the next user message.
-      size_t end = first_turn + 1;
-      while (end < messages.size() - 1 && messages[end].role != "user") ++end;
-      messages.erase(messages.begin() + static_cast<std::ptrdiff_t>(first_turn),
-                     messages.begin() + static_cast<std::ptrdiff_t>(end));
-      ++dropped;
-      all = tok.encode(tok.apply_chat_template(messages, true), true, true);
-    }
-    if (dropped > 0)
-      std::fprintf(stderr, "lookahead: context of %lld tokens is full: dropped the oldest %zu turn%s\n",
-                   static_cast<long long>(ctx.n_ctx()), dropped, dropped == 1 ? "" : "s");
-    if (static_cast<int64_t>(all.size()) >= ctx.n_ctx()) {
-      std::fprintf(stderr, "lookahead: this message (%zu tokens with the template) does not fit the context of %lld tokens; "
-                   "send a shorter one or raise --ctx\n", all.size(), static_cast<long long>(ctx.n_ctx()));
-      messages.pop_back();
-      continue;
-    }
-    size_t common = 0;
-    while (common < cached.size() && common < all.size() && cached[common] == all[common]) ++common;
-    if (common == all.size()) --common;  // always feed at least one token to get logits
-    ctx.truncate(static_cast<int64_t>(common));
-    cached.resize(common);
-    std::vector<int32_t> fresh(all.begin() + static_cast<std::ptrdiff_t>(common), all.end());
-    cached.insert(cached.end(), fresh.begin(), fresh.end());
-    take_interrupt();  // a Ctrl-C before the reply began is not meant for it
-    std::string reply;
-    auto on_token = [&](int32_t id) {
-      if (g_interrupted.load()) return false;
-      const std::string bytes = tok.token_bytes(id);
-      reply += bytes;
-      cached.push_back(id);
-      std::fwrite(bytes.data(), 1, bytes.size(), stdout);
-      std::fflush(stdout);
-      return true;
-    };
-    const GenerationStats s =
-        generate(ctx, sampler, fresh, o.tokens, [&tok](int32_t id) { return tok.is_end_of_generation(id); }, on_token);
-    // The last sampled token was not fed back; keep `cached` equal to what the cache holds.
-    if (static_cast<int64_t>(cached.size()) > ctx.n_past()) cached.resize(static_cast<size_t>(ctx.n_past()));
-    std::fputc('\n', stdout);
-    std::fflush(stdout);
-    messages.push_back({"assistant", reply});
-    if (take_interrupt()) std::fprintf(stderr, "lookahead: reply stopped (Ctrl-C)\n");
-    if (s.hit_context_limit)
-      std::fprintf(stderr, "lookahead: context of %lld tokens is full; the oldest turns will be dropped\n",
-                   static_cast<long long>(ctx.n_ctx()));
+    if (!line.empty()) chat_turn(s, line);
   }
+}
+
+void run_chat(const ChatOptions& o) {
+  lookahead::cli::apply_threads(o.s.threads);
+  require_valid_sampling_flags(o.s.params());
+  lookahead::cli::resolve_ctx(o.s.ctx, o.s.ctx_given(), 0);
+  LoadedModel loaded(o.m.model, o.m.route);
+  const LlamaModel& model = loaded.llama();
+  ContextOptions copt;
+  copt.n_ctx = lookahead::cli::resolve_ctx(o.s.ctx, o.s.ctx_given(), model.hparams().n_ctx_train);
+  LlamaContext ctx(model, copt);
+  loaded.attach(ctx);
+  Sampler sampler(o.s.params(), model.hparams().n_vocab);
+  ChatSession s{loaded.source().tokenizer(), ctx, sampler, o.tokens, {}};
+  if (!o.system.empty()) s.messages.push_back({"system", o.system});
+  s.first_turn = s.messages.size();
+  s.reply_room = std::max<int64_t>(1, std::min<int64_t>(o.tokens, ctx.n_ctx() / 2));
+  const bool interactive = isatty(STDIN_FILENO) != 0;
+
+  install_interrupt_handler();
+  std::fprintf(stderr,
+               "lookahead moe chat: %s%s, context %lld tokens, up to %lld tokens a reply\n"
+               "Type a message and press Enter. Ctrl-C stops a reply; Ctrl-D (or Ctrl-C twice at the prompt) quits.\n",
+               o.m.model.c_str(), loaded.route() == "dense" ? "" : (" (route " + loaded.route() + ")").c_str(),
+               static_cast<long long>(ctx.n_ctx()), static_cast<long long>(o.tokens));
+  std::fflush(stderr);
+  chat_loop(s, interactive);
 }
 
 const bool registered = lookahead::cli::register_command(

@@ -1,9 +1,8 @@
 // `lookahead moe router-eval`: how the pre-gating router of a Read-ME model routes held-out text —
-// accuracy against domain labels, the confusion matrix, temporal locality (the fraction of tokens
-// routed like the token before them; paper: 71%) and the router's own decode cost per token.
+// accuracy against domain labels, the confusion matrix, temporal locality and the router's own
+// decode cost per token (moe/refactor/router_eval.h).
 #include <fmt/format.h>
 
-#include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -14,6 +13,7 @@
 #include "moe/kernels/matmul.h"
 #include "moe/model/readme_model.h"
 #include "moe/refactor/corpus.h"
+#include "moe/refactor/router_eval.h"
 
 namespace {
 
@@ -27,87 +27,55 @@ struct RouterEvalOptions {
   bool json = false;
 };
 
-void run_router_eval(const RouterEvalOptions& o) {
-  lookahead::cli::apply_threads(o.threads);
-  if (o.tokens < 1) lookahead::fail("--tokens-per-domain must be >= 1 (got {})", o.tokens);
-  if (o.ctx < 2) lookahead::fail("--ctx must be >= 2 (got {})", o.ctx);
-  ReadMeModel model(o.model);
+std::vector<std::string> domain_list(const std::string& text) {
   std::vector<std::string> only;
-  std::stringstream list(o.domains);
+  std::stringstream list(text);
   for (std::string name; std::getline(list, name, ',');)
     if (!name.empty()) only.push_back(name);
-  const auto domains = open_corpus(o.corpus, o.split, only);
-  const Tokenizer& tok = model.source().tokenizer();
-  const std::vector<int32_t> prefix = tok.encode("", true, false);
-  RouterConfig rc = model.config().router;
-  if (o.ctx > rc.max_positions) lookahead::fail("--ctx {} exceeds the router's {} positions", o.ctx, rc.max_positions);
-  RouterContext router(rc, model.router());
-  const int32_t N = model.n_expert();
+  return only;
+}
 
-  std::vector<std::vector<int64_t>> confusion(domains.size(), std::vector<int64_t>(static_cast<size_t>(N), 0));
-  std::vector<int64_t> labelled_correct(domains.size(), 0), total(domains.size(), 0);
-  int64_t same_as_previous = 0, pairs = 0;
-  for (size_t d = 0; d < domains.size(); ++d) {
-    const int32_t label = model.expert_index(domains[d].name);
-    const std::vector<int32_t> ids = tokenize_prefix(tok, read_text_file(domains[d].path), o.tokens);
-    for_each_window(ids, prefix, o.ctx, o.tokens, [&](const std::vector<int32_t>& window, int64_t) {
-      router.truncate(0);
-      const std::vector<int32_t> experts = router.route(window.data(), static_cast<int64_t>(window.size()));
-      // Score the text tokens (not the BOS prefix).
-      for (size_t i = prefix.size(); i < experts.size(); ++i) {
-        ++confusion[d][static_cast<size_t>(experts[i])];
-        ++total[d];
-        if (experts[i] == label) ++labelled_correct[d];
-        if (i > prefix.size()) {
-          ++pairs;
-          if (experts[i] == experts[i - 1]) ++same_as_previous;
-        }
-      }
-    });
-  }
-  // Router decode cost: route 256 tokens one at a time with the KV cache.
-  const int64_t n_decode = std::min<int64_t>(256, rc.max_positions);
-  router.truncate(0);
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < n_decode; ++i) {
-    const int32_t token = static_cast<int32_t>((i * 7919) % rc.n_vocab);
-    router.route(&token, 1);
-  }
-  const double us_per_token =
-      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / static_cast<double>(n_decode);
+void print_json(const ReadMeModel& model, const std::vector<CorpusDomain>& domains, const RouterEval& r) {
+  nlohmann::json j;
+  j["experts"] = model.config().experts;
+  j["accuracy"] = r.accuracy();
+  j["temporal_locality"] = r.locality();
+  j["router_us_per_token"] = r.us_per_token;
+  for (size_t d = 0; d < domains.size(); ++d)
+    j["domains"].push_back({{"domain", domains[d].name}, {"tokens", r.total[d]},
+                            {"accuracy", r.domain_accuracy(d)}, {"routed", r.confusion[d]}});
+  fmt::print("{}\n", j.dump(2));
+}
 
-  int64_t correct = 0, all = 0;
-  for (size_t d = 0; d < domains.size(); ++d) correct += labelled_correct[d], all += total[d];
-  const double accuracy = all ? static_cast<double>(correct) / static_cast<double>(all) : 0;
-  const double locality = pairs ? static_cast<double>(same_as_previous) / static_cast<double>(pairs) : 0;
-  if (o.json) {
-    nlohmann::json j;
-    j["experts"] = model.config().experts;
-    j["accuracy"] = accuracy;
-    j["temporal_locality"] = locality;
-    j["router_us_per_token"] = us_per_token;
-    for (size_t d = 0; d < domains.size(); ++d)
-      j["domains"].push_back({{"domain", domains[d].name}, {"tokens", total[d]},
-                              {"accuracy", total[d] ? static_cast<double>(labelled_correct[d]) / static_cast<double>(total[d]) : 0},
-                              {"routed", confusion[d]}});
-    fmt::print("{}\n", j.dump(2));
-    return;
-  }
-  fmt::print("router accuracy against domain labels: {:.1f}% of {} tokens\n", 100 * accuracy, all);
-  fmt::print("temporal locality (expert == previous token's): {:.1f}%\n", 100 * locality);
-  fmt::print("router decode cost: {:.1f} us per token (KV cache)\n\n", us_per_token);
+void print_report(const ReadMeModel& model, const std::vector<CorpusDomain>& domains, const RouterEval& r) {
+  int64_t all = 0;
+  for (int64_t t : r.total) all += t;
+  fmt::print("router accuracy against domain labels: {:.1f}% of {} tokens\n", 100 * r.accuracy(), all);
+  fmt::print("temporal locality (expert == previous token's): {:.1f}%\n", 100 * r.locality());
+  fmt::print("router decode cost: {:.1f} us per token (KV cache)\n\n", r.us_per_token);
   std::string header = "| domain \\ expert |", rule = "| --- |";
   for (const auto& e : model.config().experts) header += " " + e + " |", rule += " ---: |";
   fmt::print("{} accuracy |\n{} ---: |\n", header, rule);
   for (size_t d = 0; d < domains.size(); ++d) {
     std::string row = "| " + domains[d].name + " |";
-    for (int32_t e = 0; e < N; ++e)
-      row += fmt::format(" {:.1f}% |", total[d] ? 100.0 * static_cast<double>(confusion[d][static_cast<size_t>(e)]) /
-                                                      static_cast<double>(total[d])
-                                                : 0.0);
+    for (int64_t n : r.confusion[d])
+      row += fmt::format(" {:.1f}% |", r.total[d] ? 100.0 * static_cast<double>(n) / static_cast<double>(r.total[d]) : 0.0);
     fmt::print("{} {:.1f}% |\n", row,
-               total[d] ? 100.0 * static_cast<double>(labelled_correct[d]) / static_cast<double>(total[d]) : 0.0);
+               r.total[d] ? 100.0 * static_cast<double>(r.correct[d]) / static_cast<double>(r.total[d]) : 0.0);
   }
+}
+
+void run_router_eval(const RouterEvalOptions& o) {
+  lookahead::cli::apply_threads(o.threads);
+  if (o.tokens < 1) lookahead::fail("--tokens-per-domain must be >= 1 (got {})", o.tokens);
+  if (o.ctx < 2) lookahead::fail("--ctx must be >= 2 (got {})", o.ctx);
+  ReadMeModel model(o.model);
+  const auto domains = open_corpus(o.corpus, o.split, domain_list(o.domains));
+  const RouterEval r = evaluate_router(model, domains, o.tokens, o.ctx);
+  if (o.json)
+    print_json(model, domains, r);
+  else
+    print_report(model, domains, r);
 }
 
 const bool registered = lookahead::cli::register_command(
