@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/staging_dir.h"
 #include "moe/format/hf_checkpoint.h"
 #include "moe/format/safetensors.h"
 #include "moe/format/safetensors_writer.h"
@@ -384,35 +385,20 @@ EvalLoss evaluate(const ReadMeTorch& m, const std::vector<int32_t>& tokens, cons
   return out;
 }
 
-// Removes a directory on scope exit unless released.
-struct TempDir {
-  fs::path path;
-  bool keep = false;
-  ~TempDir() {
-    if (!keep) {
-      std::error_code ec;
-      fs::remove_all(path, ec);
-    }
-  }
-};
-
 // Writes the fine-tuned directory: overrides (HF name -> F32 tensor) replace those tensors.
 void write_finetuned(const std::string& dir, const std::string& out, const std::map<std::string, torch::Tensor>& overrides,
                      const nlohmann::json& provenance) {
+  StagingDir tmp(out);  // fails if `out` exists; removed unless committed
   std::error_code ec;
-  if (fs::exists(out, ec)) fail("{}: already exists; choose a new output directory or remove it", out);
   const fs::path in_file = fs::path(dir) / "model.safetensors";
   if (!fs::exists(in_file, ec))
     fail("{}: no model.safetensors (sharded Read-ME directories are not supported by the fine-tuner)", dir);
   moe::SafetensorsFile in(in_file.string());
 
-  TempDir tmp{fs::path(out + ".tmp." + std::to_string(::getpid()))};
-  fs::remove_all(tmp.path, ec);
-  if (!fs::create_directories(tmp.path, ec) || ec) fail("{}: cannot create: {}", tmp.path.string(), ec.message());
   for (const auto& entry : fs::directory_iterator(dir)) {
     if (!entry.is_regular_file() || entry.path().filename() == "model.safetensors") continue;
-    fs::copy_file(entry.path(), tmp.path / entry.path().filename(), ec);
-    if (ec) fail("{}: cannot copy to {}: {}", entry.path().string(), tmp.path.string(), ec.message());
+    fs::copy_file(entry.path(), tmp.path() / entry.path().filename(), ec);
+    if (ec) fail("{}: cannot copy to {}: {}", entry.path().string(), tmp.path().string(), ec.message());
   }
 
   std::vector<const moe::TensorView*> order;
@@ -433,10 +419,8 @@ void write_finetuned(const std::string& dir, const std::string& out, const std::
     const moe::TensorType type = t->type;
     w.add_tensor(t->name, type, shape, [v, type](uint8_t* dst) { moe::quantize_row(type, v.data_ptr<float>(), dst, v.numel()); });
   }
-  w.write((tmp.path / "model.safetensors").string(), "write");
-  fs::rename(tmp.path, out, ec);
-  if (ec) fail("{}: cannot rename {} to it: {}", out, tmp.path.string(), ec.message());
-  tmp.keep = true;
+  w.write(tmp.file("model.safetensors"), "write");
+  tmp.commit();
 }
 
 double cosine_lr(const ExpertTrainOptions& o, int64_t step) {

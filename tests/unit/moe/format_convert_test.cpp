@@ -41,7 +41,7 @@ TEST(FormatConvert, RopeRowPermutationMatchesLlamaCpp) {
 }
 
 TEST(FormatConvert, HfDirectoryToGgufF32) {
-  TempDir dir;
+  TempDir dir(test_dir_name());
   std::string in = (dir.path() / "hf").string();
   std::filesystem::create_directories(in);
   TinyHf hf;
@@ -91,7 +91,7 @@ TEST(FormatConvert, HfDirectoryToGgufF32) {
 }
 
 TEST(FormatConvert, HfTokenizerKeys) {
-  TempDir dir;
+  TempDir dir(test_dir_name());
   std::string in = (dir.path() / "hf").string();
   std::filesystem::create_directories(in);
   TinyHf hf;
@@ -147,7 +147,7 @@ std::string write_gguf_source(const TempDir& dir, std::vector<float>& w) {
 }
 
 TEST(FormatConvert, GgufToQ8_0IsExactQuantization) {
-  TempDir dir;
+  TempDir dir(test_dir_name());
   std::vector<float> w;
   std::string src = write_gguf_source(dir, w);
   auto s = convert(src, dir.file("q8.gguf"), "q8_0");
@@ -182,7 +182,7 @@ TEST(FormatConvert, GgufToQ8_0IsExactQuantization) {
 }
 
 TEST(FormatConvert, BadInputLeavesNoOutput) {
-  TempDir dir;
+  TempDir dir(test_dir_name());
   EXPECT_THROW(parse_convert_type("q5_k"), Error);
   EXPECT_THROW(convert(dir.file("missing.gguf"), dir.file("o.gguf"), "f16"), Error);
   std::string in = (dir.path() / "hf").string();

@@ -27,7 +27,7 @@ void expect_contains(const std::string& msg, const std::vector<std::string>& par
 }
 
 TEST(FormatHfCheckpoint, MapsNamesShapesAndHparams) {
-  TempDir dir;
+  TempDir dir(test_dir_name());
   TinyHf hf;
   hf.write(dir.path().string());
   auto source = open_model(dir.path().string());
@@ -63,7 +63,7 @@ TEST(FormatHfCheckpoint, MapsNamesShapesAndHparams) {
 }
 
 TEST(FormatHfCheckpoint, TiedEmbeddingsAndDefaults) {
-  TempDir dir;
+  TempDir dir(test_dir_name());
   TinyHf hf(3, 1, true);
   hf.config.erase("num_key_value_heads");  // defaults to num_attention_heads
   hf.config.erase("rope_theta");
@@ -80,7 +80,7 @@ TEST(FormatHfCheckpoint, TiedEmbeddingsAndDefaults) {
 }
 
 TEST(FormatHfCheckpoint, ShapeDisagreeingWithConfigNamesFieldAndTensor) {
-  TempDir dir;
+  TempDir dir(test_dir_name());
   TinyHf hf;
   hf.find("model.layers.1.mlp.gate_proj.weight")->shape = {8, 16};  // transposed
   hf.write(dir.path().string());
@@ -90,7 +90,7 @@ TEST(FormatHfCheckpoint, ShapeDisagreeingWithConfigNamesFieldAndTensor) {
 }
 
 TEST(FormatHfCheckpoint, ConfigDisagreeingWithTensors) {
-  TempDir dir;
+  TempDir dir(test_dir_name());
   TinyHf hf;
   hf.config["num_key_value_heads"] = 2;
   hf.write(dir.path().string());
@@ -99,7 +99,7 @@ TEST(FormatHfCheckpoint, ConfigDisagreeingWithTensors) {
 }
 
 TEST(FormatHfCheckpoint, MissingTensor) {
-  TempDir dir;
+  TempDir dir(test_dir_name());
   TinyHf hf;
   hf.erase("model.layers.1.mlp.up_proj.weight");
   hf.write(dir.path().string());
@@ -111,7 +111,7 @@ TEST(FormatHfCheckpoint, MissingTensor) {
 }
 
 TEST(FormatHfCheckpoint, ExtraOrUnknownTensors) {
-  TempDir dir;
+  TempDir dir(test_dir_name());
   TinyHf hf;
   hf.tensors.push_back({"model.layers.0.self_attn.q_proj.bias", "F32", {8}, std::string(32, '\0')});
   hf.write(dir.path().string());
@@ -127,7 +127,7 @@ TEST(FormatHfCheckpoint, ExtraOrUnknownTensors) {
 }
 
 TEST(FormatHfCheckpoint, BadConfig) {
-  TempDir dir;
+  TempDir dir(test_dir_name());
   std::string d = dir.path().string();
   expect_contains(error_of(d), {"missing config.json"});
   TinyHf hf;
@@ -154,7 +154,7 @@ TEST(FormatHfCheckpoint, BadConfig) {
 }
 
 TEST(FormatHfCheckpoint, MissingWeightsAndTokenizer) {
-  TempDir dir;
+  TempDir dir(test_dir_name());
   std::string d = dir.path().string();
   TinyHf hf;
   hf.write(d, /*with_tokenizer=*/false);

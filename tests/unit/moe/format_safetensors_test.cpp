@@ -185,7 +185,7 @@ TEST(FormatSafetensors, ScalarAndEmptyTensorsAreAllowed) {
 }
 
 TEST(FormatSafetensors, ShardedCheckpointFollowsWeightMap) {
-  TempDir dir;
+  TempDir dir(test_dir_name());
   write_all(dir.file("model-00001-of-00002.safetensors"),
             safetensors_image({{"a", "F32", {2}, f32_bytes({1, 2})}, {"extra", "F32", {1}, f32_bytes({9})}}));
   write_all(dir.file("model-00002-of-00002.safetensors"), safetensors_image({{"b", "F16", {2, 2}, std::string(8, '\7')}}));
@@ -231,7 +231,7 @@ TEST(FormatSafetensors, ShardedCheckpointFollowsWeightMap) {
 }
 
 TEST(FormatSafetensors, SingleFileAndMissingCheckpoint) {
-  TempDir dir;
+  TempDir dir(test_dir_name());
   EXPECT_THROW(SafetensorsCheckpoint(dir.path().string()), Error);
   write_all(dir.file("model.safetensors"), safetensors_image({{"a", "F32", {2}, f32_bytes({1, 2})}}));
   SafetensorsCheckpoint ckpt(dir.path().string());

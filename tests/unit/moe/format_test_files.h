@@ -10,27 +10,19 @@
 #include <string>
 #include <vector>
 
+#include "common/temp_dir.h"
+
 namespace lookahead::moe::format_test {
 
 namespace fs = std::filesystem;
 
-// A fresh directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() / ("lookahead_format_" + std::to_string(::getpid()) + "_" +
-                                         info->test_suite_name() + "_" + info->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
+using lookahead::TempDir;
 
- private:
-  fs::path path_;
-};
+// The name of a fresh directory per test (TempDir removes it afterwards).
+inline std::string test_dir_name() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  return "lookahead_format_" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "_" + info->name();
+}
 
 inline std::string read_all(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

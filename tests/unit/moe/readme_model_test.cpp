@@ -19,6 +19,7 @@ namespace lookahead::moe {
 namespace {
 
 using format_test::TempDir;
+using format_test::test_dir_name;
 using format_test::TinyHf;
 
 RouterConfig tiny_router_config() {
@@ -79,7 +80,7 @@ ExpertSets sets_for(const std::vector<std::vector<int32_t>>& per_expert, int lay
 }
 
 struct Fixture {
-  TempDir tmp;
+  TempDir tmp{test_dir_name()};
   std::string dense_dir, router_path, readme_dir;
   Fixture(const ExpertSets& sets, TensorType dtype = TensorType::F32, bool swiglu = false) {
     dense_dir = tmp.file("dense");
