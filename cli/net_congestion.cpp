@@ -12,6 +12,7 @@
 #include "cli/net_collective_flags.h"
 #include "cli/net_topology_flags.h"
 #include "net/analysis/congestion.h"
+#include "net/balance/collective_splitter.h"
 
 namespace {
 
@@ -59,7 +60,7 @@ void run_congestion(CongestionOptions& o) {
   std::vector<analysis::StepResult> results;
   std::vector<bool> unequal;
   for (int s = 0; s < static_cast<int>(c.steps.size()); ++s) {
-    auto flows = analysis::step_flows(c, s);
+    auto flows = balance::step_flows(c, s);
     results.push_back(analysis::check_step(topo, flows, schemes, o.coll.seed));
     results.back().step = s;
     unequal.push_back(analysis::find_unequal_batch(topo, flows).has_value());

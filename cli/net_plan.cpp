@@ -17,6 +17,7 @@
 #include "cli/net_collective_flags.h"
 #include "cli/net_topology_flags.h"
 #include "net/analysis/congestion.h"
+#include "net/balance/collective_splitter.h"
 
 namespace {
 
@@ -164,7 +165,7 @@ void print_qp_table(const Topology& topo, const collective::Collective& c, const
   std::vector<int> max_per_host(schemes.size(), 0);
   std::vector<double> mean_per_host(schemes.size(), 0);
   for (int s = 0; s < static_cast<int>(c.steps.size()); ++s) {
-    auto flows = analysis::step_flows(c, s);
+    auto flows = balance::step_flows(c, s);
     for (size_t i = 0; i < schemes.size(); ++i) {
       auto per_host = balance::make_plan(topo, flows, schemes[i], o.coll.seed).qps_per_host(topo.hosts());
       int senders = 0, total = 0;
@@ -220,7 +221,7 @@ void run_plan(PlanOptions& o) {
   if (step >= static_cast<int>(c.steps.size()))
     fail("--step: {} out of range (the collective has {} steps)", step, c.steps.size());
   if (!o.json) fmt::print("{}, step {} of {}\n", o.coll.describe(c), step, c.steps.size());
-  print_plan(topo, analysis::step_flows(c, step), balance::parse_scheme(o.scheme), o);
+  print_plan(topo, balance::step_flows(c, step), balance::parse_scheme(o.scheme), o);
 }
 
 const bool registered = lookahead::cli::register_command(

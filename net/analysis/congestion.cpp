@@ -142,15 +142,6 @@ MaxLoad max_load(const Topology& topo, const LinkLoads& loads, bool fabric_only)
   return m;
 }
 
-std::vector<balance::FlowDemand> step_flows(const collective::Collective& c, int step) {
-  std::vector<balance::FlowDemand> flows;
-  for (int id : c.steps.at(static_cast<size_t>(step))) {
-    const auto& f = c.flows[id];
-    flows.push_back({f.src_host, f.dst_host, f.bytes});
-  }
-  return flows;
-}
-
 StepResult check_step(const Topology& topo, const std::vector<balance::FlowDemand>& flows,
                       const std::vector<balance::Scheme>& schemes, uint64_t seed) {
   StepResult result;

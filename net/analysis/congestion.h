@@ -19,7 +19,6 @@
 #include <vector>
 
 #include "net/balance/plan.h"
-#include "net/collective/collective.h"
 #include "net/topo/topology.h"
 
 namespace lookahead::net::analysis {
@@ -67,9 +66,6 @@ struct StepResult {
 // Runs the schemes on one batch. Spraying is computed as the reference even if not listed.
 StepResult check_step(const Topology& topo, const std::vector<balance::FlowDemand>& flows,
                       const std::vector<balance::Scheme>& schemes, uint64_t seed);
-
-// The flows of one collective step as plan input.
-std::vector<balance::FlowDemand> step_flows(const collective::Collective& c, int step);
 
 std::string link_name(const Topology& topo, int link);  // e.g. "leaf3->spine5"
 std::string node_name(const Topology& topo, int node);  // e.g. "host17", "leaf3", "tor5", "agg2", "core0"

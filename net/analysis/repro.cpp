@@ -3,14 +3,12 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <map>
 #include <mutex>
-#include <tuple>
 #include <thread>
 
 #include "common/error.h"
 #include "common/progress.h"
-#include "net/analysis/congestion.h"
+#include "net/balance/collective_splitter.h"
 #include "net/sim/simulator.h"
 
 namespace lookahead::net::analysis {
@@ -19,183 +17,24 @@ std::vector<std::string> repro_schemes() {
   return {"ecmp", "mprdma-2", "mprdma-4", "mprdma-8", "spray", "reps", "ethereal"};
 }
 
-namespace {
-
-balance::Scheme plan_scheme(const std::string& name) {
-  if (name == "reps") return {balance::SchemeKind::spray, 1};
-  if (name == "ethereal-known") return {balance::SchemeKind::ethereal, 1};
-  return balance::parse_scheme(name);
-}
-
-// The QP a plan entry becomes in the simulator: source-routed, ECMP-hashed or sprayed.
-FlowSpec qp_flow(const balance::Qp& qp, bool reps) {
-  FlowSpec f;
-  f.src = qp.src_host;
-  f.dst = qp.dst_host;
-  f.bytes = qp.bytes;
-  f.start_ps = qp.start_ps;  // a delay after the split (Simulator::on_split): Ethereal's window and jitter
-  switch (qp.routing) {
-    case balance::Routing::pinned:
-      f.lb = LoadBalancing::source;
-      f.path = qp.path;
-      break;
-    case balance::Routing::hashed:
-      f.lb = LoadBalancing::ecmp;
-      f.entropy = static_cast<int64_t>(qp.entropy);
-      break;
-    case balance::Routing::sprayed: f.lb = reps ? LoadBalancing::reps : LoadBalancing::spray; break;
-  }
-  return f;
-}
-
-// A collective on the simulator: one split_on_start flow per collective flow, with the collective's
-// dependencies; when it becomes ready the simulator asks for its QPs (Simulator::on_split). Flow-level
-// dependencies keep the workload linear in QPs: with QP-level ones, every QP of a flow would depend on
-// every QP of the flows before it (direct all-reduce under mprdma-8 at 256 hosts: 2040 x 2040
-// dependencies per host, about 10^9 in all).
-// - learn (scheme "ethereal"): each (step, source host) batch is planned when its first flow becomes
-//   ready, over the paths that host has not learned to be failed from QP timeouts.
-// - otherwise: every step planned up front on plan_topo (which shows the failures the scheme knows).
-class CollectiveSplitter {
- public:
-  CollectiveSplitter(const Topology& plan_topo, const std::vector<Job>& jobs, const std::vector<collective::Collective>& cs,
-                     const std::string& scheme, uint64_t seed, bool learn, const balance::PlanTiming& timing)
-      : timing_(timing), topo_(plan_topo), jobs_(jobs), cs_(cs), scheme_(learn ? balance::Scheme{balance::SchemeKind::ethereal, 1} : plan_scheme(scheme)),
-        reps_(scheme == "reps"), seed_(seed), learn_(learn) {}
-
-  // Flows are added in the order the static plan lists their QPs (per step, per host, destination
-  // leaves in the planner's seeded shuffle), so a host's NIC serves them in plan order (collective
-  // order would make every host start with the same destination: synchronised incast). Each job is
-  // planned on its own (its steps are its batches); jobs that share a host share its NIC.
-  Workload workload() {
-    std::vector<std::vector<int>> orders(cs_.size());
-    static_qps_.assign(cs_.size(), {});
-    for (size_t k = 0; k < cs_.size(); ++k) {
-      const auto& c = cs_[k];
-      std::vector<char> seen(c.flows.size(), 0);
-      if (!learn_) static_qps_[k].assign(c.flows.size(), {});
-      for (size_t s = 0; s < c.steps.size(); ++s) {
-        auto plan = balance::make_plan(topo_, step_flows(c, static_cast<int>(s)), scheme_, seed_, {}, timing_);
-        for (const auto& qp : plan.qps) {
-          int id = c.steps[s][qp.flow];
-          if (!seen[id]) seen[id] = 1, orders[k].push_back(id);
-          if (!learn_) static_qps_[k][id].push_back(qp_flow(qp, reps_));
-        }
-        if (!learn_) {
-          total_qps_ += static_cast<int>(plan.qps.size());
-          for (int q : plan.qps_per_host(topo_.hosts())) max_qps_per_host_ = std::max(max_qps_per_host_, q);
-        }
-      }
-    }
-    Workload w;
-    auto ids = add_jobs(w, jobs_, cs_, seed_, orders, /*split_on_start=*/true);
-    coll_of_.assign(w.flows.size(), {-1, -1});
-    for (size_t k = 0; k < ids.size(); ++k)
-      for (size_t f = 0; f < ids[k].size(); ++f) coll_of_[static_cast<size_t>(ids[k][f])] = {static_cast<int>(k), static_cast<int>(f)};
-    return w;
-  }
-
-  std::vector<FlowSpec> split(int sim_flow, SimTime now) {
-    const auto [job, flow] = coll_of_.at(static_cast<size_t>(sim_flow));
-    if (!learn_) return std::move(static_qps_[job][flow]);
-    const auto& c = cs_[job];
-    const auto& cf = c.flows[flow];
-    auto key = std::make_tuple(job, cf.step, cf.src_host);
-    auto it = batches_.find(key);
-    if (it == batches_.end()) {
-      // The host's flows of this step: Ethereal's batch (they are ready together in these collectives).
-      std::vector<int> ids;
-      std::vector<balance::FlowDemand> demands;
-      for (int id : c.steps.at(static_cast<size_t>(cf.step)))
-        if (c.flows[id].src_host == cf.src_host) {
-          ids.push_back(id);
-          demands.push_back({c.flows[id].src_host, c.flows[id].dst_host, c.flows[id].bytes});
-        }
-      auto known = [&](int src, int dst, int path) { return known_failed(src, dst, path, now); };
-      auto plan = balance::make_plan(topo_, demands, scheme_, seed_, known, timing_);
-      std::map<int, std::vector<FlowSpec>> qps;
-      for (const auto& qp : plan.qps) qps[ids[qp.flow]].push_back(qp_flow(qp, false));
-      max_qps_per_host_ = std::max(max_qps_per_host_, static_cast<int>(plan.qps.size()));
-      it = batches_.emplace(key, std::move(qps)).first;
-    }
-    return it->second.at(flow);
-  }
-
-  // A QP timed out on `path`: mark it failed for (src, destination leaf) and move to the next path
-  // the host does not know to be failed.
-  int timeout(int src, int dst, int path, SimTime now) {
-    auto& marks = failed_[{src, topo_.tor_of(dst)}];
-    if (marks.find(path) == marks.end()) ++learned_;
-    marks[path] = now + kEtherealFailedPathPs;
-    const int count = topo_.path_count(src, dst);
-    for (int k = 1; k < count; ++k) {
-      int next = (path + k) % count;
-      if (!known_failed(src, dst, next, now)) return next;
-    }
-    return -1;
-  }
-
-  int total_qps() const { return total_qps_; }  // static plans: every QP of the collective
-  int max_qps_per_host() const { return max_qps_per_host_; }
-  int learned() const { return learned_; }
-
- private:
-  bool known_failed(int src, int dst, int path, SimTime now) const {
-    auto it = failed_.find({src, topo_.tor_of(dst)});
-    if (it == failed_.end()) return false;
-    auto p = it->second.find(path);
-    return p != it->second.end() && p->second > now;
-  }
-
-  balance::PlanTiming timing_;
-  const Topology& topo_;
-  const std::vector<Job>& jobs_;
-  const std::vector<collective::Collective>& cs_;
-  balance::Scheme scheme_;
-  bool reps_;
-  uint64_t seed_;
-  bool learn_;
-  std::vector<std::vector<std::vector<FlowSpec>>> static_qps_;                          // job -> collective flow -> QPs
-  std::map<std::tuple<int, int, int>, std::map<int, std::vector<FlowSpec>>> batches_;  // (job, step, host) -> flow -> QPs
-  std::map<std::pair<int, int>, std::map<int, SimTime>> failed_;                       // (host, dst leaf) -> path -> until
-  std::vector<std::pair<int, int>> coll_of_;  // workload flow id -> (job, collective flow id)
-  int max_qps_per_host_ = 0, learned_ = 0, total_qps_ = 0;
-};
-
-}  // namespace
-
 Workload collective_workload(const Topology& topo, const collective::Collective& c, const std::string& scheme_name,
                              uint64_t seed, int* max_qps_per_host) {
   const bool reps = scheme_name == "reps";
-  balance::Scheme scheme = plan_scheme(scheme_name);
+  balance::Scheme scheme = balance::run_scheme(scheme_name);
   Workload w;
   int group = w.add_group(fmt::format("{}/{}", collective::kind_name(c.spec.kind), collective::algorithm_name(c.spec.algorithm)));
   std::vector<std::vector<int>> qps_of_flow(c.flows.size());
   int worst = 0;
   for (int s = 0; s < static_cast<int>(c.steps.size()); ++s) {
-    auto plan = balance::make_plan(topo, step_flows(c, s), scheme, seed);
+    auto plan = balance::make_plan(topo, balance::step_flows(c, s), scheme, seed);
     auto per_host = plan.qps_per_host(topo.hosts());
     for (int q : per_host) worst = std::max(worst, q);
     for (const auto& qp : plan.qps) {
       const auto& flow = c.flows[c.steps[s][qp.flow]];
-      FlowSpec f;
-      f.src = qp.src_host;
-      f.dst = qp.dst_host;
-      f.bytes = qp.bytes;
+      FlowSpec f = balance::qp_flow(qp, reps);
       f.group = group;
       for (int d : flow.deps)
         for (int id : qps_of_flow[d]) f.deps.push_back(id);
-      switch (qp.routing) {
-        case balance::Routing::pinned:
-          f.lb = LoadBalancing::source;
-          f.path = qp.path;
-          break;
-        case balance::Routing::hashed:
-          f.lb = LoadBalancing::ecmp;
-          f.entropy = static_cast<int64_t>(qp.entropy);
-          break;
-        case balance::Routing::sprayed: f.lb = reps ? LoadBalancing::reps : LoadBalancing::spray; break;
-      }
       qps_of_flow[flow.id].push_back(w.add_flow(f));
     }
   }
@@ -222,7 +61,7 @@ ReproResult run_point(const ReproPoint& point) {
   cfg.seed = point.seed;
   const bool learn = point.scheme == "ethereal";
   // Ethereal learns failures (plans on the topology without them); the others plan on what they know.
-  CollectiveSplitter splitter(learn ? point.topology : topo, jobs, cs, point.scheme, point.seed, learn, point.timing);
+  balance::CollectiveSplitter splitter(learn ? point.topology : topo, jobs, cs, point.scheme, point.seed, learn, point.timing);
   Workload w = splitter.workload();
   const int parents = static_cast<int>(w.flows.size());
   Simulator sim(point.topology, std::move(w), cfg);

@@ -10,11 +10,12 @@
 //   are in one group, whose finish time is the collective completion time (CCT).
 // - run_point() runs ReproPoint::jobs when given (several collectives, net/workload/jobs.h), else
 //   the one collective on hosts 0..ranks-1 from time 0; either way through the same per-job path.
-// - run_point() with scheme "ethereal" runs the paper's Ethereal: each collective flow is planned
-//   when it becomes ready (Simulator::on_split), per (step, source host) batch, over the paths that
-//   host has not learned to be failed; a source-routed QP's retransmission timeout marks its path
-//   failed for that (source host, destination leaf/ToR) for 100 ms (kEtherealFailedPathPs) and moves
-//   the QP to the next path not known failed. It starts knowing nothing about failures.
+// - run_point() with scheme "ethereal" runs the paper's Ethereal (balance::CollectiveSplitter): each
+//   collective flow is planned when it becomes ready (Simulator::on_split), per (step, source host)
+//   batch, over the paths that host has not learned to be failed; a source-routed QP's retransmission
+//   timeout marks its path failed for that (source host, destination leaf/ToR) for 100 ms
+//   (balance::FailedPaths) and moves the QP to the next path not known failed. It starts knowing
+//   nothing about failures.
 // - "ethereal-known" is the same planner told the failed links at the start (the steady state after
 //   an earlier iteration's timeouts); collective_workload() plans "ethereal" that way too (statically).
 //   Spraying plans around failed links known at the start (its fluid plan; packets spray obliviously);
@@ -37,9 +38,6 @@ namespace lookahead::net::analysis {
 // Scheme names of the packet-level grid: the plan schemes plus reps (planned like spray); also
 // accepted: ethereal-known (see above), ethereal-min, ethereal-tiered.
 std::vector<std::string> repro_schemes();
-
-// How long a QP timeout marks a path failed (the paper: 100 ms).
-inline constexpr uint64_t kEtherealFailedPathPs = 100'000'000'000ull;
 
 Workload collective_workload(const Topology& topo, const collective::Collective& c, const std::string& scheme,
                              uint64_t seed, int* max_qps_per_host = nullptr);

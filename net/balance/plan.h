@@ -101,7 +101,7 @@ int ecmp_path(const Topology& topo, int src, int dst, uint32_t entropy, uint64_t
 // its pieces, no live path).
 //
 // known_failed(src host, dst host, path): paths the source has learned are failed (Ethereal's QP
-// timeout, see net/analysis/repro.h). The ethereal schemes leave them out of a batch's paths on top
+// timeout, see failed_paths.h). The ethereal schemes leave them out of a batch's paths on top
 // of the topology's dead links (all of a batch's live paths if it would leave none); the others
 // ignore it.
 using KnownFailed = std::function<bool(int src, int dst, int path)>;

@@ -6,11 +6,13 @@
 
 #include "common/error.h"
 #include "net/analysis/congestion.h"
+#include "net/balance/collective_splitter.h"
 
 using namespace lookahead::net;
 using namespace lookahead::net::analysis;
 using lookahead::net::balance::Scheme;
 using lookahead::net::balance::SchemeKind;
+using lookahead::net::balance::step_flows;
 using lookahead::net::collective::Algorithm;
 using lookahead::net::collective::Kind;
 
