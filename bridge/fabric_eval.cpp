@@ -77,15 +77,6 @@ std::vector<std::string> parse_bridge_schemes(const std::string& list, const std
   return out;
 }
 
-net::NetworkConfig paper_network_config() {
-  net::NetworkConfig cfg;
-  cfg.mtu_bytes = 9000;
-  cfg.shared_buffer_bytes = 64ull << 20;
-  cfg.ecn_kmin_bytes = cfg.ecn_kmax_bytes = 200 * 1024;
-  cfg.cc = net::CongestionControl::dctcp;
-  return cfg;
-}
-
 double SchemeEval::mean_layer_cct_us() const {
   if (layer_cct_us.empty()) return 0;
   double s = 0;

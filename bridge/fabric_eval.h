@@ -66,10 +66,6 @@ struct FabricEval {
   std::vector<SchemeEval> schemes;
 };
 
-// The network of the paper's packet-level evaluation (as `net repro` uses it): 9000-byte payloads,
-// DCTCP-style ECN at 200 KB, 64 MB shared switch buffers, no PFC.
-net::NetworkConfig paper_network_config();
-
 // Runs the fluid checker for every scheme, and the packet simulator when `simulate`.
 FabricEval evaluate_on_fabric(const net::Topology& topology, const MoeTraffic& traffic, const std::vector<std::string>& schemes,
                               const net::NetworkConfig& config, uint64_t seed, bool simulate);

@@ -11,6 +11,7 @@
 #include "bridge/traffic.h"
 #include "cli/bridge_flags.h"
 #include "cli/command.h"
+#include "net/analysis/paper_fabrics.h"
 
 namespace {
 
@@ -23,53 +24,41 @@ struct RunOptions {
   bool fluid_only = false, json = false, pfc = false;
 };
 
-void run_bridge(RunOptions& o) {
-  o.flags.check();
-  if (o.batch < 0) fail("--batch must be >= 0 (got {})", o.batch);
-  const auto schemes = bridge::parse_bridge_schemes(o.schemes);
-  net::Topology topo = o.flags.topo.build();
-  const auto batches = o.flags.batches(o.batch + 1);
-  const std::vector<int32_t>& experts = batches.back();
-  const auto loads = bridge::expert_loads(experts, o.flags.experts);
-  const auto placement = bridge::place_experts(o.flags.experts, topo.hosts(), o.flags.slots_per_host,
-                                               bridge::parse_placement(o.flags.placement), loads);
-  const auto traffic = bridge::moe_traffic(bridge::traffic_matrix(experts, placement, topo.hosts()), o.flags.layers,
-                                           o.flags.bytes_per_token(), bridge::parse_sync(o.flags.sync));
-  net::NetworkConfig config = bridge::paper_network_config();
-  config.pfc = o.pfc;
-  const bridge::FabricEval ev = bridge::evaluate_on_fabric(topo, traffic, schemes, config, o.flags.seed, !o.fluid_only);
+void print_json(const RunOptions& o, const net::Topology& topo, const std::vector<uint64_t>& loads, const bridge::MoeTraffic& traffic,
+                const bridge::FabricEval& ev) {
+  nlohmann::json j;
+  j["hosts"] = topo.hosts();
+  j["experts"] = o.flags.experts;
+  j["expert_tokens"] = loads;
+  j["layers"] = traffic.layers;
+  j["bound"] = {{"layer_us", ev.layer_bound_us}, {"forward_us", ev.forward_bound_us}, {"phase_us", ev.phase_bound_us},
+                {"phase_serial_us", ev.phase_serial_us}};
+  for (const auto& s : ev.schemes)
+    j["schemes"].push_back({{"scheme", s.scheme},
+                            {"fluid_forward_us", s.fluid_forward_us},
+                            {"max_fabric_ratio_to_spray", s.max_fabric_ratio_to_spray},
+                            {"max_fabric_link_bytes", *std::max_element(s.phase_fabric_bytes.begin(), s.phase_fabric_bytes.end())},
+                            {"max_qps_per_host", s.max_qps_per_host},
+                            {"qps", s.total_qps},
+                            {"simulated", s.simulated},
+                            {"finished", s.finished},
+                            {"layer_cct_us", s.layer_cct_us},
+                            {"mean_layer_cct_us", s.mean_layer_cct_us()},
+                            {"forward_us", s.forward_us},
+                            {"drops", s.drops},
+                            {"retransmits", s.retransmits},
+                            {"timeouts", s.timeouts}});
+  fmt::print("{}\n", j.dump(1));
+}
+
+void print_table(const RunOptions& o, const net::Topology& topo, size_t tokens, const std::vector<uint64_t>& loads,
+                 const bridge::MoeTraffic& traffic, const bridge::FabricEval& ev) {
   double layer_bound = 0;  // the layers' mean bound (layers differ only by rounding under Read-ME routing)
   for (double b : ev.layer_bound_us) layer_bound += b / static_cast<double>(ev.layer_bound_us.size());
-  if (o.json) {
-    nlohmann::json j;
-    j["hosts"] = topo.hosts();
-    j["experts"] = o.flags.experts;
-    j["expert_tokens"] = loads;
-    j["layers"] = traffic.layers;
-    j["bound"] = {{"layer_us", ev.layer_bound_us}, {"forward_us", ev.forward_bound_us}, {"phase_us", ev.phase_bound_us},
-                  {"phase_serial_us", ev.phase_serial_us}};
-    for (const auto& s : ev.schemes)
-      j["schemes"].push_back({{"scheme", s.scheme},
-                              {"fluid_forward_us", s.fluid_forward_us},
-                              {"max_fabric_ratio_to_spray", s.max_fabric_ratio_to_spray},
-                              {"max_fabric_link_bytes", *std::max_element(s.phase_fabric_bytes.begin(), s.phase_fabric_bytes.end())},
-                              {"max_qps_per_host", s.max_qps_per_host},
-                              {"qps", s.total_qps},
-                              {"simulated", s.simulated},
-                              {"finished", s.finished},
-                              {"layer_cct_us", s.layer_cct_us},
-                              {"mean_layer_cct_us", s.mean_layer_cct_us()},
-                              {"forward_us", s.forward_us},
-                              {"drops", s.drops},
-                              {"retransmits", s.retransmits},
-                              {"timeouts", s.timeouts}});
-    fmt::print("{}\n", j.dump(1));
-    return;
-  }
   std::string loads_text;
   for (size_t e = 0; e < loads.size(); ++e) loads_text += fmt::format("{}{}", e ? " " : "", loads[e]);
   fmt::print("{} tokens (expert loads {}), {} experts on {} hosts, placement {}, {} layers x (dispatch + combine), {} B/token, sync {}\n",
-             experts.size(), loads_text, o.flags.experts, topo.hosts(), o.flags.placement, traffic.layers, traffic.bytes_per_token, o.flags.sync);
+             tokens, loads_text, o.flags.experts, topo.hosts(), o.flags.placement, traffic.layers, traffic.bytes_per_token, o.flags.sync);
   fmt::print("lower bound (ideal spraying, fluid, + 2 host-link latencies): layer {:.2f} us, forward pass {:.2f} us; phase-serial "
              "reference (a barrier per phase) {:.2f} us\n\n",
              layer_bound, ev.forward_bound_us, ev.phase_serial_us);
@@ -85,6 +74,27 @@ void run_bridge(RunOptions& o) {
     fmt::print("| {} {}| {:.2f} | {:.3f} ({:.3f}) | {} | {} | {} |\n", s.scheme, sim, s.fluid_forward_us, busiest / 1e6, s.max_fabric_ratio_to_spray,
                s.max_qps_per_host, s.simulated ? fmt::format("{}", s.drops) : "-", s.simulated ? fmt::format("{}", s.retransmits) : "-");
   }
+}
+
+void run_bridge(RunOptions& o) {
+  o.flags.check();
+  if (o.batch < 0) fail("--batch must be >= 0 (got {})", o.batch);
+  const auto schemes = bridge::parse_bridge_schemes(o.schemes);
+  net::Topology topo = o.flags.topo.build();
+  const auto batches = o.flags.batches(o.batch + 1);
+  const std::vector<int32_t>& experts = batches.back();
+  const auto loads = bridge::expert_loads(experts, o.flags.experts);
+  const auto placement = bridge::place_experts(o.flags.experts, topo.hosts(), o.flags.slots_per_host,
+                                               bridge::parse_placement(o.flags.placement), loads);
+  const auto traffic = bridge::moe_traffic(bridge::traffic_matrix(experts, placement, topo.hosts()), o.flags.layers,
+                                           o.flags.bytes_per_token(), bridge::parse_sync(o.flags.sync));
+  net::NetworkConfig config = net::analysis::paper_network_config();
+  config.pfc = o.pfc;
+  const bridge::FabricEval ev = bridge::evaluate_on_fabric(topo, traffic, schemes, config, o.flags.seed, !o.fluid_only);
+  if (o.json)
+    print_json(o, topo, loads, traffic, ev);
+  else
+    print_table(o, topo, experts.size(), loads, traffic, ev);
 }
 
 const bool registered = lookahead::cli::register_command(

@@ -21,6 +21,39 @@ struct TrafficOptions {
   bool json = false;
 };
 
+// --save-trace: every routed token (batches 0..--batch), one expert id per line (--trace input).
+void save_trace(const TrafficOptions& o, const std::vector<std::vector<int32_t>>& batches) {
+  std::string text = fmt::format("# experts of {} tokens ({} batches of {}), one per token\n", o.flags.batch_tokens * (o.batch + 1),
+                                 o.batch + 1, o.flags.batch_tokens);
+  for (const auto& b : batches)
+    for (int32_t e : b) text += fmt::format("{}\n", e);
+  lookahead::write_file_atomic(o.save_trace, text);
+}
+
+void print_traffic(const TrafficOptions& o, const net::Topology& topo, size_t tokens, const std::vector<uint64_t>& loads,
+                   const bridge::ExpertPlacement& placement, const bridge::TrafficMatrix& matrix, const bridge::MoeTraffic& traffic,
+                   uint64_t phase_bytes, uint64_t min_flow, uint64_t max_flow) {
+  fmt::print("batch {}: {} tokens, {} experts on {} hosts ({} {} leaf/ToR), placement {} ({} slots per host)\n", o.batch,
+             tokens, o.flags.experts, topo.hosts(), topo.kind, topo.hosts_per_leaf, o.flags.placement,
+             placement.slots_per_host);
+  std::string loads_text;
+  for (size_t e = 0; e < loads.size(); ++e)
+    loads_text += fmt::format("{}{}:{} on h{}", e ? ", " : "", e, loads[e], fmt::join(placement.replicas[e], "/h"));
+  fmt::print("expert tokens: {}\n", loads_text);
+  fmt::print("remote tokens {} of {} ({:.1f}%); {} bytes per token per hop; per layer: dispatch + combine, {} flows each, "
+             "{} bytes each (flows {}..{} bytes)\n",
+             matrix.remote_tokens(), tokens, 100.0 * static_cast<double>(matrix.remote_tokens()) / static_cast<double>(tokens),
+             traffic.bytes_per_token, traffic.phases[0].flows.size(), phase_bytes, traffic.phases[0].flows.empty() ? 0 : min_flow, max_flow);
+  fmt::print("{} layers: {} flows in all (Read-ME routes a token to one expert for every layer, so every layer repeats this "
+             "matrix; layer l+1's dispatch from a host waits for layer l's combine into it)\n",
+             traffic.layers, traffic.workload.flows.size());
+  if (topo.hosts() <= 16) {
+    fmt::print("tokens src\\dst:\n");
+    for (int h = 0; h < topo.hosts(); ++h) fmt::print("  h{:<3} {}\n", h, fmt::join(matrix.tokens[static_cast<size_t>(h)], " "));
+  }
+  if (!o.out.empty()) fmt::print("wrote {} (lookahead net run --spec {})\n", o.out, o.out);
+}
+
 void run_traffic(TrafficOptions& o) {
   o.flags.check();
   if (o.batch < 0) fail("--batch must be >= 0 (got {})", o.batch);
@@ -28,13 +61,7 @@ void run_traffic(TrafficOptions& o) {
   net::parse_load_balancing(o.lb, "--lb");
   const auto batches = o.flags.batches(o.batch + 1);
   const std::vector<int32_t>& experts = batches.back();
-  if (!o.save_trace.empty()) {  // every routed token (batches 0..--batch), one expert id per line: --trace input
-    std::string text = fmt::format("# experts of {} tokens ({} batches of {}), one per token\n", o.flags.batch_tokens * (o.batch + 1),
-                                   o.batch + 1, o.flags.batch_tokens);
-    for (const auto& b : batches)
-      for (int32_t e : b) text += fmt::format("{}\n", e);
-    lookahead::write_file_atomic(o.save_trace, text);
-  }
+  if (!o.save_trace.empty()) save_trace(o, batches);
   const auto loads = bridge::expert_loads(experts, o.flags.experts);
   const auto placement = bridge::place_experts(o.flags.experts, topo.hosts(), o.flags.slots_per_host,
                                                bridge::parse_placement(o.flags.placement), loads);
@@ -63,25 +90,7 @@ void run_traffic(TrafficOptions& o) {
     fmt::print("{}\n", j.dump(1));
     return;
   }
-  fmt::print("batch {}: {} tokens, {} experts on {} hosts ({} {} leaf/ToR), placement {} ({} slots per host)\n", o.batch,
-             experts.size(), o.flags.experts, topo.hosts(), topo.kind, topo.hosts_per_leaf, o.flags.placement,
-             placement.slots_per_host);
-  std::string loads_text;
-  for (size_t e = 0; e < loads.size(); ++e)
-    loads_text += fmt::format("{}{}:{} on h{}", e ? ", " : "", e, loads[e], fmt::join(placement.replicas[e], "/h"));
-  fmt::print("expert tokens: {}\n", loads_text);
-  fmt::print("remote tokens {} of {} ({:.1f}%); {} bytes per token per hop; per layer: dispatch + combine, {} flows each, "
-             "{} bytes each (flows {}..{} bytes)\n",
-             matrix.remote_tokens(), experts.size(), 100.0 * static_cast<double>(matrix.remote_tokens()) / static_cast<double>(experts.size()),
-             traffic.bytes_per_token, traffic.phases[0].flows.size(), phase_bytes, traffic.phases[0].flows.empty() ? 0 : min_flow, max_flow);
-  fmt::print("{} layers: {} flows in all (Read-ME routes a token to one expert for every layer, so every layer repeats this "
-             "matrix; layer l+1's dispatch from a host waits for layer l's combine into it)\n",
-             traffic.layers, traffic.workload.flows.size());
-  if (topo.hosts() <= 16) {
-    fmt::print("tokens src\\dst:\n");
-    for (int h = 0; h < topo.hosts(); ++h) fmt::print("  h{:<3} {}\n", h, fmt::join(matrix.tokens[static_cast<size_t>(h)], " "));
-  }
-  if (!o.out.empty()) fmt::print("wrote {} (lookahead net run --spec {})\n", o.out, o.out);
+  print_traffic(o, topo, experts.size(), loads, placement, matrix, traffic, phase_bytes, min_flow, max_flow);
 }
 
 const bool registered = lookahead::cli::register_command(

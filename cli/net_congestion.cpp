@@ -44,36 +44,42 @@ std::string row_key(const analysis::StepResult& r) {
   return key;
 }
 
-void run_congestion(CongestionOptions& o) {
-  Topology topo = o.topo.build();
-  std::vector<std::string> failed_names;
-  for (const auto& f : o.fail) {
-    for (int l : analysis::parse_failed_cable(topo, f, "--fail")) topo.set_link_up(l, false);
-    failed_names.push_back(f);
-  }
-  auto schemes = parse_schemes(o.schemes);
-  auto c = o.coll.build(topo.hosts());
-  auto summary = topo.summary();
-  const bool failures = !o.fail.empty();
-  const bool oversubscribed = summary.oversubscription > 1.0 + 1e-9;
+// Per scheme over the whole collective: fluid completion time (sum of per-step bottleneck drain
+// times), worst per-step ratio to spraying, QPs per host, steps where the theorem holds.
+struct Total {
+  double time_us = 0, worst_ratio = 0, blackholed = 0;
+  int max_qps_per_host = 0, steps_matching = 0;
+};
 
+// What run_congestion prints: the fabric, the collective, every step's check and the totals.
+struct Report {
+  TopologySummary summary;
+  collective::Collective c;
+  std::vector<std::string> failed_names;
+  bool failures = false, oversubscribed = false;
+  std::vector<balance::Scheme> schemes;
   std::vector<analysis::StepResult> results;
   std::vector<bool> unequal;
-  for (int s = 0; s < static_cast<int>(c.steps.size()); ++s) {
-    auto flows = balance::step_flows(c, s);
-    results.push_back(analysis::check_step(topo, flows, schemes, o.coll.seed));
-    results.back().step = s;
-    unequal.push_back(analysis::find_unequal_batch(topo, flows).has_value());
-  }
-  // Per scheme over the whole collective: fluid completion time (sum of per-step bottleneck drain
-  // times), worst per-step ratio to spraying, QPs per host, steps where the theorem holds.
-  struct Total {
-    double time_us = 0, worst_ratio = 0, blackholed = 0;
-    int max_qps_per_host = 0, steps_matching = 0;
-  };
-  std::vector<Total> totals(schemes.size());
+  std::vector<Total> totals;
   double spray_time_us = 0;
-  for (const auto& r : results) {
+  int ethereal = -1;             // index of ethereal in schemes, -1 if absent
+  std::vector<int> violations;  // steps where ethereal's max load is not spraying's
+
+  std::string reason(int step) const {
+    std::vector<std::string> why;
+    if (failures) why.push_back("failed links");
+    if (oversubscribed) why.push_back("oversubscribed");
+    if (unequal[step]) why.push_back("unequal flow sizes in a batch");
+    if (why.empty()) why.push_back("none of the known causes (a bug?)");
+    return fmt::format("{}", fmt::join(why, ", "));
+  }
+};
+
+void add_totals(Report& rep) {
+  const auto& schemes = rep.schemes;
+  auto& totals = rep.totals;
+  totals.assign(schemes.size(), {});
+  for (const auto& r : rep.results) {
     for (size_t i = 0; i < schemes.size(); ++i) {
       const auto& sr = r.schemes[i];
       totals[i].time_us += sr.step_us;
@@ -82,53 +88,83 @@ void run_congestion(CongestionOptions& o) {
       totals[i].steps_matching += sr.matches_spray;
       totals[i].blackholed += sr.blackholed_bytes;
     }
-    spray_time_us += r.spray_step_us;  // computed even when spray is not listed
+    rep.spray_time_us += r.spray_step_us;  // computed even when spray is not listed
   }
-  int ethereal = -1;
   for (size_t i = 0; i < schemes.size(); ++i)
-    if (schemes[i].kind == balance::SchemeKind::ethereal) ethereal = static_cast<int>(i);
-  std::vector<int> violations;
-  if (ethereal >= 0)
-    for (const auto& r : results)
-      if (!r.schemes[ethereal].matches_spray) violations.push_back(r.step);
-  auto reason = [&](int step) {
-    std::vector<std::string> why;
-    if (failures) why.push_back("failed links");
-    if (oversubscribed) why.push_back("oversubscribed");
-    if (unequal[step]) why.push_back("unequal flow sizes in a batch");
-    if (why.empty()) why.push_back("none of the known causes (a bug?)");
-    return fmt::format("{}", fmt::join(why, ", "));
-  };
+    if (schemes[i].kind == balance::SchemeKind::ethereal) rep.ethereal = static_cast<int>(i);
+  if (rep.ethereal >= 0)
+    for (const auto& r : rep.results)
+      if (!r.schemes[rep.ethereal].matches_spray) rep.violations.push_back(r.step);
+}
 
-  if (o.json) {
-    nlohmann::json j;
-    j["topology"] = {{"kind", summary.kind}, {"hosts", summary.hosts}, {"oversubscription", summary.oversubscription},
-                     {"failed", failed_names}, {"max_paths", summary.max_paths}};
-    j["collective"] = o.coll.describe(c);
-    j["steps"] = nlohmann::json::array();
-    for (const auto& r : results) {
-      nlohmann::json js = {{"step", r.step}, {"flows", r.flows}, {"bytes", r.bytes}, {"cross_leaf_flows", r.cross_leaf_flows},
-                           {"unequal_batches", static_cast<bool>(unequal[r.step])}};
-      for (const auto& sr : r.schemes)
-        js["schemes"].push_back({{"scheme", sr.scheme}, {"max_link_bytes", sr.max_bytes}, {"max_link", sr.max_link},
-                                 {"ratio_to_spray", sr.ratio_to_spray}, {"step_us", sr.step_us}, {"qps", sr.qps},
-                                 {"max_qps_per_host", sr.max_qps_per_host}, {"blackholed_bytes", sr.blackholed_bytes},
-                                 {"matches_spray", sr.matches_spray}});
-      j["steps"].push_back(js);
-    }
-    for (size_t i = 0; i < schemes.size(); ++i)
-      j["summary"].push_back({{"scheme", schemes[i].name()}, {"fluid_time_us", totals[i].time_us},
-                              {"fluid_time_vs_spray", spray_time_us > 0 ? totals[i].time_us / spray_time_us : 1.0},
-                              {"worst_step_ratio", totals[i].worst_ratio}, {"max_qps_per_host", totals[i].max_qps_per_host},
-                              {"steps_matching_spray", totals[i].steps_matching}, {"blackholed_bytes", totals[i].blackholed}});
-    j["theorem"] = {{"checked", ethereal >= 0}, {"steps", results.size()}, {"violations", violations},
-                    {"holds", ethereal >= 0 && violations.empty()}};
-    fmt::print("{}\n", j.dump(2));
-    return;
+Report check(CongestionOptions& o) {
+  Report rep;
+  Topology topo = o.topo.build();
+  for (const auto& f : o.fail) {
+    for (int l : analysis::parse_failed_cable(topo, f, "--fail")) topo.set_link_up(l, false);
+    rep.failed_names.push_back(f);
   }
+  rep.schemes = parse_schemes(o.schemes);
+  rep.c = o.coll.build(topo.hosts());
+  rep.summary = topo.summary();
+  rep.failures = !o.fail.empty();
+  rep.oversubscribed = rep.summary.oversubscription > 1.0 + 1e-9;
+  for (int s = 0; s < static_cast<int>(rep.c.steps.size()); ++s) {
+    auto flows = balance::step_flows(rep.c, s);
+    rep.results.push_back(analysis::check_step(topo, flows, rep.schemes, o.coll.seed));
+    rep.results.back().step = s;
+    rep.unequal.push_back(analysis::find_unequal_batch(topo, flows).has_value());
+  }
+  add_totals(rep);
+  return rep;
+}
 
+void print_json(const CongestionOptions& o, const Report& rep) {
+  const auto& summary = rep.summary;
+  const auto& c = rep.c;
+  const auto& schemes = rep.schemes;
+  const auto& results = rep.results;
+  const auto& totals = rep.totals;
+  const auto& violations = rep.violations;
+  const double spray_time_us = rep.spray_time_us;
+  const int ethereal = rep.ethereal;
+  nlohmann::json j;
+  j["topology"] = {{"kind", summary.kind}, {"hosts", summary.hosts}, {"oversubscription", summary.oversubscription},
+                   {"failed", rep.failed_names}, {"max_paths", summary.max_paths}};
+  j["collective"] = o.coll.describe(c);
+  j["steps"] = nlohmann::json::array();
+  for (const auto& r : results) {
+    nlohmann::json js = {{"step", r.step}, {"flows", r.flows}, {"bytes", r.bytes}, {"cross_leaf_flows", r.cross_leaf_flows},
+                         {"unequal_batches", static_cast<bool>(rep.unequal[r.step])}};
+    for (const auto& sr : r.schemes)
+      js["schemes"].push_back({{"scheme", sr.scheme}, {"max_link_bytes", sr.max_bytes}, {"max_link", sr.max_link},
+                               {"ratio_to_spray", sr.ratio_to_spray}, {"step_us", sr.step_us}, {"qps", sr.qps},
+                               {"max_qps_per_host", sr.max_qps_per_host}, {"blackholed_bytes", sr.blackholed_bytes},
+                               {"matches_spray", sr.matches_spray}});
+    j["steps"].push_back(js);
+  }
+  for (size_t i = 0; i < schemes.size(); ++i)
+    j["summary"].push_back({{"scheme", schemes[i].name()}, {"fluid_time_us", totals[i].time_us},
+                            {"fluid_time_vs_spray", spray_time_us > 0 ? totals[i].time_us / spray_time_us : 1.0},
+                            {"worst_step_ratio", totals[i].worst_ratio}, {"max_qps_per_host", totals[i].max_qps_per_host},
+                            {"steps_matching_spray", totals[i].steps_matching}, {"blackholed_bytes", totals[i].blackholed}});
+  j["theorem"] = {{"checked", ethereal >= 0}, {"steps", results.size()}, {"violations", violations},
+                  {"holds", ethereal >= 0 && violations.empty()}};
+  fmt::print("{}\n", j.dump(2));
+}
+
+void print_text(const CongestionOptions& o, const Report& rep) {
+  const auto& summary = rep.summary;
+  const auto& c = rep.c;
+  const auto& schemes = rep.schemes;
+  const auto& results = rep.results;
+  const auto& totals = rep.totals;
+  const auto& violations = rep.violations;
+  const double spray_time_us = rep.spray_time_us;
+  const int ethereal = rep.ethereal;
+  const bool failures = rep.failures;
   fmt::print("{}: {} hosts, oversubscription {:g}:1, up to {} paths{}\n", summary.kind, summary.hosts, summary.oversubscription,
-             summary.max_paths, failures ? fmt::format(", failed: {}", fmt::join(failed_names, " ")) : "");
+             summary.max_paths, failures ? fmt::format(", failed: {}", fmt::join(rep.failed_names, " ")) : "");
   fmt::print("{}: {} flows in {} steps\n\n", o.coll.describe(c), c.flows.size(), c.steps.size());
   fmt::print("{:>9} {:>7} {:>6}  {:<15} {:>12} {:>8} {:>9} {:>8}  {}\n", "step", "flows", "cross", "scheme", "max link MiB",
              "x spray", "QPs/host", "step us", "most loaded link");
@@ -161,12 +197,20 @@ void run_congestion(CongestionOptions& o) {
     fmt::print("\ntheorem: not checked (add ethereal to --scheme)\n");
   } else if (violations.empty()) {
     fmt::print("\ntheorem: ethereal's max link load == spraying's on all {} steps{}\n", results.size(),
-               failures || oversubscribed ? " (also here, off the paper's 1:1 no-failure setting)" : "");
+               failures || rep.oversubscribed ? " (also here, off the paper's 1:1 no-failure setting)" : "");
   } else {
     fmt::print("\ntheorem: does NOT hold on {} of {} steps:", violations.size(), results.size());
     for (size_t i = 0; i < violations.size() && i < 8; ++i) fmt::print(" {}", violations[i]);
-    fmt::print("{}\n  causes present: {}\n", violations.size() > 8 ? " ..." : "", reason(violations[0]));
+    fmt::print("{}\n  causes present: {}\n", violations.size() > 8 ? " ..." : "", rep.reason(violations[0]));
   }
+}
+
+void run_congestion(CongestionOptions& o) {
+  const Report rep = check(o);
+  if (o.json)
+    print_json(o, rep);
+  else
+    print_text(o, rep);
 }
 
 const bool registered = lookahead::cli::register_command(

@@ -76,50 +76,36 @@ std::vector<balance::FlowDemand> read_flows(const PlanOptions& o) {
   return flows;
 }
 
-void print_plan(const Topology& topo, const std::vector<balance::FlowDemand>& flows, const balance::Scheme& scheme,
-                const PlanOptions& o) {
-  if (!(o.batch_window_ns >= 0) || o.batch_window_ns > 1e9) fail("--batch-window-ns: must be in [0, 1e9] ns, got {}", o.batch_window_ns);
-  if (!(o.jitter_ns >= 0) || o.jitter_ns > 1e9) fail("--jitter-ns: must be in [0, 1e9] ns, got {}", o.jitter_ns);
-  const balance::PlanTiming timing{ns_to_ps(o.batch_window_ns), ns_to_ps(o.jitter_ns)};
-  auto plan = balance::make_plan(topo, flows, scheme, o.coll.seed, {}, timing);
-  // The same caveat `net congestion` names when the theorem fails: one size per batch is assumed.
-  auto unequal = analysis::find_unequal_batch(topo, flows);
-  if (unequal)
-    fmt::print(stderr,
-               "lookahead: warning: unequal flow sizes in a batch (host {} -> {}: {} and {} bytes); the splitting theorem "
-               "assumes one size per (source host, destination {}) batch{}\n",
-               unequal->src_host, analysis::node_name(topo, unequal->dst_tor), unequal->bytes_a, unequal->bytes_b,
-               topo.three_tier() ? "ToR" : "leaf",
-               scheme.kind == balance::SchemeKind::ethereal
-                   ? ": ethereal's equal split can load an uplink above spraying's share (ethereal-min balances any sizes)"
-                   : "");
-  auto loads = analysis::link_loads(topo, plan);
-  auto per_host = plan.qps_per_host(topo.hosts());
-  // Uplinks of the leaves/ToRs that send something.
+// What print_plan shows: the plan, its link loads, QPs per host and the sending leaves' uplinks.
+struct PlanView {
+  balance::Plan plan;
+  analysis::LinkLoads loads;
+  std::vector<int> per_host;
   std::map<int, std::vector<std::pair<int, double>>> uplinks;  // tor node -> (link, bytes)
-  for (const auto& f : flows) uplinks[topo.tor_of(f.src_host)];
-  for (auto& [tor, list] : uplinks)
-    for (int l : topo.up_ports[tor]) list.push_back({l, loads.bytes[l]});
-  if (o.json) {
-    nlohmann::json j;
-    j["scheme"] = scheme.name();
-    j["flows"] = flows.size();
-    for (const auto& qp : plan.qps)
-      j["qps"].push_back({{"flow", qp.flow}, {"src", qp.src_host}, {"dst", qp.dst_host}, {"offset", qp.offset},
-                          {"bytes", qp.bytes}, {"path", qp.path}, {"start_ns", static_cast<double>(qp.start_ps) / 1e3},
-                          {"routing", qp.routing == balance::Routing::pinned   ? "source"
-                                      : qp.routing == balance::Routing::hashed ? "ecmp"
-                                                                               : "spray"}});
-    for (int h = 0; h < topo.hosts(); ++h)
-      if (per_host[h] > 0) j["qps_per_host"][std::to_string(h)] = per_host[h];
-    for (const auto& [tor, list] : uplinks)
-      for (const auto& [l, bytes] : list) j["uplink_bytes"][analysis::link_name(topo, l)] = bytes;
-    j["blackholed_bytes"] = loads.blackholed_bytes;
-    j["unequal_batches"] = unequal.has_value();
-    fmt::print("{}\n", j.dump(2));
-    return;
-  }
-  fmt::print("{}: {} flows -> {} QPs\n", scheme.name(), flows.size(), plan.qps.size());
+};
+
+void print_plan_json(const Topology& topo, const std::vector<balance::FlowDemand>& flows, const balance::Scheme& scheme,
+                     const PlanView& v, bool unequal) {
+  const auto& per_host = v.per_host;
+  nlohmann::json j;
+  j["scheme"] = scheme.name();
+  j["flows"] = flows.size();
+  for (const auto& qp : v.plan.qps)
+    j["qps"].push_back({{"flow", qp.flow}, {"src", qp.src_host}, {"dst", qp.dst_host}, {"offset", qp.offset},
+                        {"bytes", qp.bytes}, {"path", qp.path}, {"start_ns", static_cast<double>(qp.start_ps) / 1e3},
+                        {"routing", qp.routing == balance::Routing::pinned   ? "source"
+                                    : qp.routing == balance::Routing::hashed ? "ecmp"
+                                                                             : "spray"}});
+  for (int h = 0; h < topo.hosts(); ++h)
+    if (per_host[h] > 0) j["qps_per_host"][std::to_string(h)] = per_host[h];
+  for (const auto& [tor, list] : v.uplinks)
+    for (const auto& [l, bytes] : list) j["uplink_bytes"][analysis::link_name(topo, l)] = bytes;
+  j["blackholed_bytes"] = v.loads.blackholed_bytes;
+  j["unequal_batches"] = unequal;
+  fmt::print("{}\n", j.dump(2));
+}
+
+void print_qps(const Topology& topo, const balance::Plan& plan, const PlanOptions& o) {
   const bool timed = std::any_of(plan.qps.begin(), plan.qps.end(), [](const balance::Qp& q) { return q.start_ps > 0; });
   if (timed)
     fmt::print("  cross-leaf QPs start {:g} ns (batching window) + 0-{:g} ns seeded jitter after the batch arrives (start ns)\n",
@@ -144,20 +130,55 @@ void print_plan(const Topology& topo, const std::vector<balance::FlowDemand>& fl
   } else {
     fmt::print("  ({} QPs; --list-qps prints them all)\n", plan.qps.size());
   }
+}
+
+void print_plan_text(const Topology& topo, const std::vector<balance::FlowDemand>& flows, const balance::Scheme& scheme,
+                     const PlanView& v, const PlanOptions& o) {
+  const auto& per_host = v.per_host;
+  fmt::print("{}: {} flows -> {} QPs\n", scheme.name(), flows.size(), v.plan.qps.size());
+  print_qps(topo, v.plan, o);
   int max_qps = 0;
   for (int q : per_host) max_qps = std::max(max_qps, q);
   fmt::print("QPs per sending host: max {}\n", max_qps);
   for (int h = 0, shown = 0; h < topo.hosts() && shown < 16; ++h)
     if (per_host[h] > 0) fmt::print("  host {:>4}: {}\n", h, per_host[h]), ++shown;
   fmt::print("bytes per uplink of each sending leaf/ToR:\n");
-  for (const auto& [tor, list] : uplinks) {
+  for (const auto& [tor, list] : v.uplinks) {
     double lo = 1e300, hi = 0;
     for (const auto& [l, bytes] : list) lo = std::min(lo, bytes), hi = std::max(hi, bytes);
     fmt::print("  {}: min {:.0f} max {:.0f} bytes over {} uplinks\n", analysis::link_name(topo, topo.up_ports[tor][0]).substr(0, analysis::link_name(topo, topo.up_ports[tor][0]).find("->")), lo, hi, list.size());
     if (list.size() <= 32)
       for (const auto& [l, bytes] : list) fmt::print("    {:<22} {:>14.0f}\n", analysis::link_name(topo, l), bytes);
   }
-  if (loads.blackholed_bytes > 0) fmt::print("black-holed (path crosses a failed link): {:.0f} bytes\n", loads.blackholed_bytes);
+  if (v.loads.blackholed_bytes > 0) fmt::print("black-holed (path crosses a failed link): {:.0f} bytes\n", v.loads.blackholed_bytes);
+}
+
+void print_plan(const Topology& topo, const std::vector<balance::FlowDemand>& flows, const balance::Scheme& scheme,
+                const PlanOptions& o) {
+  const balance::PlanTiming timing = balance::plan_timing_ns(o.batch_window_ns, o.jitter_ns);
+  PlanView v;
+  v.plan = balance::make_plan(topo, flows, scheme, o.coll.seed, {}, timing);
+  // The same caveat `net congestion` names when the theorem fails: one size per batch is assumed.
+  auto unequal = analysis::find_unequal_batch(topo, flows);
+  if (unequal)
+    fmt::print(stderr,
+               "lookahead: warning: unequal flow sizes in a batch (host {} -> {}: {} and {} bytes); the splitting theorem "
+               "assumes one size per (source host, destination {}) batch{}\n",
+               unequal->src_host, analysis::node_name(topo, unequal->dst_tor), unequal->bytes_a, unequal->bytes_b,
+               topo.three_tier() ? "ToR" : "leaf",
+               scheme.kind == balance::SchemeKind::ethereal
+                   ? ": ethereal's equal split can load an uplink above spraying's share (ethereal-min balances any sizes)"
+                   : "");
+  v.loads = analysis::link_loads(topo, v.plan);
+  v.per_host = v.plan.qps_per_host(topo.hosts());
+  // Uplinks of the leaves/ToRs that send something.
+  for (const auto& f : flows) v.uplinks[topo.tor_of(f.src_host)];
+  for (auto& [tor, list] : v.uplinks)
+    for (int l : topo.up_ports[tor]) list.push_back({l, v.loads.bytes[l]});
+  if (o.json)
+    print_plan_json(topo, flows, scheme, v, unequal.has_value());
+  else
+    print_plan_text(topo, flows, scheme, v, o);
 }
 
 void print_qp_table(const Topology& topo, const collective::Collective& c, const PlanOptions& o) {

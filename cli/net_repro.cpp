@@ -50,12 +50,7 @@ struct ReproOptions {
   double batch_window_ns = 100, jitter_ns = 50;  // Ethereal's timing (balance::PlanTiming), the paper's values
 };
 
-balance::PlanTiming plan_timing(const ReproOptions& o) {
-  if (!(o.batch_window_ns >= 0) || o.batch_window_ns > 1e9)
-    fail("--batch-window-ns: must be in [0, 1e9] ns, got {}", o.batch_window_ns);
-  if (!(o.jitter_ns >= 0) || o.jitter_ns > 1e9) fail("--jitter-ns: must be in [0, 1e9] ns, got {}", o.jitter_ns);
-  return {ns_to_ps(o.batch_window_ns), ns_to_ps(o.jitter_ns)};
-}
+balance::PlanTiming plan_timing(const ReproOptions& o) { return balance::plan_timing_ns(o.batch_window_ns, o.jitter_ns); }
 
 std::vector<std::string> split(const std::string& text) {
   std::vector<std::string> out;
@@ -64,16 +59,6 @@ std::vector<std::string> split(const std::string& text) {
   while (std::getline(in, item, ','))
     if (!item.empty()) out.push_back(item);
   return out;
-}
-
-NetworkConfig paper_config() {
-  // v2's setup: 9000-byte payloads, DCTCP-style ECN, 64 MB shared switch buffers, no PFC.
-  NetworkConfig cfg;
-  cfg.mtu_bytes = 9000;
-  cfg.shared_buffer_bytes = 64ull << 20;
-  cfg.ecn_kmin_bytes = cfg.ecn_kmax_bytes = 200 * 1024;
-  cfg.cc = CongestionControl::dctcp;
-  return cfg;
 }
 
 // A fabric of the grid: the built topology and the cable (if any) failed at the start.
@@ -159,7 +144,7 @@ void run_jobs(const ReproOptions& o) {
   }
   // The paper's network unless the spec sets one.
   const bool own_network = nlohmann::json::parse(lookahead::read_input_file(o.jobs, "--jobs")).contains("network");
-  NetworkConfig cfg = own_network ? sc.network : paper_config();
+  NetworkConfig cfg = own_network ? sc.network : analysis::paper_network_config();
   std::error_code ec;
   std::filesystem::create_directories(o.out, ec);
   if (ec || !std::filesystem::is_directory(o.out)) lookahead::fail("--out: cannot create directory '{}'", o.out);
@@ -486,7 +471,7 @@ void run_repro(ReproOptions& o) {
           p.collective.message_bytes = collective::parse_bytes(sz, "--sizes");
           p.collective.chunks = o.chunks;
           p.scheme = sc;
-          p.config = paper_config();
+          p.config = analysis::paper_network_config();
           p.timing = plan_timing(o);
           p.seed = o.seed;
           points.push_back(std::move(p));

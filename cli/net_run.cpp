@@ -39,8 +39,8 @@ struct RunOptions {
               *init_cwnd_opt = nullptr, *max_cwnd_opt = nullptr, *retry_opt = nullptr, *reps_state_opt = nullptr;
 };
 
-void run(RunOptions& o) {
-  lookahead::cli::apply_memory_limit(o.memory_limit);
+// The scenario: a spec file or the topology flags, the network flags over the spec's, and the flows.
+Scenario load(RunOptions& o) {
   Scenario sc;
   if (!o.spec.empty()) {
     if (o.topo.any_given()) lookahead::fail("--spec: topology flags cannot be combined with a spec file");
@@ -50,12 +50,7 @@ void run(RunOptions& o) {
   }
   NetworkConfig& c = sc.network;
   if (o.lb_opt->count()) c.lb = parse_load_balancing(o.lb, "--lb");
-  if (o.cc_opt->count()) {
-    if (o.cc == "dctcp") c.cc = CongestionControl::dctcp;
-    else if (o.cc == "dcqcn") c.cc = CongestionControl::dcqcn;
-    else if (o.cc == "none") c.cc = CongestionControl::none;
-    else lookahead::fail("--cc: expected dctcp, dcqcn or none, got '{}'", o.cc);
-  }
+  if (o.cc_opt->count()) c.cc = parse_congestion_control(o.cc, "--cc");
   if (o.seed_opt->count()) c.seed = o.seed;
   if (o.mtu_opt->count()) c.mtu_bytes = o.mtu;
   if (o.pfc_opt->count()) c.pfc = o.pfc;
@@ -68,11 +63,7 @@ void run(RunOptions& o) {
   if (o.init_cwnd_opt->count()) c.init_cwnd_bytes = o.init_cwnd;
   if (o.max_cwnd_opt->count()) c.max_cwnd_bytes = o.max_cwnd;
   if (o.retry_opt->count()) c.retry_limit = o.retry_limit;
-  if (o.reps_state_opt->count()) {
-    if (o.reps_state == "connection") c.reps_state = RepsState::connection;
-    else if (o.reps_state == "qp") c.reps_state = RepsState::qp;
-    else lookahead::fail("--reps-state: expected connection or qp, got '{}'", o.reps_state);
-  }
+  if (o.reps_state_opt->count()) c.reps_state = parse_reps_state(o.reps_state, "--reps-state");
   if (o.until_opt->count()) {
     if (!(o.until_us > 0)) lookahead::fail("--until-us: must be positive");
     sc.until_ps = static_cast<SimTime>(o.until_us * 1e6);
@@ -83,22 +74,12 @@ void run(RunOptions& o) {
   }
   if (!o.matrix.empty()) load_connection_matrix(o.matrix, sc.topology, sc.workload);
   if (sc.workload.flows.empty()) lookahead::fail("no flows: give --workload, --matrix or a spec with 'flows' or 'workload'");
+  return sc;
+}
 
-  Simulator sim(sc.topology, sc.workload, c);
-  for (const LinkFailure& f : sc.failures) sim.fail_link(f.link, f.down_ps, f.up_ps, f.both);
-  lookahead::ProgressBar bar("simulating (flows done)", sc.workload.flows.size(), o.progress);
-  if (o.progress) sim.on_progress([&bar](SimTime, int finished) { bar.set(static_cast<uint64_t>(finished)); });
-  auto t0 = std::chrono::steady_clock::now();
-  SimResult r = sim.run(sc.until_ps);
-  double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  bar.finish();
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  double rss_mib = static_cast<double>(ru.ru_maxrss) / 1024.0;
-  if (o.perf)
-    fmt::print(stderr, "perf: wall {:.3f} s, {} events, {:.2f} M events/s, peak RSS {:.1f} MiB, simulated {:.3f} us\n", wall, r.events,
-               static_cast<double>(r.events) / wall / 1e6, rss_mib, static_cast<double>(r.end_ps) / 1e6);
-
+// --csv, --out and --json; returns true when the results went out as JSON (no summary then).
+bool write_results(const RunOptions& o, const Scenario& sc, const SimResult& r) {
+  const NetworkConfig& c = sc.network;
   if (!o.csv.empty()) {
     lookahead::write_file_atomic(o.csv + "_flows.csv", flows_csv(r));
     lookahead::write_file_atomic(o.csv + "_links.csv", links_csv(r, sc.topology));
@@ -108,22 +89,27 @@ void run(RunOptions& o) {
     j["config"] = {{"topology", sc.topology.kind},
                    {"hosts", sc.topology.hosts()},
                    {"lb", load_balancing_name(c.lb)},
-                   {"cc", c.cc == CongestionControl::dctcp ? "dctcp" : c.cc == CongestionControl::dcqcn ? "dcqcn" : "none"},
+                   {"cc", congestion_control_name(c.cc)},
                    {"mtu", c.mtu_bytes},
                    {"pfc", c.pfc},
                    {"retry_limit", c.retry_limit},
-                   {"reps_state", c.reps_state == RepsState::connection ? "connection" : "qp"},
+                   {"reps_state", reps_state_name(c.reps_state)},
                    {"init_cwnd_bytes", c.init_cwnd_bytes},  // 0: the default (net/sim/config.h)
                    {"max_cwnd_bytes", c.max_cwnd_bytes},
                    {"seed", c.seed}};
     std::string text = j.dump(2) + "\n";
     if (!o.out.empty()) lookahead::write_file_atomic(o.out, text);
     if (o.json) fmt::print("{}", text);
-    return;
+    return true;
   }
+  return false;
+}
+
+void print_summary(const Scenario& sc, const SimResult& r) {
+  const NetworkConfig& c = sc.network;
   FlowSummary s = summarise(r);
   fmt::print("{} hosts, {} flows, lb {}, cc {}: {} of {} finished by {:.3f} us{}\n", sc.topology.hosts(), s.flows,
-             load_balancing_name(c.lb), c.cc == CongestionControl::dctcp ? "dctcp" : c.cc == CongestionControl::dcqcn ? "dcqcn" : "none",
+             load_balancing_name(c.lb), congestion_control_name(c.cc),
              s.finished, s.flows, static_cast<double>(r.end_ps) / 1e6,
              s.failed > 0 ? fmt::format(", {} FAILED (retry limit {} reached), {} never started", s.failed, c.retry_limit, s.not_started)
                           : std::string());
@@ -150,6 +136,29 @@ void run(RunOptions& o) {
                done ? fmt::format("all finished, makespan {:.3f} us (last job's finish)", static_cast<double>(last) / 1e6)
                     : std::string("not all finished"));
   }
+}
+
+void run(RunOptions& o) {
+  lookahead::cli::apply_memory_limit(o.memory_limit);
+  Scenario sc = load(o);
+  const NetworkConfig& c = sc.network;
+  Simulator sim(sc.topology, sc.workload, c);
+  for (const LinkFailure& f : sc.failures) sim.fail_link(f.link, f.down_ps, f.up_ps, f.both);
+  lookahead::ProgressBar bar("simulating (flows done)", sc.workload.flows.size(), o.progress);
+  if (o.progress) sim.on_progress([&bar](SimTime, int finished) { bar.set(static_cast<uint64_t>(finished)); });
+  auto t0 = std::chrono::steady_clock::now();
+  SimResult r = sim.run(sc.until_ps);
+  double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  bar.finish();
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  double rss_mib = static_cast<double>(ru.ru_maxrss) / 1024.0;
+  if (o.perf)
+    fmt::print(stderr, "perf: wall {:.3f} s, {} events, {:.2f} M events/s, peak RSS {:.1f} MiB, simulated {:.3f} us\n", wall, r.events,
+               static_cast<double>(r.events) / wall / 1e6, rss_mib, static_cast<double>(r.end_ps) / 1e6);
+
+  if (write_results(o, sc, r)) return;
+  print_summary(sc, r);
   if (!r.conserved()) fmt::print("  WARNING: packet conservation violated (a simulator bug)\n");
 }
 

@@ -98,28 +98,30 @@ struct TopologyFlags {
     if (given("--k") && s.k == 0) fail("--k must be an even number in [2, 256], got 0");
     if (s.k == 0 && s.pods == 0) s.k = 4;
     net::Topology t = net::build_fat_tree(s);
-    // --oversubscription sets the ToR uplinks; the aggregation tier follows from the shape. A fabric
-    // worse than asked for is refused, with the cables or rate that would make it match.
-    if (given("--oversubscription")) {
-      auto capacity = [&](const std::vector<int>& ports) {
-        double c = 0;
-        for (int l : ports) c += static_cast<double>(t.links[l].rate_bps);
-        return c;
-      };
-      const double down = capacity(t.down_ports[t.first_agg]), up = capacity(t.up_ports[t.first_agg]);
-      const double agg = down / up;
-      if (agg > oversubscription * (1 + 1e-9)) {
-        const int cores_per_agg = t.cores / t.aggs_per_pod;
-        const double core_link = static_cast<double>(t.links[t.up_ports[t.first_agg][0]].rate_bps);
-        const double want_up = down / oversubscription;
-        const int cables = static_cast<int>(std::ceil(want_up / (cores_per_agg * core_link) - 1e-9));
-        fail("--oversubscription {:g}: the ToRs are {:g}:1 but the aggregation switches of this fat-tree are {:g}:1 ({} cables "
-             "down to ToRs, {} up to cores); for {:g}:1 there too give --core-parallel-links {} or --agg-core-gbps {:g}",
-             oversubscription, oversubscription, agg, t.down_ports[t.first_agg].size(), t.up_ports[t.first_agg].size(),
-             oversubscription, cables, want_up / (cores_per_agg * t.core_parallel) / 1e9);
-      }
-    }
+    if (given("--oversubscription")) check_aggregation_tier(t);
     return t;
+  }
+
+  // --oversubscription sets the ToR uplinks; the aggregation tier follows from the shape. A fabric
+  // worse than asked for is refused, with the cables or rate that would make it match.
+  void check_aggregation_tier(const net::Topology& t) const {
+    auto capacity = [&](const std::vector<int>& ports) {
+      double c = 0;
+      for (int l : ports) c += static_cast<double>(t.links[l].rate_bps);
+      return c;
+    };
+    const double down = capacity(t.down_ports[t.first_agg]), up = capacity(t.up_ports[t.first_agg]);
+    const double agg = down / up;
+    if (agg > oversubscription * (1 + 1e-9)) {
+      const int cores_per_agg = t.cores / t.aggs_per_pod;
+      const double core_link = static_cast<double>(t.links[t.up_ports[t.first_agg][0]].rate_bps);
+      const double want_up = down / oversubscription;
+      const int cables = static_cast<int>(std::ceil(want_up / (cores_per_agg * core_link) - 1e-9));
+      fail("--oversubscription {:g}: the ToRs are {:g}:1 but the aggregation switches of this fat-tree are {:g}:1 ({} cables "
+           "down to ToRs, {} up to cores); for {:g}:1 there too give --core-parallel-links {} or --agg-core-gbps {:g}",
+           oversubscription, oversubscription, agg, t.down_ports[t.first_agg].size(), t.up_ports[t.first_agg].size(),
+           oversubscription, cables, want_up / (cores_per_agg * t.core_parallel) / 1e9);
+    }
   }
 };
 

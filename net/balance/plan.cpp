@@ -12,6 +12,12 @@
 
 namespace lookahead::net::balance {
 
+PlanTiming plan_timing_ns(double batch_window_ns, double jitter_ns) {
+  if (!(batch_window_ns >= 0) || batch_window_ns > 1e9) fail("--batch-window-ns: must be in [0, 1e9] ns, got {}", batch_window_ns);
+  if (!(jitter_ns >= 0) || jitter_ns > 1e9) fail("--jitter-ns: must be in [0, 1e9] ns, got {}", jitter_ns);
+  return {ns_to_ps(batch_window_ns), ns_to_ps(jitter_ns)};
+}
+
 namespace {
 
 uint64_t mix(uint64_t a, uint64_t b) { return net::splitmix64(a ^ net::splitmix64(b)); }

@@ -82,6 +82,9 @@ struct PlanTiming {
   uint64_t jitter_ps = 0;
 };
 inline constexpr PlanTiming kPaperTiming{100'000, 50'000};
+// The timing from nanoseconds, as the CLIs' --batch-window-ns and --jitter-ns give it; each must be in
+// [0, 1e9] ns, else throws lookahead::Error naming that flag.
+PlanTiming plan_timing_ns(double batch_window_ns, double jitter_ns);
 
 struct Plan {
   Scheme scheme;

@@ -13,8 +13,14 @@ enum class CongestionControl : uint8_t { dctcp = 0, dcqcn = 1, none = 2 };
 enum class ReceiverMode : uint8_t { automatic = 0, in_order = 1, selective = 2 };  // automatic: in_order for ecmp/source
 // Where REPS keeps its recycled entropies and freeze state: per connection (source, destination
 // host), shared by every QP between them and kept across collective steps (REPS as specified), or
-// per QP (a fresh buffer for every flow: the behaviour before issue 17, for comparison).
+// per QP (a fresh buffer for every flow: the earlier behaviour, for comparison).
 enum class RepsState : uint8_t { connection = 0, qp = 1 };
+
+// The names specs and flags use for these enums; the parsers throw lookahead::Error naming `key`.
+const char* congestion_control_name(CongestionControl cc);  // dctcp | dcqcn | none
+CongestionControl parse_congestion_control(const std::string& name, const std::string& key);
+const char* reps_state_name(RepsState state);  // connection | qp
+RepsState parse_reps_state(const std::string& name, const std::string& key);
 
 inline constexpr double kDefaultCwndBdps = 2.0;
 

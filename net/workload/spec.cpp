@@ -151,10 +151,7 @@ void parse_network(const json& j, const std::string& where, NetworkConfig& c) {
   std::string s;
   if (f.has("cc")) {
     f.read_string("cc", s);
-    if (s == "dctcp") c.cc = CongestionControl::dctcp;
-    else if (s == "dcqcn") c.cc = CongestionControl::dcqcn;
-    else if (s == "none") c.cc = CongestionControl::none;
-    else fail("{}: expected dctcp, dcqcn or none, got \"{}\"", f.key("cc"), s);
+    c.cc = parse_congestion_control(s, f.key("cc"));
   }
   if (f.has("lb")) {
     f.read_string("lb", s);
@@ -175,9 +172,7 @@ void parse_network(const json& j, const std::string& where, NetworkConfig& c) {
   f.read_us("reps_freeze_us", c.reps_freeze_ps);
   if (f.has("reps_state")) {
     f.read_string("reps_state", s);
-    if (s == "connection") c.reps_state = RepsState::connection;
-    else if (s == "qp") c.reps_state = RepsState::qp;
-    else fail("{}: expected connection or qp, got \"{}\"", f.key("reps_state"), s);
+    c.reps_state = parse_reps_state(s, f.key("reps_state"));
   }
   f.read_fraction("dctcp_g", c.dctcp_g, false);
   f.read_fraction("dctcp_alpha_init", c.dctcp_alpha_init, true);
