@@ -120,20 +120,12 @@ Report check(CongestionOptions& o) {
 }
 
 void print_json(const CongestionOptions& o, const Report& rep) {
-  const auto& summary = rep.summary;
-  const auto& c = rep.c;
-  const auto& schemes = rep.schemes;
-  const auto& results = rep.results;
-  const auto& totals = rep.totals;
-  const auto& violations = rep.violations;
-  const double spray_time_us = rep.spray_time_us;
-  const int ethereal = rep.ethereal;
   nlohmann::json j;
-  j["topology"] = {{"kind", summary.kind}, {"hosts", summary.hosts}, {"oversubscription", summary.oversubscription},
-                   {"failed", rep.failed_names}, {"max_paths", summary.max_paths}};
-  j["collective"] = o.coll.describe(c);
+  j["topology"] = {{"kind", rep.summary.kind}, {"hosts", rep.summary.hosts}, {"oversubscription", rep.summary.oversubscription},
+                   {"failed", rep.failed_names}, {"max_paths", rep.summary.max_paths}};
+  j["collective"] = o.coll.describe(rep.c);
   j["steps"] = nlohmann::json::array();
-  for (const auto& r : results) {
+  for (const auto& r : rep.results) {
     nlohmann::json js = {{"step", r.step}, {"flows", r.flows}, {"bytes", r.bytes}, {"cross_leaf_flows", r.cross_leaf_flows},
                          {"unequal_batches", static_cast<bool>(rep.unequal[r.step])}};
     for (const auto& sr : r.schemes)
@@ -143,13 +135,13 @@ void print_json(const CongestionOptions& o, const Report& rep) {
                                {"matches_spray", sr.matches_spray}});
     j["steps"].push_back(js);
   }
-  for (size_t i = 0; i < schemes.size(); ++i)
-    j["summary"].push_back({{"scheme", schemes[i].name()}, {"fluid_time_us", totals[i].time_us},
-                            {"fluid_time_vs_spray", spray_time_us > 0 ? totals[i].time_us / spray_time_us : 1.0},
-                            {"worst_step_ratio", totals[i].worst_ratio}, {"max_qps_per_host", totals[i].max_qps_per_host},
-                            {"steps_matching_spray", totals[i].steps_matching}, {"blackholed_bytes", totals[i].blackholed}});
-  j["theorem"] = {{"checked", ethereal >= 0}, {"steps", results.size()}, {"violations", violations},
-                  {"holds", ethereal >= 0 && violations.empty()}};
+  for (size_t i = 0; i < rep.schemes.size(); ++i)
+    j["summary"].push_back({{"scheme", rep.schemes[i].name()}, {"fluid_time_us", rep.totals[i].time_us},
+                            {"fluid_time_vs_spray", rep.spray_time_us > 0 ? rep.totals[i].time_us / rep.spray_time_us : 1.0},
+                            {"worst_step_ratio", rep.totals[i].worst_ratio}, {"max_qps_per_host", rep.totals[i].max_qps_per_host},
+                            {"steps_matching_spray", rep.totals[i].steps_matching}, {"blackholed_bytes", rep.totals[i].blackholed}});
+  j["theorem"] = {{"checked", rep.ethereal >= 0}, {"steps", rep.results.size()}, {"violations", rep.violations},
+                  {"holds", rep.ethereal >= 0 && rep.violations.empty()}};
   fmt::print("{}\n", j.dump(2));
 }
 
