@@ -12,18 +12,13 @@
 #include <cstdint>
 #include <string>
 
+#include "net/sim/rng.h"
+
 namespace lookahead::net {
 
 enum class LoadBalancing : uint8_t { ecmp = 0, spray = 1, source = 2, reps = 3 };
 const char* load_balancing_name(LoadBalancing lb);
 LoadBalancing parse_load_balancing(const std::string& name, const std::string& key);  // throws naming key
-
-inline uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 // Each switch's own ECMP hash seed (real switches seed per switch to avoid polarisation), from the
 // run's seed and the switch's node id. The simulator (net/sim) and the planner's ECMP/MP-RDMA plans
@@ -38,19 +33,6 @@ inline uint32_t ecmp_choice(uint64_t switch_seed, uint32_t entropy, int32_t src,
                  static_cast<uint64_t>(static_cast<uint32_t>(dst)) * 0x9e3779b1ull;
   return static_cast<uint32_t>((splitmix64(key) >> 11) % ports);
 }
-
-// Small deterministic generator (xorshift64*), one per flow.
-struct Rng {
-  uint64_t state;
-  explicit Rng(uint64_t seed = 1) : state(splitmix64(seed) | 1) {}
-  uint64_t next() {
-    state ^= state >> 12;
-    state ^= state << 25;
-    state ^= state >> 27;
-    return state * 0x2545f4914f6cdd1dull;
-  }
-  double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
-};
 
 // REPS sender state: a circular buffer of known-good entropies (8 entries, ~34 bytes).
 class RepsEntropies {

@@ -5,7 +5,7 @@
 #include <cstdint>
 
 #include "net/route/path_selection.h"
-#include "net/sim/event_list.h"
+#include "net/sim/time.h"
 
 namespace lookahead::net {
 

@@ -17,9 +17,9 @@
 #include <cstdint>
 #include <vector>
 
-namespace lookahead::net {
+#include "net/sim/time.h"
 
-using SimTime = uint64_t;  // picoseconds
+namespace lookahead::net {
 
 struct Event {
   SimTime time = 0;

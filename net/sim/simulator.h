@@ -25,12 +25,11 @@
 #include <vector>
 
 #include "net/sim/config.h"
+#include "net/sim/time.h"
 #include "net/topo/topology.h"
 #include "net/workload/workload.h"
 
 namespace lookahead::net {
-
-inline constexpr SimTime kNever = ~SimTime{0};
 
 struct FlowResult {
   int id = 0, src = 0, dst = 0, group = -1;

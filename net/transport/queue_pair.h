@@ -9,12 +9,11 @@
 #include <vector>
 
 #include "net/route/path_selection.h"
-#include "net/sim/event_list.h"
+#include "net/sim/rng.h"
+#include "net/sim/time.h"
 #include "net/topo/topology.h"
 
 namespace lookahead::net {
-
-inline constexpr SimTime kNeverTime = ~SimTime{0};
 
 struct Bits {
   std::vector<uint64_t> words;
@@ -40,9 +39,9 @@ struct QueuePair {
   bool started = false, sender_done = false, receiver_done = false, failed = false;
   bool in_active = false;  // in its host NIC's list of QPs that may have a packet to send
   int deps_left = 0;
-  SimTime start = kNeverTime, finish = kNeverTime;
-  SimTime receiver_done_at = kNeverTime;  // when the receiver held every byte
-  SimTime failed_at = kNeverTime;
+  SimTime start = kNever, finish = kNever;
+  SimTime receiver_done_at = kNever;  // when the receiver held every byte
+  SimTime failed_at = kNever;
   // Sender.
   uint32_t snd_una = 0;    // every packet below is acknowledged
   uint32_t next_send = 0;  // in-order: next packet number to (re)send
