@@ -208,7 +208,7 @@ void run_chat(const ChatOptions& o) {
   LlamaContext ctx(model, copt);
   loaded.attach(ctx);
   Sampler sampler(o.s.params(), model.hparams().n_vocab);
-  ChatSession s{loaded.source().tokenizer(), ctx, sampler, o.tokens, {}};
+  ChatSession s{loaded.source().tokenizer(), ctx, sampler, o.tokens, {}, 0, 1, {}};
   if (!o.system.empty()) s.messages.push_back({"system", o.system});
   s.first_turn = s.messages.size();
   s.reply_room = std::max<int64_t>(1, std::min<int64_t>(o.tokens, ctx.n_ctx() / 2));

@@ -34,7 +34,7 @@ using namespace lookahead::moe::serving;
 
 struct ReplayFlags {
   lookahead::cli::ModelFlags model;
-  lookahead::cli::ExpertTierFlags tier{.cache = "resident"};
+  lookahead::cli::ExpertTierFlags tier = lookahead::cli::tier_flags_with_cache("resident");
   std::string trace, format, corpus, scheduler = "expert-aware";
   std::string kv_budget, clock = "wall", queue_length = "tokens", prefill_order = "queue";
   std::string partial_queue = "stop";

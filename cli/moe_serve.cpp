@@ -34,7 +34,7 @@ using namespace lookahead::moe::http;
 
 struct ServeOptions {
   lookahead::cli::ModelFlags model;
-  lookahead::cli::ExpertTierFlags tier{.cache = "resident"};
+  lookahead::cli::ExpertTierFlags tier = lookahead::cli::tier_flags_with_cache("resident");
   std::string host = "127.0.0.1";
   int port = 8080;
   std::string scheduler = "expert-aware";

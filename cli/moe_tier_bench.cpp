@@ -23,7 +23,7 @@ using namespace lookahead::moe::serving;
 
 struct TierBenchOptions {
   std::string model, plan = "locality", compute = "touch";
-  lookahead::cli::ExpertTierFlags tier{.cache = "belady"};
+  lookahead::cli::ExpertTierFlags tier = lookahead::cli::tier_flags_with_cache("belady");
   int streams = 8;
   int batches = 32;
   int horizon = 2;

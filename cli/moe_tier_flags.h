@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "common/error.h"
 #include "moe/serving/engine_choice.h"
@@ -23,6 +24,13 @@ struct ExpertTierFlags {
   std::string direct_io = "on";
   int readers = 2;
 };
+
+// Flags with a command's own --cache default (serve, replay: "resident"; tier-bench: "belady").
+inline ExpertTierFlags tier_flags_with_cache(std::string cache) {
+  ExpertTierFlags f;
+  f.cache = std::move(cache);
+  return f;
+}
 
 inline void add_cache_flag(CLI::App& cmd, ExpertTierFlags& f, const std::string& help, const std::string& name = "--cache") {
   cmd.add_option(name, f.cache, help)->capture_default_str();
