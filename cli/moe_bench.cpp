@@ -12,7 +12,7 @@
 #include "cli/resource_flags.h"
 #include "common/error.h"
 #include "common/stats.h"
-#include "moe/format/model_source.h"
+#include "moe/checkpoint/model_source.h"
 #include "moe/kernels/matmul.h"
 #include "moe/model/llama.h"
 #include "moe/model/loaded_model.h"

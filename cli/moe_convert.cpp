@@ -1,6 +1,6 @@
 // `lookahead moe convert --model PATH --out OUT.gguf [--type T]`: write a llama-architecture GGUF
 // (loadable by llama.cpp) from a GGUF file or a Hugging Face checkpoint directory, re-typing the
-// weights (moe/format/convert.h has the rules). A Read-ME directory is re-exported as a Read-ME
+// weights (moe/checkpoint/convert.h has the rules). A Read-ME directory is re-exported as a Read-ME
 // directory in the new type instead (moe/refactor/readme_export.h: convert_readme_model), e.g. a
 // distilled F16 model to Q8_0 or Q4_1 for serving.
 #include <fmt/format.h>
@@ -9,7 +9,7 @@
 
 #include "cli/command.h"
 #include "common/error.h"
-#include "moe/format/convert.h"
+#include "moe/checkpoint/convert.h"
 #include "moe/model/loaded_model.h"
 #include "moe/refactor/readme_export.h"
 

@@ -7,7 +7,7 @@
 
 #include "cli/command.h"
 #include "common/error.h"
-#include "moe/format/model_source.h"
+#include "moe/checkpoint/model_source.h"
 #include "moe/refactor/corpus.h"
 
 namespace {

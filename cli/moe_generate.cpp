@@ -8,7 +8,7 @@
 #include "cli/resource_flags.h"
 #include "cli/moe_model_flags.h"
 #include "common/error.h"
-#include "moe/format/model_source.h"
+#include "moe/checkpoint/model_source.h"
 #include "moe/kernels/matmul.h"
 #include "moe/model/generate.h"
 #include "moe/model/llama.h"

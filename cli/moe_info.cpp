@@ -10,7 +10,7 @@
 #include "cli/command.h"
 #include "common/error.h"
 #include "moe/format/gguf.h"
-#include "moe/format/hf_checkpoint.h"
+#include "moe/checkpoint/hf_checkpoint.h"
 #include "moe/model/loaded_model.h"
 #include "moe/model/readme_model.h"
 

@@ -15,7 +15,7 @@
 #include "cli/resource_flags.h"
 #include "cli/moe_reconstruction_flags.h"
 #include "common/error.h"
-#include "moe/format/convert.h"
+#include "moe/checkpoint/convert.h"
 #include "moe/kernels/matmul.h"
 #include "moe/refactor/refactor.h"
 

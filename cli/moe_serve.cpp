@@ -17,7 +17,7 @@
 #include "cli/moe_model_flags.h"
 #include "cli/moe_tier_flags.h"
 #include "common/error.h"
-#include "moe/format/model_source.h"
+#include "moe/checkpoint/model_source.h"
 #include "moe/kernels/matmul.h"
 #include "moe/model/llama.h"
 #include "moe/model/loaded_model.h"

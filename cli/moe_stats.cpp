@@ -6,7 +6,7 @@
 
 #include "cli/command.h"
 #include "common/error.h"
-#include "moe/format/model_source.h"
+#include "moe/checkpoint/model_source.h"
 #include "moe/model/llama.h"
 #include "moe/refactor/activation_stats.h"
 

@@ -7,7 +7,7 @@
 
 #include "cli/command.h"
 #include "common/error.h"
-#include "moe/format/convert.h"
+#include "moe/checkpoint/convert.h"
 #include "moe/model/readme_model.h"
 #include "moe/serving/synth_model.h"
 

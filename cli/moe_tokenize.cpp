@@ -12,7 +12,7 @@
 
 #include "cli/command.h"
 #include "common/input_file.h"
-#include "moe/format/model_source.h"
+#include "moe/checkpoint/model_source.h"
 #include "common/error.h"
 #include "moe/format/gguf.h"
 #include "moe/tokenize/tokenizer.h"

@@ -5,7 +5,7 @@ rounded to float16 (numpy: round to nearest even, as ggml's fp32->fp16); 1-D ten
 all metadata is copied, general.file_type set to 1 (MOSTLY_F16).
 
 Used to give transformers (tools/reference_logits.py) an F16 model whose tensor values equal what
-`lookahead moe convert --type f16` writes (moe/format/convert.h promises bit-identical values).
+`lookahead moe convert --type f16` writes (moe/checkpoint/convert.h promises bit-identical values).
 
 Usage: python tools/make_f16_gguf.py IN.gguf OUT.gguf
 """

@@ -21,7 +21,7 @@
 
 #include "common/error.h"
 #include "common/staging_dir.h"
-#include "moe/format/hf_checkpoint.h"
+#include "moe/checkpoint/hf_checkpoint.h"
 #include "moe/format/safetensors.h"
 #include "moe/format/safetensors_writer.h"
 #include "moe/kernels/quantize.h"

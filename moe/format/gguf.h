@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "moe/format/mapped_file.h"
-#include "moe/format/tensor_type.h"
+#include "moe/kernels/tensor_type.h"
 
 namespace lookahead::moe {
 

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "moe/format/gguf.h"
-#include "moe/format/tensor_type.h"
+#include "moe/kernels/tensor_type.h"
 
 namespace lookahead::moe {
 

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "moe/format/safetensors.h"
-#include "moe/format/tensor_type.h"
+#include "moe/kernels/tensor_type.h"
 
 namespace lookahead::moe {
 

@@ -16,7 +16,7 @@
 //     with ~1e-7 relative error).
 #include <cstdint>
 
-#include "moe/format/tensor_type.h"
+#include "moe/kernels/tensor_type.h"
 
 namespace lookahead::moe::kernels::avx2 {
 

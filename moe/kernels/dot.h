@@ -9,7 +9,7 @@
 //     scale, plus the scaled sum that Q4_0/Q4_1's offsets need), and the block sums are integer.
 #include <cstdint>
 
-#include "moe/format/tensor_type.h"
+#include "moe/kernels/tensor_type.h"
 
 namespace lookahead::moe::kernels {
 

@@ -18,7 +18,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "moe/format/tensor_type.h"
+#include "moe/kernels/tensor_type.h"
 #include "moe/kernels/dot.h"
 
 namespace lookahead::moe {

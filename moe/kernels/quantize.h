@@ -10,7 +10,7 @@
 //     from f16 as ggml does.
 #include <cstdint>
 
-#include "moe/format/tensor_type.h"
+#include "moe/kernels/tensor_type.h"
 
 namespace lookahead::moe {
 

@@ -6,7 +6,7 @@
 // The cache rows for positions 0..pos0+n_tokens-1 must already hold K (after RoPE) and V.
 #include <cstdint>
 
-#include "moe/format/tensor_type.h"
+#include "moe/kernels/tensor_type.h"
 
 namespace lookahead::moe {
 

@@ -28,7 +28,7 @@
 #include <memory>
 #include <vector>
 
-#include "moe/format/model_source.h"
+#include "moe/checkpoint/model_source.h"
 #include "moe/kernels/matmul.h"
 #include "moe/model/experts.h"
 #include "moe/model/ffn_hook.h"

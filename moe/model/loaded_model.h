@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "moe/format/model_source.h"
+#include "moe/checkpoint/model_source.h"
 #include "moe/model/llama.h"
 #include "moe/model/readme_model.h"
 

@@ -20,7 +20,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "moe/format/hf_checkpoint.h"
+#include "moe/checkpoint/hf_checkpoint.h"
 #include "moe/model/experts.h"
 #include "moe/model/llama.h"
 #include "moe/model/router.h"

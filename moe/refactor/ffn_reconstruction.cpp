@@ -9,7 +9,7 @@
 
 #include "common/error.h"
 #include "common/progress.h"
-#include "moe/format/model_source.h"
+#include "moe/checkpoint/model_source.h"
 #include "moe/kernels/matmul.h"
 #include "moe/kernels/quantize.h"
 #include "moe/model/ffn_hook.h"

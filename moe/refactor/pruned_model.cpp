@@ -6,7 +6,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/staging_dir.h"
-#include "moe/format/hf_checkpoint.h"
+#include "moe/checkpoint/hf_checkpoint.h"
 #include "moe/format/safetensors_writer.h"
 #include "moe/kernels/quantize.h"
 #include "moe/refactor/readme_export.h"

@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "moe/format/model_source.h"
-#include "moe/format/tensor_type.h"
+#include "moe/checkpoint/model_source.h"
+#include "moe/kernels/tensor_type.h"
 #include "moe/refactor/activation_stats.h"
 
 namespace lookahead::moe {

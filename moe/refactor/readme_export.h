@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "moe/format/model_source.h"
-#include "moe/format/tensor_type.h"
+#include "moe/checkpoint/model_source.h"
+#include "moe/kernels/tensor_type.h"
 #include "moe/model/readme_model.h"
 #include "moe/refactor/expert_extraction.h"
 

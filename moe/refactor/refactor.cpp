@@ -9,7 +9,7 @@
 
 #include "common/error.h"
 #include "common/progress.h"
-#include "moe/format/model_source.h"
+#include "moe/checkpoint/model_source.h"
 #include "moe/format/safetensors.h"
 #include "moe/model/llama.h"
 #include "moe/refactor/activation_stats.h"

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "moe/format/tensor_type.h"
+#include "moe/kernels/tensor_type.h"
 #include "moe/model/router.h"
 
 namespace lookahead::moe {

@@ -29,8 +29,8 @@
 #include <string>
 #include <vector>
 
-#include "moe/format/model_source.h"
-#include "moe/format/tensor_type.h"
+#include "moe/checkpoint/model_source.h"
+#include "moe/kernels/tensor_type.h"
 #include "moe/model/router.h"
 
 namespace lookahead::moe::serving {

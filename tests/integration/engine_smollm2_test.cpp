@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "moe/format/model_source.h"
+#include "moe/checkpoint/model_source.h"
 #include "moe/model/generate.h"
 #include "moe/model/llama.h"
 

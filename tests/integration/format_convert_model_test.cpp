@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "moe/format/convert.h"
+#include "moe/checkpoint/convert.h"
 #include "moe/format/gguf.h"
 #include "moe/kernels/quantize.h"
 

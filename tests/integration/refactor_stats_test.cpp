@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "moe/format/model_source.h"
+#include "moe/checkpoint/model_source.h"
 #include "moe/model/llama.h"
 #include "moe/refactor/activation_stats.h"
 #include "moe/refactor/expert_extraction.h"

@@ -23,10 +23,10 @@
 
 #include <unistd.h>
 
-#include "moe/format/model_source.h"
-// The F16 test needs our converter; it is compiled as soon as moe/format/convert.h is in the tree.
-#if __has_include("moe/format/convert.h")
-#include "moe/format/convert.h"
+#include "moe/checkpoint/model_source.h"
+// The F16 test needs our converter; it is compiled as soon as moe/checkpoint/convert.h is in the tree.
+#if __has_include("moe/checkpoint/convert.h")
+#include "moe/checkpoint/convert.h"
 #define LOOKAHEAD_REFERENCE_HAS_CONVERT 1
 #endif
 #include "moe/model/llama.h"
@@ -218,7 +218,7 @@ constexpr Tolerance kQ4_1Tolerance{2.5f, 0.3f, 0.5f};
 
 #ifdef LOOKAHEAD_REFERENCE_HAS_CONVERT
 // F16 weights: both sides use the same float16 weights and float32 activations, so only the order
-// of float32 sums differs. The F16 file is written by our converter (moe/format/convert.h) from the
+// of float32 sums differs. The F16 file is written by our converter (moe/checkpoint/convert.h) from the
 // Q4_1 model; its tensor values equal those of the file the fixture was made from (gguf-py's
 // dequantize + float16 rounding, tools/make_f16_gguf.py), which the bound checks indirectly.
 // Measured: max |d| 8e-5, every argmax equal (docs/results/engine-logits.md); the issue asks < 1e-2.

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <mutex>
 
-#include "moe/format/model_source.h"
+#include "moe/checkpoint/model_source.h"
 #include "moe/model/generate.h"
 #include "moe/serving/threaded_engine.h"
 

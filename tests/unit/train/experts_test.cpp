@@ -23,7 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
-#include "moe/format/hf_checkpoint.h"
+#include "moe/checkpoint/hf_checkpoint.h"
 #include "moe/format/safetensors.h"
 #include "moe/format/safetensors_writer.h"
 #include "moe/model/llama.h"

@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "moe/format/model_source.h"
+#include "moe/checkpoint/model_source.h"
 #include "moe/format/safetensors.h"
 
 namespace lookahead::moe {

@@ -1,12 +1,12 @@
 // ModelSource for GGUF files, and open_model()'s dispatch between GGUF files and HF directories.
-#include "moe/format/model_source.h"
+#include "moe/checkpoint/model_source.h"
 
 #include <sys/stat.h>
 
 #include <mutex>
 
 #include "common/error.h"
-#include "moe/format/hf_checkpoint.h"
+#include "moe/checkpoint/hf_checkpoint.h"
 
 namespace lookahead::moe {
 

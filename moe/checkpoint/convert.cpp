@@ -1,4 +1,4 @@
-#include "moe/format/convert.h"
+#include "moe/checkpoint/convert.h"
 
 #include <sys/stat.h>
 
@@ -10,8 +10,8 @@
 #include "common/error.h"
 #include "moe/format/gguf.h"
 #include "moe/format/gguf_writer.h"
-#include "moe/format/hf_checkpoint.h"
-#include "moe/format/gguf_tokenizer_keys.h"
+#include "moe/checkpoint/hf_checkpoint.h"
+#include "moe/checkpoint/gguf_tokenizer_keys.h"
 #include "moe/kernels/quantize.h"
 
 namespace lookahead::moe {

@@ -1,4 +1,4 @@
-#include "moe/format/gguf_tokenizer_keys.h"
+#include "moe/checkpoint/gguf_tokenizer_keys.h"
 
 #include <filesystem>
 #include <fstream>

@@ -5,10 +5,10 @@
 #include <cstring>
 
 #include "common/error.h"
-#include "moe/format/convert.h"
+#include "moe/checkpoint/convert.h"
 #include "moe/format/gguf.h"
 #include "moe/format/gguf_writer.h"
-#include "moe/format/model_source.h"
+#include "moe/checkpoint/model_source.h"
 #include "moe/kernels/quantize.h"
 #include "tests/unit/moe/format_test_files.h"
 

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "moe/format/tensor_type.h"
+#include "moe/kernels/tensor_type.h"
 
 namespace lookahead::moe {
 

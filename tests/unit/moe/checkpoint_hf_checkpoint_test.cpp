@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "common/error.h"
-#include "moe/format/hf_checkpoint.h"
+#include "moe/checkpoint/hf_checkpoint.h"
 #include "tests/unit/moe/format_test_files.h"
 
 namespace lookahead::moe {

@@ -1,4 +1,4 @@
-#include "moe/format/tensor_type.h"
+#include "moe/kernels/tensor_type.h"
 
 #include "common/error.h"
 

@@ -1,4 +1,4 @@
-#include "moe/format/hf_checkpoint.h"
+#include "moe/checkpoint/hf_checkpoint.h"
 
 #include <filesystem>
 #include <fstream>
