@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes a connection matrix (net/workload/spec.h format) for a ring all-reduce of BYTES over
+"""Writes a connection matrix (net/scenario/spec.h format) for a ring all-reduce of BYTES over
 HOSTS hosts: 2*(HOSTS-1) steps (reduce-scatter then all-gather); in every step host i sends one
 chunk of BYTES/HOSTS to host i+1, after it has received the previous step's chunk from i-1.
 

@@ -99,7 +99,7 @@ Sync parse_sync(std::string_view name, std::string_view parameter = "--sync");  
 MoeTraffic moe_traffic(const TrafficMatrix& matrix, int layers, uint64_t bytes_per_token, Sync sync = Sync::host);
 
 // A `lookahead net run --spec` scenario: the topology's shape, `lb`, seed, and every flow with its
-// id, bytes, group and after_groups (the spec extension documented in net/workload/spec.h).
+// id, bytes, group and after_groups (the spec extension documented in net/scenario/spec.h).
 nlohmann::json scenario_json(const net::Topology& topology, const MoeTraffic& traffic, const std::string& lb, uint64_t seed);
 
 // The topology's own spec keys ({"kind": "leaf_spine", "leaves": ...}) as a spec's "topology".

@@ -116,7 +116,7 @@ void print_qps(const Topology& topo, const balance::Plan& plan, const PlanOption
     for (const auto& qp : plan.qps) {
       std::string route = "-";
       if (topo.tor_of(qp.src_host) == topo.tor_of(qp.dst_host)) {
-        route = fmt::format("stays under {} (no uplink)", analysis::node_name(topo, topo.tor_of(qp.src_host)));
+        route = fmt::format("stays under {} (no uplink)", node_name(topo, topo.tor_of(qp.src_host)));
       } else if (qp.path >= 0) {
         auto r = topo.source_route(qp.src_host, qp.dst_host, qp.path);
         route = fmt::format("up-ports ({}, {}){}", r.port[0], r.port[1],
@@ -164,7 +164,7 @@ void print_plan(const Topology& topo, const std::vector<balance::FlowDemand>& fl
     fmt::print(stderr,
                "lookahead: warning: unequal flow sizes in a batch (host {} -> {}: {} and {} bytes); the splitting theorem "
                "assumes one size per (source host, destination {}) batch{}\n",
-               unequal->src_host, analysis::node_name(topo, unequal->dst_tor), unequal->bytes_a, unequal->bytes_b,
+               unequal->src_host, node_name(topo, unequal->dst_tor), unequal->bytes_a, unequal->bytes_b,
                topo.three_tier() ? "ToR" : "leaf",
                scheme.kind == balance::SchemeKind::ethereal
                    ? ": ethereal's equal split can load an uplink above spraying's share (ethereal-min balances any sizes)"

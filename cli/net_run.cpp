@@ -12,7 +12,7 @@
 #include "common/atomic_file.h"
 #include "common/progress.h"
 #include "net/sim/results.h"
-#include "net/workload/spec.h"
+#include "net/scenario/spec.h"
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include "cli/command.h"
 #include "cli/net_topology_flags.h"
 #include "cli/resource_flags.h"
-#include "net/workload/spec.h"
+#include "net/scenario/spec.h"
 
 namespace {
 

@@ -19,17 +19,6 @@ bool path_is_live(const Topology& topo, const std::vector<int>& links) {
 
 }  // namespace
 
-std::string node_name(const Topology& topo, int node) {
-  const Node& n = topo.nodes[node];
-  switch (n.tier) {
-    case Tier::host: return fmt::format("host{}", n.index);
-    case Tier::leaf: return fmt::format("{}{}", topo.three_tier() ? "tor" : "leaf", n.index);
-    case Tier::agg: return fmt::format("agg{}", n.index);
-    case Tier::spine: return fmt::format("{}{}", topo.three_tier() ? "core" : "spine", n.index);
-  }
-  return "?";
-}
-
 std::optional<UnequalBatch> find_unequal_batch(const Topology& topo, const std::vector<balance::FlowDemand>& flows) {
   std::map<std::pair<int, int>, uint64_t> size;
   for (const auto& f : flows) {

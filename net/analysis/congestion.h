@@ -68,7 +68,6 @@ StepResult check_step(const Topology& topo, const std::vector<balance::FlowDeman
                       const std::vector<balance::Scheme>& schemes, uint64_t seed);
 
 std::string link_name(const Topology& topo, int link);  // e.g. "leaf3->spine5"
-std::string node_name(const Topology& topo, int node);  // e.g. "host17", "leaf3", "tor5", "agg2", "core0"
 
 // A (source host, destination leaf/ToR) batch whose flows differ in size: the paper's theorem and the
 // equal-size ethereal split assume one size per batch. The first such batch in flow order, if any.

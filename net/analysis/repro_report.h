@@ -21,7 +21,7 @@
 
 #include "net/analysis/repro.h"
 #include "net/analysis/repro_grid.h"
-#include "net/workload/spec.h"
+#include "net/scenario/spec.h"
 
 namespace lookahead::net::analysis {
 

@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <string>
 
-#include "net/sim/rng.h"
+#include "net/core/rng.h"
 
 namespace lookahead::net {
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 
 #include "net/route/path_selection.h"
-#include "net/sim/time.h"
+#include "net/core/time.h"
 
 namespace lookahead::net {
 

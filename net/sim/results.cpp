@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/stats.h"
-#include "net/workload/spec.h"
+#include "net/topo/topology.h"
 
 namespace lookahead::net {
 

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "net/sim/config.h"
-#include "net/sim/time.h"
+#include "net/core/time.h"
 #include "net/topo/topology.h"
 #include "net/workload/workload.h"
 

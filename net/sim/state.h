@@ -12,10 +12,10 @@
 #include <vector>
 
 #include "net/sim/config.h"
-#include "net/sim/event_list.h"
+#include "net/core/event_list.h"
 #include "net/sim/packet.h"
-#include "net/sim/rng.h"
-#include "net/sim/time.h"
+#include "net/core/rng.h"
+#include "net/core/time.h"
 #include "net/topo/topology.h"
 #include "net/transport/connection.h"
 #include "net/transport/queue_pair.h"

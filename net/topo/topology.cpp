@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+
+#include <fmt/format.h>
 
 #include "common/error.h"
 #include "common/memory_limit.h"
@@ -369,6 +372,39 @@ Topology build_fat_tree(const FatTreeSpec& in) {
                     fabric_ps, q / cores_per_agg);
   t.finish(hosts);
   return t;
+}
+
+std::string node_name(const Topology& t, int node) {
+  const Node& n = t.nodes[node];
+  switch (n.tier) {
+    case Tier::host: return fmt::format("host{}", n.index);
+    case Tier::leaf: return fmt::format("{}{}", t.three_tier() ? "tor" : "leaf", n.index);
+    case Tier::agg: return fmt::format("agg{}", n.index);
+    case Tier::spine: return fmt::format("{}{}", t.three_tier() ? "core" : "spine", n.index);
+  }
+  return "?";
+}
+
+int node_by_name(const Topology& t, const std::string& name, const std::string& key) {
+  size_t digits = name.find_first_of("0123456789");
+  if (digits == std::string::npos || digits == 0) fail("{}: bad node name '{}' (expected e.g. host3, leaf0, agg2, spine1)", key, name);
+  std::string prefix = name.substr(0, digits);
+  int index = 0;
+  try {
+    size_t used = 0;
+    index = std::stoi(name.substr(digits), &used);
+    if (used != name.size() - digits) throw std::invalid_argument("trailing");
+  } catch (const std::exception&) {
+    fail("{}: bad node name '{}'", key, name);
+  }
+  int first = 0, count = 0;
+  if (prefix == "host") first = 0, count = t.hosts();
+  else if (prefix == "leaf" || prefix == "tor") first = t.first_leaf, count = t.leaves;
+  else if (prefix == "agg") first = t.first_agg, count = t.three_tier() ? t.pods * t.aggs_per_pod : 0;
+  else if (prefix == "spine" || prefix == "core") first = t.first_spine, count = t.spines;
+  else fail("{}: bad node name '{}' (prefix host, leaf, tor, agg, spine or core)", key, name);
+  if (index < 0 || index >= count) fail("{}: node '{}' does not exist ({} {} nodes)", key, name, count, prefix);
+  return first + index;
 }
 
 }  // namespace lookahead::net

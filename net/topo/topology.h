@@ -150,4 +150,8 @@ Topology build_fat_tree(const FatTreeSpec& spec);
 inline uint64_t gbps_to_bps(double gbps) { return static_cast<uint64_t>(gbps * 1e9 + 0.5); }
 inline uint64_t ns_to_ps(double ns) { return static_cast<uint64_t>(ns * 1e3 + 0.5); }
 
+// Node names used by specs, CSVs and reports: host<N>, leaf<N> (tor<N>), agg<N>, spine<N> (core<N>).
+int node_by_name(const Topology& topology, const std::string& name, const std::string& key);
+std::string node_name(const Topology& topology, int node);
+
 }  // namespace lookahead::net

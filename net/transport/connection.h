@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "net/route/path_selection.h"
-#include "net/sim/time.h"
+#include "net/core/time.h"
 
 namespace lookahead::net {
 

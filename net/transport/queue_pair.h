@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "net/route/path_selection.h"
-#include "net/sim/rng.h"
-#include "net/sim/time.h"
+#include "net/core/rng.h"
+#include "net/core/time.h"
 #include "net/topo/topology.h"
 
 namespace lookahead::net {

@@ -1,5 +1,5 @@
-// libFuzzer target: the connection-matrix flow file (net/workload/spec.cpp,
-// parse_connection_matrix; format in net/workload/spec.h). The first byte picks the topology (a
+// libFuzzer target: the connection-matrix flow file (net/scenario/spec.cpp,
+// parse_connection_matrix; format in net/scenario/spec.h). The first byte picks the topology (a
 // 2x2x4 leaf-spine or a k=4 fat-tree) and whether the workload already holds flows (ids and
 // dependencies then start past them); the rest is the file. Any input must either load or throw
 // lookahead::Error; a crash, sanitizer report, leak or hang is a bug. Flows that load must
@@ -9,7 +9,7 @@
 #include <string>
 
 #include "common/error.h"
-#include "net/workload/spec.h"
+#include "net/scenario/spec.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace lookahead::net;

@@ -1,4 +1,4 @@
-// libFuzzer target: the `net run --spec` JSON scenario parser (net/workload/spec.cpp: topology,
+// libFuzzer target: the `net run --spec` JSON scenario parser (net/scenario/spec.cpp: topology,
 // network, workload, flows, failures). Any input must either load or throw lookahead::Error; a
 // crash, sanitizer report (including float-to-int overflow), leak or hang is a bug. A scenario
 // that loads must be internally consistent: its workload validates against its topology and every
@@ -16,7 +16,7 @@
 #include <string>
 
 #include "common/error.h"
-#include "net/workload/spec.h"
+#include "net/scenario/spec.h"
 
 namespace {
 

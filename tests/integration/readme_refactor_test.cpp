@@ -1,6 +1,6 @@
 // `lookahead moe refactor` end to end on the real SmolLM2 model with tiny settings (two domains,
 // a few hundred tokens, a 3-step router), then the Read-ME model runs under every routing; and the
-// bad inputs of issue #4 fail with a message naming the problem and leave no output directory.
+// bad inputs fail with a message naming the problem and leave no output directory.
 #include <gtest/gtest.h>
 #include <unistd.h>
 

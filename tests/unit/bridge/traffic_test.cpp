@@ -8,7 +8,7 @@
 
 #include "common/error.h"
 #include "net/topo/topology.h"
-#include "net/workload/spec.h"
+#include "net/scenario/spec.h"
 
 namespace lookahead::bridge {
 namespace {

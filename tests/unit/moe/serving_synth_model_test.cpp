@@ -1,4 +1,4 @@
-// `moe synth` with GGML block types (issue #5 item 7): a Q8_0 synthetic Read-ME model holds the
+// `moe synth` with GGML block types: a Q8_0 synthetic Read-ME model holds the
 // float model of the same seed, quantized. Checked against the F32 model: the same neurons per
 // expert, every expert row within Q8_0's rounding bound of the float row, and next-token logits
 // through the real forward pass (oracle routing) close to the float model's.

@@ -6,7 +6,7 @@
 
 #include "common/error.h"
 #include "net/balance/plan.h"
-#include "net/sim/event_list.h"
+#include "net/core/event_list.h"
 #include "net/sim/simulator.h"
 
 using namespace lookahead::net;

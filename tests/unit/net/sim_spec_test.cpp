@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "common/error.h"
-#include "net/workload/spec.h"
+#include "net/scenario/spec.h"
 
 using namespace lookahead::net;
 

@@ -1,4 +1,4 @@
-// Transport reliability (issue 17): a flow completes when its sender holds the last ACK, a sender
+// Transport reliability: a flow completes when its sender holds the last ACK, a sender
 // that keeps timing out gives up after the retry limit and the flow FAILS, and REPS keeps its learned
 // entropies per connection across collective steps.
 #include <gtest/gtest.h>
@@ -6,7 +6,7 @@
 #include "common/error.h"
 #include "net/sim/results.h"
 #include "net/sim/simulator.h"
-#include "net/workload/spec.h"
+#include "net/scenario/spec.h"
 
 using namespace lookahead::net;
 

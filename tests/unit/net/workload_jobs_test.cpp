@@ -9,7 +9,7 @@
 #include "net/analysis/repro.h"
 #include "net/sim/simulator.h"
 #include "net/workload/jobs.h"
-#include "net/workload/spec.h"
+#include "net/scenario/spec.h"
 
 using namespace lookahead::net;
 

@@ -68,10 +68,6 @@ Scenario parse_scenario(const std::string& text, const std::string& where, const
 void load_connection_matrix(const std::string& path, const Topology& topology, Workload& workload);
 void parse_connection_matrix(const std::string& text, const std::string& where, const Topology& topology, Workload& workload);
 
-// Node names used by specs: host<N>, leaf<N> (tor<N>), agg<N>, spine<N> (core<N>).
-int node_by_name(const Topology& topology, const std::string& name, const std::string& key);
-std::string node_name(const Topology& topology, int node);
-
 // Adds a generated workload: kind permutation | all_to_all | incast.
 void add_generated(Workload& w, const Topology& topology, const std::string& kind, uint64_t bytes, uint64_t seed, int receiver,
                    int senders, const std::string& key);

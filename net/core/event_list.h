@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "net/sim/time.h"
+#include "net/core/time.h"
 
 namespace lookahead::net {
 
