@@ -9,14 +9,14 @@ namespace lookahead::bridge {
 
 net::balance::Plan plan_even_pieces(const net::Topology& topo, const std::vector<net::balance::FlowDemand>& flows) {
   net::balance::Plan plan;
-  plan.scheme = {net::balance::SchemeKind::ethereal_min, 1};  // closest named kind; the bridge labels it ethereal-even
+  plan.scheme = {net::balance::SchemeKind::ETHEREAL_MIN, 1};  // closest named kind; the bridge labels it ethereal-even
   std::map<std::pair<int, int>, std::vector<int>> batches;  // (source host, destination leaf) -> flow indices
   for (size_t i = 0; i < flows.size(); ++i) {
     const auto& f = flows[i];
     if (f.src_host == f.dst_host || f.src_host < 0 || f.dst_host < 0 || f.src_host >= topo.hosts() || f.dst_host >= topo.hosts())
       fail("flow {}: hosts {} -> {} out of range or equal", i, f.src_host, f.dst_host);
     if (topo.tor_of(f.src_host) == topo.tor_of(f.dst_host)) {
-      plan.qps.push_back({static_cast<int>(i), f.src_host, f.dst_host, 0, f.bytes, net::balance::Routing::pinned, 0, 0});
+      plan.qps.push_back({static_cast<int>(i), f.src_host, f.dst_host, 0, f.bytes, net::balance::Routing::PINNED, 0, 0});
       continue;
     }
     batches[{f.src_host, topo.tor_of(f.dst_host)}].push_back(static_cast<int>(i));
@@ -43,7 +43,7 @@ net::balance::Plan plan_even_pieces(const net::Topology& topo, const std::vector
       while (left > 0) {
         const auto& f = flows[static_cast<size_t>(ids[flow])];
         const uint64_t take = std::min(left, f.bytes - offset);
-        plan.qps.push_back({ids[flow], f.src_host, f.dst_host, offset, take, net::balance::Routing::pinned, path, 0});
+        plan.qps.push_back({ids[flow], f.src_host, f.dst_host, offset, take, net::balance::Routing::PINNED, path, 0});
         left -= take;
         offset += take;
         if (offset == f.bytes) ++flow, offset = 0;

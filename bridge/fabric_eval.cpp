@@ -17,8 +17,8 @@ namespace {
 const std::vector<std::string> kBridgeSchemes = {"ecmp", "spray", "reps", "ethereal", "ethereal-min", "ethereal-even"};
 
 net::balance::Scheme plan_scheme(const std::string& name) {
-  if (name == "reps") return {net::balance::SchemeKind::spray, 1};
-  if (name == "ethereal-even") return {net::balance::SchemeKind::ethereal_min, 1};  // planned by plan_even_pieces
+  if (name == "reps") return {net::balance::SchemeKind::SPRAY, 1};
+  if (name == "ethereal-even") return {net::balance::SchemeKind::ETHEREAL_MIN, 1};  // planned by plan_even_pieces
   return net::balance::parse_scheme(name);
 }
 
@@ -38,15 +38,15 @@ net::FlowSpec qp_flow(const net::balance::Qp& qp, bool reps) {
   f.dst = qp.dst_host;
   f.bytes = qp.bytes;
   switch (qp.routing) {
-    case net::balance::Routing::pinned:
-      f.lb = net::LoadBalancing::source;
+    case net::balance::Routing::PINNED:
+      f.lb = net::LoadBalancing::SOURCE;
       f.path = qp.path;
       break;
-    case net::balance::Routing::hashed:
-      f.lb = net::LoadBalancing::ecmp;
+    case net::balance::Routing::HASHED:
+      f.lb = net::LoadBalancing::ECMP;
       f.entropy = static_cast<int64_t>(qp.entropy);
       break;
-    case net::balance::Routing::sprayed: f.lb = reps ? net::LoadBalancing::reps : net::LoadBalancing::spray; break;
+    case net::balance::Routing::SPRAYED: f.lb = reps ? net::LoadBalancing::REPS : net::LoadBalancing::SPRAY; break;
   }
   return f;
 }
@@ -88,7 +88,7 @@ double phase_lower_bound_us(const net::Topology& topology, const std::vector<net
   if (flows.empty()) return 0;
   std::vector<net::balance::FlowDemand> d;
   for (const auto& f : flows) d.push_back({f.src, f.dst, f.bytes});
-  auto plan = net::balance::make_plan(topology, d, {net::balance::SchemeKind::spray, 1}, 1);
+  auto plan = net::balance::make_plan(topology, d, {net::balance::SchemeKind::SPRAY, 1}, 1);
   return busiest_drain_us(topology, net::analysis::link_loads(topology, plan)) + min_two_hop_latency_us(topology);
 }
 
@@ -109,7 +109,7 @@ FabricEval evaluate_on_fabric(const net::Topology& topo, const MoeTraffic& traff
     const auto l = static_cast<size_t>(ph.layer);
     double bound = 0;
     if (!ph.flows.empty()) {
-      auto plan = net::balance::make_plan(topo, demands(w, ph.flows), {net::balance::SchemeKind::spray, 1}, seed);
+      auto plan = net::balance::make_plan(topo, demands(w, ph.flows), {net::balance::SchemeKind::SPRAY, 1}, seed);
       auto loads = net::analysis::link_loads(topo, plan);
       bound = busiest_drain_us(topo, loads) + hop_us;
       spray_fabric[p] = net::analysis::max_load(topo, loads, /*fabric_only=*/true).bytes;
@@ -143,7 +143,7 @@ FabricEval evaluate_on_fabric(const net::Topology& topo, const MoeTraffic& traff
   }
   out.forward_bound_us = std::max(largest_layer, busiest_us(forward_link_bytes) + hop_us);
   // With a barrier between phases nothing overlaps: the phase-serial sum is itself a lower bound.
-  if (traffic.sync == Sync::phase) out.forward_bound_us = std::max(out.forward_bound_us, out.phase_serial_us);
+  if (traffic.sync == Sync::PHASE) out.forward_bound_us = std::max(out.forward_bound_us, out.phase_serial_us);
 
   for (const std::string& name : schemes) {
     SchemeEval ev;

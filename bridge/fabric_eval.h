@@ -22,7 +22,7 @@
 //   phase-serial  the sum of phase bounds: the best a barrier per phase (each layer's dispatch and
 //                 combine as separate collectives) can do. Per-host dependencies let hosts overlap
 //                 phases, so the simulator can beat it (by up to 2x when one host's NIC is the
-//                 bottleneck of both phases); it is a reference, not a bound. Under Sync::phase
+//                 bottleneck of both phases); it is a reference, not a bound. Under Sync::PHASE
 //                 (a barrier between phases) it is a bound, and the forward bound includes it.
 // - Simulation: every flow of the workload is split into its plan's QPs when it becomes ready
 //   (Simulator::on_split), so dependencies stay per flow. Per-layer CCT = last combine byte of the

@@ -79,13 +79,13 @@ ReplacementStudy study_replacement(const net::Topology& topo, const std::vector<
   };
   ReplacementStudy s;
   s.passes = passes;
-  const ExpertPlacement rr = place_experts(experts, G, slots_per_host, PlacementKind::round_robin, {});
-  const ExpertPlacement first = place_experts(experts, G, slots_per_host, PlacementKind::hot, expert_loads(batches[0], experts));
+  const ExpertPlacement rr = place_experts(experts, G, slots_per_host, PlacementKind::ROUND_ROBIN, {});
+  const ExpertPlacement first = place_experts(experts, G, slots_per_host, PlacementKind::HOT, expert_loads(batches[0], experts));
   ExpertPlacement held = first, always = first;
   for (const auto& batch : batches) {
     ReplacementBatch rb;
     rb.loads = expert_loads(batch, experts);
-    const ExpertPlacement target = place_experts(experts, G, slots_per_host, PlacementKind::hot, rb.loads);
+    const ExpertPlacement target = place_experts(experts, G, slots_per_host, PlacementKind::HOT, rb.loads);
     rb.round_robin_us = forward_bound_us(topo, batch, rr, layers, bytes_per_token);
     rb.hot_once_us = forward_bound_us(topo, batch, first, layers, bytes_per_token);
     // Lookahead policy: re-place only when this batch's passes pay for the move.

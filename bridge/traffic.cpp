@@ -11,12 +11,12 @@
 namespace lookahead::bridge {
 
 PlacementKind parse_placement(std::string_view name, std::string_view parameter) {
-  if (name == "round-robin" || name == "round_robin") return PlacementKind::round_robin;
-  if (name == "hot") return PlacementKind::hot;
+  if (name == "round-robin" || name == "round_robin") return PlacementKind::ROUND_ROBIN;
+  if (name == "hot") return PlacementKind::HOT;
   fail("{}: unknown placement '{}' (expected round-robin or hot)", parameter, name);
 }
 
-const char* placement_name(PlacementKind kind) { return kind == PlacementKind::hot ? "hot" : "round-robin"; }
+const char* placement_name(PlacementKind kind) { return kind == PlacementKind::HOT ? "hot" : "round-robin"; }
 
 ExpertPlacement place_experts(int experts, int hosts, int slots_per_host, PlacementKind kind,
                               const std::vector<uint64_t>& expert_tokens) {
@@ -28,7 +28,7 @@ ExpertPlacement place_experts(int experts, int hosts, int slots_per_host, Placem
     fail("{} hosts x {} slots per host cannot hold {} experts (raise --slots-per-host to at least {})", hosts, S, experts,
          (experts + hosts - 1) / hosts);
   if (S > experts) fail("--slots-per-host {} exceeds the {} experts (a host would hold one expert twice)", S, experts);
-  if (kind == PlacementKind::hot && static_cast<int>(expert_tokens.size()) != experts)
+  if (kind == PlacementKind::HOT && static_cast<int>(expert_tokens.size()) != experts)
     fail("hot placement needs the load of each of the {} experts (got {})", experts, expert_tokens.size());
   const int slots = hosts * S;
   ExpertPlacement p;
@@ -36,7 +36,7 @@ ExpertPlacement place_experts(int experts, int hosts, int slots_per_host, Placem
   p.replicas.assign(static_cast<size_t>(experts), {});
   p.on_host.assign(static_cast<size_t>(hosts), {});
   std::vector<int> slot_expert(static_cast<size_t>(slots));
-  if (kind == PlacementKind::round_robin) {
+  if (kind == PlacementKind::ROUND_ROBIN) {
     for (int k = 0; k < slots; ++k) slot_expert[static_cast<size_t>(k)] = k % experts;
   } else {
     std::vector<int> count(static_cast<size_t>(experts), 1);
@@ -136,8 +136,8 @@ TrafficMatrix traffic_matrix(const std::vector<int32_t>& token_experts, const Ex
 }
 
 Sync parse_sync(std::string_view name, std::string_view parameter) {
-  if (name == "host") return Sync::host;
-  if (name == "phase") return Sync::phase;
+  if (name == "host") return Sync::HOST;
+  if (name == "phase") return Sync::PHASE;
   fail("{}: unknown '{}' (expected host or phase)", parameter, name);
 }
 
@@ -174,7 +174,7 @@ MoeTraffic moe_traffic(const TrafficMatrix& matrix, int layers, uint64_t bytes_p
           f.dst = dst;
           f.bytes = tokens * bytes_per_token;
           f.group = ph.groups[static_cast<size_t>(dst)];
-          if (sync == Sync::phase) {
+          if (sync == Sync::PHASE) {
             if (!t.phases.empty()) f.after_groups = t.phases.back().groups;  // barrier: the whole previous phase
           } else if (combine) {
             f.after_groups.push_back(dispatch_groups[static_cast<size_t>(src)]);  // src's experts got all their tokens

@@ -31,7 +31,7 @@
 // expressed as groups: group "l<l>/dispatch/h<g>" holds the dispatch flows into g; the combine flows
 // out of g wait for it (FlowSpec::after_groups). Group "l<l>/combine/h<h>" holds the combine flows
 // into h; h's dispatch flows of layer l+1 wait for it. Expert compute time is not modelled (0).
-// Sync::phase instead puts a barrier between phases (every flow waits for all groups of the phase
+// Sync::PHASE instead puts a barrier between phases (every flow waits for all groups of the phase
 // before it), as when each dispatch and combine is a separate blocking all-to-all collective.
 #include <cstdint>
 #include <string>
@@ -45,7 +45,7 @@
 
 namespace lookahead::bridge {
 
-enum class PlacementKind { round_robin, hot };
+enum class PlacementKind { ROUND_ROBIN, HOT };
 // "round-robin" | "hot". Throws lookahead::Error naming `parameter`.
 PlacementKind parse_placement(std::string_view name, std::string_view parameter = "--placement");
 const char* placement_name(PlacementKind kind);
@@ -75,7 +75,7 @@ struct TrafficMatrix {
 // batch, fewer tokens than hosts, or an expert without a replica.
 TrafficMatrix traffic_matrix(const std::vector<int32_t>& token_experts, const ExpertPlacement& placement, int hosts);
 
-enum class Sync { host, phase };
+enum class Sync { HOST, PHASE };
 
 struct Phase {
   int layer = 0;
@@ -90,13 +90,13 @@ struct MoeTraffic {
   std::vector<std::string> flow_names;  // e.g. "l0/d/3>5" (flow ids in specs)
   uint64_t bytes_per_token = 0;
   int layers = 0;
-  Sync sync = Sync::host;
+  Sync sync = Sync::HOST;
 };
 
 // Per-layer dispatch + combine flows of `matrix` for `layers` layers, with the dependency groups
 // above. Zero-token pairs make no flow. Throws if layers < 1 or bytes_per_token < 1.
 Sync parse_sync(std::string_view name, std::string_view parameter = "--sync");  // "host" | "phase"
-MoeTraffic moe_traffic(const TrafficMatrix& matrix, int layers, uint64_t bytes_per_token, Sync sync = Sync::host);
+MoeTraffic moe_traffic(const TrafficMatrix& matrix, int layers, uint64_t bytes_per_token, Sync sync = Sync::HOST);
 
 // A `lookahead net run --spec` scenario: the topology's shape, `lb`, seed, and every flow with its
 // id, bytes, group and after_groups (the spec extension documented in net/scenario/spec.h).

@@ -75,7 +75,7 @@ bool take_interrupt() {
 // Lines of stdin, read with poll() beside the Ctrl-C pipe.
 class LineReader {
  public:
-  enum class Result { kLine, kEof, kInterrupt };
+  enum class Result { LINE, END_OF_INPUT, INTERRUPT };
   Result next(std::string& line) {
     while (true) {
       const size_t nl = buf_.find('\n');
@@ -83,15 +83,15 @@ class LineReader {
         line = buf_.substr(0, nl);
         buf_.erase(0, nl + 1);
         if (!line.empty() && line.back() == '\r') line.pop_back();
-        return Result::kLine;
+        return Result::LINE;
       }
       if (eof_) {
-        if (buf_.empty()) return Result::kEof;
+        if (buf_.empty()) return Result::END_OF_INPUT;
         line.swap(buf_);
         buf_.clear();
-        return Result::kLine;
+        return Result::LINE;
       }
-      if (g_interrupted.load()) return Result::kInterrupt;
+      if (g_interrupted.load()) return Result::INTERRUPT;
       pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {g_interrupt_pipe[0], POLLIN, 0}};
       if (::poll(fds, 2, -1) < 0) {
         if (errno == EINTR) continue;
@@ -178,11 +178,11 @@ void chat_loop(ChatSession& s, bool interactive) {
     if (interactive) std::fprintf(stderr, "> ");
     std::fflush(stderr);
     const LineReader::Result got = reader.next(line);
-    if (got == LineReader::Result::kEof) {
+    if (got == LineReader::Result::END_OF_INPUT) {
       if (interactive) std::fputc('\n', stderr);  // Ctrl-D: leave the shell's prompt on a line of its own
       return;
     }
-    if (got == LineReader::Result::kInterrupt) {
+    if (got == LineReader::Result::INTERRUPT) {
       take_interrupt();
       if (interrupted_at_prompt) {
         std::fputc('\n', stderr);

@@ -61,7 +61,7 @@ struct CollectiveFlags {
     if (is_moe()) return skewed_all_to_all(rank_host, tokens, parse_bytes(token_bytes, "--token-bytes"), skew, seed);
     CollectiveSpec spec;
     spec.kind = parse_kind(collective);
-    spec.algorithm = spec.kind == Kind::all_to_all && algo == "direct" ? Algorithm::direct : parse_algorithm(algo);
+    spec.algorithm = spec.kind == Kind::ALL_TO_ALL && algo == "direct" ? Algorithm::DIRECT : parse_algorithm(algo);
     spec.ranks = p;
     spec.message_bytes = parse_bytes(size, "--size");
     spec.chunks = chunks;

@@ -91,7 +91,7 @@ void add_totals(Report& rep) {
     rep.spray_time_us += r.spray_step_us;  // computed even when spray is not listed
   }
   for (size_t i = 0; i < schemes.size(); ++i)
-    if (schemes[i].kind == balance::SchemeKind::ethereal) rep.ethereal = static_cast<int>(i);
+    if (schemes[i].kind == balance::SchemeKind::ETHEREAL) rep.ethereal = static_cast<int>(i);
   if (rep.ethereal >= 0)
     for (const auto& r : rep.results)
       if (!r.schemes[rep.ethereal].matches_spray) rep.violations.push_back(r.step);

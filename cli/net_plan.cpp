@@ -93,8 +93,8 @@ void print_plan_json(const Topology& topo, const std::vector<balance::FlowDemand
   for (const auto& qp : v.plan.qps)
     j["qps"].push_back({{"flow", qp.flow}, {"src", qp.src_host}, {"dst", qp.dst_host}, {"offset", qp.offset},
                         {"bytes", qp.bytes}, {"path", qp.path}, {"start_ns", static_cast<double>(qp.start_ps) / 1e3},
-                        {"routing", qp.routing == balance::Routing::pinned   ? "source"
-                                    : qp.routing == balance::Routing::hashed ? "ecmp"
+                        {"routing", qp.routing == balance::Routing::PINNED   ? "source"
+                                    : qp.routing == balance::Routing::HASHED ? "ecmp"
                                                                              : "spray"}});
   for (int h = 0; h < topo.hosts(); ++h)
     if (per_host[h] > 0) j["qps_per_host"][std::to_string(h)] = per_host[h];
@@ -120,7 +120,7 @@ void print_qps(const Topology& topo, const balance::Plan& plan, const PlanOption
       } else if (qp.path >= 0) {
         auto r = topo.source_route(qp.src_host, qp.dst_host, qp.path);
         route = fmt::format("up-ports ({}, {}){}", r.port[0], r.port[1],
-                            qp.routing == balance::Routing::hashed ? " by ECMP hash" : "");
+                            qp.routing == balance::Routing::HASHED ? " by ECMP hash" : "");
       } else {
         route = "sprayed per packet";
       }
@@ -166,7 +166,7 @@ void print_plan(const Topology& topo, const std::vector<balance::FlowDemand>& fl
                "assumes one size per (source host, destination {}) batch{}\n",
                unequal->src_host, node_name(topo, unequal->dst_tor), unequal->bytes_a, unequal->bytes_b,
                topo.three_tier() ? "ToR" : "leaf",
-               scheme.kind == balance::SchemeKind::ethereal
+               scheme.kind == balance::SchemeKind::ETHEREAL
                    ? ": ethereal's equal split can load an uplink above spraying's share (ethereal-min balances any sizes)"
                    : "");
   v.loads = analysis::link_loads(topo, v.plan);

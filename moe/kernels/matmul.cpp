@@ -18,19 +18,19 @@ bool g_vnni = vnni_available();
 int g_threads = 0;  // 0 = OpenMP default
 
 kernels::DotFn dot_fn(TensorType type) {
-  if (g_path != KernelPath::Avx2) return kernels::scalar::dot_for(type);
+  if (g_path != KernelPath::AVX2) return kernels::scalar::dot_for(type);
   if (g_vnni && kernels::wants_quantized_activation(type)) return kernels::avx2::dot_for_vnni(type);
   return kernels::avx2::dot_for(type);
 }
 
 kernels::DotMultiFn dot_multi_fn(TensorType type) {
-  if (g_path != KernelPath::Avx2) return nullptr;
+  if (g_path != KernelPath::AVX2) return nullptr;
   if (g_vnni && kernels::wants_quantized_activation(type)) return kernels::avx2::dot_multi_for_vnni(type);
   return kernels::avx2::dot_multi_for(type);
 }
 
 void quantize_activation(const float* x, kernels::ActivationBlock* out, int64_t n) {
-  if (g_path == KernelPath::Avx2)
+  if (g_path == KernelPath::AVX2)
     kernels::avx2::quantize_activation(x, out, n);
   else
     kernels::scalar::quantize_activation(x, out, n);
@@ -114,10 +114,10 @@ KernelPath detected_kernel_path() {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
-  return avx2 ? KernelPath::Avx2 : KernelPath::Scalar;
+  return avx2 ? KernelPath::AVX2 : KernelPath::SCALAR;
 }
 bool vnni_available() {
-  if (detected_kernel_path() != KernelPath::Avx2) return false;
+  if (detected_kernel_path() != KernelPath::AVX2) return false;
   // CPUID leaf 7: AVX512F (ebx 16), AVX512VL (ebx 31), AVX512_VNNI (ecx 11); and the OS must save
   // the opmask and upper ZMM state (XCR0 bits 5-7) besides SSE/AVX (bits 1-2).
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
@@ -128,14 +128,14 @@ bool vnni_available() {
   __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
   return (xcr0_lo & 0xE6u) == 0xE6u;
 }
-bool use_vnni() { return g_path == KernelPath::Avx2 && g_vnni; }
+bool use_vnni() { return g_path == KernelPath::AVX2 && g_vnni; }
 void set_use_vnni(bool on) {
   LOOKAHEAD_CHECK(!on || vnni_available());
   g_vnni = on;
 }
 KernelPath kernel_path() { return g_path; }
 void set_kernel_path(KernelPath path) {
-  LOOKAHEAD_CHECK(path == KernelPath::Scalar || detected_kernel_path() == KernelPath::Avx2);
+  LOOKAHEAD_CHECK(path == KernelPath::SCALAR || detected_kernel_path() == KernelPath::AVX2);
   g_path = path;
 }
 void set_kernel_threads(int n) { g_threads = n; }
@@ -163,13 +163,13 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, M
 }
 
 float dot_f32(const float* a, const float* b, int64_t n) {
-  return g_path == KernelPath::Avx2 ? kernels::avx2::dot_f32(a, b, n) : kernels::scalar::dot_f32(a, b, n);
+  return g_path == KernelPath::AVX2 ? kernels::avx2::dot_f32(a, b, n) : kernels::scalar::dot_f32(a, b, n);
 }
 
 float dot_row(TensorType type, const void* row, const float* x, int64_t n) { return dot_fn(type)(row, x, n); }
 
 void axpy(TensorType type, float a, const void* row, float* out, int64_t n) {
-  if (g_path == KernelPath::Avx2)
+  if (g_path == KernelPath::AVX2)
     kernels::avx2::axpy(type, a, row, out, n);
   else
     kernels::scalar::axpy(type, a, row, out, n);

@@ -33,7 +33,7 @@ struct WeightMatrix {
   int64_t bytes() const { return rows * row_stride(); }
 };
 
-enum class KernelPath { Scalar, Avx2 };
+enum class KernelPath { SCALAR, AVX2 };
 
 // Best path this CPU supports (AVX2+FMA+F16C, else scalar).
 KernelPath detected_kernel_path();

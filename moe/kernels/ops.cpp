@@ -54,7 +54,7 @@ void kernels::scalar::swiglu(const float* gate, const float* up, float* a, int64
 }
 
 void swiglu(const float* gate, const float* up, float* a, int64_t n) {
-  if (kernel_path() == KernelPath::Avx2)
+  if (kernel_path() == KernelPath::AVX2)
     kernels::avx2::swiglu(gate, up, a, n);
   else
     kernels::scalar::swiglu(gate, up, a, n);

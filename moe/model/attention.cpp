@@ -13,7 +13,7 @@ namespace lookahead::moe {
 
 void attention(const AttentionShape& s, const float* q, int64_t n_tokens, int64_t pos0, TensorType cache_type,
                const void* k, const void* v, float* out, float* scores, int64_t scores_stride, int n_threads) {
-  if (kernel_path() == KernelPath::Avx2 && kernels::avx2::attention_supported(s.head_dim, cache_type)) {
+  if (kernel_path() == KernelPath::AVX2 && kernels::avx2::attention_supported(s.head_dim, cache_type)) {
     kernels::avx2::attention(s.n_head, s.n_head_kv, s.head_dim, q, n_tokens, pos0, cache_type, k, v, out, n_threads);
     return;
   }

@@ -76,7 +76,7 @@ LinkLoads link_loads(const Topology& topo, const balance::Plan& plan) {
   // shares the fabric part of the paths, so the path enumeration runs once per pair, not per flow.
   std::map<std::pair<int, int>, std::pair<double, int>> sprayed;  // (src, dst tor) -> (bytes, a dst host)
   for (const auto& qp : plan.qps) {
-    if (qp.routing == balance::Routing::sprayed) {
+    if (qp.routing == balance::Routing::SPRAYED) {
       if (topo.tor_of(qp.src_host) == topo.tor_of(qp.dst_host)) {
         for (int l : topo.path_links(qp.src_host, qp.dst_host, 0)) loads.bytes[l] += static_cast<double>(qp.bytes);
         continue;
@@ -122,7 +122,7 @@ MaxLoad max_load(const Topology& topo, const LinkLoads& loads, bool fabric_only)
   MaxLoad m;
   for (size_t l = 0; l < topo.links.size(); ++l) {
     const Link& link = topo.links[l];
-    if (fabric_only && (topo.nodes[link.from].tier == Tier::host || topo.nodes[link.to].tier == Tier::host)) continue;
+    if (fabric_only && (topo.nodes[link.from].tier == Tier::HOST || topo.nodes[link.to].tier == Tier::HOST)) continue;
     double b = loads.bytes[l];
     if (b > m.bytes) m.bytes = b, m.link = static_cast<int>(l);
     double us = b * 8.0 / static_cast<double>(link.rate_bps) * 1e6;
@@ -139,14 +139,14 @@ StepResult check_step(const Topology& topo, const std::vector<balance::FlowDeman
     result.bytes += f.bytes;
     result.cross_leaf_flows += topo.tor_of(f.src_host) != topo.tor_of(f.dst_host);
   }
-  balance::Scheme spray{balance::SchemeKind::spray, 1};
+  balance::Scheme spray{balance::SchemeKind::SPRAY, 1};
   LinkLoads spray_loads = link_loads(topo, balance::make_plan(topo, flows, spray, seed));
   MaxLoad spray_max = max_load(topo, spray_loads, true);
   result.spray_max_bytes = spray_max.bytes;
   result.spray_step_us = max_load(topo, spray_loads, false).drain_us;
   for (const auto& scheme : schemes) {
     balance::Plan plan = balance::make_plan(topo, flows, scheme, seed);
-    LinkLoads loads = scheme.kind == balance::SchemeKind::spray ? spray_loads : link_loads(topo, plan);
+    LinkLoads loads = scheme.kind == balance::SchemeKind::SPRAY ? spray_loads : link_loads(topo, plan);
     MaxLoad m = max_load(topo, loads, true);
     SchemeResult r;
     r.scheme = scheme.name();

@@ -37,7 +37,7 @@ inline NetworkConfig paper_network_config() {
   cfg.mtu_bytes = 9000;
   cfg.shared_buffer_bytes = 64ull << 20;
   cfg.ecn_kmin_bytes = cfg.ecn_kmax_bytes = 200 * 1024;
-  cfg.cc = CongestionControl::dctcp;
+  cfg.cc = CongestionControl::DCTCP;
   return cfg;
 }
 

@@ -50,7 +50,7 @@ ReproResult run_point(const ReproPoint& point) {
     Job job;
     job.name = fmt::format("{}/{}", collective::kind_name(point.collective.kind), collective::algorithm_name(point.collective.algorithm));
     job.collective = point.collective;
-    job.hosts = collective::place_ranks(point.collective.ranks, point.topology.hosts(), collective::Placement::linear, 0);
+    job.hosts = collective::place_ranks(point.collective.ranks, point.topology.hosts(), collective::Placement::LINEAR, 0);
     jobs.push_back(std::move(job));
   }
   auto cs = expand_jobs(jobs, point.topology.hosts(), "net repro");
@@ -99,7 +99,7 @@ ReproResult run_point(const ReproPoint& point) {
   r.timeouts = res.timeouts;
   r.failed_qps = res.failed;
   for (const auto& l : res.links) {
-    if (point.topology.nodes[static_cast<size_t>(l.from)].tier == Tier::host) continue;  // NICs: the senders' own queues
+    if (point.topology.nodes[static_cast<size_t>(l.from)].tier == Tier::HOST) continue;  // NICs: the senders' own queues
     r.queue_p50_bytes = std::max(r.queue_p50_bytes, l.p50_queue_bytes);
     r.queue_p99_bytes = std::max(r.queue_p99_bytes, l.p99_queue_bytes);
     r.queue_max_bytes = std::max(r.queue_max_bytes, l.max_queue_bytes);

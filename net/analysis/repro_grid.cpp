@@ -258,7 +258,7 @@ ReproGrid make_repro_grid(const GridSpec& g) {
           p.topology = fab.topo;
           p.fail = fab.fail;
           p.failed_label = fab.failed_label;
-          p.collective.kind = collective::Kind::all_reduce;
+          p.collective.kind = collective::Kind::ALL_REDUCE;
           p.collective.algorithm = collective::parse_algorithm(a);
           p.collective.ranks = fab.topo.hosts();
           p.collective.message_bytes = collective::parse_bytes(sz, "--sizes");

@@ -5,8 +5,8 @@
 namespace lookahead::net::balance {
 
 Scheme run_scheme(const std::string& name, std::string_view parameter) {
-  if (name == "reps") return {SchemeKind::spray, 1};
-  if (name == "ethereal-known") return {SchemeKind::ethereal, 1};
+  if (name == "reps") return {SchemeKind::SPRAY, 1};
+  if (name == "ethereal-known") return {SchemeKind::ETHEREAL, 1};
   return parse_scheme(name, parameter);
 }
 
@@ -26,15 +26,15 @@ FlowSpec qp_flow(const Qp& qp, bool reps) {
   f.bytes = qp.bytes;
   f.start_ps = qp.start_ps;  // a delay after the split (Simulator::on_split): Ethereal's window and jitter
   switch (qp.routing) {
-    case Routing::pinned:
-      f.lb = LoadBalancing::source;
+    case Routing::PINNED:
+      f.lb = LoadBalancing::SOURCE;
       f.path = qp.path;
       break;
-    case Routing::hashed:
-      f.lb = LoadBalancing::ecmp;
+    case Routing::HASHED:
+      f.lb = LoadBalancing::ECMP;
       f.entropy = static_cast<int64_t>(qp.entropy);
       break;
-    case Routing::sprayed: f.lb = reps ? LoadBalancing::reps : LoadBalancing::spray; break;
+    case Routing::SPRAYED: f.lb = reps ? LoadBalancing::REPS : LoadBalancing::SPRAY; break;
   }
   return f;
 }
@@ -46,7 +46,7 @@ CollectiveSplitter::CollectiveSplitter(const Topology& plan_topo, const std::vec
       topo_(plan_topo),
       jobs_(jobs),
       cs_(collectives),
-      scheme_(learn ? Scheme{SchemeKind::ethereal, 1} : run_scheme(scheme)),
+      scheme_(learn ? Scheme{SchemeKind::ETHEREAL, 1} : run_scheme(scheme)),
       reps_(scheme == "reps"),
       seed_(seed),
       learn_(learn),

@@ -41,37 +41,37 @@ std::vector<int> live_up_ports(const Topology& topo, int node) {
 
 std::string Scheme::name() const {
   switch (kind) {
-    case SchemeKind::ecmp: return "ecmp";
-    case SchemeKind::mprdma: return "mprdma-" + std::to_string(subflows);
-    case SchemeKind::spray: return "spray";
-    case SchemeKind::ethereal: return "ethereal";
-    case SchemeKind::ethereal_min: return "ethereal-min";
-    case SchemeKind::ethereal_tiered: return "ethereal-tiered";
+    case SchemeKind::ECMP: return "ecmp";
+    case SchemeKind::MPRDMA: return "mprdma-" + std::to_string(subflows);
+    case SchemeKind::SPRAY: return "spray";
+    case SchemeKind::ETHEREAL: return "ethereal";
+    case SchemeKind::ETHEREAL_MIN: return "ethereal-min";
+    case SchemeKind::ETHEREAL_TIERED: return "ethereal-tiered";
   }
   return "?";
 }
 
 Scheme parse_scheme(std::string_view name, std::string_view parameter) {
-  if (name == "ecmp") return {SchemeKind::ecmp, 1};
-  if (name == "spray") return {SchemeKind::spray, 1};
-  if (name == "ethereal") return {SchemeKind::ethereal, 1};
-  if (name == "ethereal-min") return {SchemeKind::ethereal_min, 1};
-  if (name == "ethereal-tiered") return {SchemeKind::ethereal_tiered, 1};
+  if (name == "ecmp") return {SchemeKind::ECMP, 1};
+  if (name == "spray") return {SchemeKind::SPRAY, 1};
+  if (name == "ethereal") return {SchemeKind::ETHEREAL, 1};
+  if (name == "ethereal-min") return {SchemeKind::ETHEREAL_MIN, 1};
+  if (name == "ethereal-tiered") return {SchemeKind::ETHEREAL_TIERED, 1};
   if (name.starts_with("mprdma-")) {
     std::string_view x = name.substr(7);
     int subflows = 0;
     auto [ptr, ec] = std::from_chars(x.data(), x.data() + x.size(), subflows);
     if (ec == std::errc() && ptr == x.data() + x.size() && subflows >= 1 && subflows <= 1024)
-      return {SchemeKind::mprdma, subflows};
+      return {SchemeKind::MPRDMA, subflows};
   }
   fail("{}: unknown scheme '{}' (expected ecmp, mprdma-X with X in 1..1024, spray, ethereal, ethereal-min or ethereal-tiered)",
        parameter, name);
 }
 
 std::vector<Scheme> all_schemes() {
-  return {{SchemeKind::ecmp, 1},  {SchemeKind::mprdma, 2},   {SchemeKind::mprdma, 4},
-          {SchemeKind::mprdma, 8}, {SchemeKind::spray, 1},   {SchemeKind::ethereal, 1},
-          {SchemeKind::ethereal_min, 1}};
+  return {{SchemeKind::ECMP, 1},  {SchemeKind::MPRDMA, 2},   {SchemeKind::MPRDMA, 4},
+          {SchemeKind::MPRDMA, 8}, {SchemeKind::SPRAY, 1},   {SchemeKind::ETHEREAL, 1},
+          {SchemeKind::ETHEREAL_MIN, 1}};
 }
 
 std::vector<int> Plan::qps_per_host(int hosts) const {
@@ -105,7 +105,7 @@ namespace {
 
 Plan hashed_plan(const Topology& topo, const std::vector<FlowDemand>& flows, const Scheme& scheme, uint64_t seed) {
   Plan plan{scheme, {}};
-  const int x = scheme.kind == SchemeKind::mprdma ? scheme.subflows : 1;
+  const int x = scheme.kind == SchemeKind::MPRDMA ? scheme.subflows : 1;
   plan.qps.reserve(flows.size() * static_cast<size_t>(x));
   for (size_t i = 0; i < flows.size(); ++i) {
     const auto& f = flows[i];
@@ -120,7 +120,7 @@ Plan hashed_plan(const Topology& topo, const std::vector<FlowDemand>& flows, con
       qp.dst_host = f.dst_host;
       qp.offset = offset;
       qp.bytes = f.bytes / static_cast<uint64_t>(x) + (static_cast<uint64_t>(j) < f.bytes % static_cast<uint64_t>(x));
-      qp.routing = Routing::hashed;
+      qp.routing = Routing::HASHED;
       // A fresh random source port per QP, as a NIC would pick: derived from the seed and the QP.
       qp.entropy = static_cast<uint32_t>(mix(mix(seed, (static_cast<uint64_t>(f.src_host) << 32) | static_cast<uint32_t>(f.dst_host)),
                        (static_cast<uint64_t>(i) << 16) | static_cast<uint64_t>(j)));
@@ -136,7 +136,7 @@ Plan hashed_plan(const Topology& topo, const std::vector<FlowDemand>& flows, con
 std::vector<Piece> split_batch(const std::vector<uint64_t>& sizes, const std::vector<int>& paths, SchemeKind kind) {
   bool equal = std::all_of(sizes.begin(), sizes.end(), [&](uint64_t b) { return b == sizes[0]; });
   // The tiered second stage may see pieces one byte apart: the equal scheme would not balance them.
-  if (kind == SchemeKind::ethereal_min || (kind == SchemeKind::ethereal_tiered && !equal))
+  if (kind == SchemeKind::ETHEREAL_MIN || (kind == SchemeKind::ETHEREAL_TIERED && !equal))
     return split_batch_min_pieces(sizes, paths);
   return split_batch_equal(sizes, paths);
 }
@@ -165,7 +165,7 @@ Plan ethereal_plan(const Topology& topo, const std::vector<FlowDemand>& flows, c
       std::vector<int>& batch = by_leaf[leaf];
       if (leaf == topo.tor_of(src)) {  // same leaf: one path, nothing to balance
         for (int i : batch)
-          plan.qps.push_back({i, src, flows[i].dst_host, 0, flows[i].bytes, Routing::pinned, 0, 0});
+          plan.qps.push_back({i, src, flows[i].dst_host, 0, flows[i].bytes, Routing::PINNED, 0, 0});
         continue;
       }
       std::shuffle(batch.begin(), batch.end(), rng);  // which flows go whole and which are split
@@ -180,7 +180,7 @@ Plan ethereal_plan(const Topology& topo, const std::vector<FlowDemand>& flows, c
       }
       std::vector<uint64_t> sizes;
       for (int i : batch) sizes.push_back(flows[i].bytes);
-      const bool tiered = scheme.kind == SchemeKind::ethereal_tiered && topo.three_tier() &&
+      const bool tiered = scheme.kind == SchemeKind::ETHEREAL_TIERED && topo.three_tier() &&
                           topo.pod_of(src) != topo.pod_of(dst) &&
                           static_cast<int>(paths.size()) == topo.path_count(src, dst);
       if (tiered) {
@@ -196,7 +196,7 @@ Plan ethereal_plan(const Topology& topo, const std::vector<FlowDemand>& flows, c
       std::shuffle(paths.begin(), paths.end(), rng);
       for (const auto& piece : split_batch(sizes, paths, scheme.kind)) {
         int i = batch[piece.flow];
-        plan.qps.push_back({i, src, flows[i].dst_host, piece.offset, piece.bytes, Routing::pinned, piece.path, 0});
+        plan.qps.push_back({i, src, flows[i].dst_host, piece.offset, piece.bytes, Routing::PINNED, piece.path, 0});
       }
     }
     // Stage 2: per (destination pod, ToR up-port u), the pieces on u split over the aggregation
@@ -212,7 +212,7 @@ Plan ethereal_plan(const Topology& topo, const std::vector<FlowDemand>& flows, c
       for (const auto& p : pieces) sizes.push_back(p.bytes);
       for (const auto& sub : split_batch(sizes, cores, scheme.kind)) {
         const auto& p = pieces[sub.flow];
-        plan.qps.push_back({p.flow, src, flows[p.flow].dst_host, p.offset + sub.offset, sub.bytes, Routing::pinned,
+        plan.qps.push_back({p.flow, src, flows[p.flow].dst_host, p.offset + sub.offset, sub.bytes, Routing::PINNED,
                             u + tor_up * sub.path, 0});
       }
     }
@@ -226,18 +226,18 @@ Plan make_plan(const Topology& topo, const std::vector<FlowDemand>& flows, const
                const KnownFailed& known_failed, const PlanTiming& timing) {
   for (size_t i = 0; i < flows.size(); ++i) check_flow(topo, flows[i], i);
   switch (scheme.kind) {
-    case SchemeKind::ecmp:
-    case SchemeKind::mprdma: return hashed_plan(topo, flows, scheme, seed);
-    case SchemeKind::spray: {
+    case SchemeKind::ECMP:
+    case SchemeKind::MPRDMA: return hashed_plan(topo, flows, scheme, seed);
+    case SchemeKind::SPRAY: {
       Plan plan{scheme, {}};
       for (size_t i = 0; i < flows.size(); ++i)
         plan.qps.push_back({static_cast<int>(i), flows[i].src_host, flows[i].dst_host, 0, flows[i].bytes,
-                            Routing::sprayed, -1, 0});
+                            Routing::SPRAYED, -1, 0});
       return plan;
     }
-    case SchemeKind::ethereal:
-    case SchemeKind::ethereal_min:
-    case SchemeKind::ethereal_tiered: {
+    case SchemeKind::ETHEREAL:
+    case SchemeKind::ETHEREAL_MIN:
+    case SchemeKind::ETHEREAL_TIERED: {
       Plan plan = ethereal_plan(topo, flows, scheme, seed, known_failed);
       if (timing.batch_window_ps == 0 && timing.jitter_ps == 0) return plan;
       // Cross-leaf pieces start after the window plus a seeded jitter per piece, from an RNG of its

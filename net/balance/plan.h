@@ -33,10 +33,10 @@
 
 namespace lookahead::net::balance {
 
-enum class SchemeKind { ecmp, mprdma, spray, ethereal, ethereal_min, ethereal_tiered };
+enum class SchemeKind { ECMP, MPRDMA, SPRAY, ETHEREAL, ETHEREAL_MIN, ETHEREAL_TIERED };
 
 struct Scheme {
-  SchemeKind kind = SchemeKind::ethereal;
+  SchemeKind kind = SchemeKind::ETHEREAL;
   int subflows = 1;  // mprdma-X: X
   std::string name() const;
 };
@@ -49,9 +49,9 @@ Scheme parse_scheme(std::string_view name, std::string_view parameter = "--schem
 std::vector<Scheme> all_schemes();
 
 enum class Routing : uint8_t {
-  pinned,   // source-routed on `path`
-  hashed,   // ECMP on `entropy`; `path` is where the hash lands
-  sprayed,  // per-packet spraying; `path` is -1
+  PINNED,   // source-routed on `path`
+  HASHED,   // ECMP on `entropy`; `path` is where the hash lands
+  SPRAYED,  // per-packet spraying; `path` is -1
 };
 
 struct FlowDemand {
@@ -65,7 +65,7 @@ struct Qp {
   int src_host = 0, dst_host = 0;
   uint64_t offset = 0;  // first byte of the flow this QP carries
   uint64_t bytes = 0;
-  Routing routing = Routing::pinned;
+  Routing routing = Routing::PINNED;
   int path = -1;         // Topology path index between src_host and dst_host
   uint32_t entropy = 0;  // hashed: the header entropy (e.g. UDP source port) the switches hash
   uint64_t start_ps = 0;  // when the QP starts, after the batch arrived (PlanTiming; 0: at once)

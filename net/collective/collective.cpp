@@ -12,38 +12,38 @@
 namespace lookahead::net::collective {
 
 Kind parse_kind(std::string_view name) {
-  if (name == "allreduce" || name == "all-reduce" || name == "all_reduce") return Kind::all_reduce;
-  if (name == "allgather" || name == "all-gather" || name == "all_gather") return Kind::all_gather;
-  if (name == "reducescatter" || name == "reduce-scatter" || name == "reduce_scatter") return Kind::reduce_scatter;
-  if (name == "alltoall" || name == "all-to-all" || name == "all_to_all") return Kind::all_to_all;
+  if (name == "allreduce" || name == "all-reduce" || name == "all_reduce") return Kind::ALL_REDUCE;
+  if (name == "allgather" || name == "all-gather" || name == "all_gather") return Kind::ALL_GATHER;
+  if (name == "reducescatter" || name == "reduce-scatter" || name == "reduce_scatter") return Kind::REDUCE_SCATTER;
+  if (name == "alltoall" || name == "all-to-all" || name == "all_to_all") return Kind::ALL_TO_ALL;
   fail("--collective: unknown collective '{}' (expected allreduce, allgather, reducescatter or alltoall)", name);
 }
 
 Algorithm parse_algorithm(std::string_view name) {
-  if (name == "ring") return Algorithm::ring;
-  if (name == "direct") return Algorithm::direct;
+  if (name == "ring") return Algorithm::RING;
+  if (name == "direct") return Algorithm::DIRECT;
   if (name == "hd" || name == "halving-doubling" || name == "halving_doubling" || name == "recursive-doubling")
-    return Algorithm::halving_doubling;
-  if (name == "dbt" || name == "double-binary-tree" || name == "double_binary_tree") return Algorithm::double_binary_tree;
+    return Algorithm::HALVING_DOUBLING;
+  if (name == "dbt" || name == "double-binary-tree" || name == "double_binary_tree") return Algorithm::DOUBLE_BINARY_TREE;
   fail("--algo: unknown algorithm '{}' (expected ring, direct, hd or dbt)", name);
 }
 
 std::string_view kind_name(Kind kind) {
   switch (kind) {
-    case Kind::all_reduce: return "allreduce";
-    case Kind::all_gather: return "allgather";
-    case Kind::reduce_scatter: return "reducescatter";
-    case Kind::all_to_all: return "alltoall";
+    case Kind::ALL_REDUCE: return "allreduce";
+    case Kind::ALL_GATHER: return "allgather";
+    case Kind::REDUCE_SCATTER: return "reducescatter";
+    case Kind::ALL_TO_ALL: return "alltoall";
   }
   return "?";
 }
 
 std::string_view algorithm_name(Algorithm algorithm) {
   switch (algorithm) {
-    case Algorithm::ring: return "ring";
-    case Algorithm::direct: return "direct";
-    case Algorithm::halving_doubling: return "hd";
-    case Algorithm::double_binary_tree: return "dbt";
+    case Algorithm::RING: return "ring";
+    case Algorithm::DIRECT: return "direct";
+    case Algorithm::HALVING_DOUBLING: return "hd";
+    case Algorithm::DOUBLE_BINARY_TREE: return "dbt";
   }
   return "?";
 }
@@ -70,8 +70,8 @@ uint64_t parse_bytes(std::string_view text, std::string_view parameter) {
 }
 
 Placement parse_placement(std::string_view name) {
-  if (name == "linear") return Placement::linear;
-  if (name == "random") return Placement::random;
+  if (name == "linear") return Placement::LINEAR;
+  if (name == "random") return Placement::RANDOM;
   fail("--placement: unknown placement '{}' (expected linear or random)", name);
 }
 
@@ -86,7 +86,7 @@ std::vector<int> place_ranks(int ranks, int hosts, Placement placement, uint64_t
   if (ranks > hosts) fail("--ranks: {} ranks do not fit on {} hosts (one rank per host)", ranks, hosts);
   std::vector<int> host(hosts);
   std::iota(host.begin(), host.end(), 0);
-  if (placement == Placement::random) {
+  if (placement == Placement::RANDOM) {
     std::mt19937_64 rng(seed);
     std::shuffle(host.begin(), host.end(), rng);
   }
@@ -319,11 +319,11 @@ Collective expand(const CollectiveSpec& spec, const std::vector<int>& rank_host)
   c.spec = spec;
   c.rank_host = rank_host;
   Builder b(c);
-  const bool chunked = !(spec.algorithm == Algorithm::double_binary_tree && spec.kind == Kind::all_reduce);
+  const bool chunked = !(spec.algorithm == Algorithm::DOUBLE_BINARY_TREE && spec.kind == Kind::ALL_REDUCE);
   if (chunked && spec.message_bytes < static_cast<uint64_t>(p))
     fail("--size: {} bytes cannot be cut into {} per-rank chunks (message smaller than the number of pieces)",
          spec.message_bytes, p);
-  if (spec.algorithm == Algorithm::halving_doubling && (p & (p - 1)) != 0)
+  if (spec.algorithm == Algorithm::HALVING_DOUBLING && (p & (p - 1)) != 0)
     fail("--algo hd: halving-doubling needs a power-of-two number of ranks (got {})", p);
   Chunks chunks{spec.message_bytes, p};
   Inbound none(p);
@@ -333,38 +333,38 @@ Collective expand(const CollectiveSpec& spec, const std::vector<int>& rank_host)
          kind_name(spec.kind), algorithm_name(spec.algorithm));
   };
   switch (spec.kind) {
-    case Kind::all_reduce:
+    case Kind::ALL_REDUCE:
       switch (spec.algorithm) {
-        case Algorithm::ring: ring_all_gather(b, p, chunks, ring_reduce_scatter(b, p, chunks, none), 1); break;
-        case Algorithm::direct:
+        case Algorithm::RING: ring_all_gather(b, p, chunks, ring_reduce_scatter(b, p, chunks, none), 1); break;
+        case Algorithm::DIRECT:
           direct_exchange(b, p, chunks, direct_exchange(b, p, chunks, none, false), true);
           break;
-        case Algorithm::halving_doubling:
+        case Algorithm::HALVING_DOUBLING:
           doubling_all_gather(b, p, chunks, halving_reduce_scatter(b, p, chunks, none));
           break;
-        case Algorithm::double_binary_tree:
+        case Algorithm::DOUBLE_BINARY_TREE:
           if (spec.chunks < 1) fail("--chunks: need at least 1 pipeline chunk (got {})", spec.chunks);
           double_binary_tree(b, p, spec.message_bytes, spec.chunks);
           break;
       }
       break;
-    case Kind::all_gather:
-    case Kind::reduce_scatter: {
-      bool gather = spec.kind == Kind::all_gather;
+    case Kind::ALL_GATHER:
+    case Kind::REDUCE_SCATTER: {
+      bool gather = spec.kind == Kind::ALL_GATHER;
       switch (spec.algorithm) {
-        case Algorithm::ring:
+        case Algorithm::RING:
           gather ? ring_all_gather(b, p, chunks, none, 0) : ring_reduce_scatter(b, p, chunks, none);
           break;
-        case Algorithm::direct: direct_exchange(b, p, chunks, none, gather); break;
-        case Algorithm::halving_doubling:
+        case Algorithm::DIRECT: direct_exchange(b, p, chunks, none, gather); break;
+        case Algorithm::HALVING_DOUBLING:
           gather ? doubling_all_gather(b, p, chunks, none) : halving_reduce_scatter(b, p, chunks, none);
           break;
-        case Algorithm::double_binary_tree: unsupported();
+        case Algorithm::DOUBLE_BINARY_TREE: unsupported();
       }
       break;
     }
-    case Kind::all_to_all:
-      if (spec.algorithm != Algorithm::direct) unsupported();
+    case Kind::ALL_TO_ALL:
+      if (spec.algorithm != Algorithm::DIRECT) unsupported();
       direct_exchange(b, p, chunks, none, false);
       break;
   }
@@ -394,7 +394,7 @@ Collective skewed_all_to_all(const std::vector<int>& rank_host, uint64_t tokens_
   for (int e = 0; e < p; ++e) weight[e] = 1.0 / std::pow(static_cast<double>(popularity[e] + 1), zipf_skew);
   std::discrete_distribution<int> expert(weight.begin(), weight.end());
   Collective c;
-  c.spec = {Kind::all_to_all, Algorithm::direct, p, tokens_per_rank * bytes_per_token, 1};
+  c.spec = {Kind::ALL_TO_ALL, Algorithm::DIRECT, p, tokens_per_rank * bytes_per_token, 1};
   c.rank_host = rank_host;
   Builder b(c);
   for (int i = 0; i < p; ++i) {

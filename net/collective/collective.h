@@ -24,8 +24,8 @@
 
 namespace lookahead::net::collective {
 
-enum class Kind { all_reduce, all_gather, reduce_scatter, all_to_all };
-enum class Algorithm { ring, direct, halving_doubling, double_binary_tree };
+enum class Kind { ALL_REDUCE, ALL_GATHER, REDUCE_SCATTER, ALL_TO_ALL };
+enum class Algorithm { RING, DIRECT, HALVING_DOUBLING, DOUBLE_BINARY_TREE };
 
 Kind parse_kind(std::string_view name);            // allreduce|allgather|reducescatter|alltoall
 Algorithm parse_algorithm(std::string_view name);  // ring|direct|hd|dbt (long names accepted too)
@@ -42,8 +42,8 @@ struct Flow {
 };
 
 struct CollectiveSpec {
-  Kind kind = Kind::all_reduce;
-  Algorithm algorithm = Algorithm::ring;
+  Kind kind = Kind::ALL_REDUCE;
+  Algorithm algorithm = Algorithm::RING;
   int ranks = 0;
   uint64_t message_bytes = 0;
   // Double binary tree only: each tree's half of the message is pipelined in this many chunks.
@@ -60,7 +60,7 @@ struct Collective {
   std::vector<uint64_t> bytes_sent_per_rank() const;
 };
 
-enum class Placement { linear, random };
+enum class Placement { LINEAR, RANDOM };
 Placement parse_placement(std::string_view name);  // linear|random
 
 // Ranks -> hosts: linear puts rank i on host i; random picks a seeded random set of distinct hosts

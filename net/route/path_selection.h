@@ -16,7 +16,7 @@
 
 namespace lookahead::net {
 
-enum class LoadBalancing : uint8_t { ecmp = 0, spray = 1, source = 2, reps = 3 };
+enum class LoadBalancing : uint8_t { ECMP = 0, SPRAY = 1, SOURCE = 2, REPS = 3 };
 const char* load_balancing_name(LoadBalancing lb);
 LoadBalancing parse_load_balancing(const std::string& name, const std::string& key);  // throws naming key
 

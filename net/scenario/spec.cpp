@@ -159,9 +159,9 @@ void parse_network(const json& j, const std::string& where, NetworkConfig& c) {
   }
   if (f.has("receiver")) {
     f.read_string("receiver", s);
-    if (s == "auto") c.receiver = ReceiverMode::automatic;
-    else if (s == "in_order") c.receiver = ReceiverMode::in_order;
-    else if (s == "selective") c.receiver = ReceiverMode::selective;
+    if (s == "auto") c.receiver = ReceiverMode::AUTOMATIC;
+    else if (s == "in_order") c.receiver = ReceiverMode::IN_ORDER;
+    else if (s == "selective") c.receiver = ReceiverMode::SELECTIVE;
     else fail("{}: expected auto, in_order or selective, got \"{}\"", f.key("receiver"), s);
   }
   f.read_int("ack_every", c.ack_every, 1, 1 << 16);
@@ -223,7 +223,7 @@ void parse_jobs(const json& js, const std::string& where, Scenario& sc) {
     f.read_string("algo", algo);
     try {
       job.collective.kind = collective::parse_kind(kind);
-      if (algo.empty()) algo = job.collective.kind == collective::Kind::all_to_all ? "direct" : "ring";
+      if (algo.empty()) algo = job.collective.kind == collective::Kind::ALL_TO_ALL ? "direct" : "ring";
       job.collective.algorithm = collective::parse_algorithm(algo);
     } catch (const Error& e) {
       fail("{}: {}", at, e.what());
@@ -256,7 +256,7 @@ void parse_jobs(const json& js, const std::string& where, Scenario& sc) {
       if (ranks > t.hosts()) fail("{}: {} ranks do not fit on {} hosts (one rank per host)", f.key("ranks"), ranks, t.hosts());
       if (placement == "random") {
         if (first != 0) fail("{}: 'first_host' applies to linear placement only", at);
-        job.hosts = collective::place_ranks(ranks, t.hosts(), collective::Placement::random,
+        job.hosts = collective::place_ranks(ranks, t.hosts(), collective::Placement::RANDOM,
                                             sc.network.seed * 1000003ull + static_cast<uint64_t>(i));
       } else if (placement == "linear") {
         if (first + ranks > t.hosts())

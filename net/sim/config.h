@@ -9,12 +9,12 @@
 
 namespace lookahead::net {
 
-enum class CongestionControl : uint8_t { dctcp = 0, dcqcn = 1, none = 2 };
-enum class ReceiverMode : uint8_t { automatic = 0, in_order = 1, selective = 2 };  // automatic: in_order for ecmp/source
+enum class CongestionControl : uint8_t { DCTCP = 0, DCQCN = 1, NONE = 2 };
+enum class ReceiverMode : uint8_t { AUTOMATIC = 0, IN_ORDER = 1, SELECTIVE = 2 };  // AUTOMATIC: IN_ORDER for ECMP/SOURCE
 // Where REPS keeps its recycled entropies and freeze state: per connection (source, destination
 // host), shared by every QP between them and kept across collective steps (REPS as specified), or
 // per QP (a fresh buffer for every flow: the earlier behaviour, for comparison).
-enum class RepsState : uint8_t { connection = 0, qp = 1 };
+enum class RepsState : uint8_t { CONNECTION = 0, QP = 1 };
 
 // The names specs and flags use for these enums; the parsers throw lookahead::Error naming `key`.
 const char* congestion_control_name(CongestionControl cc);  // dctcp | dcqcn | none
@@ -42,9 +42,9 @@ struct NetworkConfig {
   uint64_t pfc_xoff_bytes = 256 * 1024;
   uint64_t pfc_xon_bytes = 128 * 1024;
   // Transport.
-  CongestionControl cc = CongestionControl::dctcp;
-  LoadBalancing lb = LoadBalancing::ecmp;
-  ReceiverMode receiver = ReceiverMode::automatic;
+  CongestionControl cc = CongestionControl::DCTCP;
+  LoadBalancing lb = LoadBalancing::ECMP;
+  ReceiverMode receiver = ReceiverMode::AUTOMATIC;
   uint32_t ack_every = 1;             // ACK coalescing: one ACK per this many data packets
   // Window: a QP starts at init_cwnd and never exceeds max_cwnd (DCQCN and none: the cap only).
   // 0 = default: under DCTCP max_cwnd = kDefaultCwndBdps (2) bandwidth-delay products of the longest
@@ -58,7 +58,7 @@ struct NetworkConfig {
   // flow FAILS (RDMA's retry_cnt, 7 at most on real NICs): the flow fails at timeout retry_limit + 1.
   uint32_t retry_limit = 7;
   SimTime reps_freeze_ps = 0;         // 0: one RTO
-  RepsState reps_state = RepsState::connection;
+  RepsState reps_state = RepsState::CONNECTION;
   double dctcp_g = 1.0 / 16;
   // DCTCP's alpha at flow start. 0 (default): cuts follow the measured marked fraction from the first
   // window. 1 (RFC 8257's conservative choice, Linux): the first marked window halves cwnd, and a

@@ -59,7 +59,7 @@ void Fabric::drop(uint32_t id, uint32_t link) {
   SimState& s = s_;
   s.ports[link].drops++;
   const Packet& p = s.pool[id];
-  if (p.type == PacketType::data) s.qps[p.flow].dropped++;
+  if (p.type == PacketType::DATA) s.qps[p.flow].dropped++;
   s.pool.free(id);
 }
 
@@ -69,7 +69,7 @@ void Fabric::enqueue(uint32_t link, uint32_t id) {
   Port& port = s.ports[link];
   Packet& p = s.pool[id];
   if (!s.topo.links[link].up) return drop(id, link);
-  if (p.type != PacketType::data) {
+  if (p.type != PacketType::DATA) {
     push(s.pool, port.ctrl, id);
     if (!port.busy) start_tx(link);
     return;
@@ -189,11 +189,11 @@ uint32_t Fabric::on_arrive(uint32_t link, uint32_t id) {
   Tier tier = topo.nodes[node].tier;
   int out;
   if (topo.is_below(node, p.dst)) {
-    int parallel = tier == Tier::spine && topo.three_tier() ? p.parallel[1] : p.parallel[0];
+    int parallel = tier == Tier::SPINE && topo.three_tier() ? p.parallel[1] : p.parallel[0];
     out = topo.down_link(node, p.dst, parallel);
   } else {
-    int t = tier == Tier::leaf ? 0 : 1;
-    if (p.lb == static_cast<uint8_t>(LoadBalancing::source)) {
+    int t = tier == Tier::LEAF ? 0 : 1;
+    if (p.lb == static_cast<uint8_t>(LoadBalancing::SOURCE)) {
       const auto& ups = topo.up_ports[node];
       if (p.route.port[t] >= ups.size()) {
         drop(id, link);

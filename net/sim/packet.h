@@ -10,7 +10,7 @@
 
 namespace lookahead::net {
 
-enum class PacketType : uint8_t { data = 0, ack = 1, nack = 2 };
+enum class PacketType : uint8_t { DATA = 0, ACK = 1, NACK = 2 };
 
 inline constexpr uint32_t kNoPacket = 0xffffffffu;
 
@@ -24,7 +24,7 @@ struct Packet {
   int32_t dst = 0;        // host it travels to
   int32_t in_link = -1;   // link it arrived on at the current switch (PFC ingress accounting)
   uint16_t size = 0;      // bytes on the wire
-  PacketType type = PacketType::data;
+  PacketType type = PacketType::DATA;
   uint8_t lb = 0;         // LoadBalancing of this packet
   bool ecn = false;       // congestion experienced (data) / echo (ack)
   uint8_t parallel[2] = {0, 0};  // parallel cable index chosen going up at tier 0 and 1

@@ -248,7 +248,7 @@ struct Simulator::Impl {
   std::vector<uint64_t> in_network() const {
     std::vector<uint64_t> in_net(s.qps.size(), 0);
     auto count = [&](uint32_t id) {
-      if (s.pool[id].type == PacketType::data) in_net[s.pool[id].flow]++;
+      if (s.pool[id].type == PacketType::DATA) in_net[s.pool[id].flow]++;
     };
     for (const Port& p : s.ports)
       for (uint32_t id = p.data.head; id != kNoPacket; id = s.pool[id].next) count(id);

@@ -14,10 +14,10 @@ namespace lookahead::net {
 
 const char* tier_name(Tier tier) {
   switch (tier) {
-    case Tier::host: return "host";
-    case Tier::leaf: return "leaf";
-    case Tier::agg: return "agg";
-    case Tier::spine: return "spine";
+    case Tier::HOST: return "host";
+    case Tier::LEAF: return "leaf";
+    case Tier::AGG: return "agg";
+    case Tier::SPINE: return "spine";
   }
   return "?";
 }
@@ -53,10 +53,10 @@ void Topology::finish(int host_count) {
 
 bool Topology::is_below(int node, int dst_host) const {
   switch (nodes[node].tier) {
-    case Tier::host: return node == dst_host;
-    case Tier::leaf: return host_tor_[dst_host] == node;
-    case Tier::agg: return nodes[node].pod == pod_of(dst_host);
-    case Tier::spine: return true;
+    case Tier::HOST: return node == dst_host;
+    case Tier::LEAF: return host_tor_[dst_host] == node;
+    case Tier::AGG: return nodes[node].pod == pod_of(dst_host);
+    case Tier::SPINE: return true;
   }
   return false;
 }
@@ -64,15 +64,15 @@ bool Topology::is_below(int node, int dst_host) const {
 int Topology::down_link(int node, int dst_host, int parallel) const {
   const Node& n = nodes[node];
   switch (n.tier) {
-    case Tier::leaf: return host_down_[dst_host];
-    case Tier::agg: {
+    case Tier::LEAF: return host_down_[dst_host];
+    case Tier::AGG: {
       int tor_in_pod = nodes[host_tor_[dst_host]].index % tors_per_pod;
       return down_ports[node][tor_in_pod * leaf_parallel + parallel % leaf_parallel];
     }
-    case Tier::spine:
+    case Tier::SPINE:
       if (three_tier()) return down_ports[node][pod_of(dst_host) * core_parallel + parallel % core_parallel];
       return down_ports[node][nodes[host_tor_[dst_host]].index * leaf_parallel + parallel % leaf_parallel];
-    case Tier::host: break;
+    case Tier::HOST: break;
   }
   LOOKAHEAD_CHECK(false && "down_link from a host");
 }
@@ -264,12 +264,12 @@ Topology build_leaf_spine(const LeafSpineSpec& spec) {
   t.hosts_per_leaf = hosts_per_leaf;
   t.leaf_parallel = spec.parallel_links;
   int hosts = hosts_per_leaf * spec.leaves;
-  for (int h = 0; h < hosts; ++h) t.add_node(Tier::host, h, h / hosts_per_leaf);
+  for (int h = 0; h < hosts; ++h) t.add_node(Tier::HOST, h, h / hosts_per_leaf);
   t.first_leaf = hosts;
-  for (int l = 0; l < spec.leaves; ++l) t.add_node(Tier::leaf, l, l);
+  for (int l = 0; l < spec.leaves; ++l) t.add_node(Tier::LEAF, l, l);
   t.first_spine = t.first_leaf + spec.leaves;
   t.first_agg = t.first_spine;  // no aggregation tier
-  for (int s = 0; s < spec.spines; ++s) t.add_node(Tier::spine, s, -1);
+  for (int s = 0; s < spec.spines; ++s) t.add_node(Tier::SPINE, s, -1);
   uint64_t host_bps = gbps_to_bps(spec.host_gbps), fabric_bps = gbps_to_bps(fabric_gbps);
   uint64_t host_ps = ns_to_ps(spec.host_latency_ns), fabric_ps = ns_to_ps(spec.fabric_latency_ns);
   for (int h = 0; h < hosts; ++h) t.add_cable(h, t.first_leaf + h / hosts_per_leaf, host_bps, host_ps, 0);
@@ -349,13 +349,13 @@ Topology build_fat_tree(const FatTreeSpec& in) {
   t.leaf_parallel = spec.tor_parallel_links;
   t.core_parallel = spec.core_parallel_links;
   int hosts = hosts_per_tor * tors;
-  for (int h = 0; h < hosts; ++h) t.add_node(Tier::host, h, (h / hosts_per_tor) / spec.tors_per_pod);
+  for (int h = 0; h < hosts; ++h) t.add_node(Tier::HOST, h, (h / hosts_per_tor) / spec.tors_per_pod);
   t.first_leaf = hosts;
-  for (int i = 0; i < tors; ++i) t.add_node(Tier::leaf, i, i / spec.tors_per_pod);
+  for (int i = 0; i < tors; ++i) t.add_node(Tier::LEAF, i, i / spec.tors_per_pod);
   t.first_agg = t.first_leaf + tors;
-  for (int i = 0; i < spec.pods * spec.aggs_per_pod; ++i) t.add_node(Tier::agg, i, i / spec.aggs_per_pod);
+  for (int i = 0; i < spec.pods * spec.aggs_per_pod; ++i) t.add_node(Tier::AGG, i, i / spec.aggs_per_pod);
   t.first_spine = t.first_agg + spec.pods * spec.aggs_per_pod;
-  for (int c = 0; c < spec.cores; ++c) t.add_node(Tier::spine, c, -1);
+  for (int c = 0; c < spec.cores; ++c) t.add_node(Tier::SPINE, c, -1);
   uint64_t host_bps = gbps_to_bps(spec.host_gbps), tor_bps = gbps_to_bps(tor_agg), core_bps = gbps_to_bps(agg_core);
   uint64_t host_ps = ns_to_ps(spec.host_latency_ns), fabric_ps = ns_to_ps(spec.fabric_latency_ns);
   for (int h = 0; h < hosts; ++h) t.add_cable(h, t.first_leaf + h / hosts_per_tor, host_bps, host_ps, 0);
@@ -377,10 +377,10 @@ Topology build_fat_tree(const FatTreeSpec& in) {
 std::string node_name(const Topology& t, int node) {
   const Node& n = t.nodes[node];
   switch (n.tier) {
-    case Tier::host: return fmt::format("host{}", n.index);
-    case Tier::leaf: return fmt::format("{}{}", t.three_tier() ? "tor" : "leaf", n.index);
-    case Tier::agg: return fmt::format("agg{}", n.index);
-    case Tier::spine: return fmt::format("{}{}", t.three_tier() ? "core" : "spine", n.index);
+    case Tier::HOST: return fmt::format("host{}", n.index);
+    case Tier::LEAF: return fmt::format("{}{}", t.three_tier() ? "tor" : "leaf", n.index);
+    case Tier::AGG: return fmt::format("agg{}", n.index);
+    case Tier::SPINE: return fmt::format("{}{}", t.three_tier() ? "core" : "spine", n.index);
   }
   return "?";
 }

@@ -24,11 +24,11 @@
 
 namespace lookahead::net {
 
-enum class Tier : uint8_t { host = 0, leaf = 1, agg = 2, spine = 3 };  // leaf == ToR, spine == core
+enum class Tier : uint8_t { HOST = 0, LEAF = 1, AGG = 2, SPINE = 3 };  // leaf == ToR, spine == core
 const char* tier_name(Tier tier);
 
 struct Node {
-  Tier tier = Tier::host;
+  Tier tier = Tier::HOST;
   int index = 0;  // position within its tier
   int pod = -1;   // fat-tree pod of hosts, ToRs and aggs; leaf-spine: leaf of a host, leaf's own index; -1 otherwise
 };

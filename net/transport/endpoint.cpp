@@ -16,7 +16,7 @@ void Endpoints::init(SimTime base_rtt) {
   if (s.topo.hosts() < 2) return;  // no flow can run
   double host_bps = static_cast<double>(s.topo.links[s.topo.host_uplink(0)].rate_bps);
   double bdp = host_bps * static_cast<double>(base_rtt) / 8e12;
-  double fallback = cfg.cc == CongestionControl::dctcp ? std::max(kDefaultCwndBdps * bdp, bdp + 2.0 * cfg.mtu_bytes)
+  double fallback = cfg.cc == CongestionControl::DCTCP ? std::max(kDefaultCwndBdps * bdp, bdp + 2.0 * cfg.mtu_bytes)
                                                        : bdp + 2.0 * cfg.mtu_bytes;
   s.max_cwnd = cfg.max_cwnd_bytes ? static_cast<double>(cfg.max_cwnd_bytes) : fallback;
   s.init_cwnd = cfg.init_cwnd_bytes ? std::min(s.max_cwnd, static_cast<double>(cfg.init_cwnd_bytes)) : s.max_cwnd;
@@ -33,22 +33,22 @@ void Endpoints::setup_qp(int i) {
   q.last_payload = static_cast<uint32_t>(f.bytes - uint64_t{q.packets - 1} * cfg.mtu_bytes);
   if (f.split_on_start) q.packets = 0;  // its QPs carry the bytes
   q.lb = f.lb ? *f.lb : cfg.lb;
-  q.selective = cfg.receiver == ReceiverMode::selective ||
-                (cfg.receiver == ReceiverMode::automatic && (q.lb == LoadBalancing::spray || q.lb == LoadBalancing::reps));
+  q.selective = cfg.receiver == ReceiverMode::SELECTIVE ||
+                (cfg.receiver == ReceiverMode::AUTOMATIC && (q.lb == LoadBalancing::SPRAY || q.lb == LoadBalancing::REPS));
   q.rng = Rng(cfg.seed * 0x100000001b3ull + static_cast<uint64_t>(i));
   q.entropy = f.entropy >= 0 ? static_cast<uint32_t>(f.entropy) : static_cast<uint32_t>(q.rng.next() >> 40);
-  if (q.lb == LoadBalancing::source && !f.split_on_start) {
+  if (q.lb == LoadBalancing::SOURCE && !f.split_on_start) {
     int count = s.topo.path_count(f.src, f.dst);
     int path = f.path >= 0 ? f.path : static_cast<int>(q.entropy % static_cast<uint32_t>(count));
     q.route = s.topo.source_route(f.src, f.dst, path);
   }
-  if (q.lb == LoadBalancing::reps)
-    q.reps_conn = cfg.reps_state == RepsState::connection ? s.connections.index(q.src, q.dst) : s.connections.fresh();
+  if (q.lb == LoadBalancing::REPS)
+    q.reps_conn = cfg.reps_state == RepsState::CONNECTION ? s.connections.index(q.src, q.dst) : s.connections.fresh();
   q.acked.resize(q.packets);
   q.outstanding.resize(q.packets);
   q.got.resize(q.packets);
   q.cwnd = s.init_cwnd;
-  q.alpha = cfg.cc == CongestionControl::dctcp ? cfg.dctcp_alpha_init : 1.0;
+  q.alpha = cfg.cc == CongestionControl::DCTCP ? cfg.dctcp_alpha_init : 1.0;
   q.rate = q.target_rate = line_rate(q);
 }
 
@@ -108,9 +108,9 @@ uint32_t Endpoints::nic_pull(int host) {
     }
     s.rr[host] = i + 1;
     uint64_t inflight = q.selective ? q.inflight : q.next_send - q.snd_una;
-    double limit = cfg.cc == CongestionControl::dctcp ? q.cwnd : s.max_cwnd;
+    double limit = cfg.cc == CongestionControl::DCTCP ? q.cwnd : s.max_cwnd;
     if (inflight > 0 && static_cast<double>((inflight + 1) * cfg.mtu_bytes) > limit) continue;
-    if (cfg.cc == CongestionControl::dcqcn && q.next_tx > s.now) {
+    if (cfg.cc == CongestionControl::DCQCN && q.next_tx > s.now) {
       if (!q.wake_pending) {
         q.wake_pending = true;
         s.events.schedule(q.next_tx, kQpWake, static_cast<uint32_t>(f));
@@ -134,13 +134,13 @@ uint32_t Endpoints::send_data(int f, uint32_t seq) {
   p.src = q.src;
   p.dst = q.dst;
   p.size = static_cast<uint16_t>(payload_of(q, seq) + cfg.header_bytes);
-  p.type = PacketType::data;
+  p.type = PacketType::DATA;
   p.lb = static_cast<uint8_t>(q.lb);
   switch (q.lb) {
-    case LoadBalancing::ecmp: p.entropy = q.entropy; break;
-    case LoadBalancing::source: p.entropy = q.entropy; p.route = q.route; break;
-    case LoadBalancing::spray: p.entropy = static_cast<uint32_t>(q.rng.next() >> 40); break;
-    case LoadBalancing::reps: {
+    case LoadBalancing::ECMP: p.entropy = q.entropy; break;
+    case LoadBalancing::SOURCE: p.entropy = q.entropy; p.route = q.route; break;
+    case LoadBalancing::SPRAY: p.entropy = static_cast<uint32_t>(q.rng.next() >> 40); break;
+    case LoadBalancing::REPS: {
       RepsConnection& c = s.connections.reps(q.reps_conn);
       p.entropy = c.entropies.next(q.rng, s.now < c.frozen_until);
       break;
@@ -156,7 +156,7 @@ uint32_t Endpoints::send_data(int f, uint32_t seq) {
     q.next_send = seq + 1;
     q.high_sent = std::max(q.high_sent, q.next_send);
   }
-  if (cfg.cc == CongestionControl::dcqcn) {
+  if (cfg.cc == CongestionControl::DCQCN) {
     q.next_tx = s.now + static_cast<SimTime>(static_cast<double>(p.size) * 8e12 / q.rate);
     if (!q.dcqcn_pending) {
       // The DCQCN timer runs while the flow sends; it recovers rate and decays alpha.
@@ -198,7 +198,7 @@ int Endpoints::receive(uint32_t id) {
   Packet p = s.pool[id];
   s.pool.free(id);
   int f = static_cast<int>(p.flow);
-  if (p.type == PacketType::data) {
+  if (p.type == PacketType::DATA) {
     receive_data(f, p);
     return -1;
   }
@@ -223,13 +223,13 @@ void Endpoints::receive_data(int f, const Packet& p) {
     q.duplicates++;
     if (q.nack_for != q.expected) {
       q.nack_for = q.expected;
-      send_ctrl(f, p, PacketType::nack, q.expected, p.ecn);
+      send_ctrl(f, p, PacketType::NACK, q.expected, p.ecn);
     }
     return;
   }
   if (!fresh) {
     q.duplicates++;
-    send_ctrl(f, p, PacketType::ack, q.expected, p.ecn);
+    send_ctrl(f, p, PacketType::ACK, q.expected, p.ecn);
     return;
   }
   q.delivered++;
@@ -237,7 +237,7 @@ void Endpoints::receive_data(int f, const Packet& p) {
   bool complete = q.received == q.packets;
   if (++q.since_ack >= s.cfg.ack_every || p.ecn || complete) {
     q.since_ack = 0;
-    send_ctrl(f, p, PacketType::ack, q.expected, p.ecn);
+    send_ctrl(f, p, PacketType::ACK, q.expected, p.ecn);
   }
   if (complete && !q.receiver_done) {  // the flow completes when the sender has the last ACK
     q.receiver_done = true;
@@ -272,9 +272,9 @@ bool Endpoints::receive_ack(int f, const Packet& a) {
       q.snd_una = a.cum;
       if (q.next_send < q.snd_una) q.next_send = q.snd_una;
     }
-    if (a.type == PacketType::nack && q.next_send > q.snd_una) q.next_send = q.snd_una;  // go back N
+    if (a.type == PacketType::NACK && q.next_send > q.snd_una) q.next_send = q.snd_una;  // go back N
   }
-  if (q.lb == LoadBalancing::reps) s.connections.reps(q.reps_conn).entropies.on_ack(a.entropy, a.ecn);
+  if (q.lb == LoadBalancing::REPS) s.connections.reps(q.reps_conn).entropies.on_ack(a.entropy, a.ecn);
   if (newly > 0) {
     q.last_progress = s.now;
     on_ack_progress(q);
@@ -289,8 +289,8 @@ bool Endpoints::receive_ack(int f, const Packet& a) {
 void Endpoints::congestion_on_ack(QueuePair& q, uint64_t newly, bool marked) {
   SimState& s = s_;
   const NetworkConfig& cfg = s.cfg;
-  if (cfg.cc == CongestionControl::dctcp) dctcp_on_ack(q, cfg, newly, marked, s.max_cwnd);
-  else if (cfg.cc == CongestionControl::dcqcn && marked) dcqcn_on_marked_ack(q, cfg, line_rate(q), s.now);
+  if (cfg.cc == CongestionControl::DCTCP) dctcp_on_ack(q, cfg, newly, marked, s.max_cwnd);
+  else if (cfg.cc == CongestionControl::DCQCN && marked) dcqcn_on_marked_ack(q, cfg, line_rate(q), s.now);
 }
 
 void Endpoints::on_dcqcn_timer(int f) {
@@ -317,13 +317,13 @@ bool Endpoints::on_rto(int f) {
     s.events.schedule(q.last_progress + cfg.rto_ps, kRto, static_cast<uint32_t>(f));
     return false;
   }
-  if (on_retransmission_timeout(q, cfg) == TimeoutOutcome::give_up) return true;
-  if (q.lb == LoadBalancing::source && s.rerouter) {  // the sender learns: move the QP off a suspect path
+  if (on_retransmission_timeout(q, cfg) == TimeoutOutcome::GIVE_UP) return true;
+  if (q.lb == LoadBalancing::SOURCE && s.rerouter) {  // the sender learns: move the QP off a suspect path
     int path = s.topo.path_index(q.src, q.dst, q.route);
     int next = s.rerouter(f, q.src, q.dst, path, now);
     if (next >= 0 && next != path) q.route = s.topo.source_route(q.src, q.dst, next);
   }
-  if (q.lb == LoadBalancing::reps)
+  if (q.lb == LoadBalancing::REPS)
     s.connections.reps(q.reps_conn).frozen_until = now + (cfg.reps_freeze_ps ? cfg.reps_freeze_ps : cfg.rto_ps);
   q.last_progress = now;
   q.rto_pending = true;

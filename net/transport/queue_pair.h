@@ -28,7 +28,7 @@ struct QueuePair {
   int src = 0, dst = 0;
   uint32_t packets = 0;
   uint32_t last_payload = 0;
-  LoadBalancing lb = LoadBalancing::ecmp;
+  LoadBalancing lb = LoadBalancing::ECMP;
   bool selective = false;
   uint32_t entropy = 0;
   SourceRoute route;

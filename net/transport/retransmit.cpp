@@ -6,7 +6,7 @@ namespace lookahead::net {
 
 TimeoutOutcome on_retransmission_timeout(QueuePair& q, const NetworkConfig& cfg) {
   q.timeouts++;
-  if (q.retries >= cfg.retry_limit) return TimeoutOutcome::give_up;
+  if (q.retries >= cfg.retry_limit) return TimeoutOutcome::GIVE_UP;
   q.retries++;
   if (q.selective) {
     for (uint32_t s = q.snd_una; s < q.high_sent; ++s) q.outstanding.clear(s);
@@ -16,7 +16,7 @@ TimeoutOutcome on_retransmission_timeout(QueuePair& q, const NetworkConfig& cfg)
     q.next_send = q.snd_una;
   }
   q.cwnd = std::max<double>(cfg.mtu_bytes, q.cwnd / 2);
-  return TimeoutOutcome::retransmit;
+  return TimeoutOutcome::RETRANSMIT;
 }
 
 }  // namespace lookahead::net

@@ -13,7 +13,7 @@
 
 namespace lookahead::net {
 
-enum class TimeoutOutcome : uint8_t { retransmit = 0, give_up = 1 };
+enum class TimeoutOutcome : uint8_t { RETRANSMIT = 0, GIVE_UP = 1 };
 
 TimeoutOutcome on_retransmission_timeout(QueuePair& q, const NetworkConfig& cfg);
 inline void on_ack_progress(QueuePair& q) { q.retries = 0; }

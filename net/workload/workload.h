@@ -9,7 +9,7 @@
 //   is complete at time 0.
 // - group: flows sharing a group id report one completion time (the latest member); collectives
 //   use one group per step or per collective.
-// - lb / path: per-flow override of the network's load balancing; with LoadBalancing::source and
+// - lb / path: per-flow override of the network's load balancing; with LoadBalancing::SOURCE and
 //   path >= 0 the flow (QP) is pinned to Topology path `path` between its hosts.
 // - entropy: fixed ECMP entropy; -1 draws one from the seed.
 // - split_on_start: the flow is carried by queue pairs planned when it becomes ready

@@ -27,7 +27,7 @@ net::Topology leaf_spine(int leaves, int spines, int hosts_per_leaf) {
 // do not divide evenly.
 MoeTraffic skewed(const net::Topology& topo, int layers) {
   const auto experts = zipf_experts(16, 1.2, 4096, 3);
-  const auto p = place_experts(16, topo.hosts(), 0, PlacementKind::round_robin, {});
+  const auto p = place_experts(16, topo.hosts(), 0, PlacementKind::ROUND_ROBIN, {});
   return moe_traffic(traffic_matrix(experts, p, topo.hosts()), layers, 8191);
 }
 
@@ -92,7 +92,7 @@ TEST(BridgeEvenSplit, EqualPiecesAndBytesOnEveryPath) {
       ASSERT_EQ(qp.offset, next[static_cast<size_t>(qp.flow)]);
       next[static_cast<size_t>(qp.flow)] += qp.bytes;
       EXPECT_GT(qp.bytes, 0u);
-      EXPECT_EQ(qp.routing, net::balance::Routing::pinned);
+      EXPECT_EQ(qp.routing, net::balance::Routing::PINNED);
     }
     for (size_t i = 0; i < d.size(); ++i) EXPECT_EQ(next[i], d[i].bytes) << i;
     for (const auto& [batch, per_path] : path_bytes(topo, plan)) EXPECT_LE(spread(per_path, topo.spines), 1u);
@@ -112,7 +112,7 @@ TEST(BridgeEvenSplit, EqualPiecesAndBytesOnEveryPath) {
 TEST(BridgeFabricEval, EverySchemeFinishesAboveTheBound) {
   const auto topo = leaf_spine(2, 2, 2);
   const std::vector<int32_t> experts = zipf_experts(4, 1.0, 256, 5);
-  const auto p = place_experts(4, 4, 0, PlacementKind::round_robin, {});
+  const auto p = place_experts(4, 4, 0, PlacementKind::ROUND_ROBIN, {});
   const auto t = moe_traffic(traffic_matrix(experts, p, 4), 2, 4096);
   const auto ev = evaluate_on_fabric(topo, t, parse_bridge_schemes("all"), net::NetworkConfig{}, 1, true);
   ASSERT_EQ(ev.schemes.size(), 6u);
@@ -138,7 +138,7 @@ TEST(BridgeFabricEval, LayerBoundIsTheHotHostsChain) {
   // link in a layer (h1's downlink: 3000 + 2000 B, 0.1 us) is below it. Forward (2 layers): the
   // busiest link carries 10000 B (0.2 us + 1 us) < the layer bound, so the layer bound holds.
   const auto topo = leaf_spine(1, 1, 2);
-  const auto p = place_experts(3, 2, 0, PlacementKind::round_robin, {});
+  const auto p = place_experts(3, 2, 0, PlacementKind::ROUND_ROBIN, {});
   const auto t = moe_traffic(traffic_matrix({0, 1, 1, 2, 1, 1, 2, 2, 0, 1}, p, 2), 2, 1000);
   const auto ev = evaluate_on_fabric(topo, t, {"spray"}, net::NetworkConfig{}, 1, false);
   ASSERT_EQ(ev.layer_bound_us.size(), 2u);

@@ -15,7 +15,7 @@ namespace {
 
 TEST(BridgePlacement, RoundRobinTwoHostsThreeExperts) {
   // S = ceil(3/2) = 2 slots per host, 4 slots: k0 h0 e0, k1 h1 e1, k2 h0 e2, k3 h1 e0.
-  const auto p = place_experts(3, 2, 0, PlacementKind::round_robin, {});
+  const auto p = place_experts(3, 2, 0, PlacementKind::ROUND_ROBIN, {});
   EXPECT_EQ(p.slots_per_host, 2);
   EXPECT_EQ(p.replicas, (std::vector<std::vector<int>>{{0, 1}, {1}, {0}}));
   EXPECT_EQ(p.on_host, (std::vector<std::vector<int>>{{0, 2}, {1, 0}}));
@@ -24,27 +24,27 @@ TEST(BridgePlacement, RoundRobinTwoHostsThreeExperts) {
 TEST(BridgePlacement, HotReplicatesByLoad) {
   // 4 hosts x 1 slot, 2 experts, loads 300 / 100: one replica each, then the spare slots go to the
   // most tokens per replica: e0 (300/1) -> e0 (150 vs 100) -> e0 has 3, e1 has 1.
-  const auto p = place_experts(2, 4, 1, PlacementKind::hot, {300, 100});
+  const auto p = place_experts(2, 4, 1, PlacementKind::HOT, {300, 100});
   EXPECT_EQ(p.replicas, (std::vector<std::vector<int>>{{0, 1, 2}, {3}}));
   // Round-robin ignores the loads: 2 replicas each.
-  const auto rr = place_experts(2, 4, 1, PlacementKind::round_robin, {300, 100});
+  const auto rr = place_experts(2, 4, 1, PlacementKind::ROUND_ROBIN, {300, 100});
   EXPECT_EQ(rr.replicas, (std::vector<std::vector<int>>{{0, 2}, {1, 3}}));
 }
 
 TEST(BridgePlacement, RulesAreErrors) {
-  EXPECT_THROW(place_experts(3, 2, 1, PlacementKind::round_robin, {}), Error);  // 2 slots < 3 experts
-  EXPECT_THROW(place_experts(3, 2, 4, PlacementKind::round_robin, {}), Error);  // 4 slots per host > 3 experts
-  EXPECT_THROW(place_experts(3, 1, 3, PlacementKind::round_robin, {}), Error);  // one host: no expert parallelism
-  EXPECT_THROW(place_experts(3, 2, 2, PlacementKind::hot, {1, 2}), Error);      // loads of 2 experts for 3
+  EXPECT_THROW(place_experts(3, 2, 1, PlacementKind::ROUND_ROBIN, {}), Error);  // 2 slots < 3 experts
+  EXPECT_THROW(place_experts(3, 2, 4, PlacementKind::ROUND_ROBIN, {}), Error);  // 4 slots per host > 3 experts
+  EXPECT_THROW(place_experts(3, 1, 3, PlacementKind::ROUND_ROBIN, {}), Error);  // one host: no expert parallelism
+  EXPECT_THROW(place_experts(3, 2, 2, PlacementKind::HOT, {1, 2}), Error);      // loads of 2 experts for 3
   EXPECT_THROW(parse_placement("random"), Error);
-  EXPECT_EQ(parse_placement("round-robin"), PlacementKind::round_robin);
+  EXPECT_EQ(parse_placement("round-robin"), PlacementKind::ROUND_ROBIN);
 }
 
 TEST(BridgeTraffic, HandComputedTwoHostsThreeExperts) {
   // Placement above: e0 on h0 and h1, e1 on h1, e2 on h0. 10 tokens: host 0 owns tokens 0-4,
   // host 1 tokens 5-9.
   const std::vector<int32_t> experts = {0, 1, 1, 2, 1, 1, 2, 2, 0, 1};
-  const auto p = place_experts(3, 2, 0, PlacementKind::round_robin, {});
+  const auto p = place_experts(3, 2, 0, PlacementKind::ROUND_ROBIN, {});
   const auto m = traffic_matrix(experts, p, 2);
   // h0: e0 x1 local, e1 x3 -> h1, e2 x1 local.  h1: e1 x2 local, e2 x2 -> h0, e0 x1 local.
   EXPECT_EQ(m.tokens, (std::vector<std::vector<uint64_t>>{{2, 3}, {2, 3}}));
@@ -81,9 +81,9 @@ TEST(BridgeTraffic, HandComputedTwoHostsThreeExperts) {
 }
 
 TEST(BridgeTraffic, PhaseBarrierWaitsForTheWholePreviousPhase) {
-  const auto p = place_experts(3, 2, 0, PlacementKind::round_robin, {});
+  const auto p = place_experts(3, 2, 0, PlacementKind::ROUND_ROBIN, {});
   const auto m = traffic_matrix({0, 1, 1, 2, 1, 1, 2, 2, 0, 1}, p, 2);
-  const auto t = moe_traffic(m, 2, 1000, Sync::phase);
+  const auto t = moe_traffic(m, 2, 1000, Sync::PHASE);
   ASSERT_EQ(t.workload.flows.size(), 8u);
   EXPECT_TRUE(t.workload.flows[0].after_groups.empty());
   for (int f = 2; f < 8; ++f) {
@@ -109,7 +109,7 @@ TEST(BridgeTraffic, ReplicaSplitRotatesWithTheSource) {
 }
 
 TEST(BridgeTraffic, BadBatches) {
-  const auto p = place_experts(3, 2, 0, PlacementKind::round_robin, {});
+  const auto p = place_experts(3, 2, 0, PlacementKind::ROUND_ROBIN, {});
   EXPECT_THROW(traffic_matrix({}, p, 2), Error);         // zero tokens
   EXPECT_THROW(traffic_matrix({0}, p, 2), Error);        // fewer tokens than hosts
   EXPECT_THROW(traffic_matrix({0, 5}, p, 2), Error);     // expert out of range
@@ -122,7 +122,7 @@ TEST(BridgeTraffic, SpecRoundTripsThroughTheNetParser) {
   ls.leaves = 2, ls.spines = 2, ls.hosts_per_leaf = 2;
   const net::Topology topo = net::build_leaf_spine(ls);
   const std::vector<int32_t> experts = {0, 1, 2, 3, 3, 3, 2, 1, 0, 3, 3, 3};
-  const auto p = place_experts(4, 4, 0, PlacementKind::round_robin, {});
+  const auto p = place_experts(4, 4, 0, PlacementKind::ROUND_ROBIN, {});
   const auto t = moe_traffic(traffic_matrix(experts, p, 4), 3, 4096);
   const auto spec = scenario_json(topo, t, "spray", 7);
   const net::Scenario sc = net::parse_scenario(spec.dump(), "bridge.json");

@@ -64,7 +64,7 @@ class PathGuard {
 }  // namespace
 
 TEST(KernelsMatmul, ScalarAndAvx2AgreeWithReference) {
-  if (detected_kernel_path() != KernelPath::Avx2) GTEST_SKIP() << "CPU without AVX2";
+  if (detected_kernel_path() != KernelPath::AVX2) GTEST_SKIP() << "CPU without AVX2";
   for (TensorType type : kTypes) {
     const bool quant = kernels::wants_quantized_activation(type);
     for (int64_t cols : quant ? std::vector<int64_t>{32, 64, 96, 608} : std::vector<int64_t>{1, 7, 37, 130}) {
@@ -74,11 +74,11 @@ TEST(KernelsMatmul, ScalarAndAvx2AgreeWithReference) {
       std::vector<float> ys(static_cast<size_t>(n_tokens * rows)), ya(ys.size());
       MatmulWorkspace ws;
       {
-        PathGuard g(KernelPath::Scalar);
+        PathGuard g(KernelPath::SCALAR);
         matmul(m.w, x.data(), n_tokens, ys.data(), ws);
       }
       {
-        PathGuard g(KernelPath::Avx2);
+        PathGuard g(KernelPath::AVX2);
         matmul(m.w, x.data(), n_tokens, ya.data(), ws);
       }
       for (int64_t t = 0; t < n_tokens; ++t)
@@ -99,7 +99,7 @@ TEST(KernelsMatmul, ScalarAndAvx2AgreeWithReference) {
 // large enough to run on several threads.
 TEST(KernelsMatmul, VnniAndPlainAvx2AreIdentical) {
   if (!vnni_available()) GTEST_SKIP() << "CPU without AVX-512 VNNI";
-  PathGuard path(KernelPath::Avx2);
+  PathGuard path(KernelPath::AVX2);
   for (TensorType type : {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1}) {
     for (int64_t n_tokens : {1, 7}) {
       const int64_t rows = 100, cols = 608;
@@ -112,7 +112,7 @@ TEST(KernelsMatmul, VnniAndPlainAvx2AreIdentical) {
       set_use_vnni(true);
       matmul(m.w, x.data(), n_tokens, yv.data(), ws);
       {
-        PathGuard g(KernelPath::Scalar);
+        PathGuard g(KernelPath::SCALAR);
         matmul(m.w, x.data(), n_tokens, ys.data(), ws);
       }
       for (size_t i = 0; i < yp.size(); ++i) {
@@ -125,7 +125,7 @@ TEST(KernelsMatmul, VnniAndPlainAvx2AreIdentical) {
 }
 
 TEST(KernelsMatmul, ActivationQuantizationPathsMatch) {
-  if (detected_kernel_path() != KernelPath::Avx2) GTEST_SKIP();
+  if (detected_kernel_path() != KernelPath::AVX2) GTEST_SKIP();
   std::vector<float> x = random_vector(32 * 5, 3);
   x[3] = 0.5f * 127.0f / 4.0f;  // exact ties are rounded the same way by both
   std::vector<kernels::ActivationBlock> a(5), b(5);
@@ -159,8 +159,8 @@ TEST(KernelsMatmul, BatchedEqualsPerTokenAndBlasPath) {
 // (1..9 tokens, odd and even block counts, every kernel path), so continuous batching does not
 // change a sequence's greedy output. Float weights are identical below kBlasMinTokens.
 TEST(KernelsMatmul, QuantizedRowsDoNotDependOnTheBatch) {
-  std::vector<KernelPath> paths = {KernelPath::Scalar};
-  if (detected_kernel_path() == KernelPath::Avx2) paths.push_back(KernelPath::Avx2);
+  std::vector<KernelPath> paths = {KernelPath::SCALAR};
+  if (detected_kernel_path() == KernelPath::AVX2) paths.push_back(KernelPath::AVX2);
   const KernelPath saved = kernel_path();
   for (KernelPath path : paths) {
     set_kernel_path(path);

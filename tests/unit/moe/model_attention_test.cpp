@@ -57,15 +57,15 @@ void check_against_naive(const AttentionShape& s, int64_t pos0, int64_t n, Kerne
           worst = std::max(worst, std::abs(out[t * s.q_dim() + h * s.head_dim + i] - ref));
         }
       }
-    EXPECT_LT(worst, 1e-5) << "path " << (path == KernelPath::Avx2 ? "avx2" : "scalar") << " cache "
+    EXPECT_LT(worst, 1e-5) << "path " << (path == KernelPath::AVX2 ? "avx2" : "scalar") << " cache "
                            << (type == TensorType::F16 ? "f16" : "f32") << " pos0 " << pos0 << " n " << n;
   }
   set_kernel_path(saved);
 }
 
 std::vector<KernelPath> paths() {
-  std::vector<KernelPath> p{KernelPath::Scalar};
-  if (detected_kernel_path() == KernelPath::Avx2) p.push_back(KernelPath::Avx2);
+  std::vector<KernelPath> p{KernelPath::SCALAR};
+  if (detected_kernel_path() == KernelPath::AVX2) p.push_back(KernelPath::AVX2);
   return p;
 }
 

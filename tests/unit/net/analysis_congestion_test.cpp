@@ -39,10 +39,10 @@ struct Case {
 };
 
 const Case kCases[] = {
-    {Kind::all_reduce, Algorithm::ring},      {Kind::all_reduce, Algorithm::direct},
-    {Kind::all_reduce, Algorithm::halving_doubling}, {Kind::all_reduce, Algorithm::double_binary_tree},
-    {Kind::all_to_all, Algorithm::direct},    {Kind::all_gather, Algorithm::halving_doubling},
-    {Kind::reduce_scatter, Algorithm::ring},
+    {Kind::ALL_REDUCE, Algorithm::RING},      {Kind::ALL_REDUCE, Algorithm::DIRECT},
+    {Kind::ALL_REDUCE, Algorithm::HALVING_DOUBLING}, {Kind::ALL_REDUCE, Algorithm::DOUBLE_BINARY_TREE},
+    {Kind::ALL_TO_ALL, Algorithm::DIRECT},    {Kind::ALL_GATHER, Algorithm::HALVING_DOUBLING},
+    {Kind::REDUCE_SCATTER, Algorithm::RING},
 };
 
 collective::Collective make(const Topology& topo, Case c, uint64_t bytes, collective::Placement placement,
@@ -58,7 +58,7 @@ collective::Collective make(const Topology& topo, Case c, uint64_t bytes, collec
 // Every step: ethereal's max fabric link load == spraying's; every scheme >= spraying's.
 // Message sizes are powers of two, so the equality is exact, not just within rounding.
 void expect_theorem(const Topology& topo, collective::Placement placement, int ranks) {
-  const std::vector<Scheme> schemes = {{SchemeKind::ecmp, 1}, {SchemeKind::ethereal, 1}, {SchemeKind::ethereal_tiered, 1}};
+  const std::vector<Scheme> schemes = {{SchemeKind::ECMP, 1}, {SchemeKind::ETHEREAL, 1}, {SchemeKind::ETHEREAL_TIERED, 1}};
   for (const Case& c : kCases) {
     auto coll = make(topo, c, 1 << 20, placement, ranks);
     for (int s = 0; s < static_cast<int>(coll.steps.size()); ++s) {
@@ -79,16 +79,16 @@ void expect_theorem(const Topology& topo, collective::Placement placement, int r
 }  // namespace
 
 TEST(AnalysisCongestion, TheoremOnLeafSpineEveryStepEveryCollective) {
-  expect_theorem(leaf_spine(8, 8, 8), collective::Placement::linear, 64);
-  expect_theorem(leaf_spine(8, 8, 8), collective::Placement::random, 32);
+  expect_theorem(leaf_spine(8, 8, 8), collective::Placement::LINEAR, 64);
+  expect_theorem(leaf_spine(8, 8, 8), collective::Placement::RANDOM, 32);
 }
 
 TEST(AnalysisCongestion, TheoremOnFatTreeEveryStepEveryCollective) {
   // Fat-tree paths across pods are (ToR uplink, aggregation uplink) pairs: 4 x 4 = 16 here.
   auto topo = fat_tree_k8();
   EXPECT_EQ(topo.path_count(0, topo.hosts() - 1), 16);
-  expect_theorem(topo, collective::Placement::linear, 64);   // pods 0-3
-  expect_theorem(topo, collective::Placement::random, 32);   // scattered over all pods
+  expect_theorem(topo, collective::Placement::LINEAR, 64);   // pods 0-3
+  expect_theorem(topo, collective::Placement::RANDOM, 32);   // scattered over all pods
 }
 
 TEST(AnalysisCongestion, TieredFatTreePlanNeedsFewerQps) {
@@ -96,8 +96,8 @@ TEST(AnalysisCongestion, TieredFatTreePlanNeedsFewerQps) {
   // Flat: r = 4, g = 4 -> 16 QPs per batch. Tiered: 4 flows over 4 ToR uplinks, then per (pod, uplink)
   // one flow per destination ToR (4) over 4 cores: no split at all.
   auto topo = fat_tree_k8();
-  auto coll = make(topo, {Kind::all_reduce, Algorithm::direct}, 1 << 20, collective::Placement::linear);
-  auto r = check_step(topo, step_flows(coll, 0), {{SchemeKind::ethereal, 1}, {SchemeKind::ethereal_tiered, 1}}, 1);
+  auto coll = make(topo, {Kind::ALL_REDUCE, Algorithm::DIRECT}, 1 << 20, collective::Placement::LINEAR);
+  auto r = check_step(topo, step_flows(coll, 0), {{SchemeKind::ETHEREAL, 1}, {SchemeKind::ETHEREAL_TIERED, 1}}, 1);
   EXPECT_TRUE(r.schemes[0].matches_spray);
   EXPECT_TRUE(r.schemes[1].matches_spray);
   EXPECT_EQ(r.schemes[1].max_qps_per_host, topo.hosts() - 1);  // one QP per peer
@@ -108,8 +108,8 @@ TEST(AnalysisCongestion, PaperFabricHalvingDoublingStepIsExact) {
   // 256 hosts, 16 x 16: a cross-leaf halving step sends one flow per host to a remote leaf (n = 1):
   // ethereal cuts it into 16 pieces and every uplink carries exactly spraying's load.
   auto topo = leaf_spine(16, 16, 16);
-  auto coll = make(topo, {Kind::all_reduce, Algorithm::halving_doubling}, 64 << 20, collective::Placement::linear);
-  auto r = check_step(topo, step_flows(coll, 0), {{SchemeKind::ecmp, 1}, {SchemeKind::ethereal, 1}}, 1);
+  auto coll = make(topo, {Kind::ALL_REDUCE, Algorithm::HALVING_DOUBLING}, 64 << 20, collective::Placement::LINEAR);
+  auto r = check_step(topo, step_flows(coll, 0), {{SchemeKind::ECMP, 1}, {SchemeKind::ETHEREAL, 1}}, 1);
   ASSERT_EQ(r.schemes.size(), 2u);
   EXPECT_EQ(r.cross_leaf_flows, 256);
   EXPECT_EQ(r.schemes[1].max_bytes, 16 * (32 << 20) / 16.0);  // 16 hosts x M/2 over 16 uplinks
@@ -120,8 +120,8 @@ TEST(AnalysisCongestion, PaperFabricHalvingDoublingStepIsExact) {
 TEST(AnalysisCongestion, FailedLinkAndOversubscription) {
   auto topo = leaf_spine(8, 8, 8);
   for (int l : parse_failed_cable(topo, "leaf0-spine3", "--fail")) topo.set_link_up(l, false);
-  auto coll = make(topo, {Kind::all_reduce, Algorithm::direct}, 1 << 20, collective::Placement::linear);
-  auto r = check_step(topo, step_flows(coll, 0), {{SchemeKind::ecmp, 1}, {SchemeKind::ethereal, 1}}, 1);
+  auto coll = make(topo, {Kind::ALL_REDUCE, Algorithm::DIRECT}, 1 << 20, collective::Placement::LINEAR);
+  auto r = check_step(topo, step_flows(coll, 0), {{SchemeKind::ECMP, 1}, {SchemeKind::ETHEREAL, 1}}, 1);
   // ECMP at the other leaves still hashes onto spine3 towards leaf0: those bytes are lost.
   EXPECT_GT(r.schemes[0].blackholed_bytes, 0);
   EXPECT_EQ(r.schemes[1].blackholed_bytes, 0);  // ethereal splits over the live paths only
@@ -129,8 +129,8 @@ TEST(AnalysisCongestion, FailedLinkAndOversubscription) {
   // 2:1 oversubscribed: same bytes per link, twice the drain time on the fabric.
   auto slow = leaf_spine(8, 8, 8, 2.0);
   auto fast = leaf_spine(8, 8, 8);
-  auto rs = check_step(slow, step_flows(coll, 0), {{SchemeKind::ethereal, 1}}, 1);
-  auto rf = check_step(fast, step_flows(coll, 0), {{SchemeKind::ethereal, 1}}, 1);
+  auto rs = check_step(slow, step_flows(coll, 0), {{SchemeKind::ETHEREAL, 1}}, 1);
+  auto rf = check_step(fast, step_flows(coll, 0), {{SchemeKind::ETHEREAL, 1}}, 1);
   EXPECT_DOUBLE_EQ(rs.schemes[0].max_bytes, rf.schemes[0].max_bytes);
   EXPECT_NEAR(rs.schemes[0].max_drain_us, 2 * rf.schemes[0].max_drain_us, 1e-6);
   EXPECT_THROW(parse_failed_cable(topo, "leaf0-spine99", "--fail"), lookahead::Error);
@@ -139,10 +139,10 @@ TEST(AnalysisCongestion, FailedLinkAndOversubscription) {
 
 TEST(AnalysisCongestion, UnequalSizesBreakTheEqualSchemeNotTheFewestPieces) {
   auto topo = leaf_spine(8, 8, 8);
-  auto ranks = collective::place_ranks(64, 64, collective::Placement::linear, 0);
+  auto ranks = collective::place_ranks(64, 64, collective::Placement::LINEAR, 0);
   auto coll = collective::skewed_all_to_all(ranks, 4096, 8192, 1.2, 9);
   auto flows = step_flows(coll, 0);
-  auto r = check_step(topo, flows, {{SchemeKind::ethereal, 1}, {SchemeKind::ethereal_min, 1}}, 1);
+  auto r = check_step(topo, flows, {{SchemeKind::ETHEREAL, 1}, {SchemeKind::ETHEREAL_MIN, 1}}, 1);
   EXPECT_FALSE(r.schemes[0].matches_spray);  // count-based splitting ignores sizes
   EXPECT_GT(r.schemes[0].ratio_to_spray, 1.01);
   EXPECT_TRUE(r.schemes[1].matches_spray);

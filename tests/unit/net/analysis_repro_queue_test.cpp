@@ -13,8 +13,8 @@ TEST(AnalysisReproQueues, WorstSwitchPortQueuesAreReported) {
   LeafSpineSpec spec;
   spec.leaves = 4, spec.spines = 4, spec.hosts_per_leaf = 4;
   p.topology = build_leaf_spine(spec);
-  p.collective.kind = collective::Kind::all_reduce;
-  p.collective.algorithm = collective::Algorithm::direct;
+  p.collective.kind = collective::Kind::ALL_REDUCE;
+  p.collective.algorithm = collective::Algorithm::DIRECT;
   p.collective.ranks = p.topology.hosts();
   p.collective.message_bytes = 1 << 20;
   p.config.mtu_bytes = 9000;

@@ -21,10 +21,10 @@ Topology small_leaf_spine() {
 
 collective::Collective hd(const Topology& topo, uint64_t bytes) {
   collective::CollectiveSpec spec;
-  spec.algorithm = collective::Algorithm::halving_doubling;
+  spec.algorithm = collective::Algorithm::HALVING_DOUBLING;
   spec.ranks = topo.hosts();
   spec.message_bytes = bytes;
-  return collective::expand(spec, collective::place_ranks(spec.ranks, topo.hosts(), collective::Placement::linear, 0));
+  return collective::expand(spec, collective::place_ranks(spec.ranks, topo.hosts(), collective::Placement::LINEAR, 0));
 }
 
 }  // namespace
@@ -40,7 +40,7 @@ TEST(AnalysisRepro, WorkloadCarriesPlansAndDependencies) {
   for (const auto& f : w.flows) {
     bytes += f.bytes;
     ASSERT_TRUE(f.lb.has_value());
-    EXPECT_EQ(*f.lb, LoadBalancing::source);
+    EXPECT_EQ(*f.lb, LoadBalancing::SOURCE);
     EXPECT_GE(f.path, 0);
     for (int d : f.deps) EXPECT_EQ(w.flows[d].dst, f.src);  // data arrives at the sender first
   }
@@ -50,9 +50,9 @@ TEST(AnalysisRepro, WorkloadCarriesPlansAndDependencies) {
   EXPECT_NO_THROW(w.validate(topo));
   Workload e = analysis::collective_workload(topo, c, "mprdma-4", 1);
   EXPECT_EQ(e.flows.size(), 4 * c.flows.size());
-  for (const auto& f : e.flows) EXPECT_EQ(*f.lb, LoadBalancing::ecmp);
+  for (const auto& f : e.flows) EXPECT_EQ(*f.lb, LoadBalancing::ECMP);
   Workload r = analysis::collective_workload(topo, c, "reps", 1);
-  for (const auto& f : r.flows) EXPECT_EQ(*f.lb, LoadBalancing::reps);
+  for (const auto& f : r.flows) EXPECT_EQ(*f.lb, LoadBalancing::REPS);
   EXPECT_THROW(analysis::collective_workload(topo, c, "nope", 1), lookahead::Error);
 }
 
@@ -60,7 +60,7 @@ TEST(AnalysisRepro, SmallPointsFinishOnTheSimulator) {
   analysis::ReproPoint p;
   p.fabric = "leaf_spine";
   p.topology = small_leaf_spine();
-  p.collective.algorithm = collective::Algorithm::halving_doubling;
+  p.collective.algorithm = collective::Algorithm::HALVING_DOUBLING;
   p.collective.ranks = 16;
   p.collective.message_bytes = 256 << 10;
   p.config.mtu_bytes = 9000;
@@ -89,7 +89,7 @@ TEST(AnalysisRepro, EtherealLearnsAFailedPathFromQpTimeouts) {
   p.topology = small_leaf_spine();
   p.fail = analysis::parse_failed_cable(p.topology, "leaf0-spine0", "test");
   p.failed_label = "leaf0-spine0";
-  p.collective.algorithm = collective::Algorithm::halving_doubling;
+  p.collective.algorithm = collective::Algorithm::HALVING_DOUBLING;
   p.collective.ranks = 16;
   p.collective.message_bytes = 256 << 10;
   p.config.mtu_bytes = 9000;

@@ -25,7 +25,7 @@ Topology leaf_spine_4x4x4() {
 Job ring_job(const Topology& topo, uint64_t bytes) {
   Job job;
   job.name = "ring";
-  job.collective.algorithm = collective::Algorithm::ring;
+  job.collective.algorithm = collective::Algorithm::RING;
   job.collective.ranks = topo.hosts();
   job.collective.message_bytes = bytes;
   for (int h = 0; h < topo.hosts(); ++h) job.hosts.push_back(h);
@@ -75,7 +75,7 @@ TEST(BalanceCollectiveSplitter, APathLearntFailedInOneStepIsAvoidedInTheNext) {
   std::set<int> paths0;
   uint64_t bytes0 = 0;
   for (const auto& q : step0) {
-    EXPECT_EQ(*q.lb, LoadBalancing::source);
+    EXPECT_EQ(*q.lb, LoadBalancing::SOURCE);
     paths0.insert(q.path);
     bytes0 += q.bytes;
   }
@@ -103,7 +103,7 @@ TEST(BalanceCollectiveSplitter, APathLearntFailedInOneStepIsAvoidedInTheNext) {
 TEST(BalanceCollectiveSplitter, StaticSplitsConserveEveryFlowsBytes) {
   auto topo = leaf_spine_4x4x4();
   std::vector<Job> jobs = {ring_job(topo, 3 << 20)};
-  jobs[0].collective.algorithm = collective::Algorithm::halving_doubling;
+  jobs[0].collective.algorithm = collective::Algorithm::HALVING_DOUBLING;
   auto cs = expand_jobs(jobs, topo.hosts());
   for (const char* scheme : {"ethereal", "ethereal-known", "mprdma-4", "ecmp", "spray", "reps", "ethereal-min"}) {
     CollectiveSplitter splitter(topo, jobs, cs, scheme, 7, /*learn=*/false, balance::kPaperTiming);

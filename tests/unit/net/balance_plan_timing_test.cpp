@@ -69,13 +69,13 @@ TEST(BalancePlanTiming, SimulatorStartsASplitQpItsStartAfterTheSplit) {
   Topology t = fabric();
   Workload w;
   FlowSpec a;
-  a.src = 0, a.dst = 4, a.bytes = 100'000, a.lb = LoadBalancing::source, a.split_on_start = true;
+  a.src = 0, a.dst = 4, a.bytes = 100'000, a.lb = LoadBalancing::SOURCE, a.split_on_start = true;
   w.add_flow(a);
   Simulator sim(t, w, NetworkConfig{});
   sim.on_split([&](int, SimTime) {
     FlowSpec q0, q1;
     q0.src = q1.src = 0, q0.dst = q1.dst = 4;
-    q0.lb = q1.lb = LoadBalancing::source;
+    q0.lb = q1.lb = LoadBalancing::SOURCE;
     q0.bytes = q1.bytes = 50'000;
     q0.path = 0, q1.path = 1;
     q1.start_ps = 123'000;  // 123 ns after the split
@@ -92,8 +92,8 @@ TEST(BalancePlanTiming, ReproPointWithThePapersTimingEndsLater) {
   analysis::ReproPoint p;
   p.fabric = "leaf_spine";
   p.topology = fabric();
-  p.collective.kind = collective::Kind::all_reduce;
-  p.collective.algorithm = collective::Algorithm::ring;
+  p.collective.kind = collective::Kind::ALL_REDUCE;
+  p.collective.algorithm = collective::Algorithm::RING;
   p.collective.ranks = p.topology.hosts();
   p.collective.message_bytes = 1 << 20;
   p.scheme = "ethereal";

@@ -20,7 +20,7 @@ Collective make(Kind kind, Algorithm algo, int p, uint64_t bytes, int chunks = 4
   spec.ranks = p;
   spec.message_bytes = bytes;
   spec.chunks = chunks;
-  return expand(spec, place_ranks(p, p, Placement::linear, 0));
+  return expand(spec, place_ranks(p, p, Placement::LINEAR, 0));
 }
 
 uint64_t total(const Collective& c) {
@@ -52,8 +52,8 @@ TEST(CollectiveExpand, AllReduceSendsTwoPMinusOneOverPOfTheMessage) {
   // Ring, direct and halving-doubling all send 2(p-1)/p * M per rank.
   const uint64_t M = 64ull << 20;
   for (int p : {2, 4, 8, 16, 64}) {
-    for (Algorithm a : {Algorithm::ring, Algorithm::direct, Algorithm::halving_doubling}) {
-      auto c = make(Kind::all_reduce, a, p, M);
+    for (Algorithm a : {Algorithm::RING, Algorithm::DIRECT, Algorithm::HALVING_DOUBLING}) {
+      auto c = make(Kind::ALL_REDUCE, a, p, M);
       for (uint64_t sent : c.bytes_sent_per_rank()) EXPECT_EQ(sent, 2 * (p - 1) * (M / p)) << algorithm_name(a) << p;
       expect_deps_well_formed(c);
     }
@@ -63,7 +63,7 @@ TEST(CollectiveExpand, AllReduceSendsTwoPMinusOneOverPOfTheMessage) {
 TEST(CollectiveExpand, StepsAndFlowsPerAlgorithm) {
   const int p = 16;
   const uint64_t M = 1 << 20;
-  auto ring = make(Kind::all_reduce, Algorithm::ring, p, M);
+  auto ring = make(Kind::ALL_REDUCE, Algorithm::RING, p, M);
   EXPECT_EQ(ring.steps.size(), 2u * (p - 1));
   for (const auto& step : ring.steps) EXPECT_EQ(step.size(), static_cast<size_t>(p));
   for (const auto& f : ring.flows) {
@@ -71,11 +71,11 @@ TEST(CollectiveExpand, StepsAndFlowsPerAlgorithm) {
     EXPECT_EQ(f.bytes, M / p);
     EXPECT_EQ(f.deps.size(), f.step == 0 ? 0u : 1u);
   }
-  auto direct = make(Kind::all_reduce, Algorithm::direct, p, M);
+  auto direct = make(Kind::ALL_REDUCE, Algorithm::DIRECT, p, M);
   ASSERT_EQ(direct.steps.size(), 2u);
   EXPECT_EQ(direct.steps[0].size(), static_cast<size_t>(p * (p - 1)));
   EXPECT_EQ(direct.flows[direct.steps[1][0]].deps.size(), static_cast<size_t>(p - 1));
-  auto hd = make(Kind::all_reduce, Algorithm::halving_doubling, p, M);
+  auto hd = make(Kind::ALL_REDUCE, Algorithm::HALVING_DOUBLING, p, M);
   ASSERT_EQ(hd.steps.size(), 8u);  // log2(16) halving + log2(16) doubling
   const uint64_t expected[8] = {M / 2, M / 4, M / 8, M / 16, M / 16, M / 8, M / 4, M / 2};
   const int distance[8] = {8, 4, 2, 1, 1, 2, 4, 8};
@@ -84,7 +84,7 @@ TEST(CollectiveExpand, StepsAndFlowsPerAlgorithm) {
       EXPECT_EQ(hd.flows[id].bytes, expected[k]) << "step " << k;
       EXPECT_EQ(hd.flows[id].src_rank ^ hd.flows[id].dst_rank, distance[k]);
     }
-  auto a2a = make(Kind::all_to_all, Algorithm::direct, p, M);
+  auto a2a = make(Kind::ALL_TO_ALL, Algorithm::DIRECT, p, M);
   ASSERT_EQ(a2a.steps.size(), 1u);
   EXPECT_EQ(a2a.flows.size(), static_cast<size_t>(p * (p - 1)));
   for (uint64_t sent : a2a.bytes_sent_per_rank()) EXPECT_EQ(sent, M - M / p);
@@ -94,14 +94,14 @@ TEST(CollectiveExpand, UnevenMessagesLoseNoByte) {
   // M not divisible by p: chunks differ by one byte; reduce-scatter and all-gather each move (p-1)M.
   const uint64_t M = 1000003;
   for (int p : {3, 5, 8, 12}) {
-    for (Algorithm a : {Algorithm::ring, Algorithm::direct}) {
-      EXPECT_EQ(total(make(Kind::all_reduce, a, p, M)), 2 * (p - 1) * M) << p;
-      EXPECT_EQ(total(make(Kind::reduce_scatter, a, p, M)), (p - 1) * M) << p;
-      EXPECT_EQ(total(make(Kind::all_gather, a, p, M)), (p - 1) * M) << p;
+    for (Algorithm a : {Algorithm::RING, Algorithm::DIRECT}) {
+      EXPECT_EQ(total(make(Kind::ALL_REDUCE, a, p, M)), 2 * (p - 1) * M) << p;
+      EXPECT_EQ(total(make(Kind::REDUCE_SCATTER, a, p, M)), (p - 1) * M) << p;
+      EXPECT_EQ(total(make(Kind::ALL_GATHER, a, p, M)), (p - 1) * M) << p;
     }
-    EXPECT_EQ(total(make(Kind::all_reduce, Algorithm::double_binary_tree, p, M)), 2 * (p - 1) * M) << p;
+    EXPECT_EQ(total(make(Kind::ALL_REDUCE, Algorithm::DOUBLE_BINARY_TREE, p, M)), 2 * (p - 1) * M) << p;
   }
-  EXPECT_EQ(total(make(Kind::all_reduce, Algorithm::halving_doubling, 8, M)), 2 * 7 * M);
+  EXPECT_EQ(total(make(Kind::ALL_REDUCE, Algorithm::HALVING_DOUBLING, 8, M)), 2 * 7 * M);
 }
 
 TEST(CollectiveExpand, RingAllGatherSendsEveryChunkOnce) {
@@ -109,14 +109,14 @@ TEST(CollectiveExpand, RingAllGatherSendsEveryChunkOnce) {
   // (M = p*(p+1)/2-ish uneven) the per-receiver bytes equal M minus its own chunk.
   const int p = 7;
   const uint64_t M = 7 * 1000 + 5;  // chunks 0..4 are one byte larger
-  for (Kind k : {Kind::all_gather, Kind::all_reduce}) {
-    auto c = make(k, Algorithm::ring, p, M);
+  for (Kind k : {Kind::ALL_GATHER, Kind::ALL_REDUCE}) {
+    auto c = make(k, Algorithm::RING, p, M);
     std::vector<uint64_t> received(p, 0);
     for (const auto& f : c.flows)
-      if (k == Kind::all_gather || f.step >= p - 1) received[f.dst_rank] += f.bytes;
+      if (k == Kind::ALL_GATHER || f.step >= p - 1) received[f.dst_rank] += f.bytes;
     // After all-reduce's reduce-scatter rank i owns chunk (i+1) mod p, so it receives all others.
     for (int r = 0; r < p; ++r) {
-      int own = k == Kind::all_gather ? r : (r + 1) % p;
+      int own = k == Kind::ALL_GATHER ? r : (r + 1) % p;
       EXPECT_EQ(received[r], M - part_bytes(M, p, own)) << "rank " << r;
     }
   }
@@ -126,7 +126,7 @@ TEST(CollectiveExpand, DoubleBinaryTreeIsTwoSpanningTreesCarryingHalfEach) {
   const uint64_t M = 8 << 20;
   for (int p : {2, 3, 7, 16, 33, 256}) {
     const int chunks = 4;
-    auto c = make(Kind::all_reduce, Algorithm::double_binary_tree, p, M, chunks);
+    auto c = make(Kind::ALL_REDUCE, Algorithm::DOUBLE_BINARY_TREE, p, M, chunks);
     EXPECT_EQ(c.flows.size(), static_cast<size_t>(2 * 2 * (p - 1) * chunks));  // trees x phases x edges x chunks
     EXPECT_EQ(total(c), 2 * (p - 1) * M);
     expect_deps_well_formed(c);
@@ -148,34 +148,34 @@ TEST(CollectiveExpand, DoubleBinaryTreeIsTwoSpanningTreesCarryingHalfEach) {
     }
   }
   // The pipeline: with more chunks, more steps (chunk c+1 follows chunk c on every edge).
-  auto c4 = make(Kind::all_reduce, Algorithm::double_binary_tree, 16, M, 4);
-  auto c8 = make(Kind::all_reduce, Algorithm::double_binary_tree, 16, M, 8);
+  auto c4 = make(Kind::ALL_REDUCE, Algorithm::DOUBLE_BINARY_TREE, 16, M, 4);
+  auto c8 = make(Kind::ALL_REDUCE, Algorithm::DOUBLE_BINARY_TREE, 16, M, 8);
   EXPECT_EQ(c8.steps.size(), c4.steps.size() + 4);
 }
 
 TEST(CollectiveExpand, PlacementIsSeededAndDistinct) {
-  auto a = place_ranks(64, 256, Placement::random, 5);
-  auto b = place_ranks(64, 256, Placement::random, 5);
-  auto c = place_ranks(64, 256, Placement::random, 6);
+  auto a = place_ranks(64, 256, Placement::RANDOM, 5);
+  auto b = place_ranks(64, 256, Placement::RANDOM, 5);
+  auto c = place_ranks(64, 256, Placement::RANDOM, 6);
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);
   EXPECT_EQ(std::set<int>(a.begin(), a.end()).size(), 64u);
   for (int h : a) EXPECT_LT(h, 256);
-  auto lin = place_ranks(4, 8, Placement::linear, 0);
+  auto lin = place_ranks(4, 8, Placement::LINEAR, 0);
   EXPECT_EQ(lin, (std::vector<int>{0, 1, 2, 3}));
 }
 
 TEST(CollectiveExpand, BadInputIsAClearError) {
-  EXPECT_THROW(place_ranks(300, 256, Placement::linear, 0), lookahead::Error);  // more ranks than hosts
-  EXPECT_THROW(make(Kind::all_reduce, Algorithm::halving_doubling, 12, 1 << 20), lookahead::Error);
-  EXPECT_THROW(make(Kind::all_reduce, Algorithm::ring, 16, 8), lookahead::Error);  // 8 bytes < 16 chunks
-  EXPECT_THROW(make(Kind::all_reduce, Algorithm::double_binary_tree, 16, 6, 4), lookahead::Error);
-  EXPECT_THROW(make(Kind::all_gather, Algorithm::double_binary_tree, 16, 1 << 20), lookahead::Error);
-  EXPECT_THROW(make(Kind::all_to_all, Algorithm::ring, 16, 1 << 20), lookahead::Error);
+  EXPECT_THROW(place_ranks(300, 256, Placement::LINEAR, 0), lookahead::Error);  // more ranks than hosts
+  EXPECT_THROW(make(Kind::ALL_REDUCE, Algorithm::HALVING_DOUBLING, 12, 1 << 20), lookahead::Error);
+  EXPECT_THROW(make(Kind::ALL_REDUCE, Algorithm::RING, 16, 8), lookahead::Error);  // 8 bytes < 16 chunks
+  EXPECT_THROW(make(Kind::ALL_REDUCE, Algorithm::DOUBLE_BINARY_TREE, 16, 6, 4), lookahead::Error);
+  EXPECT_THROW(make(Kind::ALL_GATHER, Algorithm::DOUBLE_BINARY_TREE, 16, 1 << 20), lookahead::Error);
+  EXPECT_THROW(make(Kind::ALL_TO_ALL, Algorithm::RING, 16, 1 << 20), lookahead::Error);
   EXPECT_THROW(parse_algorithm("butterfly"), lookahead::Error);
   EXPECT_THROW(parse_kind("broadcast"), lookahead::Error);
   try {
-    place_ranks(300, 256, Placement::linear, 0);
+    place_ranks(300, 256, Placement::LINEAR, 0);
   } catch (const lookahead::Error& e) {
     EXPECT_NE(std::string(e.what()).find("300 ranks do not fit on 256 hosts"), std::string::npos);
   }

@@ -141,7 +141,7 @@ TEST(SimCore, OneFlowAtLineRateIsExact) {
 }
 
 TEST(SimCore, IncastSharesEgressFairlyUnderEachCc) {
-  for (auto cc : {CongestionControl::dctcp, CongestionControl::dcqcn}) {
+  for (auto cc : {CongestionControl::DCTCP, CongestionControl::DCQCN}) {
     Topology t = small_leaf_spine(2, 2, 8);
     Workload w;
     for (int s = 0; s < 4; ++s) w.add_flow(s, 4, 2'000'000);  // one leaf: the only bottleneck is host 4's downlink
@@ -158,7 +158,7 @@ TEST(SimCore, IncastSharesEgressFairlyUnderEachCc) {
     // Equal shares: each flow's completion within 5% of the others' (DCTCP: 10%; its spread over
     // 2 MB is chaotic in the window: 2-7% for caps of 100-150 KB, 4.7% with the old one-BDP cap),
     // and the egress kept busy.
-    double spread = cc == CongestionControl::dctcp ? 0.10 : 0.05;
+    double spread = cc == CongestionControl::DCTCP ? 0.10 : 0.05;
     EXPECT_LT(static_cast<double>(hi - lo) / hi, spread) << "cc " << static_cast<int>(cc);
     double ideal = 4 * 2e6 * 8 / 100e9 * 1e12;
     EXPECT_LT(static_cast<double>(hi), ideal * 1.15) << "cc " << static_cast<int>(cc);
@@ -238,7 +238,7 @@ TEST(SimCore, PfcPausesInsteadOfDropping) {
   Workload w;
   for (int s = 0; s < 4; ++s) w.add_flow(s, 4, 1'000'000);
   NetworkConfig cfg;
-  cfg.cc = CongestionControl::none;
+  cfg.cc = CongestionControl::NONE;
   cfg.port_buffer_bytes = 200'000;
   SimResult lossy = simulate(t, w, cfg);
   EXPECT_GT(lossy.drops, 0u);
@@ -257,13 +257,13 @@ TEST(SimCore, PfcPausesInsteadOfDropping) {
 }
 
 TEST(SimCore, ConservationWithDropsAndRetransmits) {
-  for (auto lb : {LoadBalancing::ecmp, LoadBalancing::spray, LoadBalancing::reps}) {
+  for (auto lb : {LoadBalancing::ECMP, LoadBalancing::SPRAY, LoadBalancing::REPS}) {
     Topology t = small_leaf_spine(2, 2, 4);
     Workload w;
     for (int s = 0; s < 4; ++s) w.add_flow(s, 4 + (s % 2), 500'000);
     NetworkConfig cfg;
     cfg.lb = lb;
-    cfg.cc = CongestionControl::none;
+    cfg.cc = CongestionControl::NONE;
     cfg.port_buffer_bytes = 30'000;
     cfg.rto_ps = 50'000'000;
     SimResult r = simulate(t, w, cfg);
@@ -285,7 +285,7 @@ TEST(SimCore, SameSeedSameResult) {
   Workload w;
   add_permutation(w, t.hosts(), 300'000, 7);
   NetworkConfig cfg;
-  cfg.lb = LoadBalancing::spray;
+  cfg.lb = LoadBalancing::SPRAY;
   cfg.seed = 9;
   SimResult a = simulate(t, w, cfg), b = simulate(t, w, cfg);
   ASSERT_EQ(a.flows.size(), b.flows.size());
@@ -320,7 +320,7 @@ TEST(SimCore, SourceRoutingPinsPathsAndFailuresLoseTraffic) {
   Topology t = small_leaf_spine(2, 2, 4);
   Workload w;
   FlowSpec f;
-  f.src = 0, f.dst = 4, f.bytes = 400'000, f.lb = LoadBalancing::source, f.path = 1;
+  f.src = 0, f.dst = 4, f.bytes = 400'000, f.lb = LoadBalancing::SOURCE, f.path = 1;
   w.add_flow(f);
   SimResult r = simulate(t, w, NetworkConfig{});
   ASSERT_TRUE(r.all_finished);
@@ -337,7 +337,7 @@ TEST(SimCore, SourceRoutingPinsPathsAndFailuresLoseTraffic) {
   Workload sprayed;
   sprayed.add_flow(0, 4, 400'000);
   NetworkConfig reps;
-  reps.lb = LoadBalancing::reps;
+  reps.lb = LoadBalancing::REPS;
   Simulator s(t, sprayed, reps);
   // The spine's downlink fails: the leaf's ECMP cannot see it, REPS must learn it.
   s.fail_link(path[2], 2'000'000);
@@ -354,7 +354,7 @@ TEST(SimCore, SplitOnStartAndTimeoutReroute) {
   Topology t = small_leaf_spine(2, 2, 4);
   Workload w;
   FlowSpec a;
-  a.src = 0, a.dst = 4, a.bytes = 200'000, a.lb = LoadBalancing::source, a.split_on_start = true;
+  a.src = 0, a.dst = 4, a.bytes = 200'000, a.lb = LoadBalancing::SOURCE, a.split_on_start = true;
   w.add_flow(a);
   w.add_flow(4, 5, 10'000, 0, {0});  // under one leaf: away from the dead cable
   Simulator sim(t, w, NetworkConfig{});
@@ -367,7 +367,7 @@ TEST(SimCore, SplitOnStartAndTimeoutReroute) {
     EXPECT_EQ(now, 0u);
     FlowSpec q0, q1;
     q0.src = q1.src = 0, q0.dst = q1.dst = 4;
-    q0.lb = q1.lb = LoadBalancing::source;
+    q0.lb = q1.lb = LoadBalancing::SOURCE;
     q0.bytes = 120'000, q0.path = 0;
     q1.bytes = 80'000, q1.path = 1;
     return std::vector<FlowSpec>{q0, q1};

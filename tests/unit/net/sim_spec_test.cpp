@@ -31,8 +31,8 @@ TEST(SimSpec, LoadsFullScenario) {
   Scenario sc = parse_scenario(text, "spec.json");
   EXPECT_EQ(sc.topology.hosts(), 4);
   EXPECT_EQ(sc.network.mtu_bytes, 9000u);
-  EXPECT_EQ(sc.network.cc, CongestionControl::dcqcn);
-  EXPECT_EQ(sc.network.lb, LoadBalancing::reps);
+  EXPECT_EQ(sc.network.cc, CongestionControl::DCQCN);
+  EXPECT_EQ(sc.network.lb, LoadBalancing::REPS);
   EXPECT_TRUE(sc.network.pfc);
   EXPECT_EQ(sc.network.rto_ps, 100'000'000u);
   EXPECT_EQ(sc.network.seed, 5u);

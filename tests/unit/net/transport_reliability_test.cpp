@@ -30,7 +30,7 @@ Workload pinned_with_dependent() {
   Workload w;
   int g = w.add_group("step0"), g1 = w.add_group("step1");
   FlowSpec f;
-  f.src = 0, f.dst = 4, f.bytes = 40'960, f.lb = LoadBalancing::source, f.path = 1, f.group = g;
+  f.src = 0, f.dst = 4, f.bytes = 40'960, f.lb = LoadBalancing::SOURCE, f.path = 1, f.group = g;
   w.add_flow(f);
   w.add_flow(4, 5, 10'000, 0, {0}, g1);
   return w;
@@ -119,7 +119,7 @@ TEST(TransportReliability, ADataPathFailureFailsTheFlowAndItsSplitParent) {
   Topology t = leaf_spine(2, 2, 4);
   Workload w;
   FlowSpec a;
-  a.src = 0, a.dst = 4, a.bytes = 200'000, a.lb = LoadBalancing::source, a.split_on_start = true;
+  a.src = 0, a.dst = 4, a.bytes = 200'000, a.lb = LoadBalancing::SOURCE, a.split_on_start = true;
   a.group = w.add_group("coll");
   w.add_flow(a);
   NetworkConfig cfg;
@@ -129,7 +129,7 @@ TEST(TransportReliability, ADataPathFailureFailsTheFlowAndItsSplitParent) {
   sim.on_split([&](int, SimTime) {
     FlowSpec q0, q1;
     q0.src = q1.src = 0, q0.dst = q1.dst = 4;
-    q0.lb = q1.lb = LoadBalancing::source;
+    q0.lb = q1.lb = LoadBalancing::SOURCE;
     q0.bytes = 120'000, q0.path = 0;
     q1.bytes = 80'000, q1.path = 1;
     return std::vector<FlowSpec>{q0, q1};
@@ -156,13 +156,13 @@ TEST(TransportReliability, RepsKeepsItsLearnedEntropiesAcrossStepsPerConnection)
   for (int step = 0; step < 6; ++step) w.add_flow(0, 4, 8 * 4096, 0, step ? std::vector<int>{step - 1} : std::vector<int>{});
   auto run = [&](RepsState mode) {
     NetworkConfig cfg;
-    cfg.lb = LoadBalancing::reps;
+    cfg.lb = LoadBalancing::REPS;
     cfg.reps_state = mode;
     Simulator sim(t, w, cfg);
     sim.fail_link(t.path_links(0, 4, 1)[2], 0);
     return sim.run(100'000'000'000);
   };
-  SimResult conn = run(RepsState::connection), qp = run(RepsState::qp);
+  SimResult conn = run(RepsState::CONNECTION), qp = run(RepsState::QP);
   ASSERT_TRUE(conn.all_finished);
   ASSERT_TRUE(qp.all_finished);
   EXPECT_GT(conn.flows[0].dropped, 0u) << "step 1 has to learn the failure";
@@ -188,11 +188,11 @@ TEST(TransportReliability, SpecFieldsAndTheirErrors) {
                                  "max_cwnd_bytes": 65536}})",
                                "spec.json");
   EXPECT_EQ(sc.network.retry_limit, 3u);
-  EXPECT_EQ(sc.network.reps_state, RepsState::qp);
+  EXPECT_EQ(sc.network.reps_state, RepsState::QP);
   EXPECT_EQ(sc.network.init_cwnd_bytes, 8192u);
   EXPECT_EQ(sc.network.max_cwnd_bytes, 65536u);
   EXPECT_EQ(NetworkConfig{}.retry_limit, 7u);
-  EXPECT_EQ(NetworkConfig{}.reps_state, RepsState::connection);
+  EXPECT_EQ(NetworkConfig{}.reps_state, RepsState::CONNECTION);
   auto error_of = [&](const std::string& network) {
     try {
       parse_scenario("{" + topo + R"(, "network": )" + network + "}", "spec.json");

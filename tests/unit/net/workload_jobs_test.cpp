@@ -24,7 +24,7 @@ Topology fabric() {  // 4 leaves x 4 spines x 4 hosts
 Job job(const std::string& name, collective::Algorithm algo, uint64_t bytes, std::vector<int> hosts) {
   Job j;
   j.name = name;
-  j.collective.kind = collective::Kind::all_reduce;
+  j.collective.kind = collective::Kind::ALL_REDUCE;
   j.collective.algorithm = algo;
   j.collective.message_bytes = bytes;
   j.collective.ranks = static_cast<int>(hosts.size());
@@ -43,7 +43,7 @@ SimResult simulate_jobs(const Topology& topo, const std::vector<Job>& jobs, uint
   add_jobs(w, jobs, expand_jobs(jobs, topo.hosts()), seed);
   NetworkConfig cfg;
   cfg.seed = seed;
-  cfg.lb = LoadBalancing::spray;
+  cfg.lb = LoadBalancing::SPRAY;
   return simulate(topo, w, cfg);
 }
 
@@ -103,9 +103,9 @@ TEST(WorkloadJobs, GroupGateCycleIsRejected) {
 
 TEST(WorkloadJobs, AJobAfterAnotherStartsOnlyWhenItFinishes) {
   Topology topo = fabric();
-  std::vector<Job> jobs{job("a2a", collective::Algorithm::direct, 256 << 10, range(0, 16)),
-                        job("ar", collective::Algorithm::ring, 256 << 10, range(0, 16))};
-  jobs[0].collective.kind = collective::Kind::all_to_all;
+  std::vector<Job> jobs{job("a2a", collective::Algorithm::DIRECT, 256 << 10, range(0, 16)),
+                        job("ar", collective::Algorithm::RING, 256 << 10, range(0, 16))};
+  jobs[0].collective.kind = collective::Kind::ALL_TO_ALL;
   jobs[1].after = {0};
   SimResult r = simulate_jobs(topo, jobs, 1);
   ASSERT_TRUE(r.all_finished);
@@ -124,7 +124,7 @@ TEST(WorkloadJobs, AJobAfterAnotherStartsOnlyWhenItFinishes) {
 }
 
 TEST(WorkloadJobs, JitterDelaysEachRanksFlowsAndIsDeterministicPerSeed) {
-  Job a = job("a", collective::Algorithm::ring, 64 << 10, range(0, 8));
+  Job a = job("a", collective::Algorithm::RING, 64 << 10, range(0, 8));
   a.jitter_ps = 20'000'000;  // 20 us
   auto j1 = rank_jitter_ps(a, 0, 1), j1_again = rank_jitter_ps(a, 0, 1), j2 = rank_jitter_ps(a, 0, 2);
   EXPECT_EQ(j1, j1_again);
@@ -136,7 +136,7 @@ TEST(WorkloadJobs, JitterDelaysEachRanksFlowsAndIsDeterministicPerSeed) {
   // On the simulator: with no `after` a rank's flows start no earlier than start + its jitter;
   // after another job, no earlier than that job's finish + its jitter.
   Topology topo = fabric();
-  Job b = job("b", collective::Algorithm::ring, 64 << 10, range(8, 8));
+  Job b = job("b", collective::Algorithm::RING, 64 << 10, range(8, 8));
   b.jitter_ps = 20'000'000;
   b.after = {0};
   std::vector<Job> jobs{a, b};
@@ -162,8 +162,8 @@ TEST(WorkloadJobs, JitterDelaysEachRanksFlowsAndIsDeterministicPerSeed) {
 TEST(WorkloadJobs, ConcurrentJobsOnDisjointHostsFinishAsAloneAndSlowerWhenTheyShareLinks) {
   Topology topo = fabric();
   // Leaves 0-1 and leaves 2-3: no link in common (spine ports are per link).
-  Job left = job("left", collective::Algorithm::halving_doubling, 1 << 20, range(0, 8));
-  Job right = job("right", collective::Algorithm::halving_doubling, 1 << 20, range(8, 8));
+  Job left = job("left", collective::Algorithm::HALVING_DOUBLING, 1 << 20, range(0, 8));
+  Job right = job("right", collective::Algorithm::HALVING_DOUBLING, 1 << 20, range(8, 8));
   auto alone_left = run_jobs(topo, {left}, "ethereal");
   auto alone_right = run_jobs(topo, {right}, "ethereal");
   auto together = run_jobs(topo, {left, right}, "ethereal");
@@ -174,8 +174,8 @@ TEST(WorkloadJobs, ConcurrentJobsOnDisjointHostsFinishAsAloneAndSlowerWhenTheySh
   EXPECT_NEAR(together.cct_us, std::max(alone_left.cct_us, alone_right.cct_us), 0.01 * together.cct_us);
 
   // Two jobs on the same 16 hosts share every NIC and uplink: each takes clearly longer than alone.
-  Job all1 = job("all1", collective::Algorithm::halving_doubling, 1 << 20, range(0, 16));
-  Job all2 = job("all2", collective::Algorithm::halving_doubling, 1 << 20, range(0, 16));
+  Job all1 = job("all1", collective::Algorithm::HALVING_DOUBLING, 1 << 20, range(0, 16));
+  Job all2 = job("all2", collective::Algorithm::HALVING_DOUBLING, 1 << 20, range(0, 16));
   auto alone = run_jobs(topo, {all1}, "ethereal");
   auto shared = run_jobs(topo, {all1, all2}, "ethereal");
   ASSERT_TRUE(alone.finished && shared.finished);
@@ -198,11 +198,11 @@ TEST(WorkloadJobs, SpecJobsLoadIntoTheWorkload) {
   ASSERT_EQ(sc.jobs.size(), 2u);
   EXPECT_EQ(sc.job_flows_begin, 1u);
   EXPECT_EQ(sc.jobs[0].hosts, (std::vector<int>{0, 1, 4, 5}));
-  EXPECT_EQ(sc.jobs[0].collective.algorithm, collective::Algorithm::ring);
+  EXPECT_EQ(sc.jobs[0].collective.algorithm, collective::Algorithm::RING);
   EXPECT_EQ(sc.jobs[0].collective.message_bytes, 65536u);
   EXPECT_EQ(sc.jobs[0].after, std::vector<int>{1});
   EXPECT_EQ(sc.jobs[0].jitter_ps, 2'000'000u);
-  EXPECT_EQ(sc.jobs[1].collective.kind, collective::Kind::all_to_all);
+  EXPECT_EQ(sc.jobs[1].collective.kind, collective::Kind::ALL_TO_ALL);
   EXPECT_EQ(sc.jobs[1].hosts, (std::vector<int>{4, 5, 6, 7}));
   EXPECT_EQ(sc.jobs[1].start_ps, 10'000'000u);
   // ring all-reduce on 4 ranks: 2 * 3 steps x 4 flows; all-to-all: 12 flows.
@@ -237,6 +237,6 @@ TEST(WorkloadJobs, BadJobsAreErrorsNamingTheProblem) {
   EXPECT_TRUE(has(spec_error(R"([{"size": 4096}])"), "missing key 'id'"));
   // More ranks than hosts through the API too.
   Topology topo = fabric();
-  EXPECT_THROW(expand_jobs({job("big", collective::Algorithm::ring, 4096, range(0, 17))}, topo.hosts()), lookahead::Error);
+  EXPECT_THROW(expand_jobs({job("big", collective::Algorithm::RING, 4096, range(0, 17))}, topo.hosts()), lookahead::Error);
   EXPECT_THROW(expand_jobs({}, topo.hosts()), lookahead::Error);
 }
