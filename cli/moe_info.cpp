@@ -101,7 +101,7 @@ void run_readme_info(const InfoOptions& o) {
   const ReadMeConfig& c = m.config();
   const RouterConfig& r = c.router;
   const uint64_t router_params = static_cast<uint64_t>(r.n_vocab) * r.d_model + 4ull * r.d_model * (r.d_model + 1) +
-                                 static_cast<uint64_t>(r.swiglu ? 2 : 1) * r.d_inter * (r.d_model + 1) +
+                                 static_cast<uint64_t>(r.proj_1_rows()) * (r.d_model + 1) +
                                  static_cast<uint64_t>(r.d_model) * (r.d_inter + 1) + 3ull * r.d_model +
                                  static_cast<uint64_t>(r.n_expert) * (r.d_model + 1);
   uint64_t slab_max = 0, slab_sum = 0;
@@ -118,7 +118,7 @@ void run_readme_info(const InfoOptions& o) {
     for (int32_t e = 0; e < m.n_expert(); ++e) fr[c.experts[static_cast<size_t>(e)]] = m.ffn_fraction(e);
     j["readme"] = {{"experts", c.experts}, {"keep", c.keep}, {"dtype", c.dtype}, {"source_model", c.source_model},
                    {"expert_ffn_fraction", fr}, {"dense_ffn", m.backbone().has_dense_ffn()},
-                   {"router", {{"heads", r.n_head}, {"width", r.d_model}, {"inter", r.d_inter}, {"mlp", r.swiglu ? "swiglu" : "silu"},
+                   {"router", {{"heads", r.n_head}, {"width", r.d_model}, {"inter", r.d_inter}, {"mlp", r.hidden_act()},
                                {"normalizer", r.normalizer}, {"max_positions", r.max_positions}, {"parameters", router_params}}},
                    {"slab_bytes_max", slab_max}, {"slab_bytes_total", slab_sum}};
     fmt::print("{}\n", j.dump(2));
@@ -130,7 +130,7 @@ void run_readme_info(const InfoOptions& o) {
     fmt::print("  expert {} {:12} {:5.1f}% of FFN neurons (mean over layers)\n", e, c.experts[static_cast<size_t>(e)],
                100 * m.ffn_fraction(e));
   fmt::print("  router: 1 layer, {} heads, width {}, MLP {} ({}), normalizer {}, {:.2f}M parameters\n", r.n_head, r.d_model,
-             r.d_inter, r.swiglu ? "swiglu" : "silu", r.normalizer, router_params / 1e6);
+             r.d_inter, r.hidden_act(), r.normalizer, router_params / 1e6);
   fmt::print("  expert slabs: {:.2f} MiB largest, {:.1f} MiB in all\n", slab_max / 1048576.0, slab_sum / 1048576.0);
 }
 

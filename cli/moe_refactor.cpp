@@ -97,7 +97,7 @@ void run_refactor(RefactorCommandOptions o) {
                                      "--width", std::to_string(rc.d_model),
                                      "--inter", std::to_string(rc.d_inter),
                                      "--normalizer", fmt::format("{}", rc.normalizer),
-                                     "--mlp", rc.swiglu ? "swiglu" : "silu"};
+                                     "--mlp", rc.hidden_act()};
     if (o.threads > 0) args.insert(args.end(), {"--threads", std::to_string(o.threads)});
     run_process(args);
   };

@@ -153,19 +153,7 @@ struct ReadMeTorch {
       layers.push_back(std::move(y));
     }
     if (!readme) return;
-    const auto& rc = readme->config().router;
-    RouterConfig c;
-    c.n_vocab = rc.n_vocab;
-    c.n_expert = rc.n_expert;
-    c.n_head = rc.n_head;
-    c.embedding_dim = rc.d_model;
-    c.inter_dim = rc.d_inter;
-    c.normalizer = rc.normalizer;
-    c.hidden_act = rc.swiglu ? "swiglu" : "silu";
-    c.max_positions = rc.max_positions;
-    c.rope_theta = rc.rope_theta;
-    c.rms_eps = rc.rms_eps;
-    router = std::make_shared<RouterModule>(c);
+    router = std::make_shared<RouterModule>(readme->config().router);
     load_router_weights(*router, [&](const std::string& name) { return src.raw_tensor(name); }, dir);
   }
 

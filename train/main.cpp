@@ -69,7 +69,7 @@ void run_router(const train::RouterTrainOptions& o, bool json) {
   }
   std::printf("router: %lld params (N %lld, heads %lld, d_r %lld, inter %lld, %s, normalizer %g)\n",
               static_cast<long long>(r.parameters), static_cast<long long>(c.n_expert), static_cast<long long>(c.n_head),
-              static_cast<long long>(c.embedding_dim), static_cast<long long>(c.inter_dim), c.hidden_act.c_str(), c.normalizer);
+              static_cast<long long>(c.d_model), static_cast<long long>(c.d_inter), c.hidden_act(), static_cast<double>(c.normalizer));
   std::printf("router: %lld steps in %.1f s (%.1f ms/step), loss %.4f -> %.4f (mean of first/last 10%% of steps)\n",
               static_cast<long long>(o.steps), r.seconds, r.ms_per_step, r.loss_first, r.loss_last);
   std::printf("router: training accuracy %.2f%% vs argmax of summed targets, %.2f%% vs domain labels (%lld tokens); wrote %s\n",

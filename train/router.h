@@ -23,9 +23,15 @@
 #include <string>
 #include <vector>
 
-#include "train/router_config.h"
+#include "moe/model/router.h"
 
 namespace lookahead::train {
+
+// One router configuration for the engine and the trainer (moe/model/router.h), with its JSON form.
+using moe::RouterConfig;
+
+// --normalizer: "released" (1), "paper" (sqrt(d_r / n_head)) or a positive number.
+double parse_normalizer(const std::string& text, int64_t embedding_dim, int64_t n_head);
 
 struct RouterTrainOptions {
   std::string data;             // router_targets.safetensors

@@ -13,7 +13,7 @@
 #include "common/error.h"
 #include "moe/format/gguf.h"
 #include "moe/kernels/quantize.h"
-#include "train/router_config.h"
+#include "train/router.h"
 #include "train/torch_ops.h"
 
 namespace lookahead::train {
@@ -36,7 +36,7 @@ struct RouterModule : torch::nn::Module {
       out_norm, proj_out;
 
   explicit RouterModule(const RouterConfig& config) : c(config) {
-    const int64_t d = c.embedding_dim;
+    const int64_t d = c.d_model;
     // Registration order = file order (docs/readme-model.md lists the router tensors this way).
     embed = register_module("embed", std::make_shared<Leaf>(std::vector<int64_t>{c.n_vocab, d}));
     q_proj = register_module("q_proj_0", std::make_shared<Leaf>(std::vector<int64_t>{d, d}, d));
@@ -46,7 +46,7 @@ struct RouterModule : torch::nn::Module {
     input_norm = register_module("input_layernorm_0", std::make_shared<Leaf>(std::vector<int64_t>{d}));
     post_attention_norm = register_module("post_attention_layernorm_0", std::make_shared<Leaf>(std::vector<int64_t>{d}));
     proj_1 = register_module("proj_1_0", std::make_shared<Leaf>(std::vector<int64_t>{c.proj_1_rows(), d}, c.proj_1_rows()));
-    proj_2 = register_module("proj_2_0", std::make_shared<Leaf>(std::vector<int64_t>{d, c.inter_dim}, d));
+    proj_2 = register_module("proj_2_0", std::make_shared<Leaf>(std::vector<int64_t>{d, c.d_inter}, d));
     out_norm = register_module("out_layernorm", std::make_shared<Leaf>(std::vector<int64_t>{d}));
     proj_out = register_module("proj_out", std::make_shared<Leaf>(std::vector<int64_t>{c.n_expert, d}, c.n_expert));
   }
@@ -65,7 +65,7 @@ struct RouterModule : torch::nn::Module {
         t.zero_();
       } else if (name == "embed.weight") {
         auto src = torch::from_blob(const_cast<float*>(embed_init), {c.n_vocab, embed_cols});
-        const int64_t cols = std::min(embed_cols, c.embedding_dim);
+        const int64_t cols = std::min<int64_t>(embed_cols, c.d_model);
         t.zero_();
         t.narrow(1, 0, cols).copy_(src.narrow(1, 0, cols));
       } else {
@@ -76,7 +76,7 @@ struct RouterModule : torch::nn::Module {
 
   // tokens [B][T] int64 -> logits [B][T][N]; every row starts at position 0.
   torch::Tensor forward(const torch::Tensor& tokens) const {
-    const int64_t b = tokens.size(0), t = tokens.size(1), d = c.embedding_dim, nh = c.n_head, hd = c.head_dim();
+    const int64_t b = tokens.size(0), t = tokens.size(1), d = c.d_model, nh = c.n_head, hd = c.head_dim();
     auto h = embed->weight.index_select(0, tokens.reshape({-1})).reshape({b, t, d});
     auto u = rms_norm(h, input_norm->weight, c.rms_eps);
     auto heads = [&](const torch::Tensor& x) { return x.reshape({b, t, nh, hd}).transpose(1, 2); };  // [B][H][T][hd]
@@ -87,8 +87,8 @@ struct RouterModule : torch::nn::Module {
     auto att = causal_attention(q, k, v, c.normalizer).transpose(1, 2).reshape({b, t, d});
     h = h + o_proj->linear(att);
     auto m = proj_1->linear(rms_norm(h, post_attention_norm->weight, c.rms_eps));
-    if (c.hidden_act == "swiglu") {
-      m = torch::silu(m.narrow(-1, 0, c.inter_dim)) * m.narrow(-1, c.inter_dim, c.inter_dim);
+    if (c.swiglu) {
+      m = torch::silu(m.narrow(-1, 0, c.d_inter)) * m.narrow(-1, c.d_inter, c.d_inter);
     } else {
       m = torch::silu(m);
     }

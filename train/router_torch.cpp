@@ -50,22 +50,23 @@ void set_lr(torch::optim::AdamW& opt, double lr) {
 
 RouterConfig resolve_config(const RouterTrainOptions& o, const RouterTargets& data) {
   RouterConfig c;
-  c.embedding_dim = data.embed_dim;
-  c.inter_dim = 0;
+  c.d_model = static_cast<int32_t>(data.embed_dim);
+  c.d_inter = 0;
   c.update_from_json(data.router_config, data.path + ": __metadata__ router_config");
   c.n_vocab = data.n_vocab;
   c.n_expert = data.n_expert;
-  if (o.width > 0) c.embedding_dim = o.width;
+  if (o.width > 0) c.d_model = o.width;
   if (o.heads > 0) c.n_head = o.heads;
-  if (o.inter > 0) c.inter_dim = o.inter;
-  if (c.inter_dim <= 0) c.inter_dim = c.embedding_dim;
+  if (o.inter > 0) c.d_inter = o.inter;
+  if (c.d_inter <= 0) c.d_inter = c.d_model;
   if (!o.mlp.empty()) {
     if (o.mlp != "silu" && o.mlp != "swiglu") fail("--mlp: expected 'silu' or 'swiglu' (got '{}')", o.mlp);
-    c.hidden_act = o.mlp;
+    c.swiglu = o.mlp == "swiglu";
   }
-  if (!o.normalizer.empty()) c.normalizer = parse_normalizer(o.normalizer, c.embedding_dim, c.n_head);
-  c.max_positions = std::max(c.max_positions, o.seq_len);
+  if (!o.normalizer.empty()) c.normalizer = parse_normalizer(o.normalizer, c.d_model, c.n_head);
+  c.max_positions = static_cast<int32_t>(std::max<int64_t>(c.max_positions, o.seq_len));
   c.validate("router configuration");
+  if (c.n_expert < 2) fail("router configuration: a router needs at least 2 experts to choose between (got {})", c.n_expert);
   return c;
 }
 

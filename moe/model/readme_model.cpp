@@ -98,7 +98,7 @@ void ReadMeConfig::to_config(json& j) const {
   j["embedding_dim"] = router.d_model;
   j["inter_dim"] = router.d_inter;
   j["normalizer"] = router.normalizer;
-  j["hidden_act_predictor"] = router.swiglu ? "swiglu" : "silu";
+  j["hidden_act_predictor"] = router.hidden_act();
   j["max_position_embeddings_predictor"] = router.max_positions;
   j["readme"] = {{"experts", experts},
                  {"keep", keep},

@@ -1,6 +1,7 @@
 #include "moe/model/router.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 
 #include "common/error.h"
@@ -22,6 +23,59 @@ void RouterConfig::validate(const std::string& where) const {
   if (max_positions < 1) fail("{}: max_position_embeddings_predictor must be >= 1 (got {})", where, max_positions);
   if (!(rope_theta > 0)) fail("{}: router RoPE theta must be > 0", where);
   if (!(rms_eps > 0)) fail("{}: router RMSNorm eps must be > 0", where);
+}
+
+nlohmann::json RouterConfig::to_json() const {
+  return nlohmann::json{{"n_expert", n_expert},
+                        {"vocab_size", n_vocab},
+                        {"n_head", n_head},
+                        {"embedding_dim", d_model},
+                        {"inter_dim", d_inter},
+                        {"normalizer", normalizer},
+                        {"hidden_act_predictor", hidden_act()},
+                        {"max_position_embeddings_predictor", max_positions},
+                        {"rope_theta", rope_theta},
+                        {"rms_eps", rms_eps}};
+}
+
+namespace {
+
+int32_t int_key(const nlohmann::json& j, const char* key, int32_t fallback, const std::string& where) {
+  auto it = j.find(key);
+  if (it == j.end()) return fallback;
+  if (!it->is_number_integer()) fail("{}: router_config key '{}' must be an integer", where, key);
+  const int64_t v = it->get<int64_t>();
+  if (v < INT32_MIN || v > INT32_MAX) fail("{}: router_config key '{}' is out of range ({})", where, key, v);
+  return static_cast<int32_t>(v);
+}
+
+float number_key(const nlohmann::json& j, const char* key, float fallback, const std::string& where) {
+  auto it = j.find(key);
+  if (it == j.end()) return fallback;
+  if (!it->is_number()) fail("{}: router_config key '{}' must be a number", where, key);
+  return static_cast<float>(it->get<double>());
+}
+
+}  // namespace
+
+void RouterConfig::update_from_json(const nlohmann::json& j, const std::string& where) {
+  if (!j.is_object()) fail("{}: router_config must be a JSON object", where);
+  n_expert = int_key(j, "n_expert", n_expert, where);
+  n_vocab = int_key(j, "vocab_size", int_key(j, "n_vocab", n_vocab, where), where);
+  n_head = int_key(j, "n_head", n_head, where);
+  d_model = int_key(j, "embedding_dim", d_model, where);
+  d_inter = int_key(j, "inter_dim", d_inter, where);
+  normalizer = number_key(j, "normalizer", normalizer, where);
+  max_positions = int_key(j, "max_position_embeddings_predictor", max_positions, where);
+  rope_theta = number_key(j, "rope_theta", rope_theta, where);
+  rms_eps = number_key(j, "rms_eps", rms_eps, where);
+  if (auto it = j.find("hidden_act_predictor"); it != j.end()) {
+    if (!it->is_string()) fail("{}: router_config key 'hidden_act_predictor' must be a string", where);
+    const std::string act = it->get<std::string>();
+    if (act != "silu" && act != "swiglu")
+      fail("{}: hidden_act_predictor must be 'silu' or 'swiglu' (got '{}')", where, act);
+    swiglu = act == "swiglu";
+  }
 }
 
 namespace {

@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "moe/format/gguf.h"
 #include "moe/kernels/matmul.h"
 
@@ -39,8 +41,19 @@ struct RouterConfig {
   float rope_theta = 10000.0f;
   float rms_eps = 1e-6f;
   int32_t head_dim() const { return d_model / n_head; }
+  // Rows of proj_1: d_inter for silu, 2 * d_inter (gate rows, then up rows) for swiglu.
+  int32_t proj_1_rows() const { return swiglu ? 2 * d_inter : d_inter; }
+  const char* hidden_act() const { return swiglu ? "swiglu" : "silu"; }
   // Throws lookahead::Error naming `where` and the field when a value is impossible.
   void validate(const std::string& where) const;
+
+  // The `router_config` JSON that `moe refactor` writes into router_targets.safetensors and
+  // lookahead-train into router.safetensors (keys from docs/readme-model.md and the released
+  // export). to_json() writes every key (n_vocab as vocab_size); update_from_json() overrides the
+  // fields whose keys `j` carries and throws naming `where` and the key on a wrong type or an
+  // unknown activation. (A Read-ME directory's config.json has its own keys: ReadMeConfig.)
+  nlohmann::json to_json() const;
+  void update_from_json(const nlohmann::json& j, const std::string& where);
 };
 
 // Named tensor lookup (a safetensors file or checkpoint); returns nullptr when absent.

@@ -144,12 +144,9 @@ RouterTargetSummary collect_router_targets(const LlamaModel& model, const std::v
   }
 
   SafetensorsWriter w;
-  nlohmann::json rc = {{"n_expert", router.n_expert}, {"n_head", router.n_head}, {"embedding_dim", router.d_model},
-                       {"inter_dim", router.d_inter}, {"normalizer", router.normalizer},
-                       {"hidden_act_predictor", router.swiglu ? "swiglu" : "silu"},
-                       {"max_position_embeddings_predictor", router.max_positions},
-                       {"rope_theta", router.rope_theta}, {"rms_eps", router.rms_eps}, {"vocab_size", hp.n_vocab}};
-  w.set_metadata("router_config", rc.dump());
+  RouterConfig rc = router;
+  rc.n_vocab = hp.n_vocab;
+  w.set_metadata("router_config", rc.to_json().dump());
   w.set_metadata("n_expert", std::to_string(N));
   w.set_metadata("n_layer", std::to_string(L));
   std::string names;

@@ -409,5 +409,58 @@ TEST(RouterTargets, ScoresTopActiveNeuronsAgainstEachExpert) {
   EXPECT_NEAR(d[1], 10 * (d1 - mean), 1e-5);
 }
 
+// The router_config JSON (router_targets.safetensors / router.safetensors metadata): what one side
+// writes the other reads back field for field; wrong types and activations are errors naming the key.
+TEST(RouterConfigJson, RoundTripsEveryField) {
+  RouterConfig c;
+  c.n_expert = 6;
+  c.n_vocab = 49152;
+  c.n_head = 8;
+  c.d_model = 256;
+  c.d_inter = 384;
+  c.normalizer = 5.65685415f;
+  c.swiglu = true;
+  c.max_positions = 1024;
+  c.rope_theta = 5000.0f;
+  c.rms_eps = 1e-5f;
+  const nlohmann::json j = nlohmann::json::parse(c.to_json().dump());
+  EXPECT_EQ(j["hidden_act_predictor"], "swiglu");
+  EXPECT_EQ(j["vocab_size"], 49152);
+  RouterConfig back;
+  back.update_from_json(j, "test");
+  EXPECT_EQ(back.n_expert, c.n_expert);
+  EXPECT_EQ(back.n_vocab, c.n_vocab);
+  EXPECT_EQ(back.n_head, c.n_head);
+  EXPECT_EQ(back.d_model, c.d_model);
+  EXPECT_EQ(back.d_inter, c.d_inter);
+  EXPECT_EQ(back.normalizer, c.normalizer);
+  EXPECT_EQ(back.swiglu, c.swiglu);
+  EXPECT_EQ(back.max_positions, c.max_positions);
+  EXPECT_EQ(back.rope_theta, c.rope_theta);
+  EXPECT_EQ(back.rms_eps, c.rms_eps);
+  EXPECT_EQ(back.proj_1_rows(), 2 * 384);
+}
+
+TEST(RouterConfigJson, KeepsAbsentKeysAndRefusesWrongOnes) {
+  RouterConfig c;
+  c.update_from_json(nlohmann::json{{"n_head", 2}}, "test");
+  EXPECT_EQ(c.n_head, 2);
+  EXPECT_EQ(c.d_model, RouterConfig{}.d_model);
+  auto message = [](const nlohmann::json& j) {
+    try {
+      RouterConfig r;
+      r.update_from_json(j, "f.safetensors: router_config");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message({{"n_head", "four"}}).find("'n_head' must be an integer"), std::string::npos);
+  EXPECT_NE(message({{"normalizer", "x"}}).find("'normalizer' must be a number"), std::string::npos);
+  EXPECT_NE(message({{"hidden_act_predictor", "gelu"}}).find("'silu' or 'swiglu' (got 'gelu')"), std::string::npos);
+  EXPECT_NE(message({{"inter_dim", 1ll << 40}}).find("out of range"), std::string::npos);
+  EXPECT_NE(message(nlohmann::json::array()).find("must be a JSON object"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace lookahead::moe

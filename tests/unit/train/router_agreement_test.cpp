@@ -67,17 +67,8 @@ void expect_agreement(const std::string& mlp, const std::string& normalizer) {
   const auto torch_side = router_logits(o.out, tokens);
 
   moe::SafetensorsFile file(o.out);
-  moe::RouterConfig c;
-  c.n_expert = static_cast<int32_t>(trained.config.n_expert);
-  c.n_vocab = static_cast<int32_t>(trained.config.n_vocab);
-  c.n_head = static_cast<int32_t>(trained.config.n_head);
-  c.d_model = static_cast<int32_t>(trained.config.embedding_dim);
-  c.d_inter = static_cast<int32_t>(trained.config.inter_dim);
-  c.normalizer = static_cast<float>(trained.config.normalizer);
-  c.swiglu = trained.config.hidden_act == "swiglu";
+  moe::RouterConfig c = trained.config;  // the engine reads the trainer's configuration as is
   c.max_positions = 64;
-  c.rope_theta = static_cast<float>(trained.config.rope_theta);
-  c.rms_eps = static_cast<float>(trained.config.rms_eps);
   const auto weights = moe::RouterWeights::load(c, [&](const std::string& name) { return file.find_tensor(name); }, o.out);
   const int64_t n = c.n_expert;
 

@@ -135,8 +135,8 @@ TEST(RouterTrain, LearnsSeparableSyntheticTask) {
   std::printf("separable task: 300 steps in %.2f s (%.2f ms/step), accuracy %.2f%% vs targets, %.2f%% vs domain, loss %.3f -> %.3f\n",
               seconds, r.ms_per_step, 100 * r.accuracy_targets, 100 * r.accuracy_domain, r.loss_first, r.loss_last);
   EXPECT_EQ(r.config.n_head, 2);     // from the data's router_config
-  EXPECT_EQ(r.config.inter_dim, 32);
-  EXPECT_EQ(r.config.embedding_dim, 16);
+  EXPECT_EQ(r.config.d_inter, 32);
+  EXPECT_EQ(r.config.d_model, 16);
   EXPECT_EQ(r.eval_tokens, 64 * 16);
   EXPECT_GE(r.accuracy_targets, 0.99);
   EXPECT_GE(r.accuracy_domain, 0.99);
@@ -175,10 +175,10 @@ TEST(RouterTrain, PaperVariantsTrain) {
   o.normalizer = "paper";
   o.warmup = 2;
   auto r = train_router(o);
-  EXPECT_EQ(r.config.hidden_act, "swiglu");
-  EXPECT_DOUBLE_EQ(r.config.normalizer, std::sqrt(8.0));  // sqrt(16 / 2)
+  EXPECT_TRUE(r.config.swiglu);
+  EXPECT_FLOAT_EQ(r.config.normalizer, std::sqrt(8.0f));  // sqrt(16 / 2), kept as a float like every router field
   auto logits = router_logits(o.out, {1, 2, 3});
-  EXPECT_EQ(logits.config.hidden_act, "swiglu");
+  EXPECT_TRUE(logits.config.swiglu);
   EXPECT_EQ(logits.logits.size(), 6u);
   fs::remove_all(dir);
 }
