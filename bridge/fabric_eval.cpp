@@ -7,6 +7,7 @@
 #include "bridge/even_split.h"
 #include "common/error.h"
 #include "net/analysis/congestion.h"
+#include "net/balance/collective_splitter.h"
 #include "net/balance/plan.h"
 #include "net/sim/simulator.h"
 
@@ -16,10 +17,11 @@ namespace {
 
 const std::vector<std::string> kBridgeSchemes = {"ecmp", "spray", "reps", "ethereal", "ethereal-min", "ethereal-even"};
 
+// The planner's scheme for a bridge scheme name: net's (reps = spraying's plan run with REPS), plus
+// ethereal-even, which plan_even_pieces plans.
 net::balance::Scheme plan_scheme(const std::string& name) {
-  if (name == "reps") return {net::balance::SchemeKind::SPRAY, 1};
-  if (name == "ethereal-even") return {net::balance::SchemeKind::ETHEREAL_MIN, 1};  // planned by plan_even_pieces
-  return net::balance::parse_scheme(name);
+  if (name == "ethereal-even") return {net::balance::SchemeKind::ETHEREAL_MIN, 1};
+  return net::balance::run_scheme(name);
 }
 
 std::vector<net::balance::FlowDemand> demands(const net::Workload& w, const std::vector<int>& flows) {
@@ -30,25 +32,6 @@ std::vector<net::balance::FlowDemand> demands(const net::Workload& w, const std:
     d.push_back({f.src, f.dst, f.bytes});
   }
   return d;
-}
-
-net::FlowSpec qp_flow(const net::balance::Qp& qp, bool reps) {
-  net::FlowSpec f;
-  f.src = qp.src_host;
-  f.dst = qp.dst_host;
-  f.bytes = qp.bytes;
-  switch (qp.routing) {
-    case net::balance::Routing::PINNED:
-      f.lb = net::LoadBalancing::SOURCE;
-      f.path = qp.path;
-      break;
-    case net::balance::Routing::HASHED:
-      f.lb = net::LoadBalancing::ECMP;
-      f.entropy = static_cast<int64_t>(qp.entropy);
-      break;
-    case net::balance::Routing::SPRAYED: f.lb = reps ? net::LoadBalancing::REPS : net::LoadBalancing::SPRAY; break;
-  }
-  return f;
 }
 
 double busiest_drain_us(const net::Topology& topo, const net::analysis::LinkLoads& loads) {
@@ -168,7 +151,7 @@ FabricEval evaluate_on_fabric(const net::Topology& topo, const MoeTraffic& traff
           std::max(ev.max_fabric_ratio_to_spray, spray_fabric[p] > 0 ? fabric / spray_fabric[p] : 1.0);
       for (int q : plan.qps_per_host(topo.hosts())) ev.max_qps_per_host = std::max(ev.max_qps_per_host, q);
       ev.total_qps += static_cast<int>(plan.qps.size());
-      for (const auto& qp : plan.qps) qps_of[static_cast<size_t>(ph.flows[static_cast<size_t>(qp.flow)])].push_back(qp_flow(qp, reps));
+      for (const auto& qp : plan.qps) qps_of[static_cast<size_t>(ph.flows[static_cast<size_t>(qp.flow)])].push_back(net::balance::qp_flow(qp, reps));
     }
     for (double v : ev.phase_fluid_us) ev.fluid_forward_us += v;
 
