@@ -8,6 +8,7 @@
 #include <string>
 
 #include "tests/integration/cli_run.h"
+#include "tests/scratch_path.h"
 
 namespace {
 
@@ -26,7 +27,7 @@ long number_before(const std::string& text, const std::string& marker) {
 const std::string kSmall = "--leaves 2 --spines 2 --hosts-per-leaf 2 --layers 3 --batch-tokens 256 --hidden 1024";
 
 TEST(BridgeCli, GeneratedSpecRunsInNetRun) {
-  const std::string spec = ::testing::TempDir() + "bridge_spec.json";
+  const std::string spec = lookahead::test::scratch_path("bridge_spec.json").string();
   auto t = run_cli("bridge traffic --zipf 1.2 --experts 4 " + kSmall + " --out " + spec);
   ASSERT_EQ(t.status, 0) << t.output;
   EXPECT_NE(t.output.find("3 layers"), std::string::npos) << t.output;

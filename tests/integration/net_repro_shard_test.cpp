@@ -9,6 +9,7 @@
 #include <string>
 
 #include "tests/integration/cli_run.h"
+#include "tests/scratch_path.h"
 
 namespace {
 
@@ -30,7 +31,7 @@ std::string slurp(const fs::path& p) {
 }
 
 fs::path fresh_dir(const std::string& name) {
-  fs::path d = fs::path(::testing::TempDir()) / name;
+  fs::path d = lookahead::test::scratch_path(name);
   fs::remove_all(d);
   return d;
 }

@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tests/scratch_path.h"
+
 namespace {
 
 struct Output {
@@ -25,7 +27,7 @@ Output run(const std::string& args) {
 }
 
 std::string temp_file(const std::string& name, const std::string& contents) {
-  std::string path = ::testing::TempDir() + name;
+  std::string path = lookahead::test::scratch_path(name).string();
   std::ofstream(path) << contents;
   return path;
 }
@@ -65,7 +67,7 @@ TEST(NetRunCli, SpecRunIsDeterministicJson) {
 }
 
 TEST(NetRunCli, FlagsAndCsv) {
-  std::string prefix = ::testing::TempDir() + "net_run_csv";
+  std::string prefix = lookahead::test::scratch_path("net_run_csv").string();
   Output o = run("net run --leaves 2 --spines 2 --hosts-per-leaf 4 --gbps 100 --workload incast --senders 3 --bytes 100000 --cc dcqcn --csv " +
                  prefix);
   ASSERT_EQ(o.status, 0) << o.text;

@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "moe/serving/trace.h"
 #include "moe/tokenize/tokenizer.h"
+#include "tests/scratch_path.h"
 
 namespace lookahead::moe::serving {
 namespace {
@@ -211,7 +212,7 @@ TEST(ServingTrace, SynthLengthsFollowTheStatedLogNormals) {
 }
 
 TEST(ServingTrace, ReadAndWriteFiles) {
-  std::filesystem::path dir = std::filesystem::temp_directory_path() / "serving_trace_test";
+  std::filesystem::path dir = lookahead::test::scratch_path("serving_trace_test");
   std::filesystem::create_directories(dir);
   std::string path = (dir / "s.json").string();
   std::ofstream(path) << kShareGpt;

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "net/analysis/plot.h"
+#include "tests/scratch_path.h"
 
 using namespace lookahead::net;
 
@@ -18,7 +19,7 @@ TEST(AnalysisPlot, OneSvgPerFabricWithEveryScheme) {
       "leaf_spine,,hd,1048576,ecmp,1,500.0,5.6818,64\n"
       "leaf_spine_fail,leaf0-spine0,hd,1048576,spray,1,1088.0,1.0000,64\n"
       "leaf_spine_fail,leaf0-spine0,hd,1048576,ecmp,0,0.000,0.0000,64\n";
-  auto dir = std::filesystem::temp_directory_path() / "lookahead_plot_test";
+  auto dir = lookahead::test::scratch_path("lookahead_plot_test");
   std::filesystem::create_directories(dir);
   auto written = analysis::write_repro_plots(csv, dir.string());
   ASSERT_EQ(written.size(), 2u);
