@@ -61,7 +61,8 @@ void print_json(const TierBenchOptions& o, const TierOptions& t, const TierBench
       {"direct_io", r.direct_io}, {"readers", o.tier.readers}, {"plan", o.plan}, {"locality", w.locality},
       {"streams", o.streams}, {"batches", o.batches}, {"warmup", o.warmup}, {"horizon", o.horizon}, {"compute", o.compute},
       {"unique_experts_per_batch", r.unique_experts_per_batch},
-      {"accesses", s.accesses}, {"hits", s.hits}, {"late_hits", s.late_hits}, {"misses", s.misses}, {"prefetches", s.prefetches},
+      {"accesses", s.accesses}, {"hits", s.hits}, {"in_flight_uses", s.in_flight_uses},
+      {"prefetched_hits", s.prefetched_hits}, {"misses", s.misses}, {"prefetches", s.prefetches},
       {"hit_ratio", s.hit_ratio()}, {"bytes_read", s.bytes_read}, {"wall_s", wall},
       {"stall_s", s.stall_seconds}, {"read_busy_s", s.read_seconds},
       {"read_gib_per_s_wall", s.bytes_read / kGiB / wall},
@@ -79,8 +80,9 @@ void print_report(const TierBenchOptions& o, const ReadMeModel& model, const Tie
   fmt::print("  policy {} prefetch {} budget {} direct_io {} plan {} ({:.2f} unique experts/batch)\n", o.tier.cache,
              o.tier.prefetch, o.tier.budget.empty() ? "none" : o.tier.budget, r.direct_io ? "yes" : "no (buffered)",
              o.plan, r.unique_experts_per_batch);
-  fmt::print("  accesses {} hits {} ({:.1f}%; {} still in flight) misses {} prefetches {}\n", s.accesses, s.hits,
-             100 * s.hit_ratio(), s.late_hits, s.misses, s.prefetches);
+  fmt::print("  accesses {} hits {} ({:.1f}%, {} of them prefetched in time) in flight at use {} (waited: stalls, "
+             "not hits) misses {} prefetches {}\n",
+             s.accesses, s.hits, 100 * s.hit_ratio(), s.prefetched_hits, s.in_flight_uses, s.misses, s.prefetches);
   fmt::print("  read {:.2f} GiB in {:.2f} s wall: {:.2f} GiB/s (reader busy {:.2f} s: {:.2f} GiB/s)\n",
              s.bytes_read / kGiB, wall, s.bytes_read / kGiB / wall, s.read_seconds,
              s.read_seconds > 0 ? s.bytes_read / kGiB / s.read_seconds : 0.0);
@@ -104,7 +106,7 @@ const bool registered = lookahead::cli::register_command(
        auto o = std::make_shared<TierBenchOptions>();
        cmd.add_option("--model", o->model, "Read-ME model directory (e.g. from moe synth)")->required();
        lookahead::cli::add_budget_flag(cmd, o->tier, "fast-tier budget: bytes (1GiB, 512MiB) or slabs (k=5); required unless --policy none");
-       lookahead::cli::add_cache_flag(cmd, o->tier, "belady, lru, random, none", "--policy");
+       lookahead::cli::add_cache_flag(cmd, o->tier, "belady-online (alias belady), lru, random, none", "--policy");
        lookahead::cli::add_prefetch_flag(cmd, o->tier, "on (walk ahead as the budget allows), conservative (belady: no extra loads) or off");
        cmd.add_option("--plan", o->plan, "token experts: locality (repeat with --locality) or random")->capture_default_str();
        cmd.add_option("--locality", o->locality, "probability a token keeps its sequence's previous expert")->capture_default_str();

@@ -246,7 +246,9 @@ void TieredExperts::prefetch_walk(std::unique_lock<std::mutex>&) const {
       evict(*victim);
     }
     cache_.insert(key, si.bytes, now_, p);
-    jobs_.push_back({new_slot(key)});
+    Slot* slot = new_slot(key);
+    slot->prefetched_unused = true;
+    jobs_.push_back({slot});
     ++in_flight_;
     ++stats_.prefetches;
     stats_.bytes_read += si.bytes;
@@ -278,16 +280,19 @@ const ExpertFfn& TieredExperts::expert(int layer, int32_t e) const {
 
   Slot* slot = nullptr;
   if (auto it = slots_.find(key); it != slots_.end()) {
-    ++stats_.hits;
     cache_.touch(key, now_, next_use);
     slot = it->second.get();
-    if (!slot->loaded) {  // in flight from a prefetch
-      ++stats_.late_hits;
+    if (slot->loaded) {
+      ++stats_.hits;
+      if (slot->prefetched_unused) ++stats_.prefetched_hits;
+    } else {  // in flight from a prefetch: the caller waits for it, a stall and not a hit
+      ++stats_.in_flight_uses;
       const auto t0 = std::chrono::steady_clock::now();
       loaded_cv_.wait(lock, [&] { return slot->loaded || !read_error_.empty(); });
       stats_.stall_seconds += seconds_since(t0);
       if (!slot->loaded) fail("tiered experts: {}", read_error_);
     }
+    slot->prefetched_unused = false;
   } else {
     ++stats_.misses;
     const SlabInfo& si = info(key);
@@ -358,6 +363,7 @@ void TieredExperts::reader_loop() {
     const ReadJob job = jobs_.front();
     jobs_.pop_front();
     lock.unlock();
+    if (options_.before_prefetch_read) options_.before_prefetch_read(job.slot->key);
     const auto t0 = std::chrono::steady_clock::now();
     std::string error;
     try {

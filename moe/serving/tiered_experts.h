@@ -34,8 +34,11 @@
 //     range; direct_io() says which is in use.
 //   - Buffers: a slot's buffer returns to a free list when its slab is evicted and is reused by the
 //     next load that fits in it, so in steady state with equal-size slabs nothing is allocated.
-//   - Stats: a hit is an access whose slab was resident or already in flight when asked;
-//     bytes_read sums the slab sizes loaded from the slow tier (ReadMeModel::slab(l, e).bytes, as
+//   - Stats: every access is exactly one of a hit (the slab was resident and loaded when asked),
+//     an in-flight use (a prefetch had started its load but not finished it: expert() waited for
+//     it, a stall, never counted as a hit) or a miss (not resident: read on demand). Of the hits,
+//     prefetched_hits are first uses of a slab a prefetch loaded (in time), the rest found the
+//     slab kept since an earlier use. bytes_read sums the slab sizes loaded from the slow tier (ReadMeModel::slab(l, e).bytes, as
 //     expert_cache.h's bytes_loaded; the aligned reads add at most 2 * kDirectIoAlign per load);
 //     stall_seconds is the time expert() waited for a load (demand reads included); read_seconds
 //     is the summed time spent inside reads (demand and prefetch).
@@ -46,6 +49,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -73,11 +77,18 @@ struct TierOptions {
   // (Cao et al.'s conservative integrated prefetching): as many slow-tier loads as prefetch off,
   // started earlier where the budget allows. Default (false): the aggressive walk above.
   bool conservative_prefetch = false;
+  // Tests only: called on a reader thread just before it reads a prefetched slab (unlocked), so a
+  // test can hold a load in flight without depending on timing. Empty in production.
+  std::function<void(const SlabKey&)> before_prefetch_read;
 };
 
 struct TierStats {
-  uint64_t accesses = 0, hits = 0, misses = 0;  // hit = resident (or already in flight) when asked
-  uint64_t late_hits = 0;                        // hits whose slab was still in flight (expert() waited)
+  // accesses = hits + in_flight_uses + misses
+  uint64_t accesses = 0;
+  uint64_t hits = 0;                             // resident and loaded when asked: no wait
+  uint64_t in_flight_uses = 0;                   // prefetched but still loading when asked: expert() waited (a stall)
+  uint64_t misses = 0;                           // not resident: read on demand
+  uint64_t prefetched_hits = 0;                  // of the hits, first uses of a slab a prefetch loaded in time
   uint64_t prefetches = 0;                       // loads started ahead of use
   uint64_t bytes_read = 0;                       // slow-tier bytes (slab sizes), prefetched and on demand
   uint64_t prefetch_bytes = 0;                   // of those, read ahead of use (a hit need not mean no read)
@@ -85,6 +96,9 @@ struct TierStats {
   double stall_cpu_seconds = 0;                  // CPU time of the caller's thread inside those waits (demand reads' syscalls)
   double read_seconds = 0;                       // summed time inside reads (all threads)
   double hit_ratio() const { return accesses ? static_cast<double>(hits) / static_cast<double>(accesses) : 0.0; }
+  double in_flight_ratio() const {
+    return accesses ? static_cast<double>(in_flight_uses) / static_cast<double>(accesses) : 0.0;
+  }
 };
 
 class TieredExperts : public ExpertWeights {
@@ -123,6 +137,7 @@ class TieredExperts : public ExpertWeights {
     AlignedBuffer buffer;
     ExpertFfn ffn;
     bool loaded = false;
+    bool prefetched_unused = false;  // loaded (or loading) by a prefetch and not used since
   };
   struct ReadJob {
     Slot* slot;
