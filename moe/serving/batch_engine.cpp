@@ -1,9 +1,9 @@
 #include "moe/serving/batch_engine.h"
 
 #include <algorithm>
-#include <chrono>
 #include <unordered_map>
 
+#include "common/cpu_time.h"
 #include "common/error.h"
 
 namespace lookahead::moe::serving {
@@ -71,9 +71,10 @@ void BatchEngine::route(Sequence& seq, const int32_t* tokens, int64_t n, int64_t
     std::fill(experts, experts + n, 0);  // dense: one "expert" for the scheduler
     return;
   }
-  const auto t0 = std::chrono::steady_clock::now();
+  // CPU time, not wall: on a shared machine wall time counts whatever else held the core.
+  const double t0 = thread_cpu_seconds();
   seq.router->route(tokens, n, pos0, experts);
-  router_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  router_seconds_ += thread_cpu_seconds() - t0;
   for (int64_t i = 0; i < n; ++i)
     if (experts[i] < 0 || experts[i] >= readme_->n_expert())
       fail("router '{}' chose expert {} of {}", seq.router->name(), experts[i], readme_->n_expert());
@@ -216,7 +217,11 @@ StepReport BatchEngine::step() {
   }
   report.tokens = batch.tokens;
   report.unique_experts = batch.unique_experts();
-  if (tiers_) tiers_->set_plan(expert_plan(batch, queue));
+  if (tiers_ || recorder_) {
+    std::vector<SlabKey> plan = expert_plan(batch, queue);
+    if (recorder_) recorder_->begin_step(plan);
+    if (tiers_) tiers_->set_plan(std::move(plan));
+  }
   const float* logits = forward_->forward(segments.data(), segments.size(), logits_.data());
 
   // Sample each sequence's next token; route it at once so its expert is known before the next batch.

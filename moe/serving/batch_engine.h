@@ -36,6 +36,7 @@
 #include "moe/model/llama.h"
 #include "moe/model/readme_model.h"
 #include "moe/model/sampling.h"
+#include "moe/serving/access_stream.h"
 #include "moe/serving/serving_engine.h"
 #include "moe/serving/scheduler.h"
 #include "moe/serving/tiered_experts.h"
@@ -106,7 +107,11 @@ class BatchEngine {
   uint64_t kv_bytes_in_use() const { return kv_in_use_; }
   uint64_t kv_budget_bytes() const { return kv_budget_; }
   const BatchEngineOptions& options() const { return opt_; }
-  // Wall time spent in the pre-gating router (prompts at arrival and each sampled token).
+  // Records every step's plan in `recorder` (which must be the `experts` the engine reads through,
+  // so it also records the accesses); null stops recording. Borrowed.
+  void set_recorder(StreamRecorder* recorder) { recorder_ = recorder; }
+  // CPU time of the calling thread inside the pre-gating router (prompts at arrival in add(), each
+  // sampled token in step()), so a loaded machine does not inflate the router's share.
   double router_seconds() const { return router_seconds_; }
 
  private:
@@ -120,6 +125,7 @@ class BatchEngine {
   const ReadMeModel* readme_;
   const ExpertWeights* experts_;
   TieredExperts* tiers_;
+  StreamRecorder* recorder_ = nullptr;
   std::set<int32_t> eog_;
   BatchEngineOptions opt_;
   uint64_t kv_budget_ = 0;

@@ -17,9 +17,17 @@
 //   streamed bytes = the non-FFN weights (attention, output head) once per step + each unique
 //                    expert's slabs in every layer once per step (a dense model: its whole FFN),
 //   flops          = 2 x tokens x (non-FFN matrix parameters + one expert's parameters, all layers).
-// It leaves out attention over the context and expert loads from a slow tier (replay_trace refuses
-// a tiered store under this clock: load times are measurements). It is what the paper's argument
-// needs: a step costs more the more experts it streams, and more tokens amortize the streaming.
+// It leaves out attention over the context, the router, and expert loads from a slow tier. With a
+// tiered store the loads still happen and are counted (hits, misses, bytes, stall_seconds), but
+// they do not move the clock: which requests are in which batch is then the same for every cache
+// policy, budget and prefetch setting, so their counts compare on one access stream. It is what
+// the paper's argument needs: a step costs more the more experts it streams, and more tokens
+// amortize the streaming.
+//
+// Admission: routing the prompts that arrived before a step (BatchEngine::add) is charged to that
+// step on the wall clock (its wall time) and the cpu clock (its CPU time), not on the model clock.
+// router_s is CPU time of the replay thread inside the router (prompts and sampled tokens): its
+// share of the compute is exact with --threads 1.
 //
 // Contract:
 //   - Every request needs prompt token ids (read the trace with the model's tokenizer); a request
@@ -66,6 +74,7 @@ struct RequestRecord {
 
 struct StepRecord {
   double start_s = 0, seconds = 0, stall_seconds = 0;  // seconds: by the replay's clock
+  double admission_seconds = 0;                        // of `seconds`: routing the prompts admitted before it
   double wall_seconds = 0;
   int64_t tokens = 0, prefills = 0, decodes = 0, unique_experts = 0;
 };
@@ -75,7 +84,7 @@ struct ReplayResult {
   std::vector<StepRecord> steps;
   double makespan_s = 0;                // first arrival .. last finish
   double compute_s = 0;                 // sum of step times
-  double router_s = 0;
+  double router_s = 0;                  // CPU seconds in the pre-gating router
   TierStats tiers;                      // zero without a tiered store
 };
 
@@ -90,7 +99,10 @@ struct ReplaySummary {
   double throughput_tok_s = 0, requests_per_s = 0;
   double mean_unique_experts = 0, mean_batch_tokens = 0;
   double stall_s = 0, compute_s = 0, makespan_s = 0, router_s = 0;
-  double cache_hit_ratio = 0;
+  double admission_s = 0;               // of compute_s: prompt routing charged to the steps
+  double cache_hit_ratio = 0;           // hits / accesses; in-flight uses are not hits
+  double cache_in_flight_ratio = 0;     // in-flight uses / accesses (prefetched, still loading: stalls)
+  uint64_t cache_accesses = 0, cache_hits = 0, cache_in_flight = 0, cache_misses = 0, cache_prefetched_hits = 0;
   uint64_t slow_tier_bytes = 0;         // prefetched + on demand
   uint64_t prefetch_bytes = 0;          // read ahead of use
 };
