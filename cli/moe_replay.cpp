@@ -7,7 +7,10 @@
 // Expert tiers: `--cache resident` (default) reads experts from the memory-mapped model; belady,
 // lru, random or none put them behind the two-tier store (RAM budget + O_DIRECT reads of the model
 // file, moe/serving/tiered_experts.h). `--budget` is bytes (512MiB) or experts (3experts = the
-// slabs of 3 experts in every layer, the paper's "k experts").
+// slabs of 3 experts in every layer, the paper's "k experts"). belady-online (alias: belady) is
+// Belady on the known batch plus a prediction of the next --horizon batches, not the offline
+// optimum. `--record-stream FILE` writes the exact slab access stream (and each step's plan) for
+// `moe cache-sim`, which compares policies on that one stream (moe/serving/cache_sim.h).
 #include <fmt/format.h>
 
 #include <fstream>
@@ -23,6 +26,7 @@
 #include "common/input_file.h"
 #include "moe/kernels/matmul.h"
 #include "moe/model/loaded_model.h"
+#include "moe/serving/access_stream.h"
 #include "moe/serving/batch_engine.h"
 #include "moe/serving/replay.h"
 #include "moe/serving/trace.h"
@@ -38,6 +42,7 @@ struct ReplayFlags {
   std::string trace, format, corpus, scheduler = "expert-aware";
   std::string kv_budget, clock = "wall", queue_length = "tokens", prefill_order = "queue";
   std::string partial_queue = "stop";
+  std::string record_stream;
   double rate = 0;
   int64_t synth = 0, max_requests = 0, token_budget = 1024, max_running = 16, ctx = 2048, starvation = 32;
   int horizon = 1, threads = 0;
@@ -73,9 +78,6 @@ ReplayChoice check_flags(const ReplayFlags& f) {
   c.partial_queue = parse_partial_queue(f.partial_queue, "--partial-queue");
   if (f.clock != "wall" && f.clock != "cpu" && f.clock != "model")
     lookahead::fail("--clock '{}' must be wall, cpu or model", f.clock);
-  if (f.clock == "model" && f.tier.cache != "resident")
-    lookahead::fail("--clock model does not model expert loads from disk; use --clock cpu or wall with --cache {}",
-                    f.tier.cache);
   if (!(f.model_mem_gbs > 0) || !(f.model_gflops > 0))
     lookahead::fail("--model-mem-gbs and --model-gflops must be positive (got {} and {})", f.model_mem_gbs, f.model_gflops);
   return c;
@@ -164,14 +166,18 @@ void print_json(const ReplayFlags& f, const std::string& route, const Trace& tra
       {"tpot_s", distribution_json(s.tpot_s)}, {"throughput_tok_s", s.throughput_tok_s},
       {"requests_per_s", s.requests_per_s}, {"mean_unique_experts", s.mean_unique_experts},
       {"mean_batch_tokens", s.mean_batch_tokens}, {"cache_hit_ratio", s.cache_hit_ratio},
+      {"cache_accesses", s.cache_accesses}, {"cache_hits", s.cache_hits}, {"cache_in_flight", s.cache_in_flight},
+      {"cache_in_flight_ratio", s.cache_in_flight_ratio}, {"cache_misses", s.cache_misses},
+      {"cache_prefetched_hits", s.cache_prefetched_hits}, {"horizon", f.horizon},
       {"slow_tier_bytes", s.slow_tier_bytes}, {"prefetch_bytes", s.prefetch_bytes}, {"stall_s", s.stall_s}, {"compute_s", s.compute_s},
-      {"makespan_s", s.makespan_s}, {"router_s", s.router_s},
+      {"makespan_s", s.makespan_s}, {"router_cpu_s", s.router_s}, {"admission_s", s.admission_s},
       {"direct_io", tiers ? tiers->direct_io() : false}, {"clock", f.clock}};
   fmt::print("{}\n", j.dump());
 }
 
 void print_report(const ReplayFlags& f, const Trace& trace, const ReplaySummary& s, const TieredExperts* tiers) {
-  const std::string cache = tiers ? fmt::format("{} budget {} prefetch {}{}", f.tier.cache,
+  const std::string policy = lookahead::cli::cache_flag_display(f.tier.cache, f.horizon);
+  const std::string cache = tiers ? fmt::format("{} budget {} prefetch {}{}", policy,
                                                 f.tier.budget.empty() ? "-" : f.tier.budget, f.tier.prefetch,
                                                 tiers->direct_io() ? "" : " (buffered reads)")
                                   : "resident (memory-mapped)";
@@ -186,14 +192,23 @@ void print_report(const ReplayFlags& f, const Trace& trace, const ReplaySummary&
   row("normalized latency (ms/token)", s.normalized_latency_s, 1e3);
   row("time to first token (ms)", s.ttft_s, 1e3);
   row("time per output token (ms)", s.tpot_s, 1e3);
-  fmt::print("throughput {:.1f} tokens/s, {:.2f} requests/s over {:.1f} s (compute {:.1f} s, router {:.2f} s)\n",
-             s.throughput_tok_s, s.requests_per_s, s.makespan_s, s.compute_s, s.router_s);
+  fmt::print("throughput {:.1f} tokens/s, {:.2f} requests/s over {:.1f} s (compute {:.1f} s; router {:.2f} s of CPU "
+             "time, {:.1f}% of compute)\n",
+             s.throughput_tok_s, s.requests_per_s, s.makespan_s, s.compute_s, s.router_s,
+             s.compute_s > 0 ? 100 * s.router_s / s.compute_s : 0.0);
   fmt::print("unique experts per batch {:.2f}, tokens per batch {:.1f}\n", s.mean_unique_experts, s.mean_batch_tokens);
   if (tiers)
-    fmt::print("expert cache: hit ratio {:.1f}% (prefetched slabs count as hits), slow tier {:.1f} MiB read "
-               "({:.1f} MiB prefetched ahead of use, {:.1f} MiB on demand), compute stalled {:.2f} s\n",
-               100 * s.cache_hit_ratio, s.slow_tier_bytes / 1048576.0, s.prefetch_bytes / 1048576.0,
+    fmt::print("expert cache: {} accesses: hits {:.1f}% ({} of them prefetched slabs that landed in time), in flight "
+               "at use {:.1f}% (prefetch started, not finished: waited, counted as stalls, not hits), misses {:.1f}%; "
+               "slow tier {:.1f} MiB read ({:.1f} MiB prefetched ahead of use, {:.1f} MiB on demand), compute stalled "
+               "{:.2f} s\n",
+               s.cache_accesses, 100 * s.cache_hit_ratio, s.cache_prefetched_hits, 100 * s.cache_in_flight_ratio,
+               s.cache_accesses ? 100.0 * static_cast<double>(s.cache_misses) / static_cast<double>(s.cache_accesses) : 0.0,
+               s.slow_tier_bytes / 1048576.0, s.prefetch_bytes / 1048576.0,
                (s.slow_tier_bytes - s.prefetch_bytes) / 1048576.0, s.stall_s);
+  if (tiers && f.clock == "model")
+    fmt::print("  (--clock model: loads do not move the clock, so batches are the same for every policy; latencies "
+               "leave out the {:.2f} s stalled)\n", s.stall_s);
 }
 
 void run_replay(const ReplayFlags& f) {
@@ -204,8 +219,26 @@ void run_replay(const ReplayFlags& f) {
   const std::unique_ptr<TieredExperts> tiers = make_tiers(f, readme);
   const BatchEngineOptions o = engine_options(f, choice, readme);
   const ExpertWeights* experts = tiers ? static_cast<const ExpertWeights*>(tiers.get()) : readme;
+  std::unique_ptr<StreamRecorder> recorder;
+  if (!f.record_stream.empty()) {
+    if (!readme) lookahead::fail("--record-stream: a dense model has no expert accesses (use a Read-ME model directory)");
+    recorder = std::make_unique<StreamRecorder>(*experts, *readme, f.horizon);
+    experts = recorder.get();
+  }
   BatchEngine engine(loaded.llama(), readme, experts, tiers.get(), {}, o);
+  engine.set_recorder(recorder.get());
   const ReplayResult result = replay_trace(engine, trace, tiers.get(), replay_options(f, loaded, readme));
+  if (recorder) {
+    recorder->stream().source_json =
+        nlohmann::json{{"command", "moe replay"}, {"model", f.model.model},
+                       {"trace", f.trace.empty() ? fmt::format("synth:{}", f.synth) : f.trace}, {"rate", f.rate},
+                       {"seed", f.seed}, {"scheduler", f.scheduler}, {"token_budget", f.token_budget},
+                       {"max_running", f.max_running}, {"clock", f.clock}, {"cache", f.tier.cache},
+                       {"budget", f.tier.budget}, {"prefetch", f.tier.prefetch}, {"horizon", f.horizon},
+                       {"prompt_median", f.prompt_median}, {"output_median", f.output_median}}
+            .dump();
+    write_access_stream(f.record_stream, recorder->stream());
+  }
   const ReplaySummary s = summarize(result);
   if (f.json)
     print_json(f, o.route, trace, s, tiers.get());
@@ -239,12 +272,16 @@ void add_scheduler_flags(CLI::App& cmd, ReplayFlags& f) {
 }
 
 void add_engine_flags(CLI::App& cmd, ReplayFlags& f) {
-  lookahead::cli::add_cache_flag(cmd, f.tier, "resident (memory-mapped), belady, lru, random or none");
+  lookahead::cli::add_cache_flag(cmd, f.tier,
+                                 "resident (memory-mapped), belady-online (Belady on the known batch plus --horizon "
+                                 "predicted batches; alias belady), lru, random or none");
   lookahead::cli::add_budget_flag(cmd, f.tier, "expert cache RAM budget: bytes (512MiB) or experts (3experts)");
   lookahead::cli::add_prefetch_flag(cmd, f.tier, "on, off or conservative (belady: prefetch only what demand Belady loads)");
   lookahead::cli::add_direct_io_flag(cmd, f.tier, "on (O_DIRECT reads) or off (buffered + fadvise)");
   lookahead::cli::add_readers_flag(cmd, f.tier);
   cmd.add_option("--horizon", f.horizon, "predicted batches beyond the current one in the expert plan")->capture_default_str();
+  cmd.add_option("--record-stream", f.record_stream,
+                 "write the exact expert slab access stream (and each step's plan) to FILE for moe cache-sim");
   cmd.add_option("--token-budget", f.token_budget, "tokens per batch (MaxTokenLen); the longest prompt must fit")->capture_default_str();
   cmd.add_option("--max-running", f.max_running, "sequences holding a KV cache at once")->capture_default_str();
   cmd.add_option("--starvation-limit", f.starvation, "expert-aware: batches a request may wait before its queue goes first (0 = off)")->capture_default_str();
@@ -255,7 +292,8 @@ void add_engine_flags(CLI::App& cmd, ReplayFlags& f) {
 void add_clock_flags(CLI::App& cmd, ReplayFlags& f) {
   cmd.add_option("--clock", f.clock,
                  "step time: wall; cpu (engine thread CPU + expert-load stalls; needs --threads 1); or model (a cost "
-                 "model of streamed weight bytes and flops: deterministic; experts resident only)")
+                 "model of streamed weight bytes and flops: deterministic batches; with a cache, loads are counted "
+                 "but do not move the clock, so every policy sees the same batches)")
       ->capture_default_str();
   cmd.add_option("--model-mem-gbs", f.model_mem_gbs, "--clock model: weight streaming rate, GB/s")->capture_default_str();
   cmd.add_option("--model-gflops", f.model_gflops, "--clock model: matrix-multiply rate, GFLOP/s")->capture_default_str();

@@ -235,7 +235,7 @@ void add_engine_flags(CLI::App& cmd, ServeOptions& o) {
       ->capture_default_str();
   cmd.add_option("--partial-queue", o.partial_queue, "expert-aware: longest queue does not fit: stop | continue")
       ->capture_default_str();
-  lookahead::cli::add_cache_flag(cmd, o.tier, "experts: resident (memory-mapped) | belady | lru | random | none (Read-ME models)");
+  lookahead::cli::add_cache_flag(cmd, o.tier, "experts: resident (memory-mapped) | belady-online (Belady on the known batch + predicted ones; alias belady) | lru | random | none (Read-ME models)");
   lookahead::cli::add_budget_flag(cmd, o.tier, "expert cache RAM budget: bytes (512MiB) or experts (3experts)");
   lookahead::cli::add_prefetch_flag(cmd, o.tier, "on | off | conservative (belady: prefetch only what demand Belady loads)");
   cmd.add_option("--token-budget", o.token_budget, "tokens per batch (0 = the context size)")->capture_default_str();
@@ -276,7 +276,7 @@ const bool registered = lookahead::cli::register_command(
            "GET /v1/models, /health, /metrics (Prometheus), / (a chat page).\n"
            "Engine: continuous batching of up to --max-running sequences (--token-budget tokens per batch) with "
            "--scheduler expert-aware|decode-first|prefill-first; Read-ME models route every token before the "
-           "backbone runs, and --cache belady|lru|random|none --budget B keeps experts in a RAM budget in front "
+           "backbone runs, and --cache belady-online|lru|random|none --budget B keeps experts in a RAM budget in front "
            "of the model file (O_DIRECT reads, --prefetch on|off).\nSIGTERM/SIGINT: stop accepting, finish in-flight requests (cancel them after "
            "--drain-timeout), exit 0.\n");
        lookahead::cli::add_model_flags(cmd, o->model);

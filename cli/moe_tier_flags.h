@@ -5,6 +5,7 @@
 // without resident, and --budget's expert count counts slabs). Parsing and the checks are shared;
 // each command keeps its own help texts and the order its flags appear in --help.
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include <cstdint>
 #include <string>
@@ -61,6 +62,14 @@ struct ExpertTierChoice {
   }
 };
 
+// How a --cache/--policy value is shown in reports: Belady in the serving store is online (the known
+// batch plus `horizon` predicted batches), and the report says so.
+inline std::string cache_flag_display(const std::string& cache, int horizon) {
+  if (cache == "belady" || cache == "belady-online")
+    return fmt::format("belady-online (known batch + {} predicted batch{})", horizon, horizon == 1 ? "" : "es");
+  return cache;
+}
+
 // --prefetch, --direct-io and --readers into the store's options (errors: a bad --prefetch or
 // --direct-io value).
 inline void apply_tier_io_flags(const ExpertTierFlags& f, ExpertTierChoice& c) {
@@ -87,7 +96,7 @@ inline ExpertTierChoice parse_expert_cache_flags(const ExpertTierFlags& f) {
   c.tiered = f.cache != "resident";
   if (c.tiered) c.tier.policy = moe::serving::parse_cache_policy(f.cache, "--cache");
   const moe::serving::Budget budget = detail::parse_budget_flag(f, c);
-  if (!c.tiered && budget.given()) fail("--budget needs an expert cache: --cache belady|lru|random|none");
+  if (!c.tiered && budget.given()) fail("--budget needs an expert cache: --cache belady-online|lru|random|none");
   if (!c.tiered) return c;
   if (c.tier.policy != moe::serving::CachePolicy::NONE && !budget.given())
     fail("--cache {} needs --budget (bytes like 512MiB, or experts like 3experts)", f.cache);

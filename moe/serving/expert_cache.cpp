@@ -7,11 +7,13 @@
 namespace lookahead::moe::serving {
 
 CachePolicy parse_cache_policy(std::string_view name, std::string_view what) {
-  if (name == "belady") return CachePolicy::BELADY;
+  // The serving store's Belady sees the known batch plus a predicted horizon (it is online);
+  // "belady" is kept as the name earlier releases used.
+  if (name == "belady-online" || name == "belady") return CachePolicy::BELADY;
   if (name == "lru") return CachePolicy::LRU;
   if (name == "random") return CachePolicy::RANDOM;
   if (name == "none") return CachePolicy::NONE;
-  fail("{}: unknown '{}' (expected belady, lru, random or none)", what, name);
+  fail("{}: unknown '{}' (expected belady-online, lru, random or none)", what, name);
 }
 
 const char* cache_policy_name(CachePolicy policy) {

@@ -55,7 +55,11 @@ struct SlabAccess {
 };
 
 enum class CachePolicy { BELADY, LRU, RANDOM, NONE };
-// "belady", "lru", "random", "none"; anything else throws lookahead::Error naming `what`.
+// "belady-online" (or its older name "belady"), "lru", "random", "none"; anything else throws
+// lookahead::Error naming `what`. The name says what the serving store has: Belady's victim rule
+// over the next uses it knows (the current batch plus a predicted horizon). CachePolicy::BELADY
+// itself is only the victim rule (replay() over a whole sequence is the offline optimum), so
+// cache_policy_name(BELADY) is "belady".
 CachePolicy parse_cache_policy(std::string_view name, std::string_view what = "cache policy");
 const char* cache_policy_name(CachePolicy policy);
 

@@ -86,6 +86,36 @@ TEST_F(ReadMeSynthCli, Q8_0ModelGeneratesAndReplaysThroughTheTieredStore) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("\"cache_hit_ratio\""), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("\"requests\":4"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"cache_in_flight\""), std::string::npos) << r.output;
+
+  // Issue 16: record the access stream on the model clock, compare the policies on it offline.
+  const std::string stream = path("stream.json");
+  r = run("moe replay --model " + out + " --synth 4 --corpus " + path("corpus.txt") +
+          " --prompt-median 8 --output-median 4 --rate 4 --cache belady-online --budget 2experts --prefetch off "
+          "--seed 1 --threads 1 --clock model --record-stream " + stream + " --json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_TRUE(fs::exists(stream));
+  r = run("moe cache-sim --stream " + stream + " --budget 1experts --budget 2experts --json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* policy : {"optimum", "belady-online", "lru", "random"})
+    EXPECT_NE(r.output.find(std::string("\"policy\":\"") + policy + "\""), std::string::npos) << policy << r.output;
+  r = run("moe cache-sim --stream " + stream + " --budget 2experts");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("| 2experts | optimum |"), std::string::npos) << r.output;
+  struct Case {
+    std::string args, expect;
+  };
+  const Case bad[] = {
+      {"--stream " + stream + " --budget 2experts --policy belady", "'belady' is ambiguous"},
+      {"--stream " + stream + " --budget 9experts", "has only 3 experts"},
+      {"--stream " + stream, "--budget is required"},
+      {"--stream " + path("corpus.txt") + " --budget 1experts", "not a JSON object"},
+  };
+  for (const Case& c : bad) {
+    r = run("moe cache-sim " + c.args);
+    EXPECT_NE(r.status, 0) << c.args;
+    EXPECT_NE(r.output.find(c.expect), std::string::npos) << c.args << ": " << r.output;
+  }
 }
 
 TEST_F(ReadMeSynthCli, BadInputIsAnErrorAndLeavesNothing) {

@@ -122,6 +122,7 @@ TEST(ServingExpertCache, BadInput) {
   EXPECT_THROW(ExpertCache(CachePolicy::LRU, {0, 0}), Error);
   EXPECT_THROW(parse_cache_policy("fifo"), Error);
   EXPECT_EQ(parse_cache_policy("belady"), CachePolicy::BELADY);
+  EXPECT_EQ(parse_cache_policy("belady-online"), CachePolicy::BELADY);  // the honest name; "belady" still works
   EXPECT_STREQ(cache_policy_name(CachePolicy::RANDOM), "random");
 }
 
