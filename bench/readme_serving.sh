@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue #5's serving tables on the Read-ME SmolLM2 model, by trace replay (`lookahead moe replay`):
-#   1. cache hit ratio of random / LRU / Belady at k = 2..5 cached experts (prefetch off: the
-#      policies alone), next to the paper's Table 4;
+#   1. (the paper's Table 4, cache hit ratios, moved to bench/readme_cache_policies.sh in issue 16:
+#      it compares the policies on one recorded access stream; here each policy's run had its own
+#      batches, because on --clock cpu the batches depend on the policy's stalls);
 #   2. normalized latency with Belady + prefetch, Belady without prefetch, and no cache (every slab
 #      read from disk on demand) at k = 2..5;
 #   3. expert-aware vs decode-first vs prefill-first at two arrival rates (experts resident).
@@ -47,9 +48,9 @@ run() {  # run NAME ARGS...: one replay, JSON to $WORK/NAME.json (kept when REUS
 PARTS=${PARTS:-cache sched}
 if [[ " $PARTS " == *" cache "* ]]; then
 for k in 2 3 4 5; do
-  for p in random lru belady; do run "cache-$p-k$k" --rate "$RATE" --cache "$p" --budget "${k}experts" --prefetch off; done
-  run "prefetch-belady-k$k" --rate "$RATE" --cache belady --budget "${k}experts" --prefetch on
-  run "conservative-belady-k$k" --rate "$RATE" --cache belady --budget "${k}experts" --prefetch conservative
+  run "cache-belady-k$k" --rate "$RATE" --cache belady-online --budget "${k}experts" --prefetch off
+  run "prefetch-belady-k$k" --rate "$RATE" --cache belady-online --budget "${k}experts" --prefetch on
+  run "conservative-belady-k$k" --rate "$RATE" --cache belady-online --budget "${k}experts" --prefetch conservative
 done
 run "ondemand-none" --rate "$RATE" --cache none --prefetch off
 run "resident" --rate "$RATE"
@@ -82,22 +83,17 @@ L.append("Every run: `lookahead moe replay --model MODEL --synth " + n + " --cor
          "so different requests need different experts), the same for every run of a table. `--clock cpu`: each step "
          "costs the engine thread's CPU time plus its stalls on expert loads, so other jobs on the shared 2-core machine "
          "do not move the latencies. The slow tier is the model file read with O_DIRECT from the machine's virtual disk.\n")
-# Table 4
-L.append(f"### Expert cache hit ratio (paper Table 4), rate {rate} requests/s, prefetch off\n")
-L.append("`--cache random|lru|belady --budget {k}experts --prefetch off` (k experts = their slabs in all 30 layers).\n")
-L.append("| k (of 6) | random | LRU | Belady | paper random / LRU / Belady (k of 7) | slow-tier MiB (random / LRU / Belady) |")
-L.append("|---|---:|---:|---:|---|---|")
-for k in (2, 3, 4, 5):
-    r = {p: J(f"cache-{p}-k{k}") for p in ("random", "lru", "belady")}
-    pr = paper[k]
-    L.append(f"| {k} | {100*r['random']['cache_hit_ratio']:.1f}% | {100*r['lru']['cache_hit_ratio']:.1f}% | "
-             f"{100*r['belady']['cache_hit_ratio']:.1f}% | {pr[0]:.2f} / {pr[1]:.2f} / {pr[2]:.2f}% | "
-             + " / ".join(f"{r[p]['slow_tier_bytes']/2**20:.0f}" for p in ("random", "lru", "belady")) + " |")
-L.append("")
+# Table 4: measured on one access stream by bench/readme_cache_policies.sh (its own block below).
+L.append("### Expert cache hit ratio (paper Table 4)\n")
+L.append("Moved to \"Expert cache policies on one access stream\" (bench/readme_cache_policies.sh, issue 16): the "
+         "table that stood here compared runs whose batches differed (on `--clock cpu` each policy's stalls decide "
+         "which requests share a batch) and counted prefetched slabs still in flight as hits.\n")
 # Prefetch
 none = J("ondemand-none"); res = J("resident")
 L.append(f"### Prefetch on vs off vs no cache, rate {rate} requests/s\n")
-L.append("Normalized latency (end-to-end / generated tokens), mean and p95, ms per token; compute stalled on loads in seconds.\n")
+L.append("Normalized latency (end-to-end / generated tokens), mean and p95, ms per token; compute stalled on loads in seconds. "
+         "Belady here is belady-online (the known batch plus a one-batch prediction). Each run has its own batches "
+         "(`--clock cpu`); hit counts that compare are in the one-stream tables below.\n")
 L.append("| k | Belady + prefetch on | Belady + conservative prefetch | Belady, no prefetch | no cache (`--cache none`) | on vs no prefetch | conservative vs no prefetch | on vs no cache | slow-tier GiB (on / conservative / off / none) | stall s (on / conservative / off / none) |")
 L.append("|---|---|---|---|---|---:|---:|---:|---|---|")
 for k in (2, 3, 4, 5):
