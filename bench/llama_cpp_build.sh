@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Builds the llama.cpp baseline (llama-bench, llama-perplexity, llama-tokenize, llama-quantize) from
+# Builds the llama.cpp baseline (llama-bench, llama-perplexity, llama-tokenize, llama-quantize,
+# llama-server) from
 # the llama.cpp tree vendored in the llama-cpp-python sdist (PyPI), as a release CPU build with the
 # same knobs a user would pick on this machine: native ISA, OpenMP threads, no BLAS, static.
 #   sdist:   .cache/pypi/llama_cpp_python-*.tar.gz   (downloaded here if missing)
 #   source:  .cache/llama.cpp-src/                    (the sdist's vendor/llama.cpp)
 #   build:   .cache/llama.cpp-build/bin/llama-*
 # Idempotent: re-running re-uses the extracted source and the incremental build.
+# Arguments, if any, name the targets to build (default: all five), e.g. `bench/llama_cpp_build.sh llama-server`.
 # JOBS (default 1) caps the compile parallelism: the machine's 2 cores are shared.
 # Nothing from llama.cpp is committed to this repository.
 set -euo pipefail
@@ -36,13 +38,16 @@ if [ "$(cat "$SRC/.from" 2>/dev/null || true)" != "$(basename "$sdist")" ]; then
   basename "$sdist" > "$SRC/.from"
 fi
 
-if [ ! -f "$BUILD/build.ninja" ]; then
+# (Re)configure when there is no build yet or an older one was configured without the server.
+if [ ! -f "$BUILD/build.ninja" ] || ! grep -q 'build bin/llama-server' "$BUILD/build.ninja"; then
   cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DGGML_NATIVE=ON -DGGML_OPENMP=ON -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF \
-    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
+    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON \
     -DLLAMA_BUILD_TOOLS=ON >"$ROOT/.cache/llama.cpp-configure.log" 2>&1 ||
     { tail -30 "$ROOT/.cache/llama.cpp-configure.log" >&2; exit 1; }
 fi
-cmake --build "$BUILD" -j "$JOBS" --target llama-bench llama-perplexity llama-tokenize llama-quantize
+TARGETS=("$@")
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(llama-bench llama-perplexity llama-tokenize llama-quantize llama-server)
+cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}"
 echo "llama_cpp_build: $(cat "$SRC/.from") -> $BUILD/bin" >&2
-ls "$BUILD"/bin/llama-bench "$BUILD"/bin/llama-perplexity "$BUILD"/bin/llama-tokenize "$BUILD"/bin/llama-quantize
+for t in "${TARGETS[@]}"; do ls "$BUILD/bin/$t"; done
