@@ -4,7 +4,7 @@
 Usage: bench/serve_compare.py --lookahead build/release/lookahead --llama-server .cache/llama.cpp-build/bin/llama-server
                               [--model models/SmolLM2-135M-Instruct.Q4_1.gguf] [--clients 1,4,8,16,32]
                               [--duration 20] [--rounds 2] [--slots 8] [--ctx 512] [--threads 2 | --threads default]
-                              [--hog 0] [--out results.jsonl] [--markdown table.md]
+                              [--hog 0] [--lookahead-args '--prefix-cache off'] [--out results.jsonl] [--markdown table.md]
 
 For each concurrency level and round, each server in turn (the order alternates between rounds, so
 neither always runs on a warmer or quieter machine) is started on 127.0.0.1 with the same GGUF, the
@@ -30,6 +30,7 @@ requests cut at the deadline (not errors), and the server's peak RSS (VmHWM).
 import argparse
 import http.client
 import json
+import shlex
 import os
 import random
 import signal
@@ -89,6 +90,7 @@ def server_command(kind, args, port):
                "--ctx", str(args.ctx), "--max-running", str(args.slots), "--max-queue", "1024"]
         if args.threads != "default":
             cmd += ["--threads", args.threads]
+        cmd += shlex.split(args.lookahead_args)
     else:
         cmd = [args.llama_server, "-m", args.model, "--host", "127.0.0.1", "--port", str(port),
                "-c", str(args.ctx * args.slots), "-np", str(args.slots)]
@@ -137,7 +139,7 @@ class Client(threading.Thread):
             r.read()
             return {"outcome": f"http_{r.status}"}
         self.chunks = 0
-        ttft, last, gaps, tokens, done, finish = None, None, [], None, False, None
+        ttft, last, gaps, tokens, done, finish, cached, prompt_tokens = None, None, [], None, False, None, 0, 0
         for raw in r:
             line = raw.decode("utf-8", "replace").strip()
             if not line.startswith("data: "):
@@ -151,6 +153,8 @@ class Client(threading.Thread):
                 return {"outcome": "stream_error"}
             if j.get("usage"):
                 tokens = j["usage"]["completion_tokens"]
+                cached = ((j["usage"].get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+                prompt_tokens = j["usage"].get("prompt_tokens", 0)
             choice = j["choices"][0] if j.get("choices") else {}
             if choice.get("finish_reason"):
                 finish = choice["finish_reason"]
@@ -167,7 +171,7 @@ class Client(threading.Thread):
         if finish is None:
             return {"outcome": "no_finish_reason"}
         return {"outcome": "ok", "ttft": ttft, "gaps": gaps, "tokens": tokens if tokens is not None else self.chunks,
-                "usage": tokens is not None}
+                "usage": tokens is not None, "prompt_tokens": prompt_tokens, "cached": cached}
 
     def run(self):
         n = 0
@@ -242,6 +246,10 @@ def measure(kind, clients, round_index, args):
         outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + 1
     return {
         "server": kind, "clients": clients, "round": round_index, "threads": args.threads, "hog": args.hog,
+        "server_args": args.lookahead_args if kind == "lookahead" else "",
+        # Prompt tokens of completed requests, and how many of them the server reported as cached
+        # (usage.prompt_tokens_details.cached_tokens; 0 where a server does not report it).
+        "prompt_tokens": sum(r.get("prompt_tokens", 0) for r in ok), "cached_prompt_tokens": sum(r.get("cached", 0) for r in ok),
         "slots": args.slots, "ctx": args.ctx, "duration_s": round(elapsed, 2), "completed": len(ok),
         # Completed requests count their usage block's tokens; requests cut at the deadline the content
         # chunks they had received (a chunk is one token on both servers unless text is held back).
@@ -291,6 +299,7 @@ def main():
     ap.add_argument("--threads", default="2", help="threads for both servers, or 'default' to pass none")
     ap.add_argument("--hog", type=int, default=0, help="busy-looping processes beside the server")
     ap.add_argument("--servers", default="lookahead,llama-server")
+    ap.add_argument("--lookahead-args", default="", help="more flags for moe serve, e.g. '--prefix-cache off'")
     ap.add_argument("--out", help="append one JSON line per run here")
     ap.add_argument("--markdown", help="write the summary table here")
     args = ap.parse_args()

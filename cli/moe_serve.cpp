@@ -42,6 +42,7 @@ struct ServeOptions {
   std::string prefill_order = "queue";
   std::string partial_queue = "stop";
   int64_t token_budget = 0;
+  std::string prefix_cache = "on";
   int64_t max_queue = 32;
   int64_t max_running = 4;
   int64_t ctx = 2048;
@@ -160,6 +161,7 @@ ThreadedEngineOptions engine_options(const ServeOptions& o, const ServeChoice& c
   eopt.core.limits.partial_queue = c.partial_queue;
   eopt.core.limits.token_budget = o.token_budget > 0 ? o.token_budget : eopt.core.n_ctx;
   eopt.core.route = serving::serving_route(loaded.readme(), o.model.route);
+  eopt.core.prefix_cache = o.prefix_cache == "on";
   eopt.max_queue = o.max_queue;
   return eopt;
 }
@@ -239,6 +241,11 @@ void add_engine_flags(CLI::App& cmd, ServeOptions& o) {
   lookahead::cli::add_budget_flag(cmd, o.tier, "expert cache RAM budget: bytes (512MiB) or experts (3experts)");
   lookahead::cli::add_prefetch_flag(cmd, o.tier, "on | off | conservative (belady: prefetch only what demand Belady loads)");
   cmd.add_option("--token-budget", o.token_budget, "tokens per batch (0 = the context size)")->capture_default_str();
+  cmd.add_option("--prefix-cache", o.prefix_cache,
+                 "keep finished requests' KV caches within the KV limit and reuse them for prompts that "
+                 "start with the same tokens: on | off")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   cmd.add_option("--max-queue", o.max_queue, "requests waiting beyond the running ones; more get 429")
       ->capture_default_str();
   cmd.add_option("--max-running", o.max_running, "sequences generating at once (each holds a KV cache)")

@@ -297,7 +297,8 @@ const char* openai_finish_reason(FinishReason reason) { return reason == FinishR
 json usage_json(const Usage& u) {
   return {{"prompt_tokens", u.prompt_tokens},
           {"completion_tokens", u.completion_tokens},
-          {"total_tokens", u.prompt_tokens + u.completion_tokens}};
+          {"total_tokens", u.prompt_tokens + u.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
 }
 
 json completion_response(const ApiRequest& r, const std::string& id, int64_t created, const std::string& text,
@@ -424,8 +425,11 @@ std::string prometheus_text(const EngineMetrics& m, const EngineLimits& limits, 
   out += fmt::format("lookahead_batch_tokens {}\n", m.batch_size);
   metric("lookahead_generated_tokens_per_second", "gauge", "Generated tokens per second over the last 10 s.");
   out += fmt::format("lookahead_generated_tokens_per_second {:.3f}\n", m.tokens_per_second);
-  metric("lookahead_prompt_tokens_total", "counter", "Prompt tokens prefilled.");
+  metric("lookahead_prompt_tokens_total", "counter", "Prompt tokens of accepted requests.");
   out += fmt::format("lookahead_prompt_tokens_total {}\n", m.prompt_tokens_total);
+  metric("lookahead_prompt_tokens_cached_total", "counter",
+         "Prompt tokens taken from the prefix cache instead of prefilled.");
+  out += fmt::format("lookahead_prompt_tokens_cached_total {}\n", m.prompt_tokens_cached_total);
   metric("lookahead_generated_tokens_total", "counter", "Tokens generated.");
   out += fmt::format("lookahead_generated_tokens_total {}\n", m.generated_tokens_total);
   metric("lookahead_kv_cache_bytes", "gauge", "KV cache memory reserved (the limit).");

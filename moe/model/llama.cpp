@@ -84,6 +84,20 @@ KvCache::KvCache(const LlamaHparams& hp, int64_t n_ctx, TensorType kv_type) : n_
 
 void KvCache::truncate(int64_t pos) { n_past_ = std::clamp<int64_t>(pos, 0, n_past_); }
 
+void KvCache::copy_prefix(const KvCache& from, int64_t n) {
+  if (from.type_ != type_ || from.row_bytes_ != row_bytes_ || from.k_.size() / from.n_ctx_ != k_.size() / n_ctx_)
+    fail("KV prefix copy: the two caches have different layouts");
+  if (n < 0 || n > from.n_past_ || n > n_ctx_)
+    fail("KV prefix copy: {} positions, but the source holds {} and this cache has room for {}", n, from.n_past_, n_ctx_);
+  const auto layers = static_cast<int>(k_.size() / static_cast<size_t>(n_ctx_ * row_bytes_));
+  const auto bytes = static_cast<size_t>(n * row_bytes_);
+  for (int l = 0; l < layers; ++l) {
+    std::memcpy(k_.data() + offset(l, 0), from.k_.data() + from.offset(l, 0), bytes);
+    std::memcpy(v_.data() + offset(l, 0), from.v_.data() + from.offset(l, 0), bytes);
+  }
+  n_past_ = n;
+}
+
 BatchForward::BatchForward(const LlamaModel& model, int64_t n_batch, int64_t max_ctx)
     : model_(model), n_batch_(n_batch), max_ctx_(max_ctx) {
   const LlamaHparams& hp = model.hparams();

@@ -83,6 +83,10 @@ class KvCache {
   uint64_t bytes() const { return 2 * static_cast<uint64_t>(k_.size()); }
   // Forget positions from `pos` on.
   void truncate(int64_t pos);
+  // Copies positions [0, n) of every layer from `from` (same model and KV type) and sets n_past to
+  // n: a prompt prefix whose keys and values were computed for another sequence (the serving
+  // engine's prefix cache). Throws lookahead::Error when the layouts differ or n does not fit.
+  void copy_prefix(const KvCache& from, int64_t n);
   uint8_t* k_row(int layer, int64_t pos) { return k_.data() + offset(layer, pos); }
   uint8_t* v_row(int layer, int64_t pos) { return v_.data() + offset(layer, pos); }
 

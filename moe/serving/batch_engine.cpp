@@ -28,6 +28,20 @@ struct BatchEngine::Sequence {
   int32_t pending_expert = 0;           // its expert, routed right after sampling
   int64_t generated = 0;
   int64_t waited = 0;                   // batches formed while this sequence was ready but left out
+  // What the KV cache holds, position by position (kept with it in the prefix cache); cleared when
+  // a failed forward pass may have left the cache half-written.
+  std::vector<int32_t> fed_tokens, fed_experts;
+  bool cache_valid = true;
+  PrefixEntry* reuse = nullptr;         // the cached prefix its prefill starts from (this step only)
+  int64_t reuse_len = 0;
+};
+
+// A kept KV cache: the tokens (and their routed experts; empty for a dense model) at its positions.
+struct BatchEngine::PrefixEntry {
+  std::vector<int32_t> tokens, experts;
+  std::unique_ptr<KvCache> cache;
+  uint64_t bytes = 0;
+  uint64_t last_used = 0;
 };
 
 BatchEngine::BatchEngine(const LlamaModel& backbone, const ReadMeModel* readme, const ExpertWeights* experts,
@@ -109,8 +123,72 @@ void BatchEngine::add(EngineRequest request) {
 
 void BatchEngine::release(Sequence& seq) {
   if (seq.cache) kv_in_use_ -= seq.cache_bytes;
+  keep_prefix(seq);
   seq.cache.reset();
   seq.cache_bytes = 0;
+}
+
+void BatchEngine::match_prefix(Sequence& seq) {
+  seq.reuse = nullptr;
+  seq.reuse_len = 0;
+  if (!opt_.prefix_cache) return;
+  const auto& prompt = seq.req.prompt;
+  const bool routed = seq.router != nullptr;
+  // At most all but the last prompt token: its logits give the first generated token.
+  const auto most = static_cast<int64_t>(prompt.size()) - 1;
+  for (const auto& e : prefix_pool_) {
+    const int64_t limit = std::min<int64_t>(most, static_cast<int64_t>(e->tokens.size()));
+    int64_t k = 0;
+    while (k < limit && e->tokens[k] == prompt[k] && (!routed || e->experts[k] == seq.prompt_experts[k])) ++k;
+    if (k > seq.reuse_len) {
+      seq.reuse = e.get();
+      seq.reuse_len = k;
+    }
+  }
+}
+
+// Moves a released sequence's KV cache into the prefix cache (when it is whole and has room).
+void BatchEngine::keep_prefix(Sequence& seq) {
+  if (!opt_.prefix_cache || !seq.cache || !seq.cache_valid || seq.fed_tokens.empty() ||
+      seq.cache->n_past() != static_cast<int64_t>(seq.fed_tokens.size()))
+    return;
+  // Whether (tokens, experts) `a` starts with `b`.
+  auto starts_with = [](const std::vector<int32_t>& a_tokens, const std::vector<int32_t>& a_experts,
+                        const std::vector<int32_t>& b_tokens, const std::vector<int32_t>& b_experts) {
+    return a_tokens.size() >= b_tokens.size() && std::equal(b_tokens.begin(), b_tokens.end(), a_tokens.begin()) &&
+           a_experts.size() >= b_experts.size() && std::equal(b_experts.begin(), b_experts.end(), a_experts.begin());
+  };
+  for (auto& e : prefix_pool_) {
+    if (starts_with(e->tokens, e->experts, seq.fed_tokens, seq.fed_experts)) {  // already kept, whole
+      e->last_used = ++prefix_clock_;
+      return;
+    }
+  }
+  // Kept caches this one extends are replaced by it.
+  std::erase_if(prefix_pool_, [&](const std::unique_ptr<PrefixEntry>& e) {
+    if (!starts_with(seq.fed_tokens, seq.fed_experts, e->tokens, e->experts)) return false;
+    prefix_bytes_ -= e->bytes;
+    return true;
+  });
+  auto entry = std::make_unique<PrefixEntry>();
+  entry->tokens = std::move(seq.fed_tokens);
+  entry->experts = std::move(seq.fed_experts);
+  entry->cache = std::move(seq.cache);
+  entry->bytes = seq.cache_bytes;
+  entry->last_used = ++prefix_clock_;
+  prefix_bytes_ += entry->bytes;
+  prefix_pool_.push_back(std::move(entry));
+  evict_prefixes();
+}
+
+// Least recently used first, until running sequences and kept caches fit the KV budget.
+void BatchEngine::evict_prefixes() {
+  while (!prefix_pool_.empty() && kv_in_use_ + prefix_bytes_ > kv_budget_) {
+    auto oldest = std::min_element(prefix_pool_.begin(), prefix_pool_.end(),
+                                   [](const auto& a, const auto& b) { return a->last_used < b->last_used; });
+    prefix_bytes_ -= (*oldest)->bytes;
+    prefix_pool_.erase(oldest);
+  }
 }
 
 bool BatchEngine::cancel(uint64_t id) {
@@ -189,7 +267,8 @@ StepReport BatchEngine::step() {
       continue;
     }
     kv_offered += need;
-    queue.push_back({s->req.id, false, s->prompt_experts, s->waited});
+    match_prefix(*s);
+    queue.push_back({s->req.id, false, {s->prompt_experts.begin() + s->reuse_len, s->prompt_experts.end()}, s->waited});
   }
   if (queue.empty()) return report;
   const Batch batch = schedule(opt_.scheduler, queue, opt_.limits);
@@ -206,8 +285,16 @@ StepReport BatchEngine::step() {
       s.cache = std::make_unique<KvCache>(hp, positions, opt_.kv_type);
       s.cache_bytes = kv_bytes(positions);
       kv_in_use_ += s.cache_bytes;
-      segments.push_back({s.cache.get(), s.req.prompt.data(), static_cast<int64_t>(s.req.prompt.size()),
-                          routed ? s.prompt_experts.data() : nullptr, -1});
+      const int64_t skip = s.reuse_len;
+      if (s.reuse) {
+        s.cache->copy_prefix(*s.reuse->cache, skip);
+        s.reuse->last_used = ++prefix_clock_;
+        report.cached_tokens += skip;
+        report.cached_prompts.push_back({s.req.id, skip});
+      }
+      s.reuse = nullptr;
+      segments.push_back({s.cache.get(), s.req.prompt.data() + skip, static_cast<int64_t>(s.req.prompt.size()) - skip,
+                          routed ? s.prompt_experts.data() + skip : nullptr, -1});
       ++report.prefills;
     } else {
       segments.push_back({s.cache.get(), &s.pending_token, 1, routed ? &s.pending_expert : nullptr, -1});
@@ -215,6 +302,7 @@ StepReport BatchEngine::step() {
     }
     in_batch.push_back(&s);
   }
+  evict_prefixes();  // the new caches may need memory kept prefixes held
   report.tokens = batch.tokens;
   report.unique_experts = batch.unique_experts();
   if (tiers_ || recorder_) {
@@ -222,7 +310,24 @@ StepReport BatchEngine::step() {
     if (recorder_) recorder_->begin_step(plan);
     if (tiers_) tiers_->set_plan(std::move(plan));
   }
-  const float* logits = forward_->forward(segments.data(), segments.size(), logits_.data());
+  const float* logits = nullptr;
+  try {
+    logits = forward_->forward(segments.data(), segments.size(), logits_.data());
+  } catch (...) {
+    for (Sequence* s : in_batch) s->cache_valid = false;  // never kept for reuse
+    throw;
+  }
+  for (size_t i = 0; i < in_batch.size(); ++i) {
+    Sequence& s = *in_batch[i];
+    if (!opt_.prefix_cache) break;
+    if (batch.steps[i].prefill) {
+      s.fed_tokens = s.req.prompt;
+      if (s.router) s.fed_experts = s.prompt_experts;
+    } else {
+      s.fed_tokens.push_back(s.pending_token);
+      if (s.router) s.fed_experts.push_back(s.pending_expert);
+    }
+  }
 
   // Sample each sequence's next token; route it at once so its expert is known before the next batch.
   for (auto& s : sequences_) ++s->waited;

@@ -27,6 +27,14 @@
 //     that finished: LENGTH at max_tokens, STOP at an end-of-generation token (stop_at_eog; the token
 //     is neither reported nor counted), CANCELLED by cancel().
 //   - Deterministic for given requests and seeds (sampling is per request, seeded).
+//   - Prefix cache (prefix_cache = true; what llama-server's cache_prompt and vLLM's automatic
+//     prefix caching do): the KV cache of a finished or cancelled sequence is kept, with the tokens
+//     and routed experts it holds, while the KV budget has room; a new request whose prompt starts
+//     with the same tokens (and, for Read-ME, the same experts, so the cached keys and values are
+//     exactly what its own prefill would compute) copies that prefix's keys and values and prefills
+//     only the rest (at least its last token, whose logits it needs). The scheduler sees the
+//     shorter prefill. Kept caches are dropped least recently used first when running sequences
+//     need the memory; one that is a prefix of a newer one is replaced by it.
 #include <cstdint>
 #include <memory>
 #include <set>
@@ -51,6 +59,7 @@ struct BatchEngineOptions {
   TensorType kv_type = TensorType::F32;
   std::string route = "router";    // Read-ME routing of every sequence (make_token_router's spec)
   int plan_horizon = 1;            // predicted batches after the current one in the expert plan
+  bool prefix_cache = false;       // reuse finished sequences' KV caches for shared prompt prefixes
 };
 
 struct EngineRequest {
@@ -73,10 +82,18 @@ struct FinishedRequest {
   int64_t generated = 0;
 };
 
+// A prefill that took the first `tokens` of its prompt from the prefix cache.
+struct CachedPrompt {
+  uint64_t id = 0;
+  int64_t tokens = 0;
+};
+
 struct StepReport {
   int64_t tokens = 0;              // tokens run through the model
   int64_t prefills = 0, decodes = 0;
   int64_t unique_experts = 0;      // distinct experts of the batch's tokens (dense: 1)
+  int64_t cached_tokens = 0;       // prompt tokens the batch's prefills took from the prefix cache
+  std::vector<CachedPrompt> cached_prompts;
   std::vector<GeneratedToken> generated;
   std::vector<FinishedRequest> finished;
 };
@@ -106,6 +123,9 @@ class BatchEngine {
   int64_t running() const;
   uint64_t kv_bytes_in_use() const { return kv_in_use_; }
   uint64_t kv_budget_bytes() const { return kv_budget_; }
+  // KV memory held by the prefix cache (within the budget's room not used by running sequences).
+  uint64_t prefix_cache_bytes() const { return prefix_bytes_; }
+  int64_t prefix_cache_entries() const { return static_cast<int64_t>(prefix_pool_.size()); }
   const BatchEngineOptions& options() const { return opt_; }
   // Records every step's plan in `recorder` (which must be the `experts` the engine reads through,
   // so it also records the accesses); null stops recording. Borrowed.
@@ -116,7 +136,12 @@ class BatchEngine {
 
  private:
   struct Sequence;
+  struct PrefixEntry;
   uint64_t kv_bytes(int64_t positions) const;
+  // The longest usable cached prefix of a waiting sequence's prompt: sets seq.reuse_entry/len.
+  void match_prefix(Sequence& seq);
+  void keep_prefix(Sequence& seq);
+  void evict_prefixes();
   void route(Sequence& seq, const int32_t* tokens, int64_t n, int64_t pos0, int32_t* experts);
   std::vector<SlabKey> expert_plan(const Batch& batch, const std::vector<QueuedRequest>& queue) const;
   void release(Sequence& seq);
@@ -133,6 +158,9 @@ class BatchEngine {
   double router_seconds_ = 0;
   std::unique_ptr<BatchForward> forward_;
   std::vector<std::unique_ptr<Sequence>> sequences_;  // arrival order
+  std::vector<std::unique_ptr<PrefixEntry>> prefix_pool_;
+  uint64_t prefix_bytes_ = 0;
+  uint64_t prefix_clock_ = 0;  // for least-recently-used eviction
   std::vector<float> logits_;
 };
 

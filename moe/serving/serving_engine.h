@@ -45,6 +45,7 @@ const char* finish_reason_name(FinishReason reason);
 
 struct Usage {
   int64_t prompt_tokens = 0;
+  int64_t cached_tokens = 0;       // of prompt_tokens, taken from the prefix cache (not prefilled)
   int64_t completion_tokens = 0;
 };
 
@@ -98,6 +99,7 @@ struct EngineMetrics {
   int64_t batch_size = 0;            // tokens the last engine step ran through the model
   double tokens_per_second = 0;      // generated tokens per second over the last ~10 s
   uint64_t prompt_tokens_total = 0;
+  uint64_t prompt_tokens_cached_total = 0;  // of those, taken from the prefix cache
   uint64_t generated_tokens_total = 0;
   uint64_t kv_cache_bytes = 0;       // KV cache memory reserved (the limit)
   // Expert cache (the Read-ME engine); zero for engines without one.

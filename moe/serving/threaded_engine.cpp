@@ -160,6 +160,7 @@ void ThreadedEngine::record_generated(int64_t n) {
 void ThreadedEngine::emit(Stream& s, TokenEvent& event) {
   event.request_id = s.request.id;
   event.usage.prompt_tokens = static_cast<int64_t>(s.request.prompt.size());
+  event.usage.cached_tokens = s.cached_tokens;
   event.usage.completion_tokens = s.generated;
   try {
     s.request.on_token(event);
@@ -252,6 +253,14 @@ void ThreadedEngine::run() {
         for (const auto& [id, s] : streams_) ids.push_back(id);
         for (uint64_t id : ids) finish(id, FinishReason::ERROR, e.what());
       }
+    }
+    for (const CachedPrompt& c : step.cached_prompts) {
+      auto it = streams_.find(c.id);
+      if (it != streams_.end()) it->second.cached_tokens = c.tokens;
+    }
+    if (step.cached_tokens > 0) {
+      std::lock_guard lk(mu_);
+      m_.prompt_tokens_cached_total += static_cast<uint64_t>(step.cached_tokens);
     }
     for (const GeneratedToken& g : step.generated) {
       auto it = streams_.find(g.id);

@@ -50,6 +50,7 @@ class ThreadedEngine final : public ServingEngine {
     GenerationRequest request;
     std::unique_ptr<TextStream> text;
     int64_t generated = 0;
+    int64_t cached_tokens = 0;  // prompt tokens its prefill took from the prefix cache
   };
   void run();
   void emit(Stream& s, TokenEvent& event);

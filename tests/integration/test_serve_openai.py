@@ -186,6 +186,24 @@ class ServeOpenAI(unittest.TestCase):
         self.assertEqual(chunks[-1].usage.completion_tokens, r.usage.completion_tokens)
         self.assertEqual(chunks[-1].usage.prompt_tokens, r.usage.prompt_tokens)
 
+    def test_prefix_cache_reuses_a_repeated_prompt_and_a_chat_history(self):
+        # The same chat again takes all but the last prompt token from the kept KV cache, and the
+        # next turn (the history plus a new message) at least the first turn's prompt; the replies
+        # are what a full prefill gives.
+        messages = [{"role": "system", "content": "You answer in one short sentence about rivers and lakes."},
+                    {"role": "user", "content": "Which is the longest river in Europe?"}]
+        first = self.client.chat.completions.create(model=MODEL_ID, messages=messages, max_tokens=12, temperature=0)
+        again = self.client.chat.completions.create(model=MODEL_ID, messages=messages, max_tokens=12, temperature=0)
+        self.assertEqual(again.choices[0].message.content, first.choices[0].message.content)
+        self.assertEqual(again.usage.prompt_tokens, first.usage.prompt_tokens)
+        self.assertEqual(again.usage.prompt_tokens_details.cached_tokens, first.usage.prompt_tokens - 1)
+        turn = messages + [{"role": "assistant", "content": first.choices[0].message.content},
+                           {"role": "user", "content": "And in Asia?"}]
+        r = self.client.chat.completions.create(model=MODEL_ID, messages=turn, max_tokens=6, temperature=0)
+        self.assertGreaterEqual(r.usage.prompt_tokens_details.cached_tokens, first.usage.prompt_tokens)
+        self.assertGreaterEqual(self.server.metrics()["lookahead_prompt_tokens_cached_total"],
+                                first.usage.prompt_tokens - 1)
+
     def test_raw_stream_ends_with_done(self):
         status, headers, body = self.server.raw(
             "POST", "/v1/completions",

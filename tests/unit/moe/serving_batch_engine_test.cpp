@@ -152,6 +152,116 @@ TEST_F(BatchEngineTest, KvBudgetLimitsRunningSequencesAndCancelFreesIt) {
   EXPECT_FALSE(other.cancel(reqs[0].id));
 }
 
+// Runs `reqs` to completion in one engine; returns each request's tokens and cached prompt tokens.
+std::pair<std::map<uint64_t, std::vector<int32_t>>, std::map<uint64_t, int64_t>> run_wave(
+    BatchEngine& engine, const std::vector<EngineRequest>& reqs) {
+  std::map<uint64_t, std::vector<int32_t>> got;
+  std::map<uint64_t, int64_t> cached;
+  for (const auto& r : reqs) engine.add(r);
+  for (int guard = 0; !engine.idle() && guard < 1000; ++guard) {
+    const StepReport s = engine.step();
+    int64_t sum = 0;
+    for (const auto& c : s.cached_prompts) {
+      cached[c.id] = c.tokens;
+      sum += c.tokens;
+    }
+    EXPECT_EQ(sum, s.cached_tokens);
+    for (const auto& g : s.generated) got[g.id].push_back(g.token);
+    EXPECT_LE(engine.kv_bytes_in_use() + engine.prefix_cache_bytes(), engine.kv_budget_bytes());
+  }
+  return {got, cached};
+}
+
+TEST_F(BatchEngineTest, PrefixCacheReusesSharedPromptsAndGeneratesTheSameTokens) {
+  // Wave 1 fills the prefix cache; wave 2's prompts share 0, 4, all and prompt+output tokens with
+  // wave 1's first request (a chat's next turn), so exactly those prefixes are taken from the cache.
+  EngineRequest a;
+  a.id = 1;
+  a.prompt = {1, 2, 3, 4, 5, 6, 7};
+  a.max_tokens = 4;
+  a.stop_at_eog = false;
+  const std::vector<int32_t> a_out = alone(a, "router");
+  auto make = [&](uint64_t id, std::vector<int32_t> prompt) {
+    EngineRequest r = a;
+    r.id = id;
+    r.prompt = std::move(prompt);
+    return r;
+  };
+  std::vector<int32_t> next_turn = a.prompt;
+  next_turn.insert(next_turn.end(), a_out.begin(), a_out.end());
+  next_turn.push_back(11);
+  const std::vector<EngineRequest> wave2 = {make(2, {9, 8, 7}), make(3, {1, 2, 3, 4, 30, 31}), make(4, a.prompt),
+                                            make(5, next_turn)};
+  for (SchedulerKind kind : {SchedulerKind::EXPERT_AWARE, SchedulerKind::DECODE_FIRST}) {
+    BatchEngineOptions o;
+    o.scheduler = kind;
+    o.limits.token_budget = 16;
+    o.limits.max_running = 2;
+    o.n_ctx = 64;
+    o.prefix_cache = true;
+    BatchEngine engine(model().backbone(), &model(), &model(), nullptr, {}, o);
+    const auto [got1, cached1] = run_wave(engine, {a});
+    EXPECT_EQ(got1.at(1), a_out);
+    EXPECT_TRUE(cached1.empty());
+    EXPECT_EQ(engine.prefix_cache_entries(), 1);
+    EXPECT_GT(engine.prefix_cache_bytes(), 0u);
+    const auto [got2, cached2] = run_wave(engine, wave2);
+    for (const auto& r : wave2) EXPECT_EQ(got2.at(r.id), alone(r, "router")) << "request " << r.id;
+    EXPECT_EQ(cached2.count(2), 0u);
+    EXPECT_EQ(cached2.at(3), 4);
+    EXPECT_EQ(cached2.at(4), 6);   // all but the last prompt token, whose logits are needed
+    EXPECT_EQ(cached2.at(5), 10);  // the prompt and the three fed outputs (the fourth was never fed)
+    EXPECT_EQ(engine.kv_bytes_in_use(), 0u);
+  }
+  // Off: nothing is kept or reused.
+  BatchEngineOptions o;
+  o.limits.token_budget = 16;
+  o.n_ctx = 64;
+  BatchEngine engine(model().backbone(), &model(), &model(), nullptr, {}, o);
+  run_wave(engine, {a});
+  const auto [got, cached] = run_wave(engine, {make(4, a.prompt)});
+  EXPECT_TRUE(cached.empty());
+  EXPECT_EQ(engine.prefix_cache_bytes(), 0u);
+  EXPECT_EQ(got.at(4), a_out);
+}
+
+TEST_F(BatchEngineTest, PrefixCacheGivesWayToRunningSequencesAndFollowsTheRoute) {
+  const LlamaHparams& hp = model().backbone().hparams();
+  const uint64_t per_position = 2ull * hp.n_layer * hp.n_head_kv * hp.head_dim * 4;
+  EngineRequest a;
+  a.id = 1;
+  a.prompt = {1, 2, 3, 4, 5, 6, 7};
+  a.max_tokens = 4;
+  a.stop_at_eog = false;
+  // Room for one sequence of 11 positions: the kept cache of `a` must make way for `b`'s, after
+  // `b` has copied what it shares.
+  BatchEngineOptions o;
+  o.limits.token_budget = 16;
+  o.n_ctx = 64;
+  o.prefix_cache = true;
+  o.kv_budget_bytes = per_position * 12;
+  BatchEngine engine(model().backbone(), &model(), &model(), nullptr, {}, o);
+  run_wave(engine, {a});
+  EXPECT_EQ(engine.prefix_cache_entries(), 1);
+  EngineRequest b = a;
+  b.id = 2;
+  b.prompt = {1, 2, 3, 9, 9, 9, 9};
+  const auto [got, cached] = run_wave(engine, {b});
+  EXPECT_EQ(cached.at(2), 3);
+  EXPECT_EQ(got.at(2), alone(b, "router"));
+  EXPECT_EQ(engine.prefix_cache_entries(), 1);  // b's own cache, kept after a's was dropped
+
+  // Another route: the kept keys and values were computed with that route's experts.
+  BatchEngineOptions r = o;
+  r.kv_budget_bytes = 0;
+  r.route = "random:5";
+  BatchEngine five(model().backbone(), &model(), &model(), nullptr, {}, r);
+  run_wave(five, {a});
+  const auto [got5, cached5] = run_wave(five, {b});
+  EXPECT_EQ(got5.at(2), alone(b, "random:5"));
+  EXPECT_EQ(cached5.at(2), 3);
+}
+
 TEST_F(BatchEngineTest, BadRequestsAndOptionsAreRefused) {
   BatchEngineOptions o;
   o.limits.token_budget = 8;
