@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -43,6 +44,7 @@ struct ServeOptions {
   std::string partial_queue = "stop";
   int64_t token_budget = 0;
   std::string prefix_cache = "on";
+  int64_t prefill_chunk = 0;
   int64_t max_queue = 32;
   int64_t max_running = 4;
   int64_t ctx = 2048;
@@ -135,6 +137,10 @@ ServeChoice check_flags(const ServeOptions& o) {
   c.partial_queue = serving::parse_partial_queue(o.partial_queue, "--partial-queue");
   c.tier = lookahead::cli::parse_expert_cache_flags(o.tier);
   if (o.token_budget < 0) lookahead::fail("--token-budget must be >= 0 (got {})", o.token_budget);
+  if (o.prefill_chunk < 0) lookahead::fail("--prefill-chunk must be >= 0 (got {})", o.prefill_chunk);
+  if (o.token_budget > 0 && o.prefill_chunk > o.token_budget)
+    lookahead::fail("--prefill-chunk {} exceeds --token-budget {} (a chunk must fit one batch)", o.prefill_chunk,
+                    o.token_budget);
   if (o.port < 0 || o.port > 65535) lookahead::fail("--port: {} is not a TCP port (0..65535; 0 = any free port)", o.port);
   if (o.max_queue < 0) lookahead::fail("--max-queue must be >= 0 (got {})", o.max_queue);
   if (o.max_running < 1) lookahead::fail("--max-running must be >= 1 (got {})", o.max_running);
@@ -162,6 +168,7 @@ ThreadedEngineOptions engine_options(const ServeOptions& o, const ServeChoice& c
   eopt.core.limits.token_budget = o.token_budget > 0 ? o.token_budget : eopt.core.n_ctx;
   eopt.core.route = serving::serving_route(loaded.readme(), o.model.route);
   eopt.core.prefix_cache = o.prefix_cache == "on";
+  eopt.core.prefill_chunk = std::min(o.prefill_chunk, eopt.core.limits.token_budget);
   eopt.max_queue = o.max_queue;
   return eopt;
 }
@@ -241,6 +248,10 @@ void add_engine_flags(CLI::App& cmd, ServeOptions& o) {
   lookahead::cli::add_budget_flag(cmd, o.tier, "expert cache RAM budget: bytes (512MiB) or experts (3experts)");
   lookahead::cli::add_prefetch_flag(cmd, o.tier, "on | off | conservative (belady: prefetch only what demand Belady loads)");
   cmd.add_option("--token-budget", o.token_budget, "tokens per batch (0 = the context size)")->capture_default_str();
+  cmd.add_option("--prefill-chunk", o.prefill_chunk,
+                 "prefill prompts this many tokens per batch, so long prompts do not stall running decodes and "
+                 "may exceed --token-budget (0 = whole prompts)")
+      ->capture_default_str();
   cmd.add_option("--prefix-cache", o.prefix_cache,
                  "keep finished requests' KV caches within the KV limit and reuse them for prompts that "
                  "start with the same tokens: on | off")

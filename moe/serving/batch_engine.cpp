@@ -53,6 +53,9 @@ BatchEngine::BatchEngine(const LlamaModel& backbone, const ReadMeModel* readme, 
     fail("serving engine: token budget and max running sequences must be positive (got {} and {})",
          opt_.limits.token_budget, opt_.limits.max_running);
   if (opt_.plan_horizon < 0) fail("serving engine: plan horizon must be >= 0 (got {})", opt_.plan_horizon);
+  if (opt_.prefill_chunk < 0 || opt_.prefill_chunk > opt_.limits.token_budget)
+    fail("serving engine: prefill chunk must be 0 (whole prompts) or 1 to the token budget {} (got {})",
+         opt_.limits.token_budget, opt_.prefill_chunk);
   if (readme_) {
     if (!experts_) fail("serving engine: a Read-ME model needs its expert weights");
     if (opt_.route == "dense") fail("serving engine: route 'dense' serves the backbone's dense FFN; open the model as dense instead");
@@ -102,9 +105,9 @@ void BatchEngine::add(EngineRequest request) {
   for (int32_t t : request.prompt)
     if (t < 0 || t >= hp.n_vocab) fail("request {}: prompt token {} outside the vocabulary [0, {})", id, t, hp.n_vocab);
   if (request.max_tokens < 1) fail("request {}: max_tokens must be >= 1 (got {})", id, request.max_tokens);
-  if (n > opt_.limits.token_budget)
-    fail("request {}: prompt of {} tokens exceeds the batch token budget {} (prefills are not split)", id, n,
-         opt_.limits.token_budget);
+  if (opt_.prefill_chunk == 0 && n > opt_.limits.token_budget)
+    fail("request {}: prompt of {} tokens exceeds the batch token budget {} (prefills are not split: set a prefill "
+         "chunk)", id, n, opt_.limits.token_budget);
   if (n + request.max_tokens > opt_.n_ctx)
     fail("request {}: prompt ({}) + max_tokens ({}) exceed the context of {} tokens", id, n, request.max_tokens, opt_.n_ctx);
   if (kv_bytes(n + request.max_tokens) > kv_budget_)
@@ -119,6 +122,11 @@ void BatchEngine::add(EngineRequest request) {
   seq->prompt_experts.resize(static_cast<size_t>(n));
   route(*seq, seq->req.prompt.data(), n, 0, seq->prompt_experts.data());
   sequences_.push_back(std::move(seq));
+}
+
+int64_t BatchEngine::chunk_end(const Sequence& seq, int64_t from) const {
+  const auto n = static_cast<int64_t>(seq.req.prompt.size());
+  return opt_.prefill_chunk > 0 ? std::min(n, from + opt_.prefill_chunk) : n;
 }
 
 void BatchEngine::release(Sequence& seq) {
@@ -217,19 +225,31 @@ std::vector<SlabKey> BatchEngine::expert_plan(const Batch& batch, const std::vec
   std::unordered_map<uint64_t, const Sequence*> by_id;
   for (const auto& s : sequences_) by_id[s->req.id] = s.get();
   std::vector<QueuedRequest> q = queue;
-  std::unordered_map<uint64_t, int64_t> generated;
-  for (const auto& s : sequences_) generated[s->req.id] = s->generated;
+  std::unordered_map<uint64_t, int64_t> generated, prompt_done;
+  for (const auto& s : sequences_) {
+    generated[s->req.id] = s->generated;
+    prompt_done[s->req.id] = s->cache ? s->cache->n_past() : s->reuse_len;
+  }
   const Batch* current = &batch;
   Batch next;
   for (int h = 0; h < opt_.plan_horizon; ++h) {
     std::vector<QueuedRequest> after;
     for (QueuedRequest r : q) {
-      const bool ran = std::any_of(current->steps.begin(), current->steps.end(), [&](const BatchStep& s) { return s.id == r.id; });
-      if (ran) {
+      const auto step = std::find_if(current->steps.begin(), current->steps.end(), [&](const BatchStep& s) { return s.id == r.id; });
+      const Sequence& seq = *by_id.at(r.id);
+      const auto prompt_len = static_cast<int64_t>(seq.req.prompt.size());
+      if (step != current->steps.end() && step->prefill && (prompt_done[r.id] += step->tokens) < prompt_len) {
+        // A chunk of its prompt ran: the next chunk is next.
+        const int64_t from = prompt_done[r.id], to = chunk_end(seq, from);
+        r.experts.assign(seq.prompt_experts.begin() + from, seq.prompt_experts.begin() + to);
+        r.admitted = true;
+        r.waited_steps = 0;
+      } else if (step != current->steps.end()) {
         int64_t& g = generated[r.id];
         if (++g >= by_id.at(r.id)->req.max_tokens) continue;  // finishes with this batch
         r.experts = {r.experts.back()};
         r.running = true;
+        r.admitted = false;
         r.waited_steps = 0;
       } else {
         ++r.waited_steps;
@@ -257,6 +277,13 @@ StepReport BatchEngine::step() {
   bool kv_blocked = false;
   for (auto& s : sequences_) {
     by_id[s->req.id] = s.get();
+    if (s->cache && s->cache->n_past() < static_cast<int64_t>(s->req.prompt.size())) {
+      // The next chunk of a prompt being prefilled in chunks.
+      const int64_t from = s->cache->n_past();
+      queue.push_back({s->req.id, false, {s->prompt_experts.begin() + from, s->prompt_experts.begin() + chunk_end(*s, from)},
+                       s->waited, true});
+      continue;
+    }
     if (s->cache) {
       queue.push_back({s->req.id, true, {s->pending_expert}, s->waited});
       continue;
@@ -268,19 +295,24 @@ StepReport BatchEngine::step() {
     }
     kv_offered += need;
     match_prefix(*s);
-    queue.push_back({s->req.id, false, {s->prompt_experts.begin() + s->reuse_len, s->prompt_experts.end()}, s->waited});
+    queue.push_back({s->req.id, false,
+                     {s->prompt_experts.begin() + s->reuse_len, s->prompt_experts.begin() + chunk_end(*s, s->reuse_len)},
+                     s->waited});
   }
   if (queue.empty()) return report;
   const Batch batch = schedule(opt_.scheduler, queue, opt_.limits);
   if (batch.steps.empty()) return report;
 
-  // Segments: prefills get their KV cache now.
+  // Segments: prefills get their KV cache now (at their first chunk). Only a segment that ends its
+  // prompt, and a decode, wants a logit row.
   std::vector<BatchSegment> segments;
   std::vector<Sequence*> in_batch;
+  std::vector<int64_t> logit_row;  // per segment; -1: none (a prompt chunk that does not end it)
+  int64_t rows = 0;
   for (const BatchStep& st : batch.steps) {
     Sequence& s = *by_id.at(st.id);
     const bool routed = s.router != nullptr;
-    if (st.prefill) {
+    if (st.prefill && !s.cache) {
       const int64_t positions = static_cast<int64_t>(s.req.prompt.size()) + s.req.max_tokens;
       s.cache = std::make_unique<KvCache>(hp, positions, opt_.kv_type);
       s.cache_bytes = kv_bytes(positions);
@@ -293,11 +325,17 @@ StepReport BatchEngine::step() {
         report.cached_prompts.push_back({s.req.id, skip});
       }
       s.reuse = nullptr;
-      segments.push_back({s.cache.get(), s.req.prompt.data() + skip, static_cast<int64_t>(s.req.prompt.size()) - skip,
-                          routed ? s.prompt_experts.data() + skip : nullptr, -1});
+    }
+    if (st.prefill) {
+      const int64_t from = s.cache->n_past();
+      const bool ends_prompt = from + st.tokens == static_cast<int64_t>(s.req.prompt.size());
+      segments.push_back({s.cache.get(), s.req.prompt.data() + from, st.tokens,
+                          routed ? s.prompt_experts.data() + from : nullptr, ends_prompt ? -1 : st.tokens});
+      logit_row.push_back(ends_prompt ? rows++ : -1);
       ++report.prefills;
     } else {
       segments.push_back({s.cache.get(), &s.pending_token, 1, routed ? &s.pending_expert : nullptr, -1});
+      logit_row.push_back(rows++);
       ++report.decodes;
     }
     in_batch.push_back(&s);
@@ -321,8 +359,9 @@ StepReport BatchEngine::step() {
     Sequence& s = *in_batch[i];
     if (!opt_.prefix_cache) break;
     if (batch.steps[i].prefill) {
-      s.fed_tokens = s.req.prompt;
-      if (s.router) s.fed_experts = s.prompt_experts;
+      const int64_t n = s.cache->n_past();  // the prompt so far
+      s.fed_tokens.assign(s.req.prompt.begin(), s.req.prompt.begin() + n);
+      if (s.router) s.fed_experts.assign(s.prompt_experts.begin(), s.prompt_experts.begin() + n);
     } else {
       s.fed_tokens.push_back(s.pending_token);
       if (s.router) s.fed_experts.push_back(s.pending_expert);
@@ -335,7 +374,8 @@ StepReport BatchEngine::step() {
   for (size_t i = 0; i < in_batch.size(); ++i) {
     Sequence& s = *in_batch[i];
     s.waited = 0;
-    const int32_t token = s.sampler.sample(logits + static_cast<int64_t>(i) * hp.n_vocab);
+    if (logit_row[i] < 0) continue;  // more of its prompt to prefill first
+    const int32_t token = s.sampler.sample(logits + logit_row[i] * hp.n_vocab);
     const auto prompt_tokens = static_cast<int64_t>(s.req.prompt.size());
     if (s.req.stop_at_eog && eog_.count(token)) {
       report.finished.push_back({s.req.id, FinishReason::STOP, prompt_tokens, s.generated});

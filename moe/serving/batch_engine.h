@@ -17,7 +17,7 @@
 //     a TieredExperts over it, passed again as `tiers` so the engine can give it the access plan).
 //     All are borrowed and must outlive the engine.
 //   - add() validates and throws lookahead::Error naming the request: empty prompt, token outside the
-//     vocabulary, prompt longer than the token budget (prefills are never split) or than n_ctx,
+//     vocabulary, prompt longer than the token budget (when prefills are not chunked) or than n_ctx,
 //     prompt + max_tokens beyond n_ctx, a KV cache larger than the whole KV budget, duplicate id.
 //   - KV memory: each admitted sequence gets a cache of prompt + max_tokens positions; a waiting
 //     request is offered to the scheduler only while the caches of running and earlier-offered
@@ -27,6 +27,11 @@
 //     that finished: LENGTH at max_tokens, STOP at an end-of-generation token (stop_at_eog; the token
 //     is neither reported nor counted), CANCELLED by cancel().
 //   - Deterministic for given requests and seeds (sampling is per request, seeded).
+//   - Chunked prefill (prefill_chunk = C > 0, as vLLM's chunked prefill): a prompt is prefilled C
+//     tokens per step, each chunk a prefill step the scheduler places like any other (the first
+//     takes a sequence slot and the KV cache, the later ones are `admitted`), so a long prompt
+//     neither needs a token budget as large as itself nor stalls the running decodes for a whole
+//     prompt's forward pass. Only the chunk that ends the prompt samples a token.
 //   - Prefix cache (prefix_cache = true; what llama-server's cache_prompt and vLLM's automatic
 //     prefix caching do): the KV cache of a finished or cancelled sequence is kept, with the tokens
 //     and routed experts it holds, while the KV budget has room; a new request whose prompt starts
@@ -60,6 +65,7 @@ struct BatchEngineOptions {
   std::string route = "router";    // Read-ME routing of every sequence (make_token_router's spec)
   int plan_horizon = 1;            // predicted batches after the current one in the expert plan
   bool prefix_cache = false;       // reuse finished sequences' KV caches for shared prompt prefixes
+  int64_t prefill_chunk = 0;       // most prompt tokens one prefill step runs; 0 = whole prompts
 };
 
 struct EngineRequest {
@@ -140,6 +146,8 @@ class BatchEngine {
   uint64_t kv_bytes(int64_t positions) const;
   // The longest usable cached prefix of a waiting sequence's prompt: sets seq.reuse_entry/len.
   void match_prefix(Sequence& seq);
+  // Where the prefill chunk starting at prompt position `from` ends.
+  int64_t chunk_end(const Sequence& seq, int64_t from) const;
   void keep_prefix(Sequence& seq);
   void evict_prefixes();
   void route(Sequence& seq, const int32_t* tokens, int64_t n, int64_t pos0, int32_t* experts);

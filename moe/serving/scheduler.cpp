@@ -59,15 +59,17 @@ void validate(const std::vector<QueuedRequest>& queue, const SchedulerLimits& li
   int64_t running = 0;
   for (const QueuedRequest& r : queue) {
     if (r.experts.empty()) fail("scheduler: request {}: no pending tokens (experts is empty)", r.id);
+    if (r.running && r.admitted) fail("scheduler: request {}: both running and an admitted prefill", r.id);
+    if (r.running || r.admitted) ++running;
     if (r.running) {
-      ++running;
       if (r.experts.size() != 1) fail("scheduler: request {}: running but {} pending tokens (expected 1)", r.id, r.experts.size());
     } else if (tokens_of(r) > limits.token_budget) {
-      fail("scheduler: request {}: prompt of {} tokens exceeds the token budget {} (prefills are not split)",
-           r.id, tokens_of(r), limits.token_budget);
+      fail("scheduler: request {}: prefill of {} tokens exceeds the token budget {} (the scheduler does not split "
+           "steps)", r.id, tokens_of(r), limits.token_budget);
     }
   }
-  if (running > limits.max_running) fail("scheduler: {} running requests exceed max_running {}", running, limits.max_running);
+  if (running > limits.max_running)
+    fail("scheduler: {} requests holding a KV cache exceed max_running {}", running, limits.max_running);
 }
 
 // Builds a batch while tracking the budget and free sequence slots.
@@ -79,13 +81,13 @@ struct Builder {
   std::set<int32_t> experts;
 
   bool fits(const QueuedRequest& r) const {
-    return tokens_of(r) <= budget_left && (r.running || slots_left > 0);
+    return tokens_of(r) <= budget_left && (r.running || r.admitted || slots_left > 0);
   }
   void add(const QueuedRequest& r) {
     batch.steps.push_back(BatchStep{r.id, !r.running, tokens_of(r)});
     batch.tokens += tokens_of(r);
     budget_left -= tokens_of(r);
-    if (!r.running) --slots_left;
+    if (!r.running && !r.admitted) --slots_left;
     experts.insert(r.experts.begin(), r.experts.end());
   }
   Batch finish() {
@@ -95,7 +97,7 @@ struct Builder {
 };
 
 int64_t count_running(const std::vector<QueuedRequest>& queue) {
-  return std::count_if(queue.begin(), queue.end(), [](const QueuedRequest& r) { return r.running; });
+  return std::count_if(queue.begin(), queue.end(), [](const QueuedRequest& r) { return r.running || r.admitted; });
 }
 
 // The expert a whole prefill is queued under: its most frequent token expert, ties to the lowest.
@@ -171,14 +173,14 @@ Batch schedule_expert_aware(const std::vector<QueuedRequest>& queue, const Sched
       for (size_t i : items) {
         const QueuedRequest& r = queue[i];
         if (!r.running) {
-          if (slots <= 0) continue;
+          if (!r.admitted && slots <= 0) continue;
           if (fcfs) {
             // Items are in arrival order and earlier prefills are in the batch or in other queues:
             // once one prefill is not next in line, none after it in this queue is either.
             if (head >= prefills.size() || prefills[head] != i) break;
             ++head;
           }
-          --slots;
+          if (!r.admitted) --slots;
         }
         el.push_back(i);
         tokens += tokens_of(r);

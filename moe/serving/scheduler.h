@@ -8,10 +8,13 @@
 // token's expert is known: `experts` holds one expert per pending token (prompt length for a
 // prefill, 1 for a decode).
 //
-// Output: the next batch, a list of whole steps (a prefill is never split: chunked prefill is not
-// modelled, and attention needs the whole prompt), with
+// A prompt may also be prefilled in chunks (the serving engine's chunked prefill): then each chunk
+// is a prefill step of its own, and the chunks after the first come from a request that already
+// holds a KV cache (`admitted`), so they take no new sequence slot.
+//
+// Output: the next batch, a list of whole steps (the scheduler never splits a step), with
 //   - total tokens <= token_budget (MaxTokenLen), and
-//   - running requests + prefills admitted <= max_running (sequences holding a KV cache).
+//   - requests holding a KV cache + prefills newly admitted <= max_running.
 // A prefill longer than token_budget can never be scheduled: lookahead::Error naming the request
 // (the engine must refuse such prompts at submit).
 //
@@ -74,6 +77,7 @@ struct QueuedRequest {
   bool running = false;          // holds a KV cache: decodes one token; else prefills its prompt
   std::vector<int32_t> experts;  // pre-gated expert of each pending token (size 1 when running)
   int64_t waited_steps = 0;      // batches formed since this step became ready without it
+  bool admitted = false;         // a prefill that already holds a KV cache (a later chunk of its prompt)
 };
 
 struct SchedulerLimits {

@@ -71,7 +71,7 @@ SubmitResult ThreadedEngine::submit(GenerationRequest request) {
   if (n_prompt + request.max_tokens > limits_.n_ctx)
     return invalid(fmt::format("max_tokens: {} prompt tokens + {} max_tokens exceed the context of {} tokens", n_prompt,
                                request.max_tokens, limits_.n_ctx));
-  if (n_prompt > opt_.core.limits.token_budget)
+  if (opt_.core.prefill_chunk == 0 && n_prompt > opt_.core.limits.token_budget)
     return invalid(fmt::format("prompt: {} tokens exceed the batch token budget of {}", n_prompt,
                                opt_.core.limits.token_budget));
   if (!request.on_token) return invalid("on_token: no callback");

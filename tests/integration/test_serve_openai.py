@@ -117,8 +117,11 @@ def assert_api_error(test, exc, want_status, code=None, param=None):
 class ServeOpenAI(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        # Two sequences run, one more waits; anything beyond gets 429.
-        cls.server = Server("--api-key", KEY, "--max-running", "2", "--max-queue", "1", "--max-body", "65536")
+        # Two sequences run, one more waits; anything beyond gets 429. Prompts are prefilled 16 tokens
+        # per batch, so most chats here take several chunked-prefill steps, and the longest exceed the
+        # token budget.
+        cls.server = Server("--api-key", KEY, "--max-running", "2", "--max-queue", "1", "--max-body", "65536",
+                            "--token-budget", "48", "--prefill-chunk", "16")
         cls.client = cls.server.client()
 
     @classmethod

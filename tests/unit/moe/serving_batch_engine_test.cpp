@@ -262,6 +262,48 @@ TEST_F(BatchEngineTest, PrefixCacheGivesWayToRunningSequencesAndFollowsTheRoute)
   EXPECT_EQ(cached5.at(2), 3);
 }
 
+TEST_F(BatchEngineTest, ChunkedPrefillGivesTheSameTokensAndTakesPromptsBeyondTheBudget) {
+  const auto reqs = requests();  // prompts of 1 to 11 tokens
+  std::map<uint64_t, std::vector<int32_t>> want;
+  for (const auto& r : reqs) want[r.id] = alone(r, "router");
+  for (SchedulerKind kind : {SchedulerKind::EXPERT_AWARE, SchedulerKind::DECODE_FIRST, SchedulerKind::PREFILL_FIRST}) {
+    for (const auto& [budget, chunk] : {std::pair<int64_t, int64_t>{6, 4}, {6, 1}, {16, 5}}) {
+      for (bool prefix : {false, true}) {
+        BatchEngineOptions o;
+        o.scheduler = kind;
+        o.limits.token_budget = budget;
+        o.limits.max_running = 3;
+        o.n_ctx = 64;
+        o.prefill_chunk = chunk;
+        o.prefix_cache = prefix;
+        BatchEngine engine(model().backbone(), &model(), &model(), nullptr, {}, o);
+        std::map<uint64_t, std::vector<int32_t>> got;
+        for (auto r : reqs) engine.add(r);
+        int64_t chunks = 0;
+        for (int guard = 0; !engine.idle() && guard < 1000; ++guard) {
+          const StepReport st = engine.step();
+          ASSERT_GT(st.tokens, 0);
+          EXPECT_LE(st.tokens, budget);
+          EXPECT_LE(engine.running(), 3);
+          chunks += st.prefills;
+          for (const auto& g : st.generated) got[g.id].push_back(g.token);
+        }
+        const std::string what = std::string(scheduler_name(kind)) + " budget " + std::to_string(budget) + " chunk " +
+                                 std::to_string(chunk) + (prefix ? " prefix cache" : "");
+        EXPECT_EQ(got, want) << what;
+        // The 11- and 7-token prompts need more than one chunk each (fewer with the prefix cache).
+        if (!prefix) {
+          EXPECT_GT(chunks, static_cast<int64_t>(reqs.size())) << what;
+        }
+      }
+    }
+  }
+  BatchEngineOptions o;
+  o.limits.token_budget = 6;
+  o.prefill_chunk = 7;
+  EXPECT_THROW(BatchEngine(model().backbone(), &model(), &model(), nullptr, {}, o), Error);  // chunk > budget
+}
+
 TEST_F(BatchEngineTest, BadRequestsAndOptionsAreRefused) {
   BatchEngineOptions o;
   o.limits.token_budget = 8;

@@ -148,6 +148,29 @@ TEST(ServingScheduler, PrefillFirst) {
   EXPECT_EQ(ids(b), (std::vector<uint64_t>{1, 2, 3, 4, 5, 7}));
 }
 
+TEST(ServingScheduler, AdmittedPrefillChunksTakeNoNewSlot) {
+  // Two slots: one running decode and one prompt already mid-prefill (admitted) hold both, so a
+  // new prompt cannot start, but the admitted chunk still runs, under every scheduler.
+  QueuedRequest chunk = prefill(2, {1, 1});
+  chunk.admitted = true;
+  const std::vector<QueuedRequest> q = {decode(1, 0), chunk, prefill(3, {0})};
+  for (SchedulerKind kind : {SchedulerKind::EXPERT_AWARE, SchedulerKind::DECODE_FIRST, SchedulerKind::PREFILL_FIRST}) {
+    Batch b = schedule(kind, q, {8, 2, 0});
+    std::vector<uint64_t> got = ids(b);
+    std::sort(got.begin(), got.end());
+    EXPECT_EQ(got, (std::vector<uint64_t>{1, 2})) << scheduler_name(kind);
+    for (const BatchStep& st : b.steps) EXPECT_EQ(st.prefill, st.id == 2);
+    // A third slot lets the new prompt in beside them.
+    got = ids(schedule(kind, q, {8, 3, 0}));
+    EXPECT_EQ(got.size(), 3u) << scheduler_name(kind);
+  }
+  // Holding a cache counts against max_running, and a step cannot be both running and admitted.
+  EXPECT_THROW(schedule(SchedulerKind::DECODE_FIRST, {decode(1, 0), chunk}, {8, 1, 0}), Error);
+  QueuedRequest both = decode(4, 0);
+  both.admitted = true;
+  EXPECT_THROW(schedule(SchedulerKind::DECODE_FIRST, {both}, {8, 2, 0}), Error);
+}
+
 TEST(ServingScheduler, StarvationLimitBoundsTheWait) {
   std::vector<QueuedRequest> q;
   for (uint64_t i = 1; i <= 10; ++i) q.push_back(decode(i, 0));
