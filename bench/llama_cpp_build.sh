@@ -38,9 +38,15 @@ if [ "$(cat "$SRC/.from" 2>/dev/null || true)" != "$(basename "$sdist")" ]; then
   basename "$sdist" > "$SRC/.from"
 fi
 
-# (Re)configure when there is no build yet or an older one was configured without the server.
-if [ ! -f "$BUILD/build.ninja" ] || ! grep -q 'build bin/llama-server' "$BUILD/build.ninja"; then
+# Native ISA but no AMX: ggml's AMX matmul segfaults at the first batch on this VM's Sapphire-Rapids
+# CPUs (ggml_backend_amx_mul_mat, seen 2026-12-06; llama.cpp issue 20824, closed unfixed; dspy
+# dropped the AMX build for the same crash). Explicit -mno-amx-* win over -march=native in GCC.
+NO_AMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+# (Re)configure when there is no build yet, or an older one lacks the server or the AMX opt-out.
+if [ ! -f "$BUILD/build.ninja" ] || ! grep -q 'build bin/llama-server' "$BUILD/build.ninja" ||
+   ! grep -q -- "-mno-amx-int8" "$BUILD/CMakeCache.txt"; then
   cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_FLAGS="$NO_AMX" -DCMAKE_CXX_FLAGS="$NO_AMX" \
     -DGGML_NATIVE=ON -DGGML_OPENMP=ON -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON \
     -DLLAMA_BUILD_TOOLS=ON >"$ROOT/.cache/llama.cpp-configure.log" 2>&1 ||

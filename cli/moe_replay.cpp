@@ -45,6 +45,8 @@ struct ReplayFlags {
   std::string record_stream;
   double rate = 0;
   int64_t synth = 0, max_requests = 0, token_budget = 1024, max_running = 16, ctx = 2048, starvation = 32;
+  int64_t prefill_chunk = 0;
+  std::string prefix_cache = "off";
   int horizon = 1, threads = 0;
   double prompt_median = 256, output_median = 128;
   double model_mem_gbs = 10, model_gflops = 60;  // --clock model's machine
@@ -92,7 +94,9 @@ Trace load_trace(const ReplayFlags& f, const Tokenizer& tokenizer) {
     so.seed = f.seed;
     so.prompt_median = f.prompt_median;
     so.output_median = f.output_median;
-    so.prompt_max = std::min<int64_t>(so.prompt_max, f.token_budget);
+    // Whole-prompt prefills must fit one batch; chunked ones may fill half the context (the other
+    // half is room for the output).
+    so.prompt_max = std::min<int64_t>(so.prompt_max, f.prefill_chunk == 0 ? f.token_budget : f.ctx / 2);
     so.output_max = std::min<int64_t>(so.output_max, f.ctx - so.prompt_max);
     return synth_trace(read_text(f.corpus), f.corpus, so, &tokenizer);
   }
@@ -128,6 +132,8 @@ BatchEngineOptions engine_options(const ReplayFlags& f, const ReplayChoice& c, c
   o.limits.prefill_order = c.prefill_order;
   o.limits.partial_queue = c.partial_queue;
   o.n_ctx = f.ctx;
+  o.prefill_chunk = f.prefill_chunk;
+  o.prefix_cache = f.prefix_cache == "on";
   if (!f.kv_budget.empty()) {
     const Budget b = parse_budget(f.kv_budget);
     if (!b.bytes) lookahead::fail("--kv-budget takes bytes (e.g. 256MiB), not experts");
@@ -159,7 +165,8 @@ void print_json(const ReplayFlags& f, const std::string& route, const Trace& tra
       {"rate", f.rate}, {"scheduler", f.scheduler},
       {"queue_length", f.queue_length}, {"prefill_order", f.prefill_order},
       {"partial_queue", f.partial_queue}, {"cache", f.tier.cache}, {"budget", f.tier.budget}, {"prefetch", f.tier.prefetch},
-      {"token_budget", f.token_budget}, {"max_running", f.max_running}, {"threads", kernel_threads()},
+      {"token_budget", f.token_budget}, {"prefill_chunk", f.prefill_chunk}, {"prefix_cache", f.prefix_cache},
+      {"max_running", f.max_running}, {"threads", kernel_threads()},
       {"requests", s.requests}, {"skipped", trace.skipped}, {"prompt_tokens", s.prompt_tokens},
       {"generated_tokens", s.generated_tokens}, {"steps", s.steps},
       {"normalized_latency_s", distribution_json(s.normalized_latency_s)}, {"ttft_s", distribution_json(s.ttft_s)},
@@ -282,7 +289,14 @@ void add_engine_flags(CLI::App& cmd, ReplayFlags& f) {
   cmd.add_option("--horizon", f.horizon, "predicted batches beyond the current one in the expert plan")->capture_default_str();
   cmd.add_option("--record-stream", f.record_stream,
                  "write the exact expert slab access stream (and each step's plan) to FILE for moe cache-sim");
-  cmd.add_option("--token-budget", f.token_budget, "tokens per batch (MaxTokenLen); the longest prompt must fit")->capture_default_str();
+  cmd.add_option("--token-budget", f.token_budget,
+                 "tokens per batch (MaxTokenLen); the longest prompt must fit unless --prefill-chunk splits prompts")
+      ->capture_default_str();
+  cmd.add_option("--prefill-chunk", f.prefill_chunk, "prefill prompts this many tokens per batch (0 = whole prompts)")
+      ->capture_default_str();
+  cmd.add_option("--prefix-cache", f.prefix_cache, "reuse finished requests' KV caches for shared prompt prefixes: on | off")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   cmd.add_option("--max-running", f.max_running, "sequences holding a KV cache at once")->capture_default_str();
   cmd.add_option("--starvation-limit", f.starvation, "expert-aware: batches a request may wait before its queue goes first (0 = off)")->capture_default_str();
   cmd.add_option("--ctx,-c", f.ctx, "most tokens (prompt + output) of one sequence")->capture_default_str();
