@@ -14,6 +14,9 @@ warm-up request, then N client threads send streaming chat completions back to b
 
   lookahead:    lookahead moe serve --model M --ctx C --max-running S --max-queue 1024 --threads T
   llama-server: llama-server -m M -c C*S -np S -t T -tb T      (llama.cpp splits -c over its S slots)
+  lookahead-readme (with --readme-model DIR): the lookahead command on a Read-ME model directory
+    (routed experts; e.g. the dense GGUF refactored and converted to the same weight type), so dense
+    and Read-ME are compared at equal load
 
 With --threads default neither server gets a thread flag (each picks its own default); --hog K runs
 K busy-looping processes beside the server for the measurement (a machine shared with other work).
@@ -85,8 +88,9 @@ def status_kib(pid, key):
 
 
 def server_command(kind, args, port):
-    if kind == "lookahead":
-        cmd = [args.lookahead, "moe", "serve", "--model", args.model, "--host", "127.0.0.1", "--port", str(port),
+    if kind in ("lookahead", "lookahead-readme"):
+        model = args.readme_model if kind == "lookahead-readme" else args.model
+        cmd = [args.lookahead, "moe", "serve", "--model", model, "--host", "127.0.0.1", "--port", str(port),
                "--ctx", str(args.ctx), "--max-running", str(args.slots), "--max-queue", "1024"]
         if args.threads != "default":
             cmd += ["--threads", args.threads]
@@ -131,6 +135,10 @@ class Client(threading.Thread):
         prompt = PROMPTS[(self.index + n) % len(PROMPTS)]
         body = json.dumps({"messages": [{"role": "user", "content": prompt}], "max_tokens": self.rng.randint(64, 128),
                            "temperature": 0, "stream": True, "stream_options": {"include_usage": True}})
+        # Reset before sending: a request cut while still waiting for its response headers (a server
+        # that answers a queued streaming request only once it starts, as llama-server does) must
+        # count 0 tokens, not the previous request's.
+        self.chunks = 0
         self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         t0 = time.perf_counter()
         self.conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
@@ -138,7 +146,6 @@ class Client(threading.Thread):
         if r.status != 200:
             r.read()
             return {"outcome": f"http_{r.status}"}
-        self.chunks = 0
         ttft, last, gaps, tokens, done, finish, cached, prompt_tokens = None, None, [], None, False, None, 0, 0
         for raw in r:
             line = raw.decode("utf-8", "replace").strip()
@@ -246,7 +253,8 @@ def measure(kind, clients, round_index, args):
         outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + 1
     return {
         "server": kind, "clients": clients, "round": round_index, "threads": args.threads, "hog": args.hog,
-        "server_args": args.lookahead_args if kind == "lookahead" else "",
+        "server_args": args.lookahead_args if kind != "llama-server" else "",
+        "model": args.readme_model if kind == "lookahead-readme" else args.model,
         # Prompt tokens of completed requests, and how many of them the server reported as cached
         # (usage.prompt_tokens_details.cached_tokens; 0 where a server does not report it).
         "prompt_tokens": sum(r.get("prompt_tokens", 0) for r in ok), "cached_prompt_tokens": sum(r.get("cached", 0) for r in ok),
@@ -263,18 +271,21 @@ def measure(kind, clients, round_index, args):
     }
 
 
+KINDS = ("lookahead", "lookahead-readme", "llama-server")
+
+
 def markdown(rows):
-    out = ["| clients | server | tokens/s (median of rounds) | ratio lookahead / llama-server | TTFT p50 / p95 ms | "
+    out = ["| clients | server | tokens/s (median of rounds) | ratio to llama-server | TTFT p50 / p95 ms | "
            "ITL p50 / p95 ms | errors | peak RSS MiB |", "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for c in sorted({r["clients"] for r in rows}):
         med = {}
-        for kind in ("lookahead", "llama-server"):
+        for kind in KINDS:
             rs = [r for r in rows if r["clients"] == c and r["server"] == kind]
             if not rs:
                 continue
             med[kind] = statistics.median(r["tokens_per_s"] for r in rs)
-        ratio = med["lookahead"] / med["llama-server"] if med.get("llama-server") and "lookahead" in med else float("nan")
-        for kind in ("lookahead", "llama-server"):
+        for kind in KINDS:
+            ratio = med[kind] / med["llama-server"] if med.get("llama-server") and kind in med else float("nan")
             rs = [r for r in rows if r["clients"] == c and r["server"] == kind]
             if not rs:
                 continue
@@ -298,7 +309,9 @@ def main():
     ap.add_argument("--ctx", type=int, default=512, help="context per sequence")
     ap.add_argument("--threads", default="2", help="threads for both servers, or 'default' to pass none")
     ap.add_argument("--hog", type=int, default=0, help="busy-looping processes beside the server")
-    ap.add_argument("--servers", default="lookahead,llama-server")
+    ap.add_argument("--servers", default="lookahead,llama-server",
+                    help="comma list of lookahead, lookahead-readme (--readme-model served by lookahead), llama-server")
+    ap.add_argument("--readme-model", help="a Read-ME model directory for the lookahead-readme server")
     ap.add_argument("--lookahead-args", default="", help="more flags for moe serve, e.g. '--prefix-cache off'")
     ap.add_argument("--out", help="append one JSON line per run here")
     ap.add_argument("--markdown", help="write the summary table here")
@@ -310,9 +323,11 @@ def main():
     if args.threads != "default" and not args.threads.isdigit():
         sys.exit(f"serve_compare: --threads must be a number or 'default' (got {args.threads!r})")
     for kind in servers:
-        if kind not in ("lookahead", "llama-server"):
-            sys.exit(f"serve_compare: unknown server {kind!r} (lookahead, llama-server)")
-        binary = args.lookahead if kind == "lookahead" else args.llama_server
+        if kind not in KINDS:
+            sys.exit(f"serve_compare: unknown server {kind!r} ({', '.join(KINDS)})")
+        if kind == "lookahead-readme" and not (args.readme_model and os.path.isdir(args.readme_model)):
+            sys.exit("serve_compare: lookahead-readme needs --readme-model DIR (a Read-ME model directory)")
+        binary = args.llama_server if kind == "llama-server" else args.lookahead
         if not os.access(binary, os.X_OK):
             sys.exit(f"serve_compare: {binary}: not an executable (build it first)")
     rows = []
