@@ -45,8 +45,8 @@ const char* finish_reason_name(FinishReason reason);
 
 struct Usage {
   int64_t prompt_tokens = 0;
-  int64_t cached_tokens = 0;       // of prompt_tokens, taken from the prefix cache (not prefilled)
   int64_t completion_tokens = 0;
+  int64_t cached_tokens = 0;       // of prompt_tokens, taken from the prefix cache (not prefilled)
 };
 
 struct TokenEvent {

@@ -224,6 +224,10 @@ TEST_F(ServeApi, ResponsesAndChunks) {
   EXPECT_EQ(full["choices"][0]["message"]["content"], "hello");
   EXPECT_EQ(full["choices"][0]["finish_reason"], "length");
   EXPECT_EQ(full["usage"]["total_tokens"], 12);
+  EXPECT_EQ(full["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+  const nlohmann::json cached = completion_response(chat, "chatcmpl-2", 7, "hello", FinishReason::STOP, {10, 2, 9});
+  EXPECT_EQ(cached["usage"]["prompt_tokens_details"]["cached_tokens"], 9);
+  EXPECT_EQ(cached["usage"]["prompt_tokens"], 10);
   const std::string piece = "he";
   const nlohmann::json first = stream_chunk(chat, "chatcmpl-1", 7, &piece, true, nullptr);
   EXPECT_EQ(first["object"], "chat.completion.chunk");
