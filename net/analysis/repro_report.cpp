@@ -9,6 +9,11 @@ namespace lookahead::net::analysis {
 
 namespace {
 
+// Why a point did not finish: QPs that gave up after the retry limit, or (none) the time limit.
+std::string dnf_reason(int failed_qps) {
+  return failed_qps > 0 ? fmt::format(" ({} QP{} gave up)", failed_qps, failed_qps == 1 ? "" : "s") : " (time limit)";
+}
+
 std::string point_key(const ReproPoint& p) {
   return fmt::format("{}|{}|{}", p.fabric, collective::algorithm_name(p.collective.algorithm), p.collective.message_bytes);
 }
@@ -44,7 +49,8 @@ std::string fabric_section(const ReproGrid& grid, const GridReport& rep, const R
         // No ratio where spray did not finish every seed (its mean is undefined).
         std::string rel = rep.ratio[i] > 0 ? fmt::format(" ({:.2f})", rep.ratio[i]) : " (-)";
         if (!r.finished)
-          md += stats[i].finished > 0 ? fmt::format(" DNF in {} of {} seeds |", seeds - stats[i].finished, seeds) : " DNF |";
+          md += (stats[i].finished > 0 ? fmt::format(" DNF in {} of {} seeds", seeds - stats[i].finished, seeds) : " DNF") +
+                dnf_reason(r.failed_qps) + " |";
         else if (seeds > 1)
           md += fmt::format(" {:.0f} [{:.0f}-{:.0f}]{} |", r.cct_us, stats[i].min, stats[i].max, rel);
         else
@@ -98,8 +104,10 @@ GridReport aggregate_seeds(const ReproGrid& grid, const std::vector<ReproResult>
     }
     if (seeds > 1) {
       results[i].drops = results[i].retransmits = results[i].timeouts = results[i].events = 0;
+      results[i].failed_qps = 0;
       results[i].wall_s = 0;
       for (const auto& r : mine) {
+        results[i].failed_qps += r.failed_qps;
         results[i].drops += r.drops;
         results[i].retransmits += r.retransmits;
         results[i].timeouts += r.timeouts;
@@ -127,8 +135,10 @@ std::string grid_csv(const ReproGrid& grid, const GridReport& rep, int seeds) {
   // counters over the seeds; ratio_to_spray is the ratio of the means over the same seeds).
   // Queue columns: the worst switch port's time-weighted p50 and p99 and the largest queue (bytes; the
   // worst seed's).
+  // failed_qps: QPs whose sender gave up after the retry limit (summed over seeds); a point that did
+  // not finish with 0 ran out of time instead.
   std::string csv = "fabric,failed,algo,size_bytes,scheme,finished,cct_us,ratio_to_spray,qps,max_qps_per_host,drops,retransmits,timeouts,events,wall_s,"
-                    "queue_p50_bytes,queue_p99_bytes,queue_max_bytes";
+                    "queue_p50_bytes,queue_p99_bytes,queue_max_bytes,failed_qps";
   csv += seeds > 1 ? ",seeds,cct_min_us,cct_max_us\n" : "\n";
   for (size_t i = 0; i < points.size(); ++i) {
     const auto& p = points[i];
@@ -137,6 +147,7 @@ std::string grid_csv(const ReproGrid& grid, const GridReport& rep, int seeds) {
                        collective::algorithm_name(p.collective.algorithm), p.collective.message_bytes, p.scheme,
                        r.finished ? 1 : 0, r.cct_us, rep.ratio[i], r.qps, r.max_qps_per_host, r.drops, r.retransmits, r.timeouts,
                        r.events, r.wall_s, r.queue_p50_bytes, r.queue_p99_bytes, r.queue_max_bytes);
+    csv += fmt::format(",{}", r.failed_qps);
     csv += seeds > 1 ? fmt::format(",{},{:.3f},{:.3f}\n", seeds, stats[i].min, stats[i].max) : "\n";
   }
   return csv;
@@ -151,13 +162,14 @@ std::string grid_seeds_csv(const ReproGrid& grid, const std::vector<ReproResult>
     auto seed_key = [&](const ReproPoint& p) { return fmt::format("{}|{}", point_key(p), p.seed); };
     for (size_t i = 0; i < runs.size(); ++i)
       if (runs[i].scheme == "spray" && run_results[i].finished) spray_seed[seed_key(runs[i])] = run_results[i].cct_us;
-    seeds_csv = "fabric,failed,algo,size_bytes,scheme,seed,finished,cct_us,ratio_to_spray_same_seed\n";
+    seeds_csv = "fabric,failed,algo,size_bytes,scheme,seed,finished,cct_us,ratio_to_spray_same_seed,failed_qps\n";
     for (size_t i = 0; i < runs.size(); ++i) {
       auto it = spray_seed.find(seed_key(runs[i]));
       double rr = it != spray_seed.end() && run_results[i].finished ? run_results[i].cct_us / it->second : 0.0;
-      seeds_csv += fmt::format("{},{},{},{},{},{},{},{:.3f},{:.4f}\n", runs[i].fabric, runs[i].failed_label,
+      seeds_csv += fmt::format("{},{},{},{},{},{},{},{:.3f},{:.4f},{}\n", runs[i].fabric, runs[i].failed_label,
                                collective::algorithm_name(runs[i].collective.algorithm), runs[i].collective.message_bytes,
-                               runs[i].scheme, runs[i].seed, run_results[i].finished ? 1 : 0, run_results[i].cct_us, rr);
+                               runs[i].scheme, runs[i].seed, run_results[i].finished ? 1 : 0, run_results[i].cct_us, rr,
+                               run_results[i].failed_qps);
     }
   }
   return seeds_csv;
@@ -167,8 +179,8 @@ std::string grid_markdown(const ReproGrid& grid, const GridReport& rep, const Gr
   const int seeds = spec.seeds;
   // Markdown: per fabric and algorithm, sizes x schemes, CCT in us and (ratio to spray).
   std::string md = fmt::format("# lookahead net repro{}\n\nAll-reduce collective completion time (us) per scheme; in brackets the ratio "
-                               "to spray (oblivious packet spraying; (-) where spray did not finish). DNF: did not finish (a QP gave up after "
-                               "the retry limit, 7 timeouts in a row, or the time limit passed). ethereal starts knowing no "
+                               "to spray (oblivious packet spraying; (-) where spray did not finish). DNF: did not finish, with why: QPs that gave up after "
+                               "the retry limit (7 timeouts in a row; summed over seeds), or the time limit. ethereal starts knowing no "
                                "failure and learns failed paths from QP timeouts (first iteration); ethereal-known is told the failed "
                                "link at the start (the steady state).\n",
                                spec.quick ? " --quick" : "");
@@ -188,7 +200,7 @@ std::string jobs_csv(const Scenario& sc, const std::vector<ReproPoint>& runs, co
   for (size_t i = 0; i < runs.size(); ++i)
     if (runs[i].scheme == "spray" && results[i].finished) spray[runs[i].seed] = results[i].cct_us;
   std::string csv = "spec,scheme,seed,finished,makespan_us,ratio_to_spray_same_seed,qps,max_qps_per_host,drops,retransmits,timeouts,events,wall_s,"
-                    "queue_p50_bytes,queue_p99_bytes,queue_max_bytes";
+                    "queue_p50_bytes,queue_p99_bytes,queue_max_bytes,failed_qps";
   for (const auto& j : sc.jobs) csv += fmt::format(",cct_us_{}", j.name);
   csv += "\n";
   for (size_t i = 0; i < runs.size(); ++i) {
@@ -197,7 +209,7 @@ std::string jobs_csv(const Scenario& sc, const std::vector<ReproPoint>& runs, co
     double ratio = it != spray.end() && r.finished ? r.cct_us / it->second : 0.0;
     csv += fmt::format("{},{},{},{},{:.3f},{:.4f},{},{},{},{},{},{},{:.2f}", runs[i].fabric, runs[i].scheme, runs[i].seed, r.finished ? 1 : 0,
                        r.cct_us, ratio, r.qps, r.max_qps_per_host, r.drops, r.retransmits, r.timeouts, r.events, r.wall_s);
-    csv += fmt::format(",{:.0f},{:.0f},{}", r.queue_p50_bytes, r.queue_p99_bytes, r.queue_max_bytes);
+    csv += fmt::format(",{:.0f},{:.0f},{},{}", r.queue_p50_bytes, r.queue_p99_bytes, r.queue_max_bytes, r.failed_qps);
     for (size_t k = 0; k < sc.jobs.size(); ++k) csv += fmt::format(",{:.3f}", k < r.job_cct_us.size() ? r.job_cct_us[k] : 0.0);
     csv += "\n";
   }
@@ -243,7 +255,10 @@ std::string jobs_markdown(const std::string& spec_path, const Scenario& sc, bool
     auto st = seed_stats(mine);
     md += "| " + runs[i].scheme + " |";
     if (!st.all_finished) {
-      md += st.finished > 0 ? fmt::format(" DNF in {} of {} seeds |", seeds - st.finished, seeds) : " DNF |";
+      int gave_up = 0;
+      for (const auto& r : mine) gave_up += r.failed_qps;
+      md += (st.finished > 0 ? fmt::format(" DNF in {} of {} seeds", seeds - st.finished, seeds) : std::string(" DNF")) +
+            dnf_reason(gave_up) + " |";
     } else {
       md += fmt::format(" {:.0f} [{:.0f}-{:.0f}]", st.mean, st.min, st.max);
       md += spray_mean > 0 ? fmt::format(" ({:.2f}) |", st.mean / spray_mean) : " |";

@@ -6,6 +6,10 @@
 #include "common/error.h"
 #include "net/analysis/congestion.h"
 #include "net/analysis/repro.h"
+#include "net/analysis/repro_grid.h"
+#include "net/analysis/repro_report.h"
+
+#include <fmt/format.h>
 
 using namespace lookahead::net;
 
@@ -118,4 +122,50 @@ TEST(AnalysisRepro, EtherealLearnsAFailedPathFromQpTimeouts) {
   EXPECT_EQ(clean_learn.max_qps_per_host, clean_known.max_qps_per_host);
   EXPECT_EQ(clean_learn.qps, clean_known.qps);
   EXPECT_NEAR(clean_learn.cct_us, clean_known.cct_us, 0.5);
+}
+
+TEST(AnalysisRepro, ReportsSayWhetherADnfGaveUpOrRanOutOfTime) {
+  // Host 0's own cable fails (no scheme can route around it), with no retries: the QPs to and from
+  // host 0 give up at their first timeout, so the point does not finish, and the CSVs and the
+  // markdown say how many gave up.
+  analysis::GridSpec spec;
+  spec.quick = true;
+  spec.fabrics = "leaf_spine_fail";
+  spec.algos = "ring";
+  spec.sizes = "64KiB";
+  spec.schemes = "ecmp";
+  spec.seeds = 2;
+  analysis::ReproGrid grid = analysis::make_repro_grid(spec);
+  ASSERT_EQ(grid.runs.size(), 2u);
+  std::vector<analysis::ReproResult> results;
+  for (auto& run : grid.runs) {
+    const int up = run.topology.host_uplink(0);
+    const auto& l = run.topology.links[static_cast<size_t>(up)];
+    run.fail = {up};
+    for (size_t k = 0; k < run.topology.links.size(); ++k)
+      if (run.topology.links[k].from == l.to && run.topology.links[k].to == l.from) run.fail.push_back(static_cast<int>(k));
+    run.config.retry_limit = 0;
+    results.push_back(analysis::run_point(run));
+    EXPECT_FALSE(results.back().finished);
+    EXPECT_GT(results.back().failed_qps, 0);
+  }
+  const auto rep = analysis::aggregate_seeds(grid, results, 2);
+  EXPECT_EQ(rep.results[0].failed_qps, results[0].failed_qps + results[1].failed_qps);
+  const std::string csv = analysis::grid_csv(grid, rep, 2);
+  EXPECT_NE(csv.find("queue_max_bytes,failed_qps,seeds"), std::string::npos) << csv;
+  EXPECT_NE(csv.find(fmt::format(",{},2,", rep.results[0].failed_qps)), std::string::npos) << csv;
+  EXPECT_NE(analysis::grid_seeds_csv(grid, results).find(fmt::format(",{}\n", results[1].failed_qps)), std::string::npos);
+  const std::string md = analysis::grid_markdown(grid, rep, spec, 100, 50);
+  EXPECT_NE(md.find(fmt::format("DNF ({} QPs gave up)", rep.results[0].failed_qps)), std::string::npos) << md;
+
+  // A time limit too short for anything to finish: no QP gave up.
+  analysis::ReproPoint p = grid.runs[0];
+  p.config.retry_limit = 7;
+  p.until_us = 1;
+  const auto late = analysis::run_point(p);
+  EXPECT_FALSE(late.finished);
+  EXPECT_EQ(late.failed_qps, 0);
+  std::vector<analysis::ReproResult> both = {late, late};
+  EXPECT_NE(analysis::grid_markdown(grid, analysis::aggregate_seeds(grid, both, 2), spec, 100, 50).find("DNF (time limit)"),
+            std::string::npos);
 }
