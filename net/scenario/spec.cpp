@@ -325,6 +325,7 @@ Scenario parse_scenario(const std::string& text, const std::string& where, const
   if (top.has("network")) parse_network(top.at("network"), where + ": network", sc.network);
   top.read_int("seed", sc.network.seed, 0, 9e15);
   top.read_us("until_us", sc.until_ps);
+  top.has("about");  // free-form provenance (JSON has no comments): what generated the spec, and how
   const Topology& t = sc.topology;
   if (top.has("workload")) {
     Fields f(top.at("workload"), where + ": workload");

@@ -5,7 +5,7 @@
 // JSON spec (every key optional except topology.kind; unknown keys are errors naming their path):
 //   {"topology": {"kind": "leaf_spine", "leaves": 16, "spines": 16, "hosts_per_leaf": 16, ...},
 //    "network": {"mtu": 4096, "cc": "dctcp", "lb": "ecmp", "pfc": false, "rto_us": 200, ...},
-//    "seed": 1, "until_us": 10000,
+//    "seed": 1, "until_us": 10000, "about": <anything: ignored, e.g. what generated the spec>,
 //    "workload": {"kind": "permutation", "bytes": 2000000, "seed": 1},
 //    "flows": [{"id": "a", "src": 0, "dst": 5, "bytes": 1000000, "start_us": 0, "deps": ["b"],
 //               "group": "step0", "after_groups": ["g"], "lb": "source", "path": 3, "entropy": 7}],
