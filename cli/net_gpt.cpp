@@ -41,17 +41,14 @@ nlohmann::json base_spec(const GptOptions& o) {
   return j;
 }
 
-void run_gpt(const GptOptions& o) {
+// The iteration the flags describe, checked against the fabric's host count.
+lookahead::net::GptIterationSpec iteration_spec(const GptOptions& o, int hosts) {
   using namespace lookahead::net;
-  if (o.out.empty()) lookahead::fail("--out: required (the spec file to write)");
-  if (o.jitter_us < 0) lookahead::fail("--jitter-us must be >= 0 (got {})", o.jitter_us);
-  nlohmann::json spec = base_spec(o);
-  const int hosts = parse_scenario(spec.dump(), o.base.empty() ? "the default fabric" : o.base).topology.hosts();
+  if (o.ranks < 0) lookahead::fail("--ranks must be >= 0 (0 = every host; got {})", o.ranks);
   GptIterationSpec g;
   g.model = gpt_model(o.model);
   g.layers = o.layers;
   g.ranks = o.ranks > 0 ? o.ranks : hosts;
-  if (o.ranks < 0) lookahead::fail("--ranks must be >= 0 (0 = every host; got {})", o.ranks);
   g.first_host = o.first_host;
   if (g.first_host + g.ranks > hosts)
     lookahead::fail("--ranks {} from --first-host {} needs {} hosts; the fabric has {}", g.ranks, g.first_host,
@@ -63,8 +60,13 @@ void run_gpt(const GptOptions& o) {
   g.grad_bytes = o.grad_bytes;
   g.algorithm = collective::parse_algorithm(o.algo);
   g.jitter_ps = static_cast<uint64_t>(o.jitter_us * 1e6);
-  const GptIteration it = gpt_iteration(g);
+  return g;
+}
 
+// One `--jobs` entry per bucket's all-reduce, each after the bucket before it.
+nlohmann::json jobs_json(const GptOptions& o, const lookahead::net::GptIterationSpec& g,
+                         const lookahead::net::GptIteration& it) {
+  using namespace lookahead::net;
   nlohmann::json jobs = nlohmann::json::array();
   for (const Job& job : it.jobs) {
     nlohmann::json j = {{"id", job.name},
@@ -78,29 +80,50 @@ void run_gpt(const GptOptions& o) {
     for (int a : job.after) j["after"].push_back(it.jobs[static_cast<size_t>(a)].name);
     jobs.push_back(std::move(j));
   }
-  spec["jobs"] = std::move(jobs);
+  return jobs;
+}
+
+uint64_t gradient_bytes(const lookahead::net::GptIteration& it) {
   uint64_t total = 0;
   for (const auto& b : it.buckets) total += b.bytes;
-  spec["about"] = {{"generator", "lookahead net gpt"},
-                   {"model", g.model.name},
-                   {"layers", o.layers > 0 ? o.layers : g.model.layers},
-                   {"params", it.params},
-                   {"ranks", g.ranks},
-                   {"tokens_per_rank", g.tokens_per_rank},
-                   {"tflops", g.tflops},
-                   {"mfu", g.mfu},
-                   {"bucket_bytes", g.bucket_bytes},
-                   {"grad_bytes", g.grad_bytes},
-                   {"forward_us", it.forward_us},
-                   {"backward_us", it.backward_us},
-                   {"gradient_bytes", total}};
+  return total;
+}
+
+// Free-form provenance in the spec's `about` key: what generated it and from which numbers.
+nlohmann::json about_json(const GptOptions& o, const lookahead::net::GptIterationSpec& g,
+                          const lookahead::net::GptIteration& it) {
+  return {{"generator", "lookahead net gpt"},
+          {"model", g.model.name},
+          {"layers", o.layers > 0 ? o.layers : g.model.layers},
+          {"params", it.params},
+          {"ranks", g.ranks},
+          {"tokens_per_rank", g.tokens_per_rank},
+          {"tflops", g.tflops},
+          {"mfu", g.mfu},
+          {"bucket_bytes", g.bucket_bytes},
+          {"grad_bytes", g.grad_bytes},
+          {"forward_us", it.forward_us},
+          {"backward_us", it.backward_us},
+          {"gradient_bytes", gradient_bytes(it)}};
+}
+
+void run_gpt(const GptOptions& o) {
+  using namespace lookahead::net;
+  if (o.out.empty()) lookahead::fail("--out: required (the spec file to write)");
+  if (o.jitter_us < 0) lookahead::fail("--jitter-us must be >= 0 (got {})", o.jitter_us);
+  nlohmann::json spec = base_spec(o);
+  const int hosts = parse_scenario(spec.dump(), o.base.empty() ? "the default fabric" : o.base).topology.hosts();
+  const GptIterationSpec g = iteration_spec(o, hosts);
+  const GptIteration it = gpt_iteration(g);
+  spec["jobs"] = jobs_json(o, g, it);
+  spec["about"] = about_json(o, g, it);
   lookahead::write_file_atomic(o.out, spec.dump(1) + "\n");
   fmt::print("{}: {:.1f}M parameters ({} blocks), {} data-parallel ranks x {} tokens\n", g.model.name,
              static_cast<double>(it.params) / 1e6, o.layers > 0 ? o.layers : g.model.layers, g.ranks, g.tokens_per_rank);
   fmt::print("compute at {:g} TFLOP/s x {:g} MFU: forward {:.1f} us, backward {:.1f} us\n", g.tflops, g.mfu, it.forward_us,
              it.backward_us);
   fmt::print("{} gradient buckets, {:.1f} MiB in all ({} all-reduce); the first ready at {:.1f} us, the last at {:.1f} us\n",
-             it.buckets.size(), static_cast<double>(total) / (1 << 20), o.algo, it.buckets.front().ready_us,
+             it.buckets.size(), static_cast<double>(gradient_bytes(it)) / (1 << 20), o.algo, it.buckets.front().ready_us,
              it.buckets.back().ready_us);
   fmt::print("wrote {} (run it: lookahead net repro --jobs {})\n", o.out, o.out);
 }
