@@ -33,6 +33,8 @@ Workload collective_workload(const Topology& topo, const collective::Collective&
       const auto& flow = c.flows[c.steps[s][qp.flow]];
       FlowSpec f = balance::qp_flow(qp, reps);
       f.group = group;
+      f.channel = 0;  // one communicator: a QP's messages to a peer go in order
+      f.lane = static_cast<int>(qps_of_flow[flow.id].size());
       for (int d : flow.deps)
         for (int id : qps_of_flow[d]) f.deps.push_back(id);
       qps_of_flow[flow.id].push_back(w.add_flow(f));

@@ -6,8 +6,10 @@
 // - expand() returns every flow a collective sends between distinct ranks, with byte counts that
 //   add up exactly to the message (chunks of M/p differ by at most one byte; no byte is lost).
 // - Flow::deps are data dependencies: a rank forwards or reduces data only after receiving it, so a
-//   flow depends on the flows that bring its data into its source rank. No other ordering is implied;
-//   a simulator may start a flow as soon as its deps have completed.
+//   flow depends on the flows that bring its data into its source rank. No other ordering is implied
+//   here; a simulator may post a flow as soon as its deps have completed. (The workload layer puts
+//   a collective's flows on one connection channel, so a rank's messages to the same peer are
+//   sent in order, as on the one QP NCCL keeps per peer: net/workload/workload.h.)
 // - Flow::step is the length of the longest dependency chain before the flow; the flows of one
 //   step are the batch that arrives together (observation (i) of the paper) and is what the fluid
 //   congestion checker and the splitting planner look at.

@@ -395,6 +395,8 @@ Scenario parse_scenario(const std::string& text, const std::string& where, const
       }
       f.read_int("path", spec.path, 0, 1e9);
       f.read_int("entropy", spec.entropy, 0, 4294967295.0);
+      f.read_int("channel", spec.channel, 0, 1e9);  // connection order (FlowSpec::channel)
+      f.read_int("lane", spec.lane, 0, 1e6);
       f.reject_unknown();
       if (spec.src == spec.dst) fail("{}: 'src' and 'dst' are the same host", at);
       if (spec.path >= 0 && spec.path >= t.path_count(spec.src, spec.dst))

@@ -8,7 +8,8 @@
 //    "seed": 1, "until_us": 10000, "about": <anything: ignored, e.g. what generated the spec>,
 //    "workload": {"kind": "permutation", "bytes": 2000000, "seed": 1},
 //    "flows": [{"id": "a", "src": 0, "dst": 5, "bytes": 1000000, "start_us": 0, "deps": ["b"],
-//               "group": "step0", "after_groups": ["g"], "lb": "source", "path": 3, "entropy": 7}],
+//               "group": "step0", "after_groups": ["g"], "lb": "source", "path": 3, "entropy": 7,
+//               "channel": 0, "lane": 0}],
 //    "matrix": "flows.cm",
 //    "failures": [{"from": "leaf0", "to": "spine1", "parallel": 0, "at_us": 50, "up_us": 80}],
 //    "jobs": [{"id": "a2a", "collective": "alltoall", "size": "16MiB", "ranks": 64, "start_us": 0, "jitter_us": 5},
@@ -16,7 +17,9 @@
 //              "after": ["a2a"], "jitter_us": 5, "chunks": 4}]}
 // A flow's "after_groups" (names) make it wait for every flow of those groups as well as its "deps":
 // O(1) entries per flow where "deps" would list every flow of a group (MoE all-to-all layers,
-// bridge/traffic.h); a name no flow carries is an empty group, complete at time 0.
+// bridge/traffic.h); a name no flow carries is an empty group, complete at time 0. Flows with the
+// same "channel" (and "lane", default 0) between the same hosts are one connection's messages, sent
+// one at a time in the order they become ready (FlowSpec::channel); a job's flows share one channel.
 // Topology keys are the fields of LeafSpineSpec / FatTreeSpec; network keys those of
 // NetworkConfig with times in us (rto_us, reps_freeze_us, dcqcn_period_us, ...); transport:
 // init_cwnd_bytes, max_cwnd_bytes (0: default), dctcp_alpha_init (default 0), retry_limit

@@ -176,6 +176,7 @@ struct Simulator::Impl {
     s.qps[f].started = true;
     s.qps[f].start = s.now;
     children_left[f] = static_cast<int>(parts.size());
+    int lane = 0;
     for (FlowSpec c : parts) {
       if (c.src != parent.src || c.dst != parent.dst || c.bytes == 0 || c.split_on_start)
         fail("simulator: a QP of split flow {} must go {} -> {} with bytes > 0", f, parent.src, parent.dst);
@@ -183,6 +184,8 @@ struct Simulator::Impl {
       c.deps.clear();
       c.after_groups.clear();
       c.group = parent.group;
+      c.channel = parent.channel;  // its QPs are the connection's lanes
+      c.lane = lane++;
       c.start_ps = s.now + c.start_ps;  // the QP's own start_ps: a delay after the split (batching window, jitter)
       int id = static_cast<int>(s.workload.flows.size());
       s.workload.flows.push_back(c);

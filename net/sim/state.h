@@ -76,6 +76,7 @@ struct SimState {
   std::vector<std::vector<int>> active;   // per host: flows with data to send
   std::vector<size_t> rr;                 // per host: round-robin position in `active`
   ConnectionTable connections;            // REPS state per (source, destination) or per QP (cfg.reps_state)
+  SendLanes lanes;                        // send order of a connection's messages (FlowSpec::channel)
   double max_cwnd = 0, init_cwnd = 0;     // bytes
   // A source-routed QP timed out: the path to move it to (-1 or the same: stay).
   std::function<int(int flow, int src, int dst, int path, SimTime now)> rerouter;

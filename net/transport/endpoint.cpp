@@ -44,6 +44,7 @@ void Endpoints::setup_qp(int i) {
   }
   if (q.lb == LoadBalancing::REPS)
     q.reps_conn = cfg.reps_state == RepsState::CONNECTION ? s.connections.index(q.src, q.dst) : s.connections.fresh();
+  if (f.channel >= 0 && !f.split_on_start) q.send_lane = s.lanes.index(f.channel, f.src, f.dst, f.lane);
   q.acked.resize(q.packets);
   q.outstanding.resize(q.packets);
   q.got.resize(q.packets);
@@ -56,10 +57,40 @@ void Endpoints::start(int f) {
   SimState& s = s_;
   QueuePair& q = s.qps[f];
   q.started = true;
-  q.start = s.now;
-  q.in_active = true;
-  s.active[q.src].push_back(f);
+  q.start = s.now;  // posted: time spent behind earlier messages of its lane counts in its FCT
+  if (q.send_lane >= 0) {
+    SendLane& lane = s.lanes.lane(q.send_lane);
+    if (lane.sending >= 0) {
+      lane.waiting.push_back(f);
+      return;
+    }
+    lane.sending = f;
+  }
+  activate(f);
   poke_nic(q.src);
+}
+
+void Endpoints::activate(int f) {
+  QueuePair& q = s_.qps[f];
+  q.in_active = true;
+  s_.active[q.src].push_back(f);
+}
+
+// QP f has sent every packet once (or gave up): the next message posted on its lane may send. Its
+// NIC is not poked: this runs inside nic_pull, whose port pulls again when the packet is out.
+void Endpoints::release_lane(int f) {
+  SimState& s = s_;
+  SendLane& lane = s.lanes.lane(s.qps[f].send_lane);
+  if (lane.sending != f) return;
+  lane.sending = -1;
+  while (!lane.waiting.empty()) {
+    int next = lane.waiting.front();
+    lane.waiting.pop_front();
+    if (s.qps[next].sender_done) continue;
+    lane.sending = next;
+    activate(next);
+    return;
+  }
 }
 
 void Endpoints::on_wake(int f) {
@@ -156,6 +187,7 @@ uint32_t Endpoints::send_data(int f, uint32_t seq) {
     q.next_send = seq + 1;
     q.high_sent = std::max(q.high_sent, q.next_send);
   }
+  if (q.send_lane >= 0 && q.high_sent == q.packets) release_lane(f);
   if (cfg.cc == CongestionControl::DCQCN) {
     q.next_tx = s.now + static_cast<SimTime>(static_cast<double>(p.size) * 8e12 / q.rate);
     if (!q.dcqcn_pending) {
@@ -317,7 +349,15 @@ bool Endpoints::on_rto(int f) {
     s.events.schedule(q.last_progress + cfg.rto_ps, kRto, static_cast<uint32_t>(f));
     return false;
   }
-  if (on_retransmission_timeout(q, cfg) == TimeoutOutcome::GIVE_UP) return true;
+  if (on_retransmission_timeout(q, cfg) == TimeoutOutcome::GIVE_UP) {
+    // The messages posted behind it still go (a real QP in error flushes them; here the flow's
+    // failure already fails its collective).
+    if (q.send_lane >= 0) {
+      release_lane(f);
+      poke_nic(q.src);
+    }
+    return true;
+  }
   if (q.lb == LoadBalancing::SOURCE && s.rerouter) {  // the sender learns: move the QP off a suspect path
     int path = s.topo.path_index(q.src, q.dst, q.route);
     int next = s.rerouter(f, q.src, q.dst, path, now);

@@ -27,7 +27,9 @@ class Endpoints {
   // Sets up flow `f`'s queue pair from its FlowSpec (qps[f] exists, default-constructed).
   void setup_qp(int f);
 
-  void start(int f);  // the flow starts sending now
+  // The flow is posted now: it sends at once, or after the messages before it on its lane
+  // (FlowSpec::channel).
+  void start(int f);
   // The next data packet host's NIC sends (round-robin over its QPs allowed to send), or kNoPacket.
   uint32_t nic_pull(int host);
   // A packet arrived at its destination host. Returns the flow whose sender just received its
@@ -41,6 +43,8 @@ class Endpoints {
 
  private:
   void wake_qp(int f);
+  void activate(int f);      // into its NIC's list of QPs with data to send
+  void release_lane(int f);  // f has sent all its packets: the next message on its lane may start
   void poke_nic(int host);
   uint32_t payload_of(const QueuePair& q, uint32_t seq) const { return seq + 1 == q.packets ? q.last_payload : s_.cfg.mtu_bytes; }
   uint32_t next_seq(QueuePair& q);

@@ -34,6 +34,7 @@ struct QueuePair {
   SourceRoute route;
   Rng rng{1};
   int reps_conn = -1;      // REPS: its entry in the ConnectionTable (net/transport/connection.h)
+  int send_lane = -1;      // with FlowSpec::channel: its connection's QP in SendLanes (sends in order)
   // Lifecycle. The flow completes when the sender holds the last ACK (sender_done, `finish`), or
   // fails when it gives up after the retry limit (failed, `finish` stays never, `failed_at`).
   bool started = false, sender_done = false, receiver_done = false, failed = false;

@@ -99,6 +99,7 @@ std::vector<std::vector<int>> add_jobs(Workload& w, const std::vector<Job>& jobs
       s.bytes = f.bytes;
       s.group = group[k];
       s.split_on_start = split_on_start;
+      s.channel = static_cast<int>(k);  // a job is one communicator: its messages to a peer go in order
       // Every flow of rank r waits for r's entry, not only its first: a rank forwards data it
       // received only once it has entered the collective itself.
       const uint64_t entry = jitter[static_cast<size_t>(f.src_rank)];

@@ -14,6 +14,11 @@
 // - entropy: fixed ECMP entropy; -1 draws one from the seed.
 // - split_on_start: the flow is carried by queue pairs planned when it becomes ready
 //   (Simulator::on_split), e.g. by a planner that learns failed paths during the run.
+// - channel / lane: connection order. Flows with the same channel (>= 0) between the same hosts
+//   are messages posted on one connection (a communicator's QP to that peer): the sender transmits
+//   a lane's messages one at a time, in the order they became ready; the next starts sending when
+//   the one before has sent its last packet (not when it is acknowledged), as an RDMA QP works
+//   through its send queue. A split flow's k-th QP is lane k. -1: the flow is its own QP.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -35,6 +40,8 @@ struct FlowSpec {
   int path = -1;
   int64_t entropy = -1;
   bool split_on_start = false;  // the simulator asks for its QPs when it is ready (Simulator::on_split)
+  int channel = -1;             // connection order (see the contract); -1: none
+  int lane = 0;                 // with channel: which of the connection's QPs carries it
   // Group gates: the flow also waits for every flow of these groups to complete, and then for
   // after_groups_delay_ps more (a job that runs after other jobs, its rank's start jitter).
   std::vector<int> after_groups;
