@@ -44,30 +44,66 @@ constexpr int64_t kRowBlock = 16;
 constexpr int64_t kTokenTile = 16;
 constexpr int64_t kMinParallelMacs = 32 * 1024;
 
-void matmul_dots(const WeightMatrix& w, const void* x, int64_t x_stride_bytes, int64_t n_tokens, float* y,
-                 const int32_t* row_ids, int64_t n_rows) {
-  const kernels::DotFn dot = dot_fn(w.type);
-  const kernels::DotMultiFn multi = dot_multi_fn(w.type);
-  const int64_t n_blocks = (n_rows + kRowBlock - 1) / kRowBlock;
+// One part of matmul_dots: its kernels and where its row blocks start in the shared block range.
+struct DotPart {
+  const WeightMatrix* w;
+  float* y;
+  const int32_t* row_ids;
+  int64_t n_rows;
+  kernels::DotFn dot;
+  kernels::DotMultiFn multi;
+  int64_t first_block;
+};
+
+// Rows [r0, r1) of one part, every token.
+void dot_rows(const DotPart& p, int64_t r0, int64_t r1, const uint8_t* xb, int64_t x_stride_bytes, int64_t n_tokens) {
+  const WeightMatrix& w = *p.w;
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
+    const int64_t t1 = std::min(n_tokens, t0 + kTokenTile);
+    for (int64_t i = r0; i < r1; ++i) {
+      const int64_t r = p.row_ids ? p.row_ids[i] : i;
+      const uint8_t* wr = w.row(r);
+      if (p.multi && t1 - t0 > 1)
+        p.multi(wr, xb + t0 * x_stride_bytes, x_stride_bytes, t1 - t0, w.cols, p.y + t0 * w.rows + r, w.rows);
+      else
+        for (int64_t t = t0; t < t1; ++t) p.y[t * w.rows + r] = p.dot(wr, xb + t * x_stride_bytes, w.cols);
+    }
+  }
+}
+
+// The row blocks of every part in one parallel region (x is shared: same cols).
+void matmul_dots(const MatmulPart* parts, int n_parts, const void* x, int64_t x_stride_bytes, int64_t n_tokens) {
+  DotPart dp[kMaxMatmulParts];
+  int64_t n_blocks = 0, macs = 0;
+  for (int i = 0; i < n_parts; ++i) {
+    const MatmulPart& p = parts[i];
+    const int64_t n_rows = p.row_ids ? p.n_row_ids : p.w->rows;
+    dp[i] = {p.w, p.y, p.row_ids, n_rows, dot_fn(p.w->type), dot_multi_fn(p.w->type), n_blocks};
+    n_blocks += (n_rows + kRowBlock - 1) / kRowBlock;
+    macs += n_rows * p.w->cols * n_tokens;
+  }
   const auto* xb = static_cast<const uint8_t*>(x);
   // A fork/join costs ~1-2 us; a 576x576 Q4_1 decode product (200 KB of weights) takes ~20 us, so
   // every product of the model runs on all threads; only really small ones (tests) stay inline.
-  const int nt = n_rows * w.cols * n_tokens < kMinParallelMacs ? 1 : threads();
+  const int nt = macs < kMinParallelMacs ? 1 : threads();
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t b = 0; b < n_blocks; ++b) {
-    const int64_t r0 = b * kRowBlock, r1 = std::min(n_rows, r0 + kRowBlock);
-    for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
-      const int64_t t1 = std::min(n_tokens, t0 + kTokenTile);
-      for (int64_t i = r0; i < r1; ++i) {
-        const int64_t r = row_ids ? row_ids[i] : i;
-        const uint8_t* wr = w.row(r);
-        if (multi && t1 - t0 > 1)
-          multi(wr, xb + t0 * x_stride_bytes, x_stride_bytes, t1 - t0, w.cols, y + t0 * w.rows + r, w.rows);
-        else
-          for (int64_t t = t0; t < t1; ++t) y[t * w.rows + r] = dot(wr, xb + t * x_stride_bytes, w.cols);
-      }
-    }
+    int i = n_parts - 1;
+    while (dp[i].first_block > b) --i;
+    const int64_t r0 = (b - dp[i].first_block) * kRowBlock, r1 = std::min(dp[i].n_rows, r0 + kRowBlock);
+    dot_rows(dp[i], r0, r1, xb, x_stride_bytes, n_tokens);
   }
+}
+
+// x quantized to 8-bit blocks in ws.xq, one row per token.
+const kernels::ActivationBlock* quantized_input(const float* x, int64_t n_tokens, int64_t cols, MatmulWorkspace& ws) {
+  LOOKAHEAD_CHECK(cols % 32 == 0);
+  const int64_t nb = cols / 32;
+  if (ws.xq.size() < static_cast<size_t>(n_tokens * nb)) ws.xq.resize(static_cast<size_t>(n_tokens * nb));
+  const int nt = n_tokens < 4 ? 1 : threads();
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t t = 0; t < n_tokens; ++t) quantize_activation(x + t * cols, ws.xq.data() + t * nb, cols);
+  return ws.xq.data();
 }
 
 void matmul_blas(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, MatmulWorkspace& ws) {
@@ -143,23 +179,39 @@ int kernel_threads() { return threads(); }
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, MatmulWorkspace& ws,
             const int32_t* row_ids, int64_t n_row_ids) {
-  const int64_t n_rows = row_ids ? n_row_ids : w.rows;
+  const MatmulPart part{&w, y, row_ids, n_row_ids};
   if (kernels::wants_quantized_activation(w.type)) {
-    LOOKAHEAD_CHECK(w.cols % 32 == 0);
-    const int64_t nb = w.cols / 32;
-    if (ws.xq.size() < static_cast<size_t>(n_tokens * nb)) ws.xq.resize(static_cast<size_t>(n_tokens * nb));
-    const int nt = n_tokens < 4 ? 1 : threads();
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t t = 0; t < n_tokens; ++t) quantize_activation(x + t * w.cols, ws.xq.data() + t * nb, w.cols);
-    matmul_dots(w, ws.xq.data(), nb * static_cast<int64_t>(sizeof(kernels::ActivationBlock)), n_tokens, y, row_ids,
-                n_rows);
+    const auto* xq = quantized_input(x, n_tokens, w.cols, ws);
+    matmul_dots(&part, 1, xq, w.cols / 32 * static_cast<int64_t>(sizeof(kernels::ActivationBlock)), n_tokens);
     return;
   }
   if (n_tokens >= kBlasMinTokens && !row_ids) {
     matmul_blas(w, x, n_tokens, y, ws);
     return;
   }
-  matmul_dots(w, x, w.cols * static_cast<int64_t>(sizeof(float)), n_tokens, y, row_ids, n_rows);
+  matmul_dots(&part, 1, x, w.cols * static_cast<int64_t>(sizeof(float)), n_tokens);
+}
+
+void matmul_parts(std::initializer_list<MatmulPart> parts, const float* x, int64_t n_tokens, MatmulWorkspace& ws) {
+  LOOKAHEAD_CHECK(parts.size() >= 1 && parts.size() <= static_cast<size_t>(kMaxMatmulParts));
+  const MatmulPart* p = parts.begin();
+  const int n = static_cast<int>(parts.size());
+  const int64_t cols = p[0].w->cols;
+  const bool quantized = kernels::wants_quantized_activation(p[0].w->type);
+  bool shared = true;
+  for (int i = 0; i < n; ++i) {
+    shared = shared && p[i].w->cols == cols && kernels::wants_quantized_activation(p[i].w->type) == quantized;
+    shared = shared && (quantized || n_tokens < kBlasMinTokens || p[i].row_ids);
+  }
+  if (!shared) {  // mixed kinds, or float weights for sgemm: one product at a time
+    for (int i = 0; i < n; ++i) matmul(*p[i].w, x, n_tokens, p[i].y, ws, p[i].row_ids, p[i].n_row_ids);
+    return;
+  }
+  if (quantized)
+    matmul_dots(p, n, quantized_input(x, n_tokens, cols, ws), cols / 32 * static_cast<int64_t>(sizeof(kernels::ActivationBlock)),
+                n_tokens);
+  else
+    matmul_dots(p, n, x, cols * static_cast<int64_t>(sizeof(float)), n_tokens);
 }
 
 float dot_f32(const float* a, const float* b, int64_t n) {

@@ -16,6 +16,7 @@
 //     available) is picked at run time from the CPU; tests can force one with set_kernel_path()
 //     and set_use_vnni().
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include "moe/kernels/tensor_type.h"
@@ -58,6 +59,21 @@ struct MatmulWorkspace {
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, MatmulWorkspace& ws,
             const int32_t* row_ids = nullptr, int64_t n_row_ids = 0);
+
+// One product of several: y = W x with its own optional row subset (as in matmul()).
+struct MatmulPart {
+  const WeightMatrix* w = nullptr;
+  float* y = nullptr;
+  const int32_t* row_ids = nullptr;
+  int64_t n_row_ids = 0;
+};
+constexpr int kMaxMatmulParts = 4;
+// Several products of the same x (q, k and v; gate and up): x is quantized once and all their rows
+// share one parallel region, instead of a quantization and a fork/join per matrix (on few cores a
+// decode step's fork/joins are a measurable share of its time). Results are identical to matmul()
+// on each part. Parts must have the same cols; at most kMaxMatmulParts. Float weights in a batch
+// of kBlasMinTokens or more go to sgemm one part at a time, as in matmul().
+void matmul_parts(std::initializer_list<MatmulPart> parts, const float* x, int64_t n_tokens, MatmulWorkspace& ws);
 
 // Dispatched vector helpers used by attention.
 float dot_f32(const float* a, const float* b, int64_t n);

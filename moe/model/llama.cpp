@@ -169,9 +169,8 @@ const float* BatchForward::forward(const BatchSegment* segs, size_t n_segs, floa
     const LlamaLayer& L = w.layers[static_cast<size_t>(l)];
     // Attention block: projections over the whole batch, attention per sequence.
     for (int64_t t = 0; t < n; ++t) rmsnorm(x_.data() + t * d, L.attn_norm.data(), h_.data() + t * d, d, hp.rms_eps);
-    matmul(L.wq, h_.data(), n, q_.data(), ws_);   // q[n][H*hd]
-    matmul(L.wk, h_.data(), n, k_.data(), ws_);   // k[n][Hkv*hd]
-    matmul(L.wv, h_.data(), n, v_.data(), ws_);   // v[n][Hkv*hd]
+    // q[n][H*hd], k[n][Hkv*hd], v[n][Hkv*hd]
+    matmul_parts({{&L.wq, q_.data()}, {&L.wk, k_.data()}, {&L.wv, v_.data()}}, h_.data(), n, ws_);
     int64_t t0 = 0;
     for (size_t s = 0; s < n_segs; ++s) {
       KvCache& cache = *segs[s].cache;
@@ -277,8 +276,7 @@ void BatchForward::ffn_rows(int l, const float* in, int64_t m, float* out, int32
     // Read-ME expert: F_e(x) = W_down_e (SiLU(W_gate_e x) * W_up_e x), S_e of the n_ff neurons.
     const ExpertFfn& E = expert_weights_->expert(l, expert);
     const int64_t s = E.size();
-    matmul(E.gate, in, m, gate_.data(), ws_);  // [m][S_e]
-    matmul(E.up, in, m, up_.data(), ws_);
+    matmul_parts({{&E.gate, gate_.data()}, {&E.up, up_.data()}}, in, m, ws_);  // [m][S_e] each
     swiglu(gate_.data(), up_.data(), gate_.data(), m * s);
     matmul(E.down, gate_.data(), m, out, ws_);  // [m][d]
     return;
@@ -290,8 +288,7 @@ void BatchForward::ffn_rows(int l, const float* in, int64_t m, float* out, int32
   const std::vector<int32_t>* active = hook_ ? hook_->active_neurons(l) : nullptr;
   const int32_t* ids = active ? active->data() : nullptr;
   const int64_t n_ids = active ? static_cast<int64_t>(active->size()) : 0;
-  matmul(L.w_gate, in, m, gate_.data(), ws_, ids, n_ids);  // gate[m][D]
-  matmul(L.w_up, in, m, up_.data(), ws_, ids, n_ids);      // up[m][D]
+  matmul_parts({{&L.w_gate, gate_.data(), ids, n_ids}, {&L.w_up, up_.data(), ids, n_ids}}, in, m, ws_);  // [m][D] each
   if (active) {
     // a = 0 outside the active set; gate_ holds a afterwards.
     for (int64_t t = 0; t < m; ++t) {

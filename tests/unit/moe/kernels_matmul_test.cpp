@@ -2,6 +2,7 @@
 // against an f64 product of the dequantized weights; batched == per-token; row subsets; BLAS path.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -197,6 +198,33 @@ TEST(KernelsMatmul, RowSubsetTouchesOnlyThoseRows) {
       const bool selected = r == 0 || r == 3 || r == 19;
       EXPECT_EQ(part[t * 20 + r], selected ? full[t * 20 + r] : -7.0f);
     }
+}
+
+// matmul_parts (q/k/v, gate/up in one region) gives exactly what matmul gives on each part: mixed
+// weight types and row counts large enough to run on several threads, row subsets, decode and
+// batch sizes, the sgemm batch for float weights, and a mix of quantized and float parts.
+TEST(KernelsMatmul, PartsEqualOneMatmulEach) {
+  const int64_t cols = 256;
+  for (int64_t n_tokens : {int64_t{1}, int64_t{5}, kBlasMinTokens + 1}) {
+    for (auto types : {std::array{TensorType::Q4_1, TensorType::Q8_0, TensorType::Q4_1},
+                       std::array{TensorType::F16, TensorType::F32, TensorType::BF16},
+                       std::array{TensorType::Q8_0, TensorType::F16, TensorType::Q4_0}}) {
+      Matrix a = random_matrix(types[0], 300, cols, 11), b = random_matrix(types[1], 70, cols, 12),
+             c = random_matrix(types[2], 129, cols, 13);
+      std::vector<float> x = random_vector(n_tokens * cols, 14);
+      const int32_t ids[] = {1, 2, 40, 128};
+      MatmulWorkspace ws;
+      std::vector<float> ya(300 * n_tokens, -1), yb(70 * n_tokens, -1), yc(129 * n_tokens, -1);
+      std::vector<float> ea = ya, eb = yb, ec = yc;
+      matmul(a.w, x.data(), n_tokens, ea.data(), ws);
+      matmul(b.w, x.data(), n_tokens, eb.data(), ws);
+      matmul(c.w, x.data(), n_tokens, ec.data(), ws, ids, 4);
+      matmul_parts({{&a.w, ya.data()}, {&b.w, yb.data()}, {&c.w, yc.data(), ids, 4}}, x.data(), n_tokens, ws);
+      EXPECT_EQ(ya, ea) << tensor_type_name(types[0]) << " tokens " << n_tokens;
+      EXPECT_EQ(yb, eb) << tensor_type_name(types[1]) << " tokens " << n_tokens;
+      EXPECT_EQ(yc, ec) << tensor_type_name(types[2]) << " tokens " << n_tokens;
+    }
+  }
 }
 
 TEST(KernelsOps, RopeRotatesPairsAndKeepsNorms) {
