@@ -27,6 +27,8 @@ bool register_command(Command command) {
   return true;
 }
 
+// The engine's kernels run on their own pool (moe/kernels/thread_pool.h), which decides per forward
+// pass whether to spin; OpenMP remains in the offline tools (reconstruction, conversion).
 // OpenMP's idle workers spin for GOMP_SPINCOUNT iterations (libgomp's default, 300000: milliseconds)
 // before they sleep. On a machine shared with any other load a spinning worker holds a core the
 // thread with the work needs, and decode collapsed (SmolLM2 tg: 72 -> 7-19 tokens/s beside one

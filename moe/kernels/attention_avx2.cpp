@@ -11,7 +11,7 @@
 //            S[r][p] = exp(S[r][p] - max_r)  for p <= pos0 + t(r), 0 beyond;
 //            O[r]    = (sum_p S[r][p] V[p]) / sum_p S[r][p]   4 rows x 16 dims per block.
 #include <immintrin.h>
-#include <omp.h>
+#include <atomic>
 
 #include <algorithm>
 #include <cmath>
@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "moe/kernels/attention_kernel.h"
+#include "moe/kernels/thread_pool.h"
 #include "moe/kernels/exp_avx2.h"
 
 namespace lookahead::moe::kernels::avx2 {
@@ -162,10 +163,9 @@ void run(int64_t n_head, int64_t n_head_kv, int64_t hd, const float* q, int64_t 
 
   const int64_t n_tiles = (n_tokens + kTile - 1) / kTile;
   const int64_t p_blocks = (n_pos + 63) / 64;
-#pragma omp parallel num_threads(nt)
-  {
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < n_head_kv * p_blocks; ++i) {
+  // K transposed per KV head, in blocks of 64 positions (static split).
+  parallel_for(n_head_kv * p_blocks, nt, [&](int64_t begin, int64_t end, int) {
+    for (int64_t i = begin; i < end; ++i) {
       const int64_t g = i / p_blocks, b = i % p_blocks;
       float* kt = kt_all + g * hd * pp;
       const int64_t p0 = b * 64, p1 = std::min(n_pos, p0 + 64);
@@ -173,11 +173,14 @@ void run(int64_t n_head, int64_t n_head_kv, int64_t hd, const float* q, int64_t 
       if (p1 == n_pos)  // zero the padding columns so no garbage (NaN) is ever multiplied
         for (int64_t d = 0; d < hd; ++d) std::fill(kt + d * pp + n_pos, kt + d * pp + pp, 0.0f);
     }
-    float* s = rows_all + static_cast<int64_t>(omp_get_thread_num()) * per_thread;
+  });
+  // (tile, KV head) items, latest tiles (the longest rows) first, taken one at a time.
+  std::atomic<int64_t> next_item{0};
+  KernelPool::instance().run(nt, [&](int thread, int) {
+    float* s = rows_all + static_cast<int64_t>(thread) * per_thread;
     float* qs = s + rmax * pp;
     float* inv = qs + rmax * hd;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t item = 0; item < n_tiles * n_head_kv; ++item) {
+    for (int64_t item = next_item.fetch_add(1); item < n_tiles * n_head_kv; item = next_item.fetch_add(1)) {
       const int64_t tile = n_tiles - 1 - item / n_head_kv, g = item % n_head_kv;
       const int64_t t0 = tile * kTile, t1 = std::min(n_tokens, t0 + kTile);
       const int64_t nr = (t1 - t0) * group;
@@ -214,7 +217,7 @@ void run(int64_t n_head, int64_t n_head_kv, int64_t hd, const float* q, int64_t 
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace

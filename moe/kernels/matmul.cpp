@@ -1,13 +1,14 @@
 #include "moe/kernels/matmul.h"
 
 #include <cpuid.h>
-#include <omp.h>
+#include <omp.h>  // omp_get_max_threads: the default thread count (honours OMP_NUM_THREADS)
 #include <openblas-pthread/cblas.h>
 
 #include <algorithm>
 
 #include "common/error.h"
 #include "moe/kernels/quantize.h"
+#include "moe/kernels/thread_pool.h"
 
 namespace lookahead::moe {
 
@@ -86,13 +87,14 @@ void matmul_dots(const MatmulPart* parts, int n_parts, const void* x, int64_t x_
   // A fork/join costs ~1-2 us; a 576x576 Q4_1 decode product (200 KB of weights) takes ~20 us, so
   // every product of the model runs on all threads; only really small ones (tests) stay inline.
   const int nt = macs < kMinParallelMacs ? 1 : threads();
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    int i = n_parts - 1;
-    while (dp[i].first_block > b) --i;
-    const int64_t r0 = (b - dp[i].first_block) * kRowBlock, r1 = std::min(dp[i].n_rows, r0 + kRowBlock);
-    dot_rows(dp[i], r0, r1, xb, x_stride_bytes, n_tokens);
-  }
+  parallel_for(n_blocks, nt, [&](int64_t begin, int64_t end, int) {
+    for (int64_t b = begin; b < end; ++b) {
+      int i = n_parts - 1;
+      while (dp[i].first_block > b) --i;
+      const int64_t r0 = (b - dp[i].first_block) * kRowBlock, r1 = std::min(dp[i].n_rows, r0 + kRowBlock);
+      dot_rows(dp[i], r0, r1, xb, x_stride_bytes, n_tokens);
+    }
+  });
 }
 
 // x quantized to 8-bit blocks in ws.xq, one row per token.
@@ -101,26 +103,26 @@ const kernels::ActivationBlock* quantized_input(const float* x, int64_t n_tokens
   const int64_t nb = cols / 32;
   if (ws.xq.size() < static_cast<size_t>(n_tokens * nb)) ws.xq.resize(static_cast<size_t>(n_tokens * nb));
   const int nt = n_tokens < 4 ? 1 : threads();
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t t = 0; t < n_tokens; ++t) quantize_activation(x + t * cols, ws.xq.data() + t * nb, cols);
+  parallel_for(n_tokens, nt, [&](int64_t begin, int64_t end, int) {
+    for (int64_t t = begin; t < end; ++t) quantize_activation(x + t * cols, ws.xq.data() + t * nb, cols);
+  });
   return ws.xq.data();
 }
 
 void matmul_blas(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, MatmulWorkspace& ws) {
-  // One threading runtime: our OpenMP threads split W's rows and each calls a single-threaded
-  // sgemm on its share. Letting OpenBLAS start its own threads while OpenMP's workers spin-wait
-  // after the previous region made two runtimes fight for the 2 cores (F16 pp512: 283 tokens/s,
-  // 507 with OMP_WAIT_POLICY=passive; this split avoids the fight without an environment variable).
+  // One threading runtime: the pool's threads split W's rows and each calls a single-threaded
+  // sgemm on its share. Letting OpenBLAS start its own threads while our workers spin-wait after
+  // the previous region made two runtimes fight for the 2 cores (F16 pp512: 283 tokens/s, 507 with
+  // OpenMP's passive waiting; this split avoids the fight without an environment variable).
   openblas_set_num_threads(1);
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads(), w.rows / 16)));
-  const int64_t per_thread = (w.rows + nt - 1) / nt;
+  const int64_t max_share = (w.rows + nt - 1) / nt;
   // F16/BF16: widen a tile of rows to f32, then sgemm against it; each thread its own tile (~2 MiB).
-  const int64_t tile_rows = std::max<int64_t>(16, std::min<int64_t>(per_thread, (512 * 1024) / std::max<int64_t>(1, w.cols)));
+  const int64_t tile_rows = std::max<int64_t>(16, std::min<int64_t>(max_share, (512 * 1024) / std::max<int64_t>(1, w.cols)));
   if (w.type != TensorType::F32 && ws.tile.size() < static_cast<size_t>(nt * tile_rows * w.cols))
     ws.tile.resize(static_cast<size_t>(nt * tile_rows * w.cols));
-#pragma omp parallel num_threads(nt)
-  {
-    const int t = omp_get_thread_num();
+  KernelPool::instance().run(nt, [&](int t, int n) {
+    const int64_t per_thread = (w.rows + n - 1) / n;
     const int64_t begin = std::min<int64_t>(w.rows, t * per_thread), end = std::min<int64_t>(w.rows, begin + per_thread);
     if (w.type == TensorType::F32) {
       // Y[T, begin:end] = X[T,C] * W[begin:end, C]^T
@@ -139,7 +141,7 @@ void matmul_blas(const WeightMatrix& w, const float* x, int64_t n_tokens, float*
                     y + r0, static_cast<int>(w.rows));
       }
     }
-  }
+  });
 }
 
 }  // namespace
@@ -174,7 +176,10 @@ void set_kernel_path(KernelPath path) {
   LOOKAHEAD_CHECK(path == KernelPath::SCALAR || detected_kernel_path() == KernelPath::AVX2);
   g_path = path;
 }
-void set_kernel_threads(int n) { g_threads = n; }
+void set_kernel_threads(int n) {
+  g_threads = n;
+  if (n > 0) KernelPool::instance().set_threads(n);
+}
 int kernel_threads() { return threads(); }
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tokens, float* y, MatmulWorkspace& ws,

@@ -1,13 +1,13 @@
 #include "moe/model/attention.h"
 
-#include <omp.h>
-
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
 #include "moe/kernels/attention_kernel.h"
 #include "moe/kernels/matmul.h"
 #include "moe/kernels/ops.h"
+#include "moe/kernels/thread_pool.h"
 
 namespace lookahead::moe {
 
@@ -26,11 +26,12 @@ void attention(const AttentionShape& s, const float* q, int64_t n_tokens, int64_
   const auto* vb = static_cast<const uint8_t*>(v);
   const int64_t work = n_tokens * s.n_head;
   const int nt = work * (pos0 + n_tokens) < 4096 ? 1 : n_threads;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-  for (int64_t i = 0; i < work; ++i) {
+  std::atomic<int64_t> next{0};
+  KernelPool::instance().run(nt, [&](int thread, int) {
+  for (int64_t i = next.fetch_add(1); i < work; i = next.fetch_add(1)) {  // (token, head) items, one at a time
     const int64_t t = i / s.n_head, h = i % s.n_head, g = h / group;
     const int64_t n_pos = pos0 + t + 1;  // causal: positions 0..pos0+t
-    float* sc = scores + static_cast<int64_t>(omp_get_thread_num()) * scores_stride;
+    float* sc = scores + static_cast<int64_t>(thread) * scores_stride;
     const float* qh = q + t * s.q_dim() + h * s.head_dim;
     for (int64_t p = 0; p < n_pos; ++p)
       sc[p] = dot_row(cache_type, kb + p * row_bytes_kv + g * s.head_dim * elem, qh, s.head_dim) * scale;
@@ -39,6 +40,7 @@ void attention(const AttentionShape& s, const float* q, int64_t n_tokens, int64_
     std::memset(o, 0, static_cast<size_t>(s.head_dim) * sizeof(float));
     for (int64_t p = 0; p < n_pos; ++p) axpy(cache_type, sc[p], vb + p * row_bytes_kv + g * s.head_dim * elem, o, s.head_dim);
   }
+  });
 }
 
 }  // namespace lookahead::moe

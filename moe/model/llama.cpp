@@ -1,7 +1,5 @@
 #include "moe/model/llama.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -11,6 +9,7 @@
 #include "moe/kernels/fp16.h"
 #include "moe/kernels/ops.h"
 #include "moe/kernels/quantize.h"
+#include "moe/kernels/thread_pool.h"
 #include "moe/model/attention.h"
 
 namespace lookahead::moe {
@@ -122,6 +121,8 @@ BatchForward::BatchForward(const LlamaModel& model, int64_t n_batch, int64_t max
 }
 
 const float* BatchForward::forward(const BatchSegment* segs, size_t n_segs, float* logits) {
+  // The kernels' workers may spin between this pass's regions (moe/kernels/thread_pool.h).
+  KernelPool::ForwardScope hot_workers;
   const LlamaHparams& hp = model_.hparams();
   const LlamaWeights& w = model_.weights();
   const int64_t d = hp.n_embd, hd = hp.head_dim;
