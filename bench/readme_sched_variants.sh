@@ -11,6 +11,7 @@
 # Usage: bench/readme_sched_variants.sh [MODEL_DIR]
 #   env: RATES="3 6" BUDGETS="64 128" SEEDS="1 2 3" N=32 PROMPT_MEDIAN=64 OUTPUT_MEDIAN=48
 #        MAX_RUNNING=16 REUSE=1 (keep existing JSON) NO_TABLE=1 LOOKAHEAD=build/release/lookahead CORPUS=...
+#        CLOCK=model (the deterministic cost-model clock instead of cpu; give it a TAG)
 #        ONLY="ea-tokens-queue decode-first" (a subset of the variants below)
 #        EXTRA="--cache belady --budget 3experts --prefetch off" TAG=belady3 (more replay flags; TAG names their files)
 # Note: `moe replay --synth` caps prompts at the token budget, so each budget has its own trace;
@@ -29,6 +30,7 @@ OUTPUT_MEDIAN=${OUTPUT_MEDIAN:-48}
 MAX_RUNNING=${MAX_RUNNING:-16}
 EXTRA=${EXTRA:-}
 TAG=${TAG:-}
+CLOCK=${CLOCK:-cpu}   # model: the deterministic cost-model clock (docs/serving-system.md)
 [ -z "$EXTRA" ] || [ -n "$TAG" ] || { echo "readme_sched_variants: EXTRA needs a TAG for its file names" >&2; exit 1; }
 WORK=$ROOT/.cache/bench/serving
 mkdir -p "$WORK"
@@ -63,7 +65,7 @@ for seed in $SEEDS; do
         # shellcheck disable=SC2086  # flags are words
         "$LOOKAHEAD" moe replay --model "$MODEL" --synth "$N" --rate "$rate" --corpus "$CORPUS" \
           --prompt-median "$PROMPT_MEDIAN" --output-median "$OUTPUT_MEDIAN" --token-budget "$budget" \
-          --max-running "$MAX_RUNNING" --seed "$seed" --threads 1 --clock cpu --json $flags $EXTRA > "$out.tmp"
+          --max-running "$MAX_RUNNING" --seed "$seed" --threads 1 --clock "$CLOCK" --json $flags $EXTRA > "$out.tmp"
         mv "$out.tmp" "$out"
       done
     done
