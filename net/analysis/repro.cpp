@@ -44,6 +44,18 @@ Workload collective_workload(const Topology& topo, const collective::Collective&
   return w;
 }
 
+double default_time_limit_us(const std::vector<Job>& jobs, const std::vector<collective::Collective>& collectives,
+                             double host_bps) {
+  constexpr double kStepBoundUs = 20;
+  double bytes = 0, latest_us = 0, steps = 0;
+  for (const Job& j : jobs) {
+    bytes += static_cast<double>(j.collective.message_bytes);
+    latest_us = std::max(latest_us, static_cast<double>(j.start_ps + j.jitter_ps) / 1e6);
+  }
+  for (const auto& c : collectives) steps += static_cast<double>(c.steps.size());
+  return latest_us + std::max(2000.0, 50.0 * 2.0 * bytes * 8.0 / host_bps * 1e6) + kStepBoundUs * steps;
+}
+
 ReproResult run_point(const ReproPoint& point) {
   auto start = std::chrono::steady_clock::now();
   std::vector<Job> jobs = point.jobs;
@@ -71,15 +83,8 @@ ReproResult run_point(const ReproPoint& point) {
   if (learn)
     sim.on_source_timeout([&](int, int src, int dst, int path, SimTime now) { return splitter.timeout(src, dst, path, now); });
   for (int l : point.fail) sim.fail_link(l, 0, kNever, false);  // both directions are in `fail`
-  double host_bps = static_cast<double>(point.topology.links[point.topology.host_uplink(0)].rate_bps);
-  // Default limit: 50x the time to send twice every job's message at line rate, one after another,
-  // after the latest start and jitter.
-  double bytes = 0, latest_us = 0;
-  for (const Job& j : jobs) {
-    bytes += static_cast<double>(j.collective.message_bytes);
-    latest_us = std::max(latest_us, static_cast<double>(j.start_ps + j.jitter_ps) / 1e6);
-  }
-  double until_us = point.until_us > 0 ? point.until_us : latest_us + std::max(2000.0, 50.0 * 2.0 * bytes * 8.0 / host_bps * 1e6);
+  const double host_bps = static_cast<double>(point.topology.links[point.topology.host_uplink(0)].rate_bps);
+  const double until_us = point.until_us > 0 ? point.until_us : default_time_limit_us(jobs, cs, host_bps);
   SimResult res = sim.run(static_cast<SimTime>(until_us * 1e6));
   r.finished = res.all_finished;
   // Learning ethereal: the QPs it opened (flows that never started open none); else the plan's QPs.

@@ -51,7 +51,7 @@ struct ReproPoint {
   std::string scheme;
   NetworkConfig config;
   uint64_t seed = 1;
-  double until_us = 0;       // give up after this much simulated time (0: 100 x the fluid estimate)
+  double until_us = 0;       // give up after this much simulated time (0: default_time_limit_us)
   // Several collectives (net/workload/jobs.h) instead of `collective` on every host; each job is
   // planned by `scheme` on its own, and the point's CCT is the last job's finish time.
   std::vector<Job> jobs;
@@ -77,6 +77,13 @@ struct ReproResult {
   // the job's first flow start (0 if it did not finish).
   std::vector<double> job_finish_us, job_cct_us;
 };
+
+// The default limit of a point's simulated time: after the latest job start and jitter, 50x the time
+// to send twice every job's message at line rate one after another (at least 2 ms), plus 20 us per
+// dependent step of every job (a bound on one step's round trips and RTO-free latency), so a ring
+// on 512 hosts (1022 steps of small chunks, latency-bound) is not cut off as if it had stalled.
+double default_time_limit_us(const std::vector<Job>& jobs, const std::vector<collective::Collective>& collectives,
+                             double host_bps);
 
 ReproResult run_point(const ReproPoint& point);
 std::vector<ReproResult> run_grid(const std::vector<ReproPoint>& points, int threads, bool progress);

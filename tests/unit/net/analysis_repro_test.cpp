@@ -169,3 +169,28 @@ TEST(AnalysisRepro, ReportsSayWhetherADnfGaveUpOrRanOutOfTime) {
   EXPECT_NE(analysis::grid_markdown(grid, analysis::aggregate_seeds(grid, both, 2), spec, 100, 50).find("DNF (time limit)"),
             std::string::npos);
 }
+
+// The default time limit grows with the dependent steps: a ring on 512 hosts (1022 steps) of 1 MiB
+// is latency-bound (~2.2 us per step at 400 Gbit/s with the ACK trip) and must not be cut at the
+// bandwidth bound (2.1 ms), as it was before (every scheme "DNF (time limit)" on the 512-host
+// fat-tree at 1 MiB while 2 MiB finished in 2.4 ms).
+TEST(AnalysisRepro, DefaultTimeLimitCoversALatencyBoundRing) {
+  auto limit_for = [](int ranks, collective::Algorithm algo, uint64_t bytes) {
+    Job job;
+    job.name = "ar";
+    job.collective.kind = collective::Kind::ALL_REDUCE;
+    job.collective.algorithm = algo;
+    job.collective.message_bytes = bytes;
+    job.collective.ranks = ranks;
+    job.hosts = collective::place_ranks(ranks, ranks, collective::Placement::LINEAR, 0);
+    std::vector<Job> jobs{job};
+    return analysis::default_time_limit_us(jobs, expand_jobs(jobs, ranks), 400e9);
+  };
+  const double ring512 = limit_for(512, collective::Algorithm::RING, 1 << 20);
+  EXPECT_GE(ring512, 1022 * 20.0 + 2000.0);
+  EXPECT_GT(ring512, 1022 * 2.2 * 5);  // several times the latency-bound CCT
+  // Bandwidth-bound points keep their old limit plus a few steps' allowance.
+  const double hd64 = limit_for(64, collective::Algorithm::HALVING_DOUBLING, 256u << 20);
+  const double bandwidth = 50.0 * 2.0 * (256u << 20) * 8.0 / 400e9 * 1e6;
+  EXPECT_NEAR(hd64, bandwidth + 12 * 20.0, 1e-6);  // hd all-reduce on 64 ranks: 2 x 6 steps
+}
