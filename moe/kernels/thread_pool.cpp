@@ -2,6 +2,9 @@
 
 #include <immintrin.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdio>
 
 #include <algorithm>
@@ -31,14 +34,17 @@ int64_t now_ns() {
 }
 
 // Nanoseconds this thread has spent runnable but waiting for a CPU (the second field of Linux's
-// schedstat), or -1 where that is not available.
+// schedstat), or -1 where that is not available. The file stays open per thread (it names the
+// thread that opened it), so a forward pass costs two preads, not two opens.
 int64_t runqueue_wait_ns() {
-  FILE* f = std::fopen("/proc/thread-self/schedstat", "r");
-  if (!f) return -1;
+  thread_local const int fd = ::open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[128];
+  const ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
   unsigned long long on_cpu = 0, waiting = 0;
-  const bool ok = std::fscanf(f, "%llu %llu", &on_cpu, &waiting) == 2;
-  std::fclose(f);
-  return ok ? static_cast<int64_t>(waiting) : -1;
+  return std::sscanf(buf, "%llu %llu", &on_cpu, &waiting) == 2 ? static_cast<int64_t>(waiting) : -1;
 }
 
 }  // namespace
@@ -61,7 +67,6 @@ struct KernelPool::Impl {
   std::atomic<int64_t> hot_spin_ns{kLongSpinNs};  // the spin inside a forward pass, from the last passes
   std::atomic<double> contention{0};              // smoothed share of a pass spent waiting for a CPU
   std::atomic<bool> stop{false};
-  std::atomic<uint64_t> regions{0}, sleeps{0};
   int max_threads = 0;  // 0: no cap
 
   bool hot() const { return forward_depth.load(std::memory_order_relaxed) > 0; }
@@ -82,14 +87,13 @@ struct KernelPool::Impl {
         if (now_ns() - start > limit) break;
       }
     }
-    sleeps.fetch_add(1, std::memory_order_relaxed);
     sleeping.fetch_add(1);
     for (uint32_t v = word.load(); !done(v); v = word.load()) word.wait(v);
     sleeping.fetch_sub(1);
   }
 
-  void worker_main(int index) {
-    Slot& slot = *slots[static_cast<size_t>(index - 1)];
+  // `slot` is passed in, not read from `slots`, which the caller may be growing meanwhile.
+  void worker_main(int index, Slot& slot) {
     uint32_t seen = 0;  // a new slot's generation: the caller may bump it before this thread runs
     for (;;) {
       wait(slot.generation, slot.sleeping, [&](uint32_t g) { return g != seen; });
@@ -103,8 +107,9 @@ struct KernelPool::Impl {
   void ensure_workers(int n) {
     while (static_cast<int>(workers.size()) < n - 1) {
       slots.push_back(std::make_unique<Slot>());
+      Slot* slot = slots.back().get();
       const int index = static_cast<int>(workers.size()) + 1;
-      workers.emplace_back([this, index] { worker_main(index); });
+      workers.emplace_back([this, index, slot] { worker_main(index, *slot); });
     }
   }
 
@@ -156,7 +161,6 @@ void KernelPool::run(int n_threads, const std::function<void(int, int)>& fn) {
     return;
   }
   p.ensure_workers(n);
-  p.regions.fetch_add(1, std::memory_order_relaxed);
   p.job = &fn;
   p.job_threads = n;
   p.pending.store(static_cast<uint32_t>(n - 1));
@@ -197,10 +201,6 @@ KernelPool::ForwardScope::~ForwardScope() {
                        0.3 * (static_cast<double>(waited) / static_cast<double>(wall));
   p.contention.store(share, std::memory_order_relaxed);
   p.hot_spin_ns.store(share > kContendedShare ? kShortSpinNs : kLongSpinNs, std::memory_order_relaxed);
-}
-
-KernelPool::Stats KernelPool::stats() const {
-  return {impl_->regions.load(std::memory_order_relaxed), impl_->sleeps.load(std::memory_order_relaxed)};
 }
 
 }  // namespace lookahead::moe

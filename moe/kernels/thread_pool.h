@@ -7,13 +7,14 @@
 // workers awake across a step's serial gaps (a quiet machine: 1-client inter-token latency 12.5 ms
 // with 10 us of spin, 10 ms with 100 us) but burns the cores a busy machine needs (decode beside a
 // busy loop: 37 tokens/s with 10 us, 24 with 100 us). This pool decides per wait instead:
-// - Inside a forward pass (a ForwardScope is alive) a waiting thread spins up to its budget, then
-//   sleeps. The budget adapts: a wait that ended while spinning grows it (up to 200 us), a wait
-//   that outlasted it halves it (down to 2 us). On a quiet machine waits are short and the budget
-//   stays high; on an oversubscribed one a waiter mostly waits for a descheduled thread, its
-//   budget collapses, and it sleeps at once like a short-spinning OpenMP worker.
+// - Inside a forward pass (a ForwardScope is alive) a waiting thread spins up to 200 us, then
+//   sleeps, unless the machine is contended: when the thread running the passes spent more than
+//   10% of the recent passes runnable but not running (Linux schedstat, smoothed over passes), the
+//   spin drops to 2 us, like a short-spinning OpenMP worker. (Adapting each thread's spin to how
+//   its own waits ended was tried and is unstable: one sleeper makes the other side's waits long,
+//   and both spins collapse on a quiet machine.)
 // - Outside a forward pass (between decode steps, while the server waits for requests) workers
-//   spin only the minimum, then sleep.
+//   spin 2 us, then sleep.
 //
 // Contract:
 // - run(n, fn) calls fn(t, n) once for each t in [0, n) (t = 0 on the calling thread) and returns
@@ -37,7 +38,7 @@ class KernelPool {
   int threads() const;
   void run(int n_threads, const std::function<void(int thread, int n_threads)>& fn);
 
-  // Marks a forward pass: waits inside it may spin (adaptively), see above. Nests.
+  // Marks a forward pass: waits inside it may spin, see above. Nests.
   class ForwardScope {
    public:
     ForwardScope();
@@ -45,12 +46,6 @@ class KernelPool {
     ForwardScope(const ForwardScope&) = delete;
     ForwardScope& operator=(const ForwardScope&) = delete;
   };
-
-  struct Stats {
-    uint64_t regions = 0;      // run() calls that used more than one thread
-    uint64_t sleeps = 0;       // waits that ended in a futex sleep (workers and caller)
-  };
-  Stats stats() const;
 
   KernelPool(const KernelPool&) = delete;
   KernelPool& operator=(const KernelPool&) = delete;

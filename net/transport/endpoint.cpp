@@ -104,8 +104,7 @@ void Endpoints::wake_qp(int f) {
   SimState& s = s_;
   QueuePair& q = s.qps[f];
   if (q.in_active || q.sender_done || !q.started || next_seq(q) >= q.packets) return;
-  q.in_active = true;
-  s.active[q.src].push_back(f);
+  activate(f);
 }
 
 void Endpoints::poke_nic(int host) { fabric_.poke(static_cast<uint32_t>(s_.topo.host_uplink(host))); }
