@@ -364,9 +364,10 @@ bool Endpoints::on_rto(int f) {
   }
   if (q.lb == LoadBalancing::REPS)
     s.connections.reps(q.reps_conn).frozen_until = now + (cfg.reps_freeze_ps ? cfg.reps_freeze_ps : cfg.rto_ps);
-  q.last_progress = now;
-  q.rto_pending = true;
-  s.events.schedule(now + cfg.rto_ps, kRto, static_cast<uint32_t>(f));
+  // The timer restarts when the retransmission leaves the NIC (send_data arms it), not now: a NIC
+  // serving many QPs round-robin may take longer than an RTO to reach this one, and a retry that
+  // was never sent must not count against the retry limit (an RDMA NIC's transport timer runs for
+  // packets it has sent).
   wake_qp(f);
   poke_nic(q.src);
   return false;

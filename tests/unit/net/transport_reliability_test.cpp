@@ -113,6 +113,39 @@ TEST(TransportReliability, AckPathBackBeforeTheRetryLimitFinishesLateNotEarly) {
   EXPECT_TRUE(r.conserved());
 }
 
+TEST(TransportReliability, ARetryCountsOnlyOnceItsRetransmissionHasLeftTheNic) {
+  // Host 0's NIC serves 101 QPs round-robin, one packet each per turn: a turn comes every ~34 us,
+  // longer than the 10 us RTO. QP 0's only packet is dropped (its path's first link is down for the
+  // first 2 us: leaf 0 -> spine 1); it times out at 10 us and its retransmission then waits for its turn. The timer
+  // restarts when the retransmission is sent, so the wait is not a string of failed retries: with
+  // retry_limit 2 the flow finishes (it gave up at 30 us when every RTO re-armed at the timeout).
+  Topology t = leaf_spine(2, 2, 4);
+  Workload w;
+  FlowSpec lossy;
+  lossy.src = 0, lossy.dst = 4, lossy.bytes = 4096, lossy.lb = LoadBalancing::SOURCE, lossy.path = 1;
+  w.add_flow(lossy);
+  for (int i = 0; i < 100; ++i) {
+    FlowSpec bg;
+    bg.src = 0, bg.dst = 4 + i % 4, bg.bytes = 65'536, bg.lb = LoadBalancing::SOURCE, bg.path = 0;
+    w.add_flow(bg);
+  }
+  NetworkConfig cfg;
+  cfg.rto_ps = 10'000'000;
+  cfg.retry_limit = 2;
+  Simulator sim(t, w, cfg);
+  sim.fail_link(t.path_links(0, 4, 1)[1], 0, 2'000'000, /*both=*/false);
+  SimResult r = sim.run(100'000'000'000);
+  const FlowResult& f = r.flows[0];
+  EXPECT_EQ(f.dropped, 1u);
+  EXPECT_FALSE(f.failed);
+  ASSERT_NE(f.finish_ps, kNever);
+  EXPECT_EQ(f.timeouts, 1u);
+  EXPECT_EQ(f.retransmits, 1u);
+  EXPECT_GT(f.finish_ps, (cfg.retry_limit + 1) * cfg.rto_ps) << "the retransmission waited longer than the old retry budget";
+  EXPECT_TRUE(r.all_finished);
+  EXPECT_TRUE(r.conserved());
+}
+
 TEST(TransportReliability, ADataPathFailureFailsTheFlowAndItsSplitParent) {
   // A pinned QP of a split flow on a dead uplink (no reroute callback): it fails after the retry
   // limit, and the split flow it carries fails with it (no bogus completion from the other QP).
