@@ -13,13 +13,8 @@ import csv
 import statistics
 import sys
 
-SCHEMES = ["ecmp", "mprdma-2", "mprdma-4", "mprdma-8", "spray", "reps", "ethereal", "ethereal-known"]
-ALGOS = ["direct", "hd", "ring", "dbt"]
-FABRICS = ["leaf_spine", "leaf_spine_fail", "fat_tree"]
-
-
-def order(values, known):
-    return sorted(values, key=lambda v: (known.index(v) if v in known else len(known), v))
+# one scheme/algorithm/fabric order for every net repro table (bench/ is on sys.path: the script's own folder)
+from net_repro_merge import ALGOS, FABRICS, SCHEMES, order
 
 
 def main():
@@ -27,7 +22,11 @@ def main():
         sys.exit(__doc__)
     runs = {}
     with open(sys.argv[1], newline="") as f:
-        for r in csv.DictReader(f):
+        reader = csv.DictReader(f)
+        need = {"fabric", "failed", "algo", "size_bytes", "scheme", "seed", "finished", "cct_us", "failed_qps"}
+        if not need <= set(reader.fieldnames or []):
+            sys.exit(f"{sys.argv[1]}: not a net-repro-seeds.csv (missing columns {sorted(need - set(reader.fieldnames or []))})")
+        for r in reader:
             key = (r["fabric"], r["failed"], r["algo"], int(r["size_bytes"]), r["scheme"])
             runs.setdefault(key, []).append(r)
 

@@ -22,6 +22,7 @@ j (htsim's FatTreeTopology wiring, and lookahead's FatTreeSpec contract).
 import csv
 import json
 import math
+import statistics
 import sys
 
 # hosts -> (pods, ToRs per pod, hosts per ToR, aggs per pod, cores)
@@ -121,7 +122,6 @@ def fct_lookahead(flows_csv):
 def summarize(table):
     """Reads vs_htsim.sh's table rows; prints one line per (hosts, lb): medians of user CPU and RSS
     over rounds and seeds, and the mean FCT averaged over them, for each simulator."""
-    import statistics
     runs = {}
     with open(table) as f:
         for line in f:

@@ -26,6 +26,7 @@ set -euo pipefail
 HTSIM=${1:?usage: bench/vs_htsim.sh HTSIM_DIR [BINARY]}
 BIN=${2:-build/release/lookahead}
 [[ -x $HTSIM/sim/datacenter/htsim_ndp ]] && HTSIM=$HTSIM/sim
+[[ -d $HTSIM/datacenter ]] && HTSIM=$(cd "$HTSIM" && pwd)  # absolute: htsim runs in a temporary directory
 NDP=$HTSIM/datacenter/htsim_ndp
 GEN=$HTSIM/datacenter/connection_matrices/gen_permutation.py
 [[ -x $NDP ]] || { echo "no htsim_ndp under $1 (build it: cd sim && make && cd datacenter && make)" >&2; exit 1; }
@@ -67,9 +68,10 @@ run_htsim() {  # hosts lb seed round
   if [[ $2 == spray ]]; then strat=(-strat perm); else strat=(-strat ecmp_host -paths 1); fi
   load=$(cut -d' ' -f1 /proc/loadavg)
   # -end: far beyond the last FCT (htsim stops there even with flows unfinished; they show as such).
-  /usr/bin/time -f "%e %U %M" -o "$dir/time" "$NDP" -topo "$dir/ft.topo" -tm "$dir/perm.cm" -nodes "$1" "${strat[@]}" \
+  # htsim writes idmap.txt into its working directory: run it in the scenario's temporary one.
+  (cd "$dir" && /usr/bin/time -f "%e %U %M" -o "$dir/time" "$NDP" -topo "$dir/ft.topo" -tm "$dir/perm.cm" -nodes "$1" "${strat[@]}" \
     -cwnd "$CWND" -mtu "$MTU" -q $((QUEUE / MTU)) -linkspeed 100000 -seed "$3" -end 20000 -o "$dir/htsim.log" \
-    >"$dir/htsim.out" 2>"$dir/htsim.err" || { tail "$dir/htsim.err" >&2; return 1; }
+    >"$dir/htsim.out" 2>"$dir/htsim.err") || { tail "$dir/htsim.err" >&2; return 1; }
   read -r wall user rss <"$dir/time"
   row "| $1 | $2 | $3 | htsim | $4 | $wall | $user | $((rss / 1024)) | - | $(python3 "$HERE/vs_htsim.py" fct-htsim "$dir/htsim.out" "$dir/perm.cm" | tr ' ' '|' | sed 's/|/ | /g') | $load |"
 }
