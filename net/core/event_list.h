@@ -13,6 +13,7 @@
 // so this beats a plain heap, whose working set no longer fits in cache at fabric scale.
 // Events scheduled at the current time (the last popped event's) go to a FIFO merged with the
 // current bucket on (time, seq), so starting thousands of QPs at one instant stays linear.
+// Before the first pop (setup), events for the first bucket are appended and sorted once.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -88,6 +89,12 @@ class EventList {
       // later one. A FIFO keeps this O(1); a sorted insert into cur_ moved every event at this time,
       // quadratic when thousands of QPs start at once (a split collective step).
       now_.push_back(e);
+    } else if (b <= cur_bucket_ && !popped_) {
+      // Before the first pop (a run's setup: every flow that starts at time 0 lands here) append
+      // and sort once when the first event is taken; a sorted insert of N flows in seq order moved
+      // the whole bucket each time (N^2 / 2 event copies: 80% of a 512-host direct all-reduce).
+      cur_.push_back(e);
+      cur_unsorted_ = true;
     } else if (b <= cur_bucket_) {
       // The current bucket (sorted descending, smallest at the back): insert in place.
       auto pos = std::upper_bound(cur_.begin(), cur_.end(), e, [](const Event& x, const Event& y) { return EventHeap::before(y, x); });
@@ -153,6 +160,10 @@ class EventList {
   // Whether the next event is the oldest one scheduled at the current time (now_ holds events at
   // last_time_ in seq order; cur_ may still hold earlier-scheduled ones at that time).
   bool now_first() {
+    if (cur_unsorted_) {
+      sort_descending(cur_);
+      cur_unsorted_ = false;
+    }
     if (now_head_ == now_.size()) {
       load();
       return false;
@@ -183,8 +194,12 @@ class EventList {
       }
       head = kNil;
       while (!overflow_.empty() && (overflow_.top().time >> kShift) == cur_bucket_) cur_.push_back(overflow_.pop());
-      std::sort(cur_.begin(), cur_.end(), [](const Event& x, const Event& y) { return EventHeap::before(y, x); });
+      sort_descending(cur_);
     }
+  }
+
+  static void sort_descending(std::vector<Event>& events) {
+    std::sort(events.begin(), events.end(), [](const Event& x, const Event& y) { return EventHeap::before(y, x); });
   }
 
   // First bucket >= from whose wheel slot holds events (requires wheel_count_ > 0): skips empty
@@ -213,6 +228,7 @@ class EventList {
   size_t now_head_ = 0;
   SimTime last_time_ = 0;   // time of the last popped event
   bool popped_ = false;
+  bool cur_unsorted_ = false;  // cur_ was appended to before the first pop; sorted by the first top()/pop()
 };
 
 }  // namespace lookahead::net

@@ -109,6 +109,40 @@ TEST(SimEventList, BurstsAtTheCurrentTimeKeepHeapOrder) {
   EXPECT_GT(same_time, 10000);
 }
 
+TEST(SimEventList, SetupBeforeTheFirstPopKeepsHeapOrder) {
+  // A run's setup schedules every flow that starts at time 0 (hundreds of thousands at fabric
+  // scale) before anything is popped: the first bucket is then appended to and sorted once. Ties,
+  // times inside the first bucket, later buckets and far ones, then interleaved adds and pops.
+  EventList cal;
+  EventHeap heap;
+  Rng rng(11);
+  uint64_t seq = 0;
+  auto add = [&](SimTime t) {
+    cal.schedule(t, 0, static_cast<uint32_t>(seq));
+    heap.push(Event{t, seq, static_cast<uint32_t>(seq), 0, 0});
+    ++seq;
+  };
+  for (int i = 0; i < 20000; ++i) {
+    uint64_t r = rng.next();
+    add((r & 3) == 0 ? (r >> 8) % 1000 : (r & 3) == 1 ? 0 : (r & 3) == 2 ? (r >> 8) % 8192 : (r >> 8) % 1'000'000'000);
+  }
+  ASSERT_EQ(cal.top().target, heap.top().target);
+  SimTime now = 0;
+  for (int round = 0; round < 20000; ++round) {
+    Event a = cal.pop(), b = heap.pop();
+    ASSERT_EQ(a.time, b.time);
+    ASSERT_EQ(a.target, b.target);
+    now = a.time;
+    if (round % 3 == 0) add(now + rng.next() % 2048);
+  }
+  while (!heap.empty()) {
+    Event a = cal.pop(), b = heap.pop();
+    ASSERT_EQ(a.time, b.time);
+    ASSERT_EQ(a.target, b.target);
+  }
+  EXPECT_TRUE(cal.empty());
+}
+
 TEST(SimCore, OneFlowAtLineRateIsExact) {
   Topology t = small_leaf_spine();
   for (uint64_t bytes : {uint64_t{4096}, uint64_t{100'000}, uint64_t{1'000'000}}) {
