@@ -8,7 +8,7 @@
 // event once the pools have grown to their working size.
 //
 // Implementation: a calendar queue (timing wheel) of 2^18 buckets of 2^10 ps (~262 us horizon)
-// holding unsorted lists; the current bucket is sorted when reached. Events beyond the horizon
+// holding unsorted chunked lists; the current bucket is sorted when reached. Events beyond the horizon
 // wait in a 4-ary heap. Packet-level simulations schedule almost everything within a microsecond,
 // so this beats a plain heap, whose working set no longer fits in cache at fabric scale.
 // Events scheduled at the current time (the last popped event's) go to a FIFO merged with the
@@ -100,17 +100,23 @@ class EventList {
       auto pos = std::upper_bound(cur_.begin(), cur_.end(), e, [](const Event& x, const Event& y) { return EventHeap::before(y, x); });
       cur_.insert(pos, e);
     } else if (b < cur_bucket_ + kBuckets) {
-      uint32_t id;
-      if (free_.empty()) {
-        id = static_cast<uint32_t>(nodes_.size());
-        nodes_.push_back(Node{});
-      } else {
-        id = free_.back();
-        free_.pop_back();
-      }
       uint64_t slot = b & (kBuckets - 1);
-      nodes_[id] = Node{e, head_[slot]};
-      head_[slot] = id;
+      uint32_t id = head_[slot];
+      if (id == kNil || chunks_[id].count == kChunkEvents) {
+        uint32_t fresh;
+        if (free_chunk_ == kNil) {
+          fresh = static_cast<uint32_t>(chunks_.size());
+          chunks_.emplace_back();
+        } else {
+          fresh = free_chunk_;
+          free_chunk_ = chunks_[fresh].next;
+        }
+        chunks_[fresh].count = 0;
+        chunks_[fresh].next = id;
+        head_[slot] = id = fresh;
+      }
+      Chunk& c = chunks_[id];
+      c.events[c.count++] = e;
       occupied_[slot >> 6] |= uint64_t{1} << (slot & 63);
       ++wheel_count_;
     } else {
@@ -145,14 +151,20 @@ class EventList {
     for (size_t i = now_head_; i < now_.size(); ++i) visit(now_[i]);
     for (const Event& e : cur_) visit(e);
     for (uint64_t b = 0; b < kBuckets; ++b)
-      for (uint32_t id = head_[b]; id != kNil; id = nodes_[id].next) visit(nodes_[id].e);
+      for (uint32_t id = head_[b]; id != kNil; id = chunks_[id].next)
+        for (uint32_t i = 0; i < chunks_[id].count; ++i) visit(chunks_[id].events[i]);
     for (const Event& e : overflow_.items()) visit(e);
   }
 
  private:
   static constexpr uint32_t kNil = 0xffffffffu;
-  struct Node {
-    Event e;
+  // A wheel slot is a list of chunks of events (the newest chunk first, filled in scheduling order):
+  // reaching a bucket reads its events a chunk at a time instead of chasing one node per event,
+  // which cost a cache miss per event (a third of a 512-host run's CPU).
+  static constexpr uint32_t kChunkEvents = 8;
+  struct Chunk {
+    Event events[kChunkEvents];
+    uint32_t count = 0;
     uint32_t next = kNil;
   };
 
@@ -186,10 +198,12 @@ class EventList {
       occupied_[slot >> 6] &= ~(uint64_t{1} << (slot & 63));
       uint32_t& head = head_[slot];
       for (uint32_t id = head; id != kNil;) {
-        cur_.push_back(nodes_[id].e);
-        uint32_t next = nodes_[id].next;
-        free_.push_back(id);
-        --wheel_count_;
+        Chunk& c = chunks_[id];
+        cur_.insert(cur_.end(), c.events, c.events + c.count);
+        wheel_count_ -= c.count;
+        uint32_t next = c.next;
+        c.next = free_chunk_;
+        free_chunk_ = id;
         id = next;
       }
       head = kNil;
@@ -216,8 +230,8 @@ class EventList {
 
   std::vector<uint32_t> head_;
   std::vector<uint64_t> occupied_;  // one bit per wheel slot
-  std::vector<Node> nodes_;
-  std::vector<uint32_t> free_;
+  std::vector<Chunk> chunks_;
+  uint32_t free_chunk_ = kNil;  // chunks no slot uses, linked by `next`
   std::vector<Event> cur_;
   EventHeap overflow_;
   uint64_t cur_bucket_ = 0;
