@@ -7,6 +7,19 @@ int FailedPaths::timeout(int src, int dst, int path, uint64_t now_ps) {
   if (marks.find(path) == marks.end()) ++learned_;
   marks[path] = now_ps + hold_ps_;
   const int count = topo_.path_count(src, dst);
+  // Never every path: a timeout is also what a deep queue causes (a 200 us RTO against a 64 MB
+  // shared buffer), so marks add up over a long run until a source holds all its paths to a leaf
+  // failed, and then it could neither plan around nor move off the one that is. Marking the last
+  // unmarked path forgets the oldest mark instead (the stalest evidence); a path that keeps
+  // failing is marked again at its next timeout.
+  int held = 0;
+  auto oldest = marks.end();
+  for (auto it = marks.begin(); it != marks.end(); ++it) {
+    if (it->second <= now_ps) continue;
+    ++held;
+    if (it->first != path && (oldest == marks.end() || it->second < oldest->second)) oldest = it;
+  }
+  if (held >= count && oldest != marks.end()) oldest->second = now_ps;  // expired (kept: learned() counts distinct paths)
   for (int k = 1; k < count; ++k) {
     int next = (path + k) % count;
     if (!known_failed(src, dst, next, now_ps)) return next;

@@ -6,9 +6,10 @@
 // - timeout(src, dst, path, now): a QP from host src to host dst timed out on Topology path `path`.
 //   The path is marked failed for (src, dst's leaf/ToR) until now + hold_ps (kFailedPathHoldPs, the
 //   paper's 100 ms, by default): every destination under that leaf/ToR shares the mark, since a path
-//   index names the same uplinks for all of them. Returns the next path index after `path` (cyclic
-//   over topo.path_count(src, dst)) that src does not know to be failed at `now`, or -1 if it knows
-//   every other path to be failed.
+//   index names the same uplinks for all of them. A source never holds every path to a leaf failed:
+//   when this mark would make it so, the oldest other mark is forgotten (expires now). Returns the
+//   next path index after `path` (cyclic over topo.path_count(src, dst)) that src does not know to be
+//   failed at `now`, or -1 if there is no other path.
 // - known_failed(src, dst, path, now): whether a mark for (src, dst's leaf/ToR, path) holds at `now`
 //   (a mark expires at its hold time; a later timeout on the same path renews it).
 // - learned(): distinct (src, destination leaf/ToR, path) entries ever marked (renewals not counted).

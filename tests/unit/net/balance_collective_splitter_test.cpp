@@ -52,8 +52,30 @@ TEST(BalanceFailedPaths, ATimeoutMarksThePathForTheDestinationLeafUntilItsHoldEn
   EXPECT_EQ(known.learned(), 1);
   EXPECT_EQ(known.timeout(src, dst, 2, 200), 3);
   EXPECT_EQ(known.timeout(src, dst, 3, 200), 0);  // wraps around
-  EXPECT_EQ(known.timeout(src, dst, 0, 200), -1);  // every path known failed
-  EXPECT_EQ(known.learned(), 4);
+  EXPECT_EQ(known.learned(), 3);
+}
+
+// Timeouts from deep queues add up over a long run; a source that held every path to a leaf failed
+// could neither avoid nor leave the one that is (learning Ethereal's DNFs at 128 MiB on the failed
+// leaf-spine). Marking the last unmarked path forgets the oldest mark instead.
+TEST(BalanceFailedPaths, MarkingTheLastUnmarkedPathForgetsTheOldestMark) {
+  auto topo = leaf_spine_4x4x4();
+  FailedPaths known(topo, /*hold_ps=*/1000);
+  const int src = 0, dst = 4;
+  EXPECT_EQ(known.timeout(src, dst, 1, 100), 2);
+  EXPECT_EQ(known.timeout(src, dst, 2, 200), 3);
+  EXPECT_EQ(known.timeout(src, dst, 3, 300), 0);
+  EXPECT_EQ(known.timeout(src, dst, 0, 400), 1);  // path 1's mark (the oldest) is forgotten
+  EXPECT_FALSE(known.known_failed(src, dst, 1, 400));
+  for (int p : {0, 2, 3}) EXPECT_TRUE(known.known_failed(src, dst, p, 400)) << p;
+  EXPECT_EQ(known.timeout(src, dst, 1, 500), 2);  // and again: path 2's is now the oldest
+  EXPECT_FALSE(known.known_failed(src, dst, 2, 500));
+  for (int p : {0, 1, 3}) EXPECT_TRUE(known.known_failed(src, dst, p, 500)) << p;
+  EXPECT_EQ(known.learned(), 4);  // distinct paths ever marked
+  // Expired marks do not count: with path 3's and 0's expired, path 2 is simply marked.
+  EXPECT_EQ(known.timeout(src, dst, 2, 1450), 3);
+  EXPECT_TRUE(known.known_failed(src, dst, 1, 1450));
+  EXPECT_TRUE(known.known_failed(src, dst, 2, 1450));
 }
 
 // Ring all-reduce: host 3 sends to host 4 (leaf 0 -> leaf 1) in every step, one flow per batch, which
