@@ -170,6 +170,44 @@ TEST(AnalysisRepro, ReportsSayWhetherADnfGaveUpOrRanOutOfTime) {
             std::string::npos);
 }
 
+// --rto-us: every run of the grid gets the timeout, the shard fingerprint tells the grids apart, the
+// report says it, and a QP that cannot get through gives up only after it.
+TEST(AnalysisRepro, RtoSetsEveryRunsTimeout) {
+  analysis::GridSpec spec;
+  spec.quick = true;
+  spec.fabrics = "leaf_spine_fail";
+  spec.algos = "ring";
+  spec.sizes = "64KiB";
+  spec.schemes = "ecmp,spray";
+  const analysis::ReproGrid base = analysis::make_repro_grid(spec);
+  spec.rto_us = 2000;
+  const analysis::ReproGrid slow = analysis::make_repro_grid(spec);
+  ASSERT_EQ(base.runs.size(), slow.runs.size());
+  for (size_t i = 0; i < base.runs.size(); ++i) {
+    EXPECT_EQ(base.runs[i].config.rto_ps, NetworkConfig{}.rto_ps);
+    EXPECT_EQ(slow.runs[i].config.rto_ps, SimTime{2'000'000'000});
+  }
+  EXPECT_NE(analysis::grid_fingerprint(base.runs), analysis::grid_fingerprint(slow.runs));
+  std::vector<analysis::ReproResult> none(slow.runs.size());
+  const auto md = analysis::grid_markdown(slow, analysis::aggregate_seeds(slow, none, 1), spec, 100, 50);
+  EXPECT_NE(md.find("Retransmission timeout 2000 us"), std::string::npos) << md;
+
+  // Host 0's cable fails and QPs give up at their first timeout: not before the RTO.
+  auto end_with_dead_host = [](analysis::ReproPoint run) {
+    const int up = run.topology.host_uplink(0);
+    const auto& l = run.topology.links[static_cast<size_t>(up)];
+    run.fail = {up};
+    for (size_t k = 0; k < run.topology.links.size(); ++k)
+      if (run.topology.links[k].from == l.to && run.topology.links[k].to == l.from) run.fail.push_back(static_cast<int>(k));
+    run.config.retry_limit = 0;
+    return analysis::run_point(run).end_us;
+  };
+  const double base_end = end_with_dead_host(base.runs[0]), slow_end = end_with_dead_host(slow.runs[0]);
+  EXPECT_GE(base_end, 200);
+  EXPECT_LT(base_end, 2000);
+  EXPECT_GE(slow_end, 2000);
+}
+
 // The default time limit grows with the dependent steps: a ring on 512 hosts (1022 steps) of 1 MiB
 // is latency-bound (~2.2 us per step at 400 Gbit/s with the ACK trip) and must not be cut at the
 // bandwidth bound (2.1 ms), as it was before (every scheme "DNF (time limit)" on the 512-host
