@@ -5,8 +5,10 @@ Usage: net_repro_merge.py OUT.csv IN.csv [IN.csv ...] [--markdown OUT.md]
 
 Rows are keyed by (fabric, failed, algo, size_bytes, scheme); a later file's row replaces an
 earlier one's. ratio_to_spray is recomputed against the spray row of the same fabric, algorithm and
-size (0 where spray did not finish or was not run). Columns: the first file's header (a seeds run's
-extra columns are dropped). Rows are sorted by fabric, algorithm, size and scheme order. With
+size (0 where spray did not finish or was not run). Columns: the first file's header (a column a
+later file lacks is left empty). Rows are sorted by fabric, algorithm, size and scheme order.
+net-repro-seeds.csv files (a `seed` column) merge the same way with the seed in the key, and
+ratio_to_spray_same_seed recomputed against spray of the same seed. With
 --markdown, also writes one table per fabric: rows algorithm x size, columns schemes, cells
 "CCT (ratio)", DNF, or "not run". Then redraw the plots with
 `lookahead net repro --plot-only --out DIR` (DIR holding OUT.csv as net-repro.csv).
@@ -38,27 +40,39 @@ def main(argv):
         with open(path, newline="") as f:
             reader = csv.DictReader(f)
             if header is None:
-                header = reader.fieldnames[:15]
+                header = reader.fieldnames
+                seeded = "seed" in header
+            elif ("seed" in reader.fieldnames) != seeded:
+                sys.exit(f"{path}: cannot merge a net-repro-seeds.csv with a net-repro.csv")
             for r in reader:
-                rows[(r["fabric"], r["failed"], r["algo"], r["size_bytes"], r["scheme"])] = r
-    spray = {(k[0], k[2], k[3]): float(r["cct_us"]) for k, r in rows.items() if k[4] == "spray" and r["finished"] == "1"}
+                key = (r["fabric"], r["failed"], r["algo"], r["size_bytes"], r["scheme"])
+                r["_file"] = path
+                rows[key + ((r["seed"],) if seeded else ())] = r
+    ratio = "ratio_to_spray_same_seed" if seeded else "ratio_to_spray"
+    spray = {(k[0], k[2], k[3]) + k[5:]: r for k, r in rows.items() if k[4] == "spray"}
     for k, r in rows.items():
-        s = spray.get((k[0], k[2], k[3]))
-        r["ratio_to_spray"] = f"{float(r['cct_us']) / s:.4f}" if s and r["finished"] == "1" else "0.0000"
+        s = spray.get((k[0], k[2], k[3]) + k[5:])
+        if s is not None and s["_file"] == r["_file"]:
+            continue  # the run's own ratio (computed from unrounded times)
+        ok = s is not None and s["finished"] == "1" and r["finished"] == "1"
+        r[ratio] = f"{float(r['cct_us']) / float(s['cct_us']):.4f}" if ok else "0.0000"
 
     def sort_key(k):
         return (FABRICS.index(k[0]) if k[0] in FABRICS else 99,
-                ALGOS.index(k[2]) if k[2] in ALGOS else 99, int(k[3]), SCHEMES.index(k[4]) if k[4] in SCHEMES else 99)
+                ALGOS.index(k[2]) if k[2] in ALGOS else 99, int(k[3]), SCHEMES.index(k[4]) if k[4] in SCHEMES else 99,
+                int(k[5]) if seeded else 0)
 
     tmp = out + ".tmp"
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(header)
         for k in sorted(rows, key=sort_key):
-            w.writerow([rows[k][c] for c in header])
+            w.writerow([rows[k].get(c) or "" for c in header])
     os.replace(tmp, out)
     if not md_path:
         return
+    if seeded:
+        sys.exit("--markdown: for a net-repro-seeds.csv use bench/net_repro_seeds_md.py")
     md = []
     for fab in order({k[0] for k in rows}, FABRICS):
         keys = [k for k in rows if k[0] == fab]
