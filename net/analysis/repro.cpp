@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/progress.h"
 #include "net/balance/collective_splitter.h"
+#include "net/core/rng.h"
 #include "net/sim/simulator.h"
 
 namespace lookahead::net::analysis {
@@ -81,7 +82,9 @@ ReproResult run_point(const ReproPoint& point) {
   Simulator sim(point.topology, std::move(w), cfg);
   sim.on_split([&](int flow, SimTime now) { return splitter.split(flow, now); });
   if (learn)
-    sim.on_source_timeout([&](int, int src, int dst, int path, SimTime now) { return splitter.timeout(src, dst, path, now); });
+    sim.on_source_timeout([&](int flow, int src, int dst, int path, SimTime now) {
+      return splitter.timeout(src, dst, path, now, splitmix64(static_cast<uint64_t>(flow)));  // spread the moved QPs
+    });
   for (int l : point.fail) sim.fail_link(l, 0, kNever, false);  // both directions are in `fail`
   const double host_bps = static_cast<double>(point.topology.links[point.topology.host_uplink(0)].rate_bps);
   const double until_us = point.until_us > 0 ? point.until_us : default_time_limit_us(jobs, cs, host_bps);

@@ -22,7 +22,7 @@
 //     the flow's (job, step, source host) batch, Ethereal's batch, is planned when its first flow
 //     asks, over the paths that host does not know to be failed at `now` (FailedPaths), so a path
 //     learnt failed before a step is ready is not used by that step.
-//   - timeout(src, dst, path, now): FailedPaths::timeout (the next path to move the QP to, or -1).
+//   - timeout(src, dst, path, now, spread): FailedPaths::timeout (the path to move the QP to, or -1).
 //   - total_qps(): static plans' QPs in all; max_qps_per_host(): the most QPs one host opens in a
 //     step (learning: in a batch planned so far); learned(): paths marked failed so far.
 //   Deterministic for its seed. Keeps references to plan_topo, jobs and collectives.
@@ -53,7 +53,7 @@ class CollectiveSplitter {
 
   Workload workload();
   std::vector<FlowSpec> split(int flow, uint64_t now_ps);
-  int timeout(int src, int dst, int path, uint64_t now_ps) { return failed_.timeout(src, dst, path, now_ps); }
+  int timeout(int src, int dst, int path, uint64_t now_ps, uint64_t spread = 0) { return failed_.timeout(src, dst, path, now_ps, spread); }
 
   int total_qps() const { return total_qps_; }
   int max_qps_per_host() const { return max_qps_per_host_; }

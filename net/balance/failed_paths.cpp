@@ -1,8 +1,10 @@
 #include "net/balance/failed_paths.h"
 
+#include <vector>
+
 namespace lookahead::net::balance {
 
-int FailedPaths::timeout(int src, int dst, int path, uint64_t now_ps) {
+int FailedPaths::timeout(int src, int dst, int path, uint64_t now_ps, uint64_t spread) {
   auto& marks = until_[{src, topo_.tor_of(dst)}];
   if (marks.find(path) == marks.end()) ++learned_;
   marks[path] = now_ps + hold_ps_;
@@ -20,11 +22,12 @@ int FailedPaths::timeout(int src, int dst, int path, uint64_t now_ps) {
     if (it->first != path && (oldest == marks.end() || it->second < oldest->second)) oldest = it;
   }
   if (held >= count && oldest != marks.end()) oldest->second = now_ps;  // expired (kept: learned() counts distinct paths)
+  std::vector<int> healthy;  // the other paths not known failed, cyclically from `path`
   for (int k = 1; k < count; ++k) {
     int next = (path + k) % count;
-    if (!known_failed(src, dst, next, now_ps)) return next;
+    if (!known_failed(src, dst, next, now_ps)) healthy.push_back(next);
   }
-  return -1;
+  return healthy.empty() ? -1 : healthy[spread % healthy.size()];
 }
 
 bool FailedPaths::known_failed(int src, int dst, int path, uint64_t now_ps) const {

@@ -8,8 +8,11 @@
 //   paper's 100 ms, by default): every destination under that leaf/ToR shares the mark, since a path
 //   index names the same uplinks for all of them. A source never holds every path to a leaf failed:
 //   when this mark would make it so, the oldest other mark is forgotten (expires now). Returns the
-//   next path index after `path` (cyclic over topo.path_count(src, dst)) that src does not know to be
-//   failed at `now`, or -1 if there is no other path.
+//   path to move the QP to: of the other paths src does not know to be failed at `now`, taken
+//   cyclically after `path` (over topo.path_count(src, dst)), the (spread mod their number)-th; or -1
+//   if there is none. spread 0: the next one. The simulator passes a hash of the QP, so the QPs that
+//   leave one path spread over the others instead of all landing on the next (which doubled that
+//   path's load: learning Ethereal's direct all-reduce under a failure).
 // - known_failed(src, dst, path, now): whether a mark for (src, dst's leaf/ToR, path) holds at `now`
 //   (a mark expires at its hold time; a later timeout on the same path renews it).
 // - learned(): distinct (src, destination leaf/ToR, path) entries ever marked (renewals not counted).
@@ -29,7 +32,7 @@ class FailedPaths {
  public:
   explicit FailedPaths(const Topology& topo, uint64_t hold_ps = kFailedPathHoldPs) : topo_(topo), hold_ps_(hold_ps) {}
 
-  int timeout(int src, int dst, int path, uint64_t now_ps);
+  int timeout(int src, int dst, int path, uint64_t now_ps, uint64_t spread = 0);
   bool known_failed(int src, int dst, int path, uint64_t now_ps) const;
   int learned() const { return learned_; }
 

@@ -2,6 +2,7 @@
 // QPs as they become ready (CollectiveSplitter), without the simulator.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 #include "common/error.h"
@@ -76,6 +77,25 @@ TEST(BalanceFailedPaths, MarkingTheLastUnmarkedPathForgetsTheOldestMark) {
   EXPECT_EQ(known.timeout(src, dst, 2, 1450), 3);
   EXPECT_TRUE(known.known_failed(src, dst, 1, 1450));
   EXPECT_TRUE(known.known_failed(src, dst, 2, 1450));
+}
+
+// A QP moved off a failed path goes to the spread-th healthy other path: the QPs leaving one path
+// (each with its own hash) share the others evenly instead of all landing on the next one, which
+// doubled that path's load (learning Ethereal's direct all-reduce under a failure).
+TEST(BalanceFailedPaths, MovedQpsSpreadOverTheHealthyPaths) {
+  auto topo = leaf_spine_4x4x4();
+  FailedPaths known(topo, /*hold_ps=*/1000);
+  const int src = 0, dst = 4;
+  EXPECT_EQ(known.timeout(src, dst, 1, 100, 0), 2);  // spread 0: the next path, as before
+  EXPECT_EQ(known.timeout(src, dst, 1, 100, 1), 3);
+  EXPECT_EQ(known.timeout(src, dst, 1, 100, 2), 0);
+  EXPECT_EQ(known.timeout(src, dst, 1, 100, 3), 2);  // modulo the 3 healthy others
+  EXPECT_EQ(known.timeout(src, dst, 3, 100, 1), 2);  // 1 and 3 known failed: 0 then 2 after 3
+  std::map<int, int> landed;
+  FailedPaths fresh(topo, /*hold_ps=*/1000);
+  for (uint64_t qp = 0; qp < 3000; ++qp) ++landed[fresh.timeout(src, dst, 0, 100, lookahead::net::splitmix64(qp))];
+  ASSERT_EQ(landed.size(), 3u);
+  for (int p : {1, 2, 3}) EXPECT_NEAR(landed[p], 1000, 100) << p;
 }
 
 // Ring all-reduce: host 3 sends to host 4 (leaf 0 -> leaf 1) in every step, one flow per batch, which
