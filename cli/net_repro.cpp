@@ -45,6 +45,7 @@ struct ReproOptions {
   bool no_wall = false;          // wall_s written as 0: byte-identical reruns and merges
   double batch_window_ns = 100, jitter_ns = 50;  // Ethereal's timing (balance::PlanTiming), the paper's values
   double rto_us = -1;  // unset: the network's default (200 us)
+  std::string cc;      // unset: the paper's DCTCP-style windows
 };
 
 
@@ -71,6 +72,7 @@ std::vector<analysis::ReproPoint> jobs_runs(const ReproOptions& o, const Scenari
   const bool own_network = nlohmann::json::parse(lookahead::read_input_file(o.jobs, "--jobs")).contains("network");
   NetworkConfig cfg = own_network ? sc.network : analysis::paper_network_config();
   if (o.rto_us > 0) cfg.rto_ps = static_cast<SimTime>(o.rto_us * 1e6);  // overrides the spec's too
+  if (!o.cc.empty()) cfg.cc = parse_congestion_control(o.cc, "--cc");        // so does this
   create_out_dir(o.out);
   std::vector<analysis::ReproPoint> runs;
   for (const auto& scheme : analysis::run_scheme_list(o.schemes)) {
@@ -132,6 +134,7 @@ void check_flags(const ReproOptions& o) {
   if (o.seeds < 1) fail("--seeds: must be at least 1 (got {})", o.seeds);
   if (o.rto_us != -1 && !(o.rto_us > 0 && o.rto_us <= 1e7))
     fail("--rto-us: must be a time in us above 0, at most 10 s (got {:g})", o.rto_us);
+  if (!o.cc.empty()) parse_congestion_control(o.cc, "--cc");
   if (o.merge_shards < 0) fail("--merge-shards: must be at least 1 (got {})", o.merge_shards);
   if (o.merge_shards > 0 && (o.shard || o.shard_index >= 0 || o.shard_count > 0))
     fail("--merge-shards: merges finished shards; do not combine it with --shard/--shard-index/--shard-count");
@@ -171,6 +174,7 @@ void run_repro(ReproOptions& o) {
   spec.seeds = o.seeds;
   spec.timing = plan_timing(o);
   spec.rto_us = std::max(o.rto_us, 0.0);
+  if (!o.cc.empty()) spec.cc = parse_congestion_control(o.cc, "--cc");
   const analysis::ReproGrid grid = analysis::make_repro_grid(spec);
   analysis::ShardOptions so;
   so.out = o.out;
@@ -231,6 +235,9 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--rto-us", o->rto_us,
                       "retransmission timeout of every QP in us (default 200; RDMA NICs' local ACK timeout is ms: 4.096 us x "
                       "2^k)");
+       cmd.add_option("--cc", o->cc,
+                      "congestion control of every QP: dctcp (the paper's ECN windows, default), dcqcn (RoCE NICs: a rate "
+                      "per QP, cut on CNPs) or none");
        cmd.add_flag("--no-wall", o->no_wall, "write wall_s as 0, so reruns and sharded runs give byte-identical CSVs");
        cmd.callback([o] { run_repro(*o); });
      }});

@@ -101,9 +101,10 @@ std::string grid_fingerprint(const std::vector<ReproPoint>& runs) {
     for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
   };
   for (const auto& r : runs)
-    add(fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{};", r.fabric, r.failed_label, collective::algorithm_name(r.collective.algorithm),
+    add(fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{};", r.fabric, r.failed_label, collective::algorithm_name(r.collective.algorithm),
                     r.collective.message_bytes, r.collective.chunks, r.scheme, r.seed, r.topology.hosts(),
-                    r.timing.batch_window_ps, r.timing.jitter_ps, r.config.rto_ps));
+                    r.timing.batch_window_ps, r.timing.jitter_ps, r.config.rto_ps,
+                    congestion_control_name(r.config.cc)));
   return fmt::format("{:016x}", h);
 }
 
@@ -266,6 +267,7 @@ ReproGrid make_repro_grid(const GridSpec& g) {
           p.scheme = sc;
           p.config = paper_network_config();
           if (g.rto_us > 0) p.config.rto_ps = static_cast<SimTime>(g.rto_us * 1e6);
+          if (g.cc) p.config.cc = *g.cc;
           p.timing = g.timing;
           p.seed = g.seed;
           grid.points.push_back(std::move(p));

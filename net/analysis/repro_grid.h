@@ -9,7 +9,7 @@
 // - make_repro_fabric(name, quick): leaf_spine, leaf_spine_fail (leaf0-spine0 failed at the start)
 //   or fat_tree at the paper's size (paper_fabrics.h; quick: the small ones); throws naming --fabrics.
 // - make_repro_grid(spec): points in fabric, algorithm, size, scheme order (all-reduce on every host,
-//   the paper's network with spec's RTO, spec's chunks, timing and seed), leaving out ethereal-known where nothing
+//   the paper's network with spec's RTO and congestion control, spec's chunks, timing and seed), leaving out ethereal-known where nothing
 //   failed (it would run exactly as ethereal); runs = every point once per seed (seed, seed+1, ...),
 //   a point's seeds consecutive. Unset lists take the defaults (quick: 8x8x8 leaf-spine with and
 //   without the failed cable, 1 and 4 MiB).
@@ -19,7 +19,7 @@
 //   process, e.g. a Slurm job array): every process builds the same grid and runs the runs i with
 //   i % N == I, writing their raw results to <out>/net-repro.shard-I-of-N.csv (atomically). Shard 0
 //   then waits for the other N - 1 files, checks they belong to the same grid (a fingerprint of
-//   every run's fabric, algorithm, size, chunks, scheme, seed, hosts, timing and RTO), and puts the
+//   every run's fabric, algorithm, size, chunks, scheme, seed, hosts, timing, RTO and congestion control), and puts the
 //   results back in grid order, so the report is exactly what one process writes (doubles are
 //   written as shortest round-trip text). MPI itself is not linked: the launcher only starts them.
 //   run_sharded() returns false when this process is done (a shard other than 0 wrote its file);
@@ -27,6 +27,7 @@
 //   error). shard_from_environment() reads the rank and size of Open MPI, MPICH/Intel MPI (PMI) or
 //   Slurm; throws naming --shard without one.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,9 @@ struct GridSpec {
   int seeds = 1;
   balance::PlanTiming timing = balance::kPaperTiming;
   double rto_us = 0;  // the QPs' retransmission timeout; 0 = the network's default (NetworkConfig::rto_ps, 200 us)
+  // Congestion control of every QP; unset = the paper's (DCTCP-style ECN windows). DCQCN is what RoCE
+  // NICs run: a rate per QP, the window only a safety bound.
+  std::optional<CongestionControl> cc;
 };
 
 struct ReproGrid {

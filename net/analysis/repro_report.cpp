@@ -188,6 +188,9 @@ std::string grid_markdown(const ReproGrid& grid, const GridReport& rep, const Gr
                     "window) plus a seeded 0-{:g} ns jitter after their flow is ready (--batch-window-ns, --jitter-ns).\n",
                     batch_window_ns, jitter_ns);
   if (spec.rto_us > 0) md += fmt::format("\nRetransmission timeout {:g} us (--rto-us; default 200).\n", spec.rto_us);
+  if (spec.cc)
+    md += fmt::format("\nCongestion control {} (--cc; default dctcp, the paper's DCTCP-style ECN windows).\n",
+                      congestion_control_name(*spec.cc));
   if (seeds > 1)
     md += fmt::format("\nEach cell: mean CCT over {} seeds ({}..{}) [min-max] (ratio of the mean to spray's mean over the same "
                       "seeds). Per-seed runs: net-repro-seeds.csv.\n",

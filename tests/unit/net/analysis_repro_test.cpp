@@ -208,6 +208,38 @@ TEST(AnalysisRepro, RtoSetsEveryRunsTimeout) {
   EXPECT_GE(slow_end, 2000);
 }
 
+// --cc: every run of the grid gets the congestion control, the fingerprint tells the grids apart, the
+// report says it, and the runs differ (DCQCN paces each QP at a rate cut on marks; DCTCP cuts windows).
+TEST(AnalysisRepro, CcSetsEveryRunsCongestionControl) {
+  analysis::GridSpec spec;
+  spec.quick = true;
+  spec.fabrics = "leaf_spine";
+  spec.algos = "hd";
+  spec.sizes = "4MiB";
+  spec.schemes = "ecmp";
+  const analysis::ReproGrid base = analysis::make_repro_grid(spec);
+  spec.cc = CongestionControl::DCQCN;
+  const analysis::ReproGrid rate = analysis::make_repro_grid(spec);
+  ASSERT_EQ(base.runs.size(), rate.runs.size());
+  for (size_t i = 0; i < base.runs.size(); ++i) {
+    EXPECT_EQ(base.runs[i].config.cc, CongestionControl::DCTCP);
+    EXPECT_EQ(rate.runs[i].config.cc, CongestionControl::DCQCN);
+  }
+  EXPECT_NE(analysis::grid_fingerprint(base.runs), analysis::grid_fingerprint(rate.runs));
+  std::vector<analysis::ReproResult> none(rate.runs.size());
+  const auto md = analysis::grid_markdown(rate, analysis::aggregate_seeds(rate, none, 1), spec, 100, 50);
+  EXPECT_NE(md.find("Congestion control dcqcn"), std::string::npos) << md;
+  EXPECT_EQ(analysis::grid_markdown(base, analysis::aggregate_seeds(base, none, 1), analysis::GridSpec{}, 100, 50)
+                .find("Congestion control"),
+            std::string::npos);
+  // ECMP's hd all-reduce collides on the spines: the two controls react differently.
+  const auto window = analysis::run_point(base.runs[0]), paced = analysis::run_point(rate.runs[0]);
+  ASSERT_TRUE(window.finished);
+  ASSERT_TRUE(paced.finished);
+  EXPECT_NE(window.cct_us, paced.cct_us);
+  EXPECT_NE(window.events, paced.events);
+}
+
 // The default time limit grows with the dependent steps: a ring on 512 hosts (1022 steps) of 1 MiB
 // is latency-bound (~2.2 us per step at 400 Gbit/s with the ACK trip) and must not be cut at the
 // bandwidth bound (2.1 ms), as it was before (every scheme "DNF (time limit)" on the 512-host
