@@ -180,47 +180,52 @@ Inbound direct_exchange(Builder& b, int p, const Chunks& chunks, const Inbound& 
 Inbound halving_reduce_scatter(Builder& b, int p, const Chunks& chunks, Inbound into) {
   // Recursive halving: distance p/2, p/4, ..., 1. Each rank keeps the half of its chunk range that
   // holds its own chunk and sends the other half to its partner; after log2 p steps rank i holds
-  // chunk i fully reduced.
+  // chunk i fully reduced. What a rank sends at a step sums everything it received at every earlier
+  // step (each of them brought partial sums over its kept range), so the send depends on all of
+  // those receives, not only the last one: `held` collects them. (With only the last one, a rank
+  // whose latest partner was ahead forwarded sums it did not have yet, and ran steps ahead.)
+  Inbound held = std::move(into);
   std::vector<int> lo(p, 0), hi(p, p);
   for (int d = p / 2; d >= 1; d /= 2) {
-    Inbound next(p);
+    std::vector<int> received(p, -1);
     std::vector<int> new_lo = lo, new_hi = hi;
     for (int i = 0; i < p; ++i) {
       int partner = i ^ d;
       int mid = (lo[i] + hi[i]) / 2;
       bool keep_low = (i & d) == 0;
       int send_lo = keep_low ? mid : lo[i], send_hi = keep_low ? hi[i] : mid;
-      int id = b.add(i, partner, chunks.range(send_lo, send_hi), into[i]);
-      next[partner].push_back(id);
+      received[partner] = b.add(i, partner, chunks.range(send_lo, send_hi), held[i]);
       new_lo[i] = keep_low ? lo[i] : mid;
       new_hi[i] = keep_low ? mid : hi[i];
     }
+    for (int i = 0; i < p; ++i) held[i].push_back(received[i]);
     lo = new_lo;
     hi = new_hi;
-    into = std::move(next);
   }
-  return into;
+  return held;
 }
 
 Inbound doubling_all_gather(Builder& b, int p, const Chunks& chunks, Inbound into) {
-  // Recursive doubling: distance 1, 2, ..., p/2; each rank sends everything it holds, which doubles.
+  // Recursive doubling: distance 1, 2, ..., p/2; each rank sends everything it holds, which doubles:
+  // its own chunk (the flows in `into` bring it) and every earlier step's receive, so the send
+  // depends on all of them (`held`, as in halving_reduce_scatter).
+  Inbound held = std::move(into);
   std::vector<int> lo(p), hi(p);
   for (int i = 0; i < p; ++i) lo[i] = i, hi[i] = i + 1;
   for (int d = 1; d < p; d *= 2) {
-    Inbound next(p);
+    std::vector<int> received(p, -1);
     std::vector<int> new_lo = lo, new_hi = hi;
     for (int i = 0; i < p; ++i) {
       int partner = i ^ d;
-      int id = b.add(i, partner, chunks.range(lo[i], hi[i]), into[i]);
-      next[partner].push_back(id);
+      received[partner] = b.add(i, partner, chunks.range(lo[i], hi[i]), held[i]);
       new_lo[i] = std::min(lo[i], lo[partner]);
       new_hi[i] = std::max(hi[i], hi[partner]);
     }
+    for (int i = 0; i < p; ++i) held[i].push_back(received[i]);
     lo = new_lo;
     hi = new_hi;
-    into = std::move(next);
   }
-  return into;
+  return held;
 }
 
 // NCCL's binary tree (ncclGetBtree): rank r's parent flips r's lowest set bit and sets the next one

@@ -90,6 +90,32 @@ TEST(CollectiveExpand, StepsAndFlowsPerAlgorithm) {
   for (uint64_t sent : a2a.bytes_sent_per_rank()) EXPECT_EQ(sent, M - M / p);
 }
 
+// Halving-doubling: every send carries (partial sums of) everything its rank received before, so a
+// flow must (transitively) wait for every earlier flow into its source rank. With only the previous
+// step's receive as a dependency, a rank whose latest partner ran ahead forwarded sums it did not
+// have yet and ran steps ahead of the data (3 sends of one rank in flight at once under a failed
+// cable, docs/results/net-singlepath.md).
+TEST(CollectiveExpand, HalvingDoublingSendsOnlyWhatItHasReceived) {
+  for (Kind kind : {Kind::ALL_REDUCE, Kind::REDUCE_SCATTER, Kind::ALL_GATHER})
+    for (int p : {4, 8, 32}) {
+      auto c = make(kind, Algorithm::HALVING_DOUBLING, p, 1 << 20);
+      expect_deps_well_formed(c);
+      std::vector<std::set<int>> before(c.flows.size());  // transitive deps of each flow
+      for (const auto& f : c.flows)
+        for (int d : f.deps) {
+          before[f.id].insert(d);
+          before[f.id].insert(before[d].begin(), before[d].end());
+        }
+      for (const auto& f : c.flows)
+        for (const auto& g : c.flows) {
+          if (g.dst_rank != f.src_rank || g.step >= f.step) continue;
+          EXPECT_TRUE(before[f.id].count(g.id)) << kind_name(kind) << " p=" << p << ": flow " << f.id << " (rank "
+                                                  << f.src_rank << ", step " << f.step << ") does not wait for flow "
+                                                  << g.id << " into its rank at step " << g.step;
+        }
+    }
+}
+
 TEST(CollectiveExpand, UnevenMessagesLoseNoByte) {
   // M not divisible by p: chunks differ by one byte; reduce-scatter and all-gather each move (p-1)M.
   const uint64_t M = 1000003;
