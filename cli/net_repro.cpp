@@ -46,6 +46,7 @@ struct ReproOptions {
   double batch_window_ns = 100, jitter_ns = 50;  // Ethereal's timing (balance::PlanTiming), the paper's values
   double rto_us = -1;  // unset: the network's default (200 us)
   std::string cc;      // unset: the paper's DCTCP-style windows
+  bool rendezvous = false;  // ring/hd sends wait for the receiver's previous step (collective::CollectiveSpec)
 };
 
 
@@ -88,6 +89,8 @@ std::vector<analysis::ReproPoint> jobs_runs(const ReproOptions& o, const Scenari
       p.seed = o.seed + static_cast<uint64_t>(k);
       p.until_us = sc.until_ps == kNever ? 0 : static_cast<double>(sc.until_ps) / 1e6;
       p.jobs = sc.jobs;
+      if (o.rendezvous)
+        for (auto& job : p.jobs) job.collective.rendezvous = true;  // as the spec's "rendezvous": true
       runs.push_back(std::move(p));
     }
   }
@@ -175,6 +178,7 @@ void run_repro(ReproOptions& o) {
   spec.timing = plan_timing(o);
   spec.rto_us = std::max(o.rto_us, 0.0);
   if (!o.cc.empty()) spec.cc = parse_congestion_control(o.cc, "--cc");
+  spec.rendezvous = o.rendezvous;
   const analysis::ReproGrid grid = analysis::make_repro_grid(spec);
   analysis::ShardOptions so;
   so.out = o.out;
@@ -238,6 +242,10 @@ const bool registered = lookahead::cli::register_command(
        cmd.add_option("--cc", o->cc,
                       "congestion control of every QP: dctcp (the paper's ECN windows, default), dcqcn (RoCE NICs: a rate "
                       "per QP, cut on CNPs) or none");
+       cmd.add_flag("--rendezvous", o->rendezvous,
+                    "step-synchronous ring and hd (MPI_Sendrecv with rendezvous): a send also waits until its receiver "
+                    "has finished its previous step (default: as soon as its data is there); direct and dbt are the same "
+                    "either way");
        cmd.add_flag("--no-wall", o->no_wall, "write wall_s as 0, so reruns and sharded runs give byte-identical CSVs");
        cmd.callback([o] { run_repro(*o); });
      }});

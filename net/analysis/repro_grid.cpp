@@ -101,10 +101,10 @@ std::string grid_fingerprint(const std::vector<ReproPoint>& runs) {
     for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
   };
   for (const auto& r : runs)
-    add(fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{};", r.fabric, r.failed_label, collective::algorithm_name(r.collective.algorithm),
+    add(fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{};", r.fabric, r.failed_label, collective::algorithm_name(r.collective.algorithm),
                     r.collective.message_bytes, r.collective.chunks, r.scheme, r.seed, r.topology.hosts(),
                     r.timing.batch_window_ps, r.timing.jitter_ps, r.config.rto_ps,
-                    congestion_control_name(r.config.cc)));
+                    congestion_control_name(r.config.cc), r.collective.rendezvous));
   return fmt::format("{:016x}", h);
 }
 
@@ -264,6 +264,7 @@ ReproGrid make_repro_grid(const GridSpec& g) {
           p.collective.ranks = fab.topo.hosts();
           p.collective.message_bytes = collective::parse_bytes(sz, "--sizes");
           p.collective.chunks = g.chunks;
+          p.collective.rendezvous = g.rendezvous;
           p.scheme = sc;
           p.config = paper_network_config();
           if (g.rto_us > 0) p.config.rto_ps = static_cast<SimTime>(g.rto_us * 1e6);

@@ -19,7 +19,8 @@
 //   process, e.g. a Slurm job array): every process builds the same grid and runs the runs i with
 //   i % N == I, writing their raw results to <out>/net-repro.shard-I-of-N.csv (atomically). Shard 0
 //   then waits for the other N - 1 files, checks they belong to the same grid (a fingerprint of
-//   every run's fabric, algorithm, size, chunks, scheme, seed, hosts, timing, RTO and congestion control), and puts the
+//   every run's fabric, algorithm, size, chunks, scheme, seed, hosts, timing, RTO, congestion control and
+//   rendezvous), and puts the
 //   results back in grid order, so the report is exactly what one process writes (doubles are
 //   written as shortest round-trip text). MPI itself is not linked: the launcher only starts them.
 //   run_sharded() returns false when this process is done (a shard other than 0 wrote its file);
@@ -58,6 +59,7 @@ struct GridSpec {
   // Congestion control of every QP; unset = the paper's (DCTCP-style ECN windows). DCQCN is what RoCE
   // NICs run: a rate per QP, the window only a safety bound.
   std::optional<CongestionControl> cc;
+  bool rendezvous = false;  // ring and hd step-synchronous (collective::CollectiveSpec::rendezvous)
 };
 
 struct ReproGrid {

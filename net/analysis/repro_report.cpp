@@ -191,6 +191,9 @@ std::string grid_markdown(const ReproGrid& grid, const GridReport& rep, const Gr
   if (spec.cc)
     md += fmt::format("\nCongestion control {} (--cc; default dctcp, the paper's DCTCP-style ECN windows).\n",
                       congestion_control_name(*spec.cc));
+  if (spec.rendezvous)
+    md += "\nRendezvous (--rendezvous): on ring and hd a send also waits until its receiver has finished its previous step "
+          "(MPI_Sendrecv per step); direct and dbt as without it.\n";
   if (seeds > 1)
     md += fmt::format("\nEach cell: mean CCT over {} seeds ({}..{}) [min-max] (ratio of the mean to spray's mean over the same "
                       "seeds). Per-seed runs: net-repro-seeds.csv.\n",

@@ -382,6 +382,23 @@ Collective expand(const CollectiveSpec& spec, const std::vector<int>& rank_host)
   }
   c.steps.assign(max_step + 1, {});
   for (const auto& f : c.flows) c.steps[f.step].push_back(f.id);
+  if (spec.rendezvous && (spec.algorithm == Algorithm::RING || spec.algorithm == Algorithm::HALVING_DOUBLING)) {
+    // Ring and hd: every rank sends one flow and receives one per step, so step t - 1's flows out of
+    // and into the receiver are its whole previous step. They are older (smaller ids, one step less),
+    // so the steps stay as computed.
+    for (size_t t = 1; t < c.steps.size(); ++t) {
+      std::vector<std::vector<int>> touching(p);  // step t - 1's flows per rank (sent or received)
+      for (int id : c.steps[t - 1]) {
+        touching[c.flows[id].src_rank].push_back(id);
+        touching[c.flows[id].dst_rank].push_back(id);
+      }
+      for (int id : c.steps[t]) {
+        Flow& f = c.flows[id];
+        for (int d : touching[f.dst_rank])
+          if (std::find(f.deps.begin(), f.deps.end(), d) == f.deps.end()) f.deps.push_back(d);
+      }
+    }
+  }
   return c;
 }
 

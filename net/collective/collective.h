@@ -10,6 +10,8 @@
 //   here; a simulator may post a flow as soon as its deps have completed. (The workload layer puts
 //   a collective's flows on one connection channel, so a rank's messages to the same peer are
 //   sent in order, as on the one QP NCCL keeps per peer: net/workload/workload.h.)
+// - CollectiveSpec::rendezvous adds ordering that is not data: a send waits for its receiver to reach
+//   the step (below). Those deps point at flows of the receiver's previous step.
 // - Flow::step is the length of the longest dependency chain before the flow; the flows of one
 //   step are the batch that arrives together (observation (i) of the paper) and is what the fluid
 //   congestion checker and the splitting planner look at.
@@ -50,6 +52,14 @@ struct CollectiveSpec {
   uint64_t message_bytes = 0;
   // Double binary tree only: each tree's half of the message is pipelined in this many chunks.
   int chunks = 4;
+  // Step-synchronous sends (MPI's MPI_Sendrecv per step with rendezvous for large messages): on ring
+  // and halving-doubling, a rank's step-t send to a peer also waits until the peer has finished its
+  // own step t - 1 (its send and its receive), as if the peer posts its receive only then. Without
+  // it (the default, ASTRA-sim's view) a send starts as soon as its data is there, and a rank that
+  // is ahead pushes later steps onto a lagging peer's downlink. Direct (its second exchange already
+  // waits for all of its rank's receives) and double binary tree (NCCL's pipelined trees, in order per
+  // edge) have no pairwise steps and are the same either way.
+  bool rendezvous = false;
 };
 
 struct Collective {

@@ -240,6 +240,7 @@ void parse_jobs(const json& js, const std::string& where, Scenario& sc) {
       f.read_int("size", job.collective.message_bytes, 1, 1e13);
     }
     f.read_int("chunks", job.collective.chunks, 1, 1024);
+    f.read_bool("rendezvous", job.collective.rendezvous);
     int ranks = t.hosts(), first = 0;
     std::string placement = "linear";
     const bool listed = f.has("hosts");

@@ -14,7 +14,7 @@
 //    "failures": [{"from": "leaf0", "to": "spine1", "parallel": 0, "at_us": 50, "up_us": 80}],
 //    "jobs": [{"id": "a2a", "collective": "alltoall", "size": "16MiB", "ranks": 64, "start_us": 0, "jitter_us": 5},
 //             {"id": "ar", "collective": "allreduce", "algo": "ring", "size": 67108864, "hosts": [0, 1, "host9"],
-//              "after": ["a2a"], "jitter_us": 5, "chunks": 4}]}
+//              "after": ["a2a"], "jitter_us": 5, "chunks": 4, "rendezvous": false}]}
 // A flow's "after_groups" (names) make it wait for every flow of those groups as well as its "deps":
 // O(1) entries per flow where "deps" would list every flow of a group (MoE all-to-all layers,
 // bridge/traffic.h); a name no flow carries is an empty group, complete at time 0. Flows with the
@@ -29,7 +29,8 @@
 // default allreduce; algo ring|direct|hd|dbt, default ring, direct for alltoall; size bytes or "64MiB")
 // on its ranks: "hosts" (a list), or "ranks" (default every host) placed from "first_host" (default 0)
 // upwards, or "placement": "random" (seeded by the spec's seed and the job). "start_us", "jitter_us"
-// (each rank enters up to this much later, seeded by the spec's seed), "after" (job ids). Their
+// (each rank enters up to this much later, seeded by the spec's seed), "after" (job ids),
+// "rendezvous" (ring and hd step-synchronous: collective::CollectiveSpec::rendezvous). Their
 // flows follow every other flow of the workload, one group per job, named by its id.
 //
 // Connection matrix (one flow per line, '#' comments; ids default to the line's flow index):

@@ -240,6 +240,28 @@ TEST(AnalysisRepro, CcSetsEveryRunsCongestionControl) {
   EXPECT_NE(window.events, paced.events);
 }
 
+// --rendezvous: every run's collective gets it, the fingerprint tells the grids apart, the report says it.
+TEST(AnalysisRepro, RendezvousReachesEveryRunsCollective) {
+  analysis::GridSpec spec;
+  spec.quick = true;
+  spec.fabrics = "leaf_spine";
+  spec.algos = "hd,ring";
+  spec.sizes = "1MiB";
+  spec.schemes = "spray";
+  const analysis::ReproGrid eager = analysis::make_repro_grid(spec);
+  spec.rendezvous = true;
+  const analysis::ReproGrid sync = analysis::make_repro_grid(spec);
+  ASSERT_EQ(eager.runs.size(), sync.runs.size());
+  for (size_t i = 0; i < eager.runs.size(); ++i) {
+    EXPECT_FALSE(eager.runs[i].collective.rendezvous);
+    EXPECT_TRUE(sync.runs[i].collective.rendezvous);
+  }
+  EXPECT_NE(analysis::grid_fingerprint(eager.runs), analysis::grid_fingerprint(sync.runs));
+  std::vector<analysis::ReproResult> none(sync.runs.size());
+  EXPECT_NE(analysis::grid_markdown(sync, analysis::aggregate_seeds(sync, none, 1), spec, 100, 50).find("Rendezvous"),
+            std::string::npos);
+}
+
 // The default time limit grows with the dependent steps: a ring on 512 hosts (1022 steps) of 1 MiB
 // is latency-bound (~2.2 us per step at 400 Gbit/s with the ACK trip) and must not be cut at the
 // bandwidth bound (2.1 ms), as it was before (every scheme "DNF (time limit)" on the 512-host

@@ -116,6 +116,52 @@ TEST(CollectiveExpand, HalvingDoublingSendsOnlyWhatItHasReceived) {
     }
 }
 
+// Rendezvous (step-synchronous, MPI_Sendrecv-like): on ring and hd a send to a peer also waits for
+// the peer's whole previous step (its send and its receive); the steps and the data deps stay. Direct
+// and dbt are unchanged.
+TEST(CollectiveExpand, RendezvousWaitsForTheReceiversPreviousStep) {
+  for (Algorithm a : {Algorithm::HALVING_DOUBLING, Algorithm::RING}) {
+    CollectiveSpec spec;
+    spec.kind = Kind::ALL_REDUCE;
+    spec.algorithm = a;
+    spec.ranks = 8;
+    spec.message_bytes = 1 << 20;
+    const auto hosts = place_ranks(8, 8, Placement::LINEAR, 0);
+    const Collective eager = expand(spec, hosts);
+    spec.rendezvous = true;
+    const Collective sync = expand(spec, hosts);
+    ASSERT_EQ(eager.flows.size(), sync.flows.size());
+    EXPECT_EQ(eager.steps, sync.steps);
+    int missing_when_eager = 0;
+    for (const auto& f : sync.flows) {
+      const auto& e = eager.flows[f.id];
+      for (int d : e.deps) EXPECT_NE(std::find(f.deps.begin(), f.deps.end(), d), f.deps.end());  // data deps kept
+      for (int d : f.deps) EXPECT_LT(d, f.id);
+      if (f.step == 0) continue;
+      for (int g : sync.steps[f.step - 1]) {
+        const auto& prev = sync.flows[g];
+        if (prev.src_rank != f.dst_rank && prev.dst_rank != f.dst_rank) continue;
+        EXPECT_NE(std::find(f.deps.begin(), f.deps.end(), g), f.deps.end())
+            << algorithm_name(a) << ": flow " << f.id << " does not wait for its receiver's step " << f.step - 1;
+        missing_when_eager += std::find(e.deps.begin(), e.deps.end(), g) == e.deps.end();
+      }
+    }
+    EXPECT_GT(missing_when_eager, 0) << algorithm_name(a);
+  }
+  for (Algorithm a : {Algorithm::DIRECT, Algorithm::DOUBLE_BINARY_TREE}) {
+    CollectiveSpec spec;
+    spec.algorithm = a;
+    spec.ranks = 8;
+    spec.message_bytes = 1 << 20;
+    const auto hosts = place_ranks(8, 8, Placement::LINEAR, 0);
+    const Collective eager = expand(spec, hosts);
+    spec.rendezvous = true;
+    const Collective sync = expand(spec, hosts);
+    ASSERT_EQ(eager.flows.size(), sync.flows.size());
+    for (size_t i = 0; i < eager.flows.size(); ++i) EXPECT_EQ(eager.flows[i].deps, sync.flows[i].deps);
+  }
+}
+
 TEST(CollectiveExpand, UnevenMessagesLoseNoByte) {
   // M not divisible by p: chunks differ by one byte; reduce-scatter and all-gather each move (p-1)M.
   const uint64_t M = 1000003;

@@ -217,6 +217,36 @@ TEST(WorkloadJobs, SpecJobsLoadIntoTheWorkload) {
   EXPECT_TRUE(r.all_finished);
 }
 
+// "rendezvous": ring and hd become step-synchronous. With ranks entering up to 20 us apart, an eager
+// hd rank that is ahead pushes a later step onto a lagging peer while the peer still receives an
+// earlier one; under rendezvous a rank's step-t + 1 receive never starts before its step-t receive
+// has finished.
+TEST(WorkloadJobs, RendezvousKeepsEachRanksReceivesInStepOrder) {
+  auto overlaps = [](bool rendezvous) {
+    std::string text = R"({"topology": {"kind": "leaf_spine", "leaves": 4, "spines": 4, "hosts_per_leaf": 4}, "seed": 5,
+      "jobs": [{"id": "ar", "algo": "hd", "size": "1MiB", "jitter_us": 20, "rendezvous": )" +
+                       std::string(rendezvous ? "true" : "false") + "}]}";
+    Scenario sc = parse_scenario(text, "spec.json");
+    EXPECT_EQ(sc.jobs[0].collective.rendezvous, rendezvous);
+    const auto cs = expand_jobs(sc.jobs, sc.topology.hosts());
+    SimResult r = simulate(sc.topology, sc.workload, sc.network);
+    EXPECT_TRUE(r.all_finished);
+    const auto& c = cs[0];
+    int count = 0;
+    for (const auto& f : c.flows)
+      for (const auto& g : c.flows) {
+        if (g.dst_rank != f.dst_rank || g.step != f.step + 1) continue;
+        const auto& rf = r.flows[sc.job_flows_begin + static_cast<size_t>(f.id)];
+        const auto& rg = r.flows[sc.job_flows_begin + static_cast<size_t>(g.id)];
+        count += rg.start_ps < rf.finish_ps;
+      }
+    return count;
+  };
+  EXPECT_GT(overlaps(false), 0);
+  EXPECT_EQ(overlaps(true), 0);
+  EXPECT_TRUE(spec_error(R"([{"id": "a", "size": 4096, "rendezvous": 1}])").find("rendezvous") != std::string::npos);
+}
+
 TEST(WorkloadJobs, BadJobsAreErrorsNamingTheProblem) {
   auto has = [](const std::string& error, const std::string& text) {
     return error.find(text) != std::string::npos ? ::testing::AssertionSuccess()
