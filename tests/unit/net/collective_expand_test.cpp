@@ -13,8 +13,9 @@ using namespace lookahead::net::collective;
 
 namespace {
 
-Collective make(Kind kind, Algorithm algo, int p, uint64_t bytes, int chunks = 4) {
+Collective make(Kind kind, Algorithm algo, int p, uint64_t bytes, int chunks = 4, bool rendezvous = false) {
   CollectiveSpec spec;
+  spec.rendezvous = rendezvous;
   spec.kind = kind;
   spec.algorithm = algo;
   spec.ranks = p;
@@ -121,15 +122,8 @@ TEST(CollectiveExpand, HalvingDoublingSendsOnlyWhatItHasReceived) {
 // and dbt are unchanged.
 TEST(CollectiveExpand, RendezvousWaitsForTheReceiversPreviousStep) {
   for (Algorithm a : {Algorithm::HALVING_DOUBLING, Algorithm::RING}) {
-    CollectiveSpec spec;
-    spec.kind = Kind::ALL_REDUCE;
-    spec.algorithm = a;
-    spec.ranks = 8;
-    spec.message_bytes = 1 << 20;
-    const auto hosts = place_ranks(8, 8, Placement::LINEAR, 0);
-    const Collective eager = expand(spec, hosts);
-    spec.rendezvous = true;
-    const Collective sync = expand(spec, hosts);
+    const Collective eager = make(Kind::ALL_REDUCE, a, 8, 1 << 20);
+    const Collective sync = make(Kind::ALL_REDUCE, a, 8, 1 << 20, 4, true);
     ASSERT_EQ(eager.flows.size(), sync.flows.size());
     EXPECT_EQ(eager.steps, sync.steps);
     int missing_when_eager = 0;
@@ -149,14 +143,8 @@ TEST(CollectiveExpand, RendezvousWaitsForTheReceiversPreviousStep) {
     EXPECT_GT(missing_when_eager, 0) << algorithm_name(a);
   }
   for (Algorithm a : {Algorithm::DIRECT, Algorithm::DOUBLE_BINARY_TREE}) {
-    CollectiveSpec spec;
-    spec.algorithm = a;
-    spec.ranks = 8;
-    spec.message_bytes = 1 << 20;
-    const auto hosts = place_ranks(8, 8, Placement::LINEAR, 0);
-    const Collective eager = expand(spec, hosts);
-    spec.rendezvous = true;
-    const Collective sync = expand(spec, hosts);
+    const Collective eager = make(Kind::ALL_REDUCE, a, 8, 1 << 20);
+    const Collective sync = make(Kind::ALL_REDUCE, a, 8, 1 << 20, 4, true);
     ASSERT_EQ(eager.flows.size(), sync.flows.size());
     for (size_t i = 0; i < eager.flows.size(); ++i) EXPECT_EQ(eager.flows[i].deps, sync.flows[i].deps);
   }
